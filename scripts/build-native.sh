@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the native parts of berth into build/native/:
+#   berth_spank.so  the SPANK plugin that adds --container-image to sbatch/salloc/srun
+#   berth-init      a static helper bind-mounted into job containers (if its source exists)
+set -euo pipefail
+
+die() { echo "build-native: $*" >&2; exit 1; }
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SRC="$REPO/scripts/native"
+OUT="$REPO/build/native"
+
+command -v gcc >/dev/null || die "gcc not found; run scripts/install-deps.sh (installs gcc libc6-dev)"
+[ -f /usr/include/slurm/spank.h ] || die "/usr/include/slurm/spank.h not found; run scripts/install-deps.sh (installs libslurm-dev)"
+
+mkdir -p "$OUT"
+
+gcc -shared -fPIC -O2 -Wall -Werror -I/usr/include/slurm \
+  -o "$OUT/berth_spank.so.tmp" "$SRC/berth_spank.c" \
+  || die "compiling $SRC/berth_spank.c failed (see above)"
+mv -f "$OUT/berth_spank.so.tmp" "$OUT/berth_spank.so"
+echo "build-native: $OUT/berth_spank.so"
+
+if [ -f "$SRC/berth-init.c" ]; then
+  gcc -static -O2 -Wall -o "$OUT/berth-init.tmp" "$SRC/berth-init.c" \
+    || die "compiling $SRC/berth-init.c failed (see above); a static build needs libc6-dev"
+  mv -f "$OUT/berth-init.tmp" "$OUT/berth-init"
+  echo "build-native: $OUT/berth-init"
+else
+  echo "build-native: warning: $SRC/berth-init.c not found, berth-init not built" >&2
+fi
