@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs the built berth onto this machine (run `npm run build` and scripts/build-native.sh
+# first):
+#   PREFIX/lib/berth/        dist/* (berth.js, berthd.js, ...), build/native/* (berth_spank.so,
+#                            berth-init), hooks/prolog and hooks/epilog for slurm.conf
+#   PREFIX/bin/berth         wrapper: exec NODE PREFIX/lib/berth/berth.js
+#   PREFIX/sbin/berthd       wrapper: exec NODE PREFIX/lib/berth/berthd.js
+# Usage: scripts/install.sh [PREFIX]   (default /usr/local; NODE=/path/to/node to pick a node)
+# Idempotent; every file is written to a temporary name and renamed, so running hooks and
+# daemons never see a half-written file.
+set -euo pipefail
+
+die() { echo "install: $*" >&2; exit 1; }
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PREFIX="${1:-/usr/local}"
+case "$PREFIX" in /*) ;; *) die "PREFIX must be an absolute path, got '$PREFIX'";; esac
+PREFIX="${PREFIX%/}"
+case "$PREFIX" in *[[:space:]\'\"\|\\]*) die "PREFIX must not contain spaces, quotes, | or \\, got '$PREFIX'";; esac
+LIB="$PREFIX/lib/berth"
+
+NODE_BIN="${NODE:-$(command -v node || true)}"
+[ -n "$NODE_BIN" ] || die "node not found in PATH; install Node.js 20 or set NODE=/path/to/node"
+case "$NODE_BIN" in /*) ;; *) NODE_BIN="$(cd "$(dirname "$NODE_BIN")" && pwd)/$(basename "$NODE_BIN")";; esac
+[ -x "$NODE_BIN" ] || die "node at '$NODE_BIN' is not executable"
+
+for f in dist/berth.js dist/berthd.js; do
+  [ -f "$REPO/$f" ] || die "$REPO/$f is missing; run 'npm run build' first"
+done
+[ -f "$REPO/build/native/berth_spank.so" ] || die "$REPO/build/native/berth_spank.so is missing; run scripts/build-native.sh first"
+[ -f "$REPO/build/native/berth-init" ] || echo "install: warning: build/native/berth-init missing; job containers need it" >&2
+
+umask 022
+mkdir -p "$LIB/hooks" "$PREFIX/bin" "$PREFIX/sbin"
+
+# put MODE SRC DEST: copy atomically
+put() {
+  local mode="$1" src="$2" dest="$3"
+  install -m "$mode" "$src" "$dest.berth-tmp"
+  mv -f "$dest.berth-tmp" "$dest"
+}
+# write MODE DEST < content
+write() {
+  local mode="$1" dest="$2"
+  cat >"$dest.berth-tmp"
+  chmod "$mode" "$dest.berth-tmp"
+  mv -f "$dest.berth-tmp" "$dest"
+}
+
+# dist/: every file, keeping sub-directories
+(cd "$REPO/dist" && find . -type f -print0) | while IFS= read -r -d '' rel; do
+  rel="${rel#./}"
+  mkdir -p "$LIB/$(dirname "$rel")"
+  put 0644 "$REPO/dist/$rel" "$LIB/$rel"
+done
+
+for f in "$REPO"/build/native/*; do
+  [ -f "$f" ] || continue
+  put 0755 "$f" "$LIB/$(basename "$f")"
+done
+
+for hook in prolog epilog; do
+  sed "s|@PREFIX@|$PREFIX|g" "$REPO/scripts/slurm/$hook" | write 0755 "$LIB/hooks/$hook"
+done
+
+printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE_BIN" "$LIB/berth.js" | write 0755 "$PREFIX/bin/berth"
+printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE_BIN" "$LIB/berthd.js" | write 0755 "$PREFIX/sbin/berthd"
+
+echo "install: berth installed under $PREFIX (node: $NODE_BIN)"
