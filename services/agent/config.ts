@@ -1,0 +1,75 @@
+// berthd configuration: a JSON file, overridden by command-line flags, validated once at
+// start (a bad value is one clear message and a non-zero exit), then frozen.
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { z } from 'zod';
+import { DEFAULT_RUN_DIR } from '../shared/paths';
+
+const absolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
+
+const mountSchema = z.object({
+  source: absolutePath,
+  target: absolutePath,
+  readOnly: z.boolean().default(false),
+}).strict();
+
+export const configSchema = z.object({
+  node: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a Slurm node name (letters, digits, . _ -)').default(os.hostname().split('.')[0] ?? 'localhost'),
+  runDir: absolutePath.default(DEFAULT_RUN_DIR),
+  stateDir: absolutePath.default('/var/lib/berth'),
+  dockerHost: z.string().regex(/^unix:\/\/\//, 'must be unix:///path/to/docker.sock').default('unix:///var/run/docker.sock'),
+  initBinary: absolutePath.default('/usr/local/lib/berth/berth-init'),
+  accountingFile: absolutePath.default('/var/log/berth/accounting.jsonl'),
+  logFile: absolutePath.optional(),
+  logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  rdmaDevices: z.array(absolutePath).default(['/dev/infiniband/uverbs*', '/dev/infiniband/rdma_cm']),
+  mounts: z.array(mountSchema).default([]),
+  stopGraceSeconds: z.number().int().min(0).max(600).default(10),
+  pullTimeoutSeconds: z.number().int().min(1).default(600),
+  pullInactivitySeconds: z.number().int().min(1).default(120),
+  mungeMaxAgeSeconds: z.number().int().min(1).default(120),
+  orphanSchedule: z.string().default('*/5 * * * *'),
+  orphanGraceSeconds: z.number().int().min(0).default(300),
+}).strict();
+
+export type AgentConfig = Readonly<z.infer<typeof configSchema>>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function describeIssues(err: z.ZodError, source: string): string {
+  return err.issues
+    .map((i) => `${source}: ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`)
+    .join('\n');
+}
+
+/** Reads FILE (if given), applies flag overrides, validates, freezes. */
+export function loadConfig(file: string | undefined, overrides: Record<string, unknown>): AgentConfig {
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new ConfigError(`config file ${file} must hold one JSON object`);
+    }
+  }
+  const merged: Record<string, unknown> = { ...raw };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) merged[k] = v;
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, file ?? 'flags'));
+  return Object.freeze({ ...parsed.data, mounts: Object.freeze(parsed.data.mounts.map((m) => Object.freeze(m))) }) as AgentConfig;
+}
+
+export function dockerSocketPath(config: AgentConfig): string {
+  return config.dockerHost.slice('unix://'.length);
+}

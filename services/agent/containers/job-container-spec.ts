@@ -1,0 +1,70 @@
+// The Docker create body for a job container: the job's user, host network, the node's RDMA
+// devices, no capabilities, no new privileges, the job's allocation as limits, the working
+// directory and site mounts. PID 1 is berth-init, bind-mounted read-only, which keeps the
+// container up for the job's lifetime and reaps orphans, whatever the image holds.
+import type { ContainerCreateSpec } from '../docker/engine';
+import { type JobIdentity, jobContainerName, jobLabels } from './labels';
+
+export const INIT_PATH = '/.berth/init';
+
+export interface SiteMount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface JobContainerInput {
+  identity: JobIdentity;
+  /** repository@sha256:… */
+  image: string;
+  supplementaryGids: readonly number[];
+  cpus: number;
+  memoryBytes: number;
+  devices: readonly string[];
+  mounts: readonly SiteMount[];
+  initBinary: string;
+}
+
+export function buildJobContainerSpec(input: JobContainerInput): ContainerCreateSpec {
+  const { identity: id } = input;
+  const binds = [`${input.initBinary}:${INIT_PATH}:ro`];
+  if (id.workDir) binds.push(`${id.workDir}:${id.workDir}`);
+  for (const m of input.mounts) if (m.target !== id.workDir) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
+  const hostConfig: Record<string, unknown> = {
+    NetworkMode: 'host',
+    Binds: binds,
+    Devices: input.devices.map((d) => ({ PathOnHost: d, PathInContainer: d, CgroupPermissions: 'rwm' })),
+    Ulimits: [{ Name: 'memlock', Soft: -1, Hard: -1 }],
+    CapDrop: ['ALL'],
+    CapAdd: [],
+    SecurityOpt: ['no-new-privileges'],
+    Privileged: false,
+    GroupAdd: input.supplementaryGids.filter((g) => g !== id.gid).map(String),
+    RestartPolicy: { Name: 'no' },
+    AutoRemove: false,
+    Init: false,
+  };
+  if (input.cpus > 0) hostConfig.NanoCpus = input.cpus * 1_000_000_000;
+  if (input.memoryBytes > 0) {
+    hostConfig.Memory = input.memoryBytes;
+    hostConfig.MemorySwap = input.memoryBytes;
+  }
+  return {
+    name: jobContainerName(id.node, id.jobId),
+    body: {
+      Image: input.image,
+      Entrypoint: [INIT_PATH, 'pause'],
+      Cmd: [],
+      User: `${id.uid}:${id.gid}`,
+      WorkingDir: id.workDir || '/',
+      Env: [`BERTH_JOB_ID=${id.jobId}`, `SLURM_JOB_ID=${id.jobId}`],
+      Labels: jobLabels(id),
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      OpenStdin: false,
+      HostConfig: hostConfig,
+    },
+  };
+}

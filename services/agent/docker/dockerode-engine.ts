@@ -1,0 +1,165 @@
+// The Engine interface implemented with dockerode against one dockerd socket.
+import Docker from 'dockerode';
+import type { Duplex, Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import type {
+  ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, FileEntry, PullOptions,
+} from './engine';
+import { engineStatus } from './engine';
+import { consumePullStream } from './pull-stream';
+
+export class DockerodeEngine implements Engine {
+  readonly docker: Docker;
+
+  constructor(socketPath: string) {
+    this.docker = new Docker({ socketPath });
+  }
+
+  async ping(): Promise<void> {
+    await this.docker.ping();
+  }
+
+  async resolveDigest(ref: string): Promise<string> {
+    const info = (await this.docker.getImage(ref).distribution()) as { Descriptor?: { digest?: string } };
+    const digest = info.Descriptor?.digest;
+    if (!digest) throw new Error(`registry returned no digest for ${ref}`);
+    return digest;
+  }
+
+  async imagePresent(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (err) {
+      if (engineStatus(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  async pull(ref: string, opts: PullOptions): Promise<void> {
+    const stream = (await this.docker.pull(ref)) as Readable;
+    await consumePullStream(stream, opts.timeoutMs, opts.inactivityMs);
+    if (!(await this.imagePresent(ref))) throw new Error(`pull of ${ref} reported success but the image is not present`);
+  }
+
+  async create(spec: ContainerCreateSpec): Promise<string> {
+    const c = await this.docker.createContainer({ name: spec.name, ...spec.body } as Docker.ContainerCreateOptions);
+    return c.id;
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      if (engineStatus(err) !== 304) throw err; // 304: already started
+    }
+  }
+
+  async inspect(id: string): Promise<ContainerDetails | undefined> {
+    try {
+      const i = await this.docker.getContainer(id).inspect();
+      return {
+        id: i.Id,
+        name: i.Name.replace(/^\//, ''),
+        labels: i.Config.Labels ?? {},
+        state: i.State.Status,
+        created: Math.floor(Date.parse(i.Created) / 1000),
+        running: i.State.Running,
+        startedAt: i.State.StartedAt,
+        image: i.Config.Image,
+      };
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async listByLabel(label: string, value?: string): Promise<ContainerSummary[]> {
+    const filter = value === undefined ? label : `${label}=${value}`;
+    const list = await this.docker.listContainers({ all: true, filters: { label: [filter] } });
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      labels: c.Labels ?? {},
+      state: c.State,
+      created: c.Created,
+    }));
+  }
+
+  async stop(id: string, graceSeconds: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: graceSeconds });
+    } catch (err) {
+      const s = engineStatus(err);
+      if (s !== 304 && s !== 404) throw err; // 304: not running; 404: gone
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      const s = engineStatus(err);
+      if (s === 404) return;
+      if (s === 409 && /already in progress/.test(String((err as Error).message))) return;
+      throw err;
+    }
+  }
+
+  async readFile(id: string, file: string): Promise<Buffer | undefined> {
+    let archive: NodeJS.ReadableStream;
+    try {
+      archive = await this.docker.getContainer(id).getArchive({ path: file });
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
+    const extract = tar.extract();
+    let found: Buffer | undefined;
+    await new Promise<void>((resolve, reject) => {
+      extract.on('entry', (header, stream, next) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: unknown) => chunks.push(c as Buffer));
+        stream.on('end', () => {
+          if (header.type === 'file' && found === undefined) found = Buffer.concat(chunks);
+          next();
+        });
+        stream.resume();
+      });
+      extract.on('finish', resolve);
+      extract.on('error', reject);
+      (archive as Readable).on('error', reject).pipe(extract);
+    });
+    return found;
+  }
+
+  async writeFiles(id: string, dir: string, files: FileEntry[]): Promise<void> {
+    const pack = tar.pack();
+    for (const f of files) pack.entry({ name: f.name, mode: f.mode, uid: 0, gid: 0 }, f.content);
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
+    await this.docker.getContainer(id).putArchive(Buffer.concat(chunks), { path: dir });
+  }
+
+  async createExec(containerId: string, opts: ExecCreateOptions): Promise<ExecHandle> {
+    const exec = await this.docker.getContainer(containerId).exec({
+      Cmd: opts.cmd,
+      User: opts.user,
+      WorkingDir: opts.workingDir,
+      Env: opts.env,
+      Tty: opts.tty,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    return {
+      id: exec.id,
+      start: async () => (await exec.start({ hijack: true, stdin: true, Tty: opts.tty })) as Duplex,
+      inspect: async () => {
+        const i = await exec.inspect();
+        return { pid: i.Pid, running: i.Running, exitCode: i.ExitCode ?? null };
+      },
+    };
+  }
+}

@@ -1,0 +1,92 @@
+// The narrow view of the Docker engine that berthd needs. The dockerode implementation is in
+// dockerode-engine.ts; unit tests pass fakes that implement only these methods.
+import type { Duplex } from 'node:stream';
+
+export interface PullOptions {
+  timeoutMs: number;
+  inactivityMs: number;
+}
+
+export interface ImageEngine {
+  /** Asks the registry (through dockerd) for the manifest digest of a tagged reference. */
+  resolveDigest(ref: string): Promise<string>;
+  imagePresent(ref: string): Promise<boolean>;
+  /** Pulls ref; resolves only when the progress stream ended without error and the image is present. */
+  pull(ref: string, opts: PullOptions): Promise<void>;
+}
+
+export interface ContainerCreateSpec {
+  name: string;
+  body: Record<string, unknown>; // Docker Engine API ContainerCreate body
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  state: string; // created | running | exited | ...
+  created: number; // seconds since the epoch
+}
+
+export interface ContainerDetails extends ContainerSummary {
+  running: boolean;
+  startedAt: string;
+  image: string;
+}
+
+export interface FileEntry {
+  name: string;
+  content: Buffer;
+  mode: number;
+}
+
+export interface ContainerEngine {
+  create(spec: ContainerCreateSpec): Promise<string>;
+  start(id: string): Promise<void>;
+  inspect(id: string): Promise<ContainerDetails | undefined>;
+  listByLabel(label: string, value?: string): Promise<ContainerSummary[]>;
+  stop(id: string, graceSeconds: number): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** Reads one regular file from a (created or running) container; undefined when absent. */
+  readFile(id: string, file: string): Promise<Buffer | undefined>;
+  /** Writes files into directory dir of the container, as root. */
+  writeFiles(id: string, dir: string, files: FileEntry[]): Promise<void>;
+}
+
+export interface ExecCreateOptions {
+  cmd: string[];
+  user: string;
+  workingDir: string;
+  env: string[];
+  tty: boolean;
+}
+
+export interface ExecState {
+  pid: number;
+  running: boolean;
+  exitCode: number | null;
+}
+
+export interface ExecHandle {
+  id: string;
+  /** Starts the process; the stream carries stdin one way and (multiplexed unless tty) output the other. */
+  start(): Promise<Duplex>;
+  inspect(): Promise<ExecState>;
+}
+
+export interface ExecEngine {
+  createExec(containerId: string, opts: ExecCreateOptions): Promise<ExecHandle>;
+}
+
+export type Engine = ImageEngine & ContainerEngine & ExecEngine;
+
+/** An error from the engine with its HTTP status, when it had one. */
+export function engineStatus(err: unknown): number | undefined {
+  const code = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export function engineMessage(err: unknown): string {
+  const e = err as { json?: { message?: string }; reason?: string; message?: string } | null;
+  return e?.json?.message ?? e?.message ?? String(err);
+}

@@ -1,0 +1,239 @@
+// Job lifecycle on this node: prologue (image, container), steps bookkeeping, epilogue
+// (stop, remove, account) and recovery from the engine's labels after a restart.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { BerthError, errorMessage } from '../../shared/errors';
+import type { AccountingLog } from '../accounting/accounting-log';
+import { toAccountingRecord } from '../accounting/accounting-log';
+import type { AgentConfig } from '../config';
+import { expandDevices } from '../containers/devices';
+import { buildJobContainerSpec } from '../containers/job-container-spec';
+import { type JobIdentity, jobContainerName, jobFromLabels, LABEL } from '../containers/labels';
+import { mergeGroup, mergePasswd } from '../containers/passwd';
+import type { ContainerEngine } from '../docker/engine';
+import { engineMessage } from '../docker/engine';
+import type { IdentityResolver } from '../identity/nss';
+import type { ImageService } from '../images/image-service';
+import type { Logger } from '../logger';
+import type { JobRecord, StepRecord } from './job-record';
+import type { JobTable } from './job-table';
+import { checkPrologueRequest, type PrologueInput } from './prologue-request';
+
+export interface PrologueResult {
+  job: JobRecord;
+  alreadyPrepared: boolean;
+  pullMillis: number;
+}
+
+export interface EpilogueResult {
+  containersRemoved: number;
+  wasKnown: boolean;
+}
+
+export interface JobServiceDeps {
+  config: AgentConfig;
+  engine: ContainerEngine;
+  images: ImageService;
+  identities: IdentityResolver;
+  table: JobTable;
+  accounting: AccountingLog;
+  log: Logger;
+  now?: () => Date;
+}
+
+export class JobService {
+  private readonly inProgress = new Map<string, Promise<PrologueResult>>();
+  private readonly now: () => Date;
+
+  constructor(private readonly d: JobServiceDeps) {
+    this.now = d.now ?? (() => new Date());
+  }
+
+  get(jobId: string): JobRecord | undefined {
+    return this.d.table.get(jobId);
+  }
+
+  list(): JobRecord[] {
+    return this.d.table.list();
+  }
+
+  /** Idempotent: a repeated prologue for a job whose container runs returns it; concurrent ones share one run. */
+  prologue(req: PrologueInput): Promise<PrologueResult> {
+    checkPrologueRequest(req);
+    const running = this.inProgress.get(req.jobId);
+    if (running) return running;
+    const p = this.runPrologue(req).finally(() => this.inProgress.delete(req.jobId));
+    this.inProgress.set(req.jobId, p);
+    return p;
+  }
+
+  private async runPrologue(req: PrologueInput): Promise<PrologueResult> {
+    const { config, engine, table } = this.d;
+    const log = this.d.log.child({ job: req.jobId });
+    const existing = table.get(req.jobId);
+    if (existing?.state === 'RUNNING' && existing.containerId) {
+      const c = await engine.inspect(existing.containerId);
+      if (c?.running) {
+        if (existing.uid !== req.uid) {
+          throw new BerthError('INVALID_REQUEST', `job ${req.jobId} already has a container on ${config.node} for uid ${existing.uid}, not ${req.uid}; run the epilog for the old job first`);
+        }
+        log.info('prologue repeated; job container already running', { container: c.id });
+        return { job: existing, alreadyPrepared: true, pullMillis: 0 };
+      }
+    }
+    const user = await this.d.identities.lookup(req.uid, req.user);
+    const image = await this.d.images.ensure(req.image);
+    const identity: JobIdentity = {
+      jobId: req.jobId,
+      node: config.node,
+      uid: req.uid,
+      gid: req.gid,
+      user: user.name,
+      imageRef: image.ref.text,
+      imageDigest: image.digestRef,
+      workDir: req.workDir,
+      startTime: this.now().toISOString(),
+    };
+    const spec = buildJobContainerSpec({
+      identity,
+      image: image.digestRef,
+      supplementaryGids: user.groups.map((g) => g.gid),
+      cpus: req.cpus,
+      memoryBytes: req.memoryBytes,
+      devices: expandDevices(config.rdmaDevices),
+      mounts: config.mounts,
+      initBinary: config.initBinary,
+    });
+    await this.removeStale(spec.name, log);
+    let containerId = '';
+    try {
+      containerId = await engine.create(spec);
+      const [passwd, group] = await Promise.all([engine.readFile(containerId, '/etc/passwd'), engine.readFile(containerId, '/etc/group')]);
+      await engine.writeFiles(containerId, '/etc', [
+        { name: 'passwd', content: Buffer.from(mergePasswd(passwd?.toString('utf8'), { ...user, shell: '/bin/sh', gid: req.gid })), mode: 0o644 },
+        { name: 'group', content: Buffer.from(mergeGroup(group?.toString('utf8'), user.name, user.groups)), mode: 0o644 },
+      ]);
+      await engine.start(containerId);
+    } catch (err) {
+      if (containerId) await engine.remove(containerId).catch(() => undefined);
+      log.error('job container could not be started', { error: engineMessage(err) });
+      if (err instanceof BerthError) throw err;
+      throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: Docker could not create or start the container from ${image.digestRef}: ${engineMessage(err)}`, { cause: err });
+    }
+    const job: JobRecord = {
+      ...identity,
+      containerId,
+      containerName: spec.name,
+      state: 'RUNNING',
+      endTime: '',
+      error: '',
+      steps: existing?.steps ?? [],
+    };
+    table.put(job);
+    log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis });
+    return { job, alreadyPrepared: false, pullMillis: image.millis };
+  }
+
+  /** A container left under the job's name (a failed or interrupted earlier prologue) is removed. */
+  private async removeStale(name: string, log: Logger): Promise<void> {
+    const c = await this.d.engine.inspect(name);
+    if (!c) return;
+    log.warn('removing a stale container left by an earlier prologue', { container: c.id, state: c.state });
+    await this.d.engine.remove(c.id);
+  }
+
+  async epilogue(jobId: string): Promise<EpilogueResult> {
+    if (!/^[0-9]+$/.test(jobId)) throw new BerthError('INVALID_REQUEST', `job id '${jobId}' is not a Slurm job id (digits only)`);
+    const { engine, table, config } = this.d;
+    const log = this.d.log.child({ job: jobId });
+    await this.inProgress.get(jobId)?.catch(() => undefined);
+    const job = table.get(jobId);
+    if (job) {
+      job.state = 'ENDING';
+    }
+    const containers = (await engine.listByLabel(LABEL.jobId, jobId)).filter((c) => c.labels[LABEL.node] === config.node);
+    await Promise.all(containers.map(async (c) => {
+      await engine.stop(c.id, config.stopGraceSeconds);
+      await engine.remove(c.id);
+      log.info('removed job container', { container: c.id, name: c.name });
+    }));
+    const end = this.now().toISOString();
+    if (job) {
+      for (const s of job.steps) {
+        if (s.state === 'RUNNING') {
+          s.state = 'KILLED';
+          s.signal = s.signal || 'SIGKILL';
+          s.endTime = end;
+        }
+      }
+      job.state = job.state === 'ENDING' ? 'ENDED' : job.state;
+      job.endTime = end;
+      this.d.accounting.append(toAccountingRecord(job, end));
+      table.delete(jobId);
+      log.info('job ended', { steps: job.steps.length, containers: containers.length });
+    }
+    rmSync(path.join(config.stateDir, 'jobs', jobId), { recursive: true, force: true });
+    return { containersRemoved: containers.length, wasKnown: job !== undefined || containers.length > 0 };
+  }
+
+  /** Rebuilds the table from the engine's labels, merging steps from checkpoints. */
+  async recover(): Promise<{ recovered: number; unknown: number }> {
+    const { engine, table, config } = this.d;
+    const checkpoints = table.readCheckpoints();
+    const containers = (await engine.listByLabel(LABEL.node, config.node));
+    let recovered = 0;
+    let unknown = 0;
+    for (const c of containers) {
+      const id = jobFromLabels(c.labels);
+      if (!id || c.name !== jobContainerName(config.node, id.jobId)) continue;
+      const saved = checkpoints.get(id.jobId);
+      checkpoints.delete(id.jobId);
+      const running = c.state === 'running';
+      const job: JobRecord = {
+        ...id,
+        containerId: c.id,
+        containerName: c.name,
+        state: running ? 'RUNNING' : 'UNKNOWN',
+        endTime: '',
+        error: running ? '' : `job container found ${c.state} when berthd started`,
+        steps: (saved?.steps ?? []).map((s) => (s.state === 'RUNNING' ? { ...s, state: 'KILLED', signal: s.signal || 'unknown (berthd restarted)' } : s)),
+      };
+      table.put(job);
+      if (running) recovered++;
+      else unknown++;
+    }
+    // checkpoints whose container is gone: keep them (state UNKNOWN) so the epilogue still accounts for the job
+    for (const saved of checkpoints.values()) {
+      table.put({ ...saved, state: 'UNKNOWN', error: saved.error || 'job container missing when berthd started' });
+      unknown++;
+    }
+    this.d.log.info('recovered job table from the engine', { recovered, unknown });
+    return { recovered, unknown };
+  }
+
+  recordStepStart(jobId: string, step: Omit<StepRecord, 'state' | 'exitCode' | 'signal' | 'endTime'>): StepRecord | undefined {
+    const job = this.d.table.get(jobId);
+    if (!job) return undefined;
+    const rec: StepRecord = { ...step, state: 'RUNNING', exitCode: 0, signal: '', endTime: '' };
+    job.steps.push(rec);
+    this.safeCheckpoint(job);
+    return rec;
+  }
+
+  recordStepEnd(jobId: string, rec: StepRecord, end: { state: StepRecord['state']; exitCode: number; signal?: string }): void {
+    rec.state = end.state;
+    rec.exitCode = end.exitCode;
+    rec.signal = end.signal ?? '';
+    rec.endTime = this.now().toISOString();
+    const job = this.d.table.get(jobId);
+    if (job) this.safeCheckpoint(job);
+  }
+
+  private safeCheckpoint(job: JobRecord): void {
+    try {
+      this.d.table.checkpoint(job);
+    } catch (err) {
+      this.d.log.warn('could not write job checkpoint', { job: job.jobId, error: errorMessage(err) });
+    }
+  }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// berthd: the per-node agent. Builds config, logger, Docker client, stores and schedules,
+// passes them through constructors, recovers the job table and serves the sockets.
+import cron from 'node-cron';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { UnmungeVerifier } from '../shared/munge';
+import { errorMessage } from '../shared/errors';
+import { AccountingLog } from './accounting/accounting-log';
+import { CallerAuthenticator } from './auth/caller';
+import { ConfigError, dockerSocketPath, loadConfig } from './config';
+import { DockerodeEngine } from './docker/dockerode-engine';
+import { SqueueJobSource, sweepOrphans } from './housekeeping/orphans';
+import { NssIdentityResolver } from './identity/nss';
+import { ImageService } from './images/image-service';
+import { JobService } from './jobs/job-service';
+import { JobTable } from './jobs/job-table';
+import { Lifecycle } from './lifecycle';
+import { createLogger } from './logger';
+import { startServers } from './server/grpc-servers';
+import { StepRunner } from './steps/step-runner';
+import { AGENT_VERSION } from './version';
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('berthd')
+    .usage('$0 --config FILE [flags]\n\nThe berth node agent. Flags override the config file.')
+    .option('config', { type: 'string', describe: 'JSON config file (see docs/configuration.md)' })
+    .option('node', { type: 'string', describe: 'Slurm node name this agent serves' })
+    .option('run-dir', { type: 'string', describe: 'directory for the sockets (RUN_DIR/NODE/admin.sock, user.sock)' })
+    .option('state-dir', { type: 'string', describe: 'directory for job checkpoints' })
+    .option('docker-host', { type: 'string', describe: 'dockerd socket, unix:///path' })
+    .option('accounting-file', { type: 'string', describe: 'JSON-lines accounting log' })
+    .option('log-file', { type: 'string', describe: 'JSON log file (logs also go to stderr)' })
+    .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'] })
+    .option('init-binary', { type: 'string', describe: 'path of berth-init on the host' })
+    .strict()
+    .version(AGENT_VERSION)
+    .help()
+    .parseAsync();
+
+  let config;
+  try {
+    config = loadConfig(argv.config, {
+      node: argv.node, runDir: argv['run-dir'], stateDir: argv['state-dir'], dockerHost: argv['docker-host'],
+      accountingFile: argv['accounting-file'], logFile: argv['log-file'], logLevel: argv['log-level'], initBinary: argv['init-binary'],
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`berthd: bad configuration:\n${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+
+  const log = createLogger(config.logLevel, config.logFile, config.node);
+  const lifecycle = new Lifecycle();
+  const engine = new DockerodeEngine(dockerSocketPath(config));
+  const identities = new NssIdentityResolver();
+  const images = new ImageService(engine, { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log);
+  const table = new JobTable(config.stateDir);
+  const jobs = new JobService({ config, engine, images, identities, table, accounting: new AccountingLog(config.accountingFile), log });
+  const steps = new StepRunner(engine, jobs, log);
+  const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
+
+  const servers = await startServers(config.runDir, {
+    jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,
+  }, lifecycle);
+  log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, docker: config.dockerHost });
+
+  // recover: retry until dockerd answers, serving health NOT_SERVING meanwhile
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await engine.ping();
+      await jobs.recover();
+      break;
+    } catch (err) {
+      lifecycle.set('recovering', `dockerd at ${config.dockerHost} not answering: ${errorMessage(err)}`);
+      log.warn('waiting for dockerd', { attempt, error: errorMessage(err) });
+      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * attempt)));
+    }
+  }
+  lifecycle.set('serving');
+  log.info('berthd serving');
+
+  const orphanTask = cron.schedule(config.orphanSchedule, () => {
+    void sweepOrphans({ jobs, source: new SqueueJobSource(), node: config.node, graceMs: config.orphanGraceSeconds * 1000, dryRun: false, log });
+  }, { noOverlap: true });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info('berthd stopping; job containers keep running and are recovered at the next start', { signal });
+    lifecycle.set('draining', signal);
+    void orphanTask.stop();
+    void servers.shutdown(5000).then(() => {
+      log.end();
+      setTimeout(() => process.exit(0), 100).unref();
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`berthd: ${errorMessage(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,133 @@
+// berth.v1.NodeAgentService handlers. One instance per socket: the trust level of the
+// socket decides how callers are authenticated (auth/caller.ts).
+import type * as grpc from '@grpc/grpc-js';
+import { BerthError } from '../../shared/errors';
+import type { ExecStepRequest__Output } from '../../shared/gen/berth/v1/ExecStepRequest';
+import type { ExecStepResponse } from '../../shared/gen/berth/v1/ExecStepResponse';
+import type { NodeAgentServiceHandlers } from '../../shared/gen/berth/v1/NodeAgentService';
+import { type Caller, type CallerAuthenticator, requireRoot, type Trust } from '../auth/caller';
+import type { IdentityResolver } from '../identity/nss';
+import type { JobRecord } from '../jobs/job-record';
+import type { JobService } from '../jobs/job-service';
+import type { Lifecycle } from '../lifecycle';
+import type { Logger } from '../logger';
+import type { RunningStep, StepRunner } from '../steps/step-runner';
+import { toProtoJob, toServiceError } from './proto-mapping';
+
+export interface AgentServiceDeps {
+  jobs: JobService;
+  steps: StepRunner;
+  auth: CallerAuthenticator;
+  identities: IdentityResolver;
+  node: string;
+  stopGraceMs: number;
+  lifecycle: Lifecycle;
+  log: Logger;
+}
+
+function ownJob(caller: Caller, job: JobRecord | undefined, jobId: string, node: string): JobRecord {
+  if (!job) throw new BerthError('JOB_NOT_FOUND', `job ${jobId} has no container on node ${node}: berth exec needs a job submitted with --container-image`);
+  if (caller.kind === 'user' && caller.uid !== job.uid) {
+    throw new BerthError('PERMISSION_DENIED', `job ${jobId} on ${node} belongs to another user; you can only run steps in your own jobs`);
+  }
+  return job;
+}
+
+export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentServiceHandlers {
+  const unary = <Req, Res>(method: string, jobIdOf: (r: Req) => string, fn: (caller: Caller, req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
+    (call, callback) => {
+      Promise.resolve()
+        .then(() => d.lifecycle.assertServing(d.node))
+        .then(() => d.auth.authenticate(trust, call.metadata, method, jobIdOf(call.request)))
+        .then((caller) => fn(caller, call.request))
+        .then((res) => callback(null, res), (err: unknown) => {
+          if (!(err instanceof BerthError)) d.log.error(`${method} failed`, { error: String(err) });
+          callback(toServiceError(err));
+        });
+    };
+
+  return {
+    JobPrologue: unary('JobPrologue', (r) => r.jobId, async (caller, r) => {
+      requireRoot(caller, 'JobPrologue');
+      const res = await d.jobs.prologue({
+        jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
+      });
+      return { job: toProtoJob(res.job), alreadyPrepared: res.alreadyPrepared, pullMillis: res.pullMillis };
+    }),
+
+    JobEpilogue: unary('JobEpilogue', (r) => r.jobId, async (caller, r) => {
+      requireRoot(caller, 'JobEpilogue');
+      return d.jobs.epilogue(r.jobId);
+    }),
+
+    GetJob: unary('GetJob', (r) => r.jobId, async (caller, r) => ({ job: toProtoJob(ownJob(caller, d.jobs.get(r.jobId), r.jobId, d.node)) })),
+
+    ListJobs: unary('ListJobs', () => '', async (caller, r) => {
+      const uid = caller.kind === 'user' ? caller.uid : r.uid;
+      return { jobs: d.jobs.list().filter((j) => uid === 0 || j.uid === uid).map(toProtoJob) };
+    }),
+
+    ExecStep: (call) => execStep(trust, d, call),
+  };
+}
+
+function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStream<ExecStepRequest__Output, ExecStepResponse>): void {
+  let step: RunningStep | undefined;
+  let phase: 'waiting' | 'starting' | 'running' | 'done' = 'waiting';
+  const pending: ExecStepRequest__Output[] = [];
+
+  const fail = (err: unknown): void => {
+    if (phase === 'done') return;
+    phase = 'done';
+    call.emit('error', toServiceError(err));
+  };
+  const apply = (m: ExecStepRequest__Output): void => {
+    if (!step) return;
+    try {
+      if (m.msg === 'stdin' && m.stdin) step.write(m.stdin);
+      else if (m.msg === 'stdinClose') step.closeStdin();
+      else if (m.msg === 'signal' && m.signal) step.signal(m.signal);
+    } catch (err) {
+      call.write({ stderr: Buffer.from(`berth: ${(err as Error).message}\n`) });
+    }
+  };
+
+  call.on('data', (m: ExecStepRequest__Output) => {
+    if (phase === 'running') return apply(m);
+    if (phase === 'starting') return void pending.push(m);
+    if (phase !== 'waiting') return;
+    if (m.msg !== 'start' || !m.start) return fail(new BerthError('INVALID_REQUEST', 'ExecStep: the first message must be `start`'));
+    phase = 'starting';
+    const s = m.start;
+    void (async () => {
+      d.lifecycle.assertServing(d.node);
+      const caller = await d.auth.authenticate(trust, call.metadata, 'ExecStep', s.jobId);
+      const job = ownJob(caller, d.jobs.get(s.jobId), s.jobId, d.node);
+      const user = await d.identities.lookup(job.uid);
+      const started = await d.steps.start(job, { stepId: s.stepId, taskId: s.taskId, argv: s.argv, cwd: s.cwd, env: s.env, tty: s.tty }, user, {
+        stdout: (chunk) => call.write({ stdout: chunk }),
+        stderr: (chunk) => call.write({ stderr: chunk }),
+      });
+      step = started.step;
+      if (call.cancelled) step.abort(d.stopGraceMs);
+      phase = 'running';
+      call.write({ started: { execId: step.execId } });
+      for (const p of pending.splice(0)) apply(p);
+      const outcome = await step.done;
+      if (call.cancelled) return;
+      phase = 'done';
+      call.write({ exit: { exitCode: outcome.exitCode, signal: outcome.signal } });
+      call.end();
+    })().catch(fail);
+  });
+  call.on('end', () => {
+    if (phase === 'running') step?.closeStdin();
+    else if (phase === 'starting') pending.push({ msg: 'stdinClose', stdinClose: true });
+  });
+  call.on('cancelled', () => {
+    if (step) {
+      d.log.warn('client went away; killing its step', { exec: step.execId });
+      step.abort(d.stopGraceMs);
+    }
+  });
+}

@@ -1,0 +1,61 @@
+// Binds berthd's two unix sockets: admin.sock (0600, root: trusted) and user.sock (0666,
+// munge-authenticated). Each gets the agent service and grpc.health.v1.
+import * as grpc from '@grpc/grpc-js';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { agentSockets } from '../../shared/paths';
+import { loadAgentApi, SERVICE_NAME } from '../../shared/proto';
+import type { Trust } from '../auth/caller';
+import type { Lifecycle } from '../lifecycle';
+import { type AgentServiceDeps, makeAgentHandlers } from './agent-service';
+import { HealthService } from './health-service';
+
+export interface BoundServers {
+  sockets: { admin: string; user: string };
+  shutdown(graceMs: number): Promise<void>;
+}
+
+function bind(server: grpc.Server, socket: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new Error(`cannot listen on ${socket}: ${err.message}`)) : resolve()));
+  });
+}
+
+export async function startServers(runDir: string, deps: AgentServiceDeps, lifecycle: Lifecycle): Promise<BoundServers> {
+  const sockets = agentSockets(runDir, deps.node);
+  mkdirSync(path.dirname(sockets.admin), { recursive: true, mode: 0o755 });
+  chmodSync(path.dirname(sockets.admin), 0o755);
+  const api = loadAgentApi();
+  const health = new HealthService({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  lifecycle.onChange((phase) => {
+    const st = phase === 'serving' ? 'SERVING' : 'NOT_SERVING';
+    health.setStatus('', st);
+    health.setStatus(SERVICE_NAME, st);
+  });
+  const servers: grpc.Server[] = [];
+  for (const [trust, socket, mode] of [['admin-socket', sockets.admin, 0o600], ['user-socket', sockets.user, 0o666]] as [Trust, string, number][]) {
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+    server.addService(api.berth.v1.NodeAgentService.service, makeAgentHandlers(trust, deps));
+    health.addToServer(server);
+    rmSync(socket, { force: true });
+    const oldMask = process.umask(0o177);
+    try {
+      await bind(server, socket);
+    } finally {
+      process.umask(oldMask);
+    }
+    chmodSync(socket, mode);
+    servers.push(server);
+  }
+  return {
+    sockets,
+    shutdown: async (graceMs) => {
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => {
+        const t = setTimeout(() => { s.forceShutdown(); resolve(); }, graceMs);
+        s.tryShutdown(() => { clearTimeout(t); resolve(); });
+      })));
+      rmSync(sockets.admin, { force: true });
+      rmSync(sockets.user, { force: true });
+    },
+  };
+}

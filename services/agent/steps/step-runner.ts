@@ -1,0 +1,161 @@
+// Runs one step (a command) in a job's container through docker exec, wrapped by
+// berth-init so that the step is the leader of its own process group: forwarded signals and
+// the kill on client loss reach its whole process tree.
+import type { Duplex } from 'node:stream';
+import { constants } from 'node:os';
+import { BerthError } from '../../shared/errors';
+import { INIT_PATH } from '../containers/job-container-spec';
+import type { ExecEngine, ExecHandle } from '../docker/engine';
+import { engineMessage } from '../docker/engine';
+import type { JobRecord, StepRecord } from '../jobs/job-record';
+import type { JobService } from '../jobs/job-service';
+import type { Logger } from '../logger';
+import { Demuxer, type Sink } from './demux';
+import { checkSignal } from './signals';
+import { stepEnv } from './step-env';
+
+export interface StepRequest {
+  stepId: string;
+  taskId: number;
+  argv: string[];
+  cwd: string;
+  env: string[];
+  tty: boolean;
+}
+
+export interface StepOutcome {
+  state: 'EXITED' | 'KILLED';
+  exitCode: number;
+  signal: string;
+}
+
+export type Signaller = (pid: number, signal: NodeJS.Signals) => void;
+
+const defaultSignaller: Signaller = (pid, signal) => process.kill(pid, signal);
+
+export class RunningStep {
+  readonly done: Promise<StepOutcome>;
+  private pid = 0;
+  private queued: NodeJS.Signals[] = [];
+  private lastSignal = '';
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly execId: string,
+    private readonly handle: ExecHandle,
+    private readonly stream: Duplex,
+    io: { stdout: Sink; stderr: Sink },
+    tty: boolean,
+    private readonly signaller: Signaller,
+    private readonly log: Logger,
+  ) {
+    const demux = new Demuxer(io.stdout, io.stderr);
+    stream.on('data', (chunk: Buffer) => (tty ? io.stdout(chunk) : demux.push(chunk)));
+    this.done = new Promise<void>((resolve) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', () => resolve());
+    }).then(() => this.collectExit());
+    void this.learnPid();
+  }
+
+  write(data: Buffer): void {
+    if (!this.stream.writableEnded) this.stream.write(data);
+  }
+
+  closeStdin(): void {
+    if (!this.stream.writableEnded) this.stream.end();
+  }
+
+  signal(name: string): void {
+    const sig = checkSignal(name);
+    this.lastSignal = sig;
+    if (this.pid > 0) this.sendToGroup(sig);
+    else this.queued.push(sig);
+  }
+
+  /** The client went away: SIGTERM to the step's process group, SIGKILL after graceMs. */
+  abort(graceMs: number): void {
+    this.signal('SIGTERM');
+    this.killTimer ??= setTimeout(() => this.signal('SIGKILL'), graceMs);
+    this.killTimer.unref();
+  }
+
+  private sendToGroup(sig: NodeJS.Signals): void {
+    try {
+      this.signaller(-this.pid, sig);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.log.warn('could not signal step', { pid: this.pid, signal: sig, error: String(err) });
+    }
+  }
+
+  private async learnPid(): Promise<void> {
+    for (let i = 0; i < 200 && this.pid === 0; i++) {
+      try {
+        const st = await this.handle.inspect();
+        if (st.pid > 0) this.pid = st.pid;
+        else if (!st.running && st.exitCode !== null) return;
+      } catch {
+        return;
+      }
+      if (this.pid === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    for (const sig of this.queued.splice(0)) this.sendToGroup(sig);
+  }
+
+  private async collectExit(): Promise<StepOutcome> {
+    if (this.killTimer) clearTimeout(this.killTimer);
+    for (let i = 0; i < 100; i++) {
+      const st = await this.handle.inspect().catch(() => undefined);
+      if (!st) break;
+      if (!st.running && st.exitCode !== null) {
+        const code = st.exitCode;
+        const byOurSignal = this.lastSignal !== '' && code > 128 && (constants.signals as Record<string, number>)[this.lastSignal] === code - 128;
+        return byOurSignal ? { state: 'KILLED', exitCode: code, signal: this.lastSignal } : { state: 'EXITED', exitCode: code, signal: '' };
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return { state: 'KILLED', exitCode: 137, signal: this.lastSignal || 'unknown' };
+  }
+}
+
+export class StepRunner {
+  constructor(
+    private readonly engine: ExecEngine,
+    private readonly jobs: JobService,
+    private readonly log: Logger,
+    private readonly signaller: Signaller = defaultSignaller,
+  ) {}
+
+  async start(job: JobRecord, req: StepRequest, user: { name: string; home: string }, io: { stdout: Sink; stderr: Sink }): Promise<{ step: RunningStep; record: StepRecord | undefined }> {
+    if (job.state !== 'RUNNING' || !job.containerId) {
+      throw new BerthError('JOB_NOT_RUNNING', `job ${job.jobId} has no running container on ${job.node} (state ${job.state}${job.error ? `: ${job.error}` : ''})`);
+    }
+    if (req.argv.length === 0 || req.argv[0] === '') throw new BerthError('INVALID_REQUEST', 'no command given: use berth exec -- CMD [ARGS...]');
+    const cwd = req.cwd || job.workDir || '/';
+    if (!cwd.startsWith('/')) throw new BerthError('INVALID_REQUEST', `working directory '${cwd}' is not an absolute path`);
+    const log = this.log.child({ job: job.jobId, step: req.stepId, task: req.taskId });
+    let handle: ExecHandle;
+    let stream: Duplex;
+    try {
+      handle = await this.engine.createExec(job.containerId, {
+        cmd: [INIT_PATH, 'exec', '--', ...req.argv],
+        user: `${job.uid}:${job.gid}`,
+        workingDir: cwd,
+        env: stepEnv(req.env, user),
+        tty: req.tty,
+      });
+      stream = await handle.start();
+    } catch (err) {
+      throw new BerthError('ENGINE_FAILED', `job ${job.jobId}: could not start '${req.argv[0]}' in the container: ${engineMessage(err)}`, { cause: err });
+    }
+    const record = this.jobs.recordStepStart(job.jobId, { stepId: req.stepId, taskId: req.taskId, argv: req.argv, startTime: new Date().toISOString() });
+    const step = new RunningStep(handle.id, handle, stream, io, req.tty, this.signaller, log);
+    log.info('step started', { exec: handle.id, argv0: req.argv[0] });
+    void step.done.then((o) => {
+      if (record) this.jobs.recordStepEnd(job.jobId, record, o);
+      log.info('step ended', { exec: handle.id, exitCode: o.exitCode, signal: o.signal, state: o.state });
+    });
+    return { step, record };
+  }
+}

@@ -1,0 +1,65 @@
+// `berth jobs` and `berth job ID`: what a node's agent holds, for admins (root, any job) and
+// users (their own jobs, munge-authenticated).
+import os from 'node:os';
+import type { Job__Output } from '../shared/gen/berth/v1/Job';
+import type { GetJobResponse__Output } from '../shared/gen/berth/v1/GetJobResponse';
+import type { ListJobsResponse__Output } from '../shared/gen/berth/v1/ListJobsResponse';
+import { agentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
+import { shortState, table } from './format';
+
+export function defaultNode(env: Record<string, string | undefined>): string {
+  return env.SLURMD_NODENAME || os.hostname().split('.')[0] || 'localhost';
+}
+
+function jobsTable(jobs: Job__Output[]): string {
+  return table(['JOBID', 'NODE', 'USER', 'UID', 'STATE', 'STEPS', 'IMAGE', 'STARTED'],
+    jobs.map((j) => [j.jobId, j.node, j.user, String(j.uid), shortState(j.state), String(j.steps.length), j.image, j.startTime]));
+}
+
+function jobDetail(j: Job__Output): string {
+  const head = [
+    `job ${j.jobId} on ${j.node}: ${shortState(j.state)}${j.error ? ` (${j.error})` : ''}`,
+    `  user       ${j.user} (uid ${j.uid}, gid ${j.gid})`,
+    `  image      ${j.image}`,
+    `  digest     ${j.imageDigest}`,
+    `  container  ${j.containerName} ${j.containerId.slice(0, 12)}`,
+    `  work dir   ${j.workDir}`,
+    `  started    ${j.startTime}`,
+  ].join('\n') + '\n';
+  if (j.steps.length === 0) return head + '  steps      none\n';
+  return head + '\n' + table(['STEP', 'TASK', 'STATE', 'EXIT', 'SIGNAL', 'START', 'END', 'COMMAND'],
+    j.steps.map((s) => [s.stepId, String(s.taskId), shortState(s.state), String(s.exitCode), s.signal, s.startTime, s.endTime, s.argv.join(' ')]));
+}
+
+export async function listJobs(node: string, json: boolean, out: (s: string) => void): Promise<number> {
+  const target = agentTarget(node);
+  const client = connect(target);
+  try {
+    const md = await callMetadata(target, 'ListJobs', '');
+    const res = await unaryCall<object, ListJobsResponse__Output>(client.ListJobs.bind(client), {}, md, 10_000);
+    out(json ? JSON.stringify(res.jobs, null, 2) + '\n' : jobsTable(res.jobs));
+    return 0;
+  } catch (err) {
+    process.stderr.write(`berth jobs: ${describeGrpcError(err, target)}\n`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}
+
+export async function showJob(node: string, jobId: string, json: boolean, out: (s: string) => void): Promise<number> {
+  const target = agentTarget(node);
+  const client = connect(target);
+  try {
+    const md = await callMetadata(target, 'GetJob', jobId);
+    const res = await unaryCall<object, GetJobResponse__Output>(client.GetJob.bind(client), { jobId }, md, 10_000);
+    if (!res.job) throw new Error(`no job ${jobId}`);
+    out(json ? JSON.stringify(res.job, null, 2) + '\n' : jobDetail(res.job));
+    return 0;
+  } catch (err) {
+    process.stderr.write(`berth job: ${describeGrpcError(err, target)}\n`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,47 @@
+// The berth command line (yargs): hooks for slurmd, `exec` for job users, queries for admins.
+import yargs from 'yargs';
+import { listJobs, showJob, defaultNode } from './admin';
+import { runExec } from './exec';
+import { runHook } from './hook';
+
+const VERSION = '0.1.0';
+
+export async function runCli(args: string[]): Promise<number> {
+  let code = 0;
+  const env = process.env;
+  const out = (s: string): void => void process.stdout.write(s);
+  await yargs(args)
+    .scriptName('berth')
+    .usage('$0 <command>\n\nDocker containers for Slurm jobs.')
+    .command('hook <kind>', 'Slurm hooks, run by slurmd as root (Prolog=, Epilog=)', (y) => y
+      .positional('kind', { choices: ['prolog', 'epilog'] as const, demandOption: true }), async (a) => {
+      code = await runHook(a.kind, env, (l) => process.stderr.write(l + '\n'));
+    })
+    .command('exec [command..]', "Run a command in the job's container on this node: srun berth exec -- CMD [ARGS...]", (y) => y
+      .positional('command', { type: 'string', array: true, describe: 'the command and its arguments (put -- before it)' }), async (a) => {
+      code = await runExec((a.command ?? []).map(String), env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+    })
+    .command('jobs', "List the container jobs a node's agent holds", (y) => y
+      .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
+      .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
+      code = await listJobs(a.node, a.json, out);
+    })
+    .command('job <id>', 'Show one job: container, image digest, steps', (y) => y
+      .positional('id', { type: 'string', demandOption: true })
+      .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
+      .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
+      code = await showJob(a.node, a.id, a.json, out);
+    })
+    .demandCommand(1, 'say which command to run (see berth --help)')
+    .strict()
+    .version(VERSION)
+    .help()
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`${y.help()}\n`);
+      process.stderr.write(`\nberth: ${msg}\n`);
+      code = 2;
+    })
+    .parseAsync();
+  return code;
+}

@@ -1,0 +1,101 @@
+// `berth exec [--] CMD ARGS...`: run by the job's user inside an allocation (usually via
+// srun), runs CMD in the job's container on this node and exits with its status. Signals
+// that reach this process are forwarded to the step; if this process dies, berthd kills it.
+import type * as grpc from '@grpc/grpc-js';
+import type { ExecStepResponse__Output } from '../shared/gen/berth/v1/ExecStepResponse';
+import { agentTarget, callMetadata, connect, describeGrpcError } from './agent-client';
+import { type Env, nodeName } from './slurm-env';
+
+/** Exit status for berth's own failures (as docker and podman use 125). */
+export const EXIT_BERTH_ERROR = 125;
+
+const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGCONT', 'SIGALRM'];
+
+export interface ExecIo {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+}
+
+export async function runExec(command: string[], env: Env, io: ExecIo): Promise<number> {
+  const fail = (msg: string): number => {
+    io.stderr.write(`berth exec: ${msg}\n`);
+    return EXIT_BERTH_ERROR;
+  };
+  const jobId = env.SLURM_JOB_ID;
+  if (!jobId) return fail('not inside a Slurm allocation (SLURM_JOB_ID is not set); run it as `srun berth exec -- CMD` in a job submitted with --container-image');
+  if (command.length === 0) return fail('no command given; usage: berth exec [--] CMD [ARGS...]');
+  const node = nodeName(env, '');
+  if (!node) return fail('SLURMD_NODENAME is not set, so the node is unknown; run berth exec through srun');
+  const target = agentTarget(node, env);
+  let md: grpc.Metadata;
+  try {
+    md = await callMetadata(target, 'ExecStep', jobId);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const client = connect(target);
+  const call = client.ExecStep(md);
+  const tty = Boolean(io.stdin.isTTY && io.stdout.isTTY);
+  const childEnv = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  call.write({
+    start: {
+      jobId,
+      stepId: env.SLURM_STEP_ID ?? '',
+      taskId: Number(env.SLURM_PROCID ?? 0) || 0,
+      argv: command,
+      cwd: process.cwd(),
+      env: childEnv,
+      tty,
+    },
+  });
+
+  const onSignal = (sig: NodeJS.Signals): void => {
+    call.write({ signal: sig });
+  };
+  for (const s of FORWARDED_SIGNALS) process.on(s, onSignal);
+  const onStdin = (chunk: Buffer): void => {
+    call.write({ stdin: chunk });
+  };
+  const onStdinEnd = (): void => {
+    call.write({ stdinClose: true });
+  };
+
+  return await new Promise<number>((resolve) => {
+    let exitCode: number | undefined;
+    let started = false;
+    let done = false;
+    const finish = (code: number): void => {
+      if (done) return;
+      done = true;
+      for (const s of FORWARDED_SIGNALS) process.off(s, onSignal);
+      io.stdin.off('data', onStdin);
+      io.stdin.off('end', onStdinEnd);
+      io.stdin.pause();
+      client.close();
+      resolve(code);
+    };
+    call.on('data', (m: ExecStepResponse__Output) => {
+      if (m.msg === 'stdout' && m.stdout) io.stdout.write(m.stdout);
+      else if (m.msg === 'stderr' && m.stderr) io.stderr.write(m.stderr);
+      else if (m.msg === 'started' && !started) {
+        started = true;
+        io.stdin.on('data', onStdin);
+        io.stdin.on('end', onStdinEnd);
+      } else if (m.msg === 'exit' && m.exit) {
+        exitCode = m.exit.exitCode;
+        call.end();
+      }
+    });
+    call.on('error', (err: grpc.ServiceError) => {
+      if (exitCode !== undefined) return finish(exitCode);
+      finish(fail(describeGrpcError(err, target)));
+    });
+    call.on('end', () => {
+      if (exitCode !== undefined) finish(exitCode);
+    });
+    call.on('status', (st: grpc.StatusObject) => {
+      if (st.code === 0 && exitCode === undefined) finish(fail('berthd ended the step without an exit status'));
+    });
+  });
+}

@@ -1,0 +1,82 @@
+// `berth hook prolog|epilog`, run by slurmd as root for every job on every allocated node.
+// A failure prints one line naming the job, the image and the reason to stderr (slurmd logs
+// it) and exits non-zero; Slurm then drains the node and requeues the job (docs/operations.md).
+import type * as grpc from '@grpc/grpc-js';
+import os from 'node:os';
+import { agentTarget, type AgentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
+import { containerImage, type Env, nodeName } from './slurm-env';
+
+const RETRY_DELAYS_MS = [100, 250, 500, 1000];
+
+function num(text: string | undefined): number {
+  const n = Number(text);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
+}
+
+/** CPUs and memory the job holds on this node, from the prolog environment. */
+export function allocationOnNode(env: Env): { cpus: number; memoryBytes: number } {
+  const cpus = num(env.SLURM_CPUS_ON_NODE) || num(env.SLURM_JOB_CPUS_PER_NODE?.match(/^\d+/)?.[0]);
+  const perNodeMb = num(env.SLURM_MEM_PER_NODE);
+  const perCpuMb = num(env.SLURM_MEM_PER_CPU);
+  const mb = perNodeMb || perCpuMb * cpus;
+  return { cpus, memoryBytes: mb * 1024 * 1024 };
+}
+
+export function prologueRequest(env: Env) {
+  const { cpus, memoryBytes } = allocationOnNode(env);
+  return {
+    jobId: env.SLURM_JOB_ID ?? '',
+    uid: Number(env.SLURM_JOB_UID ?? NaN),
+    gid: Number(env.SLURM_JOB_GID ?? NaN),
+    user: env.SLURM_JOB_USER ?? '',
+    image: containerImage(env),
+    workDir: env.SLURM_JOB_WORK_DIR ?? '',
+    cpus,
+    memoryBytes,
+    nodeList: env.SLURM_JOB_NODELIST ?? env.SLURM_NODELIST ?? '',
+    numNodes: num(env.SLURM_JOB_NUM_NODES),
+    partition: env.SLURM_JOB_PARTITION ?? '',
+    account: env.SLURM_JOB_ACCOUNT ?? '',
+  };
+}
+
+async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const unavailable = (err as grpc.ServiceError | null)?.code === 14;
+      const delay = RETRY_DELAYS_MS[attempt];
+      if (!unavailable || delay === undefined) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line: string) => void): Promise<number> {
+  const jobId = env.SLURM_JOB_ID ?? '';
+  const image = containerImage(env);
+  const target: AgentTarget = agentTarget(nodeName(env, os.hostname().split('.')[0] ?? ''), env);
+  const client = connect(target);
+  try {
+    if (kind === 'prolog') {
+      const req = prologueRequest(env);
+      if (!Number.isInteger(req.uid) || !Number.isInteger(req.gid)) {
+        stderr(`berth prolog: job ${jobId}: SLURM_JOB_UID/SLURM_JOB_GID missing from the prolog environment; is berth configured as Prolog= with PrologFlags=Alloc?`);
+        return 1;
+      }
+      const md = await callMetadata(target, 'JobPrologue', jobId);
+      const deadline = num(env.BERTH_PROLOG_TIMEOUT_SECONDS) * 1000 || 600_000;
+      await withRetry(() => unaryCall(client.JobPrologue.bind(client), req, md, deadline));
+    } else {
+      const md = await callMetadata(target, 'JobEpilogue', jobId);
+      await withRetry(() => unaryCall(client.JobEpilogue.bind(client), { jobId }, md, 300_000));
+    }
+    return 0;
+  } catch (err) {
+    stderr(`berth ${kind}: job ${jobId} on ${target.node}, image '${image}': ${describeGrpcError(err, target)}`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// berth CLI entry. slurmd runs `berth hook prolog|epilog` for every job on every node, so a
+// job without a container returns before anything heavy is loaded; srun runs `berth exec`
+// once per task, so it skips the option parser as well.
+import { containerImage } from './slurm-env';
+
+async function main(args: string[]): Promise<number> {
+  if (args[0] === 'hook' && (args[1] === 'prolog' || args[1] === 'epilog') && args.length === 2) {
+    if (!containerImage(process.env)) return 0;
+    const { runHook } = await import('./hook');
+    return runHook(args[1], process.env, (l) => process.stderr.write(l + '\n'));
+  }
+  if (args[0] === 'exec' && args[1] !== '--help' && args[1] !== '-h') {
+    const command = args[1] === '--' ? args.slice(2) : args.slice(1);
+    const { runExec } = await import('./exec');
+    return runExec(command, process.env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+  }
+  const { runCli } = await import('./commands');
+  return runCli(args);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // exit once output is flushed: an open stdin or a closing channel must not hold the task
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+  },
+  (err: unknown) => {
+    process.stderr.write(`berth: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

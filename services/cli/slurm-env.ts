@@ -1,0 +1,23 @@
+// What the hooks and steps read from Slurm's environment. Kept free of imports: slurmd runs
+// the hooks for every job on every node, and jobs without a container must return at once.
+export type Env = Record<string, string | undefined>;
+
+/** The image the job asked for with --container-image (SPANK plugin), or ''. */
+export function containerImage(env: Env): string {
+  return (env.SPANK_BERTH_CONTAINER_IMAGE ?? env.SPANK__SLURM_SPANK_OPTION_berth_container_image ?? '').trim();
+}
+
+export function nodeName(env: Env, fallback: string): string {
+  return env.SLURMD_NODENAME || fallback;
+}
+
+/** "2(x3),1" → counts per node in node-list order. */
+export function expandCounts(text: string): number[] {
+  const out: number[] = [];
+  for (const part of text.split(',')) {
+    const m = part.trim().match(/^(\d+)(?:\(x(\d+)\))?$/);
+    if (!m) continue;
+    for (let i = 0; i < Number(m[2] ?? 1); i++) out.push(Number(m[1]));
+  }
+  return out;
+}

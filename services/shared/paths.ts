@@ -1,0 +1,17 @@
+// Where a node's berthd listens. One directory per node name so that several agents can
+// share a host (the sandbox runs three); on a real cluster there is one per host.
+import path from 'node:path';
+
+export const DEFAULT_RUN_DIR = '/run/berth';
+
+export interface AgentSockets {
+  /** root only (mode 0600): hooks and admin commands, trusted by the socket's permissions */
+  admin: string;
+  /** everyone (mode 0666): job users, every call carries a munge credential */
+  user: string;
+}
+
+export function agentSockets(runDir: string, node: string): AgentSockets {
+  const dir = path.join(runDir, node);
+  return { admin: path.join(dir, 'admin.sock'), user: path.join(dir, 'user.sock') };
+}
