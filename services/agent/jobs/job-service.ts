@@ -59,7 +59,11 @@ export class JobService {
 
   /** Idempotent: a repeated prologue for a job whose container runs returns it; concurrent ones share one run. */
   prologue(req: PrologueInput): Promise<PrologueResult> {
-    checkPrologueRequest(req);
+    try {
+      checkPrologueRequest(req);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const running = this.inProgress.get(req.jobId);
     if (running) return running;
     const p = this.runPrologue(req).finally(() => this.inProgress.delete(req.jobId));

@@ -1,0 +1,117 @@
+// An in-memory Engine for unit tests: records calls, holds containers and images, and can be
+// told to fail at a given step.
+import { PassThrough, type Duplex } from 'node:stream';
+import type {
+  ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, FileEntry, PullOptions,
+} from '../../../services/agent/docker/engine';
+
+interface FakeContainer extends ContainerDetails {
+  body: Record<string, unknown>;
+  files: Map<string, Buffer>;
+}
+
+export class FakeEngine implements Engine {
+  readonly calls: string[] = [];
+  readonly containers = new Map<string, FakeContainer>();
+  readonly images = new Set<string>();
+  digests = new Map<string, string>();
+  pullDelayMs = 0;
+  failOn = new Map<string, Error>();
+  imageFiles = new Map<string, Buffer>([['/etc/passwd', Buffer.from('root:x:0:0:root:/root:/bin/sh\n')]]);
+  private seq = 0;
+
+  private maybeFail(op: string): void {
+    const e = this.failOn.get(op);
+    if (e) throw e;
+  }
+
+  async resolveDigest(ref: string): Promise<string> {
+    this.calls.push(`resolve ${ref}`);
+    this.maybeFail('resolve');
+    const d = this.digests.get(ref);
+    if (!d) throw Object.assign(new Error(`manifest unknown: ${ref}`), { statusCode: 404 });
+    return d;
+  }
+
+  async imagePresent(ref: string): Promise<boolean> {
+    return this.images.has(ref);
+  }
+
+  async pull(ref: string, _opts: PullOptions): Promise<void> {
+    this.calls.push(`pull ${ref}`);
+    await new Promise((r) => setTimeout(r, this.pullDelayMs));
+    this.maybeFail('pull');
+    this.images.add(ref);
+  }
+
+  async create(spec: ContainerCreateSpec): Promise<string> {
+    this.calls.push(`create ${spec.name}`);
+    this.maybeFail('create');
+    for (const c of this.containers.values()) if (c.name === spec.name) throw Object.assign(new Error('Conflict'), { statusCode: 409 });
+    const id = `c${++this.seq}`.padEnd(64, '0');
+    this.containers.set(id, {
+      id, name: spec.name, labels: (spec.body.Labels as Record<string, string>) ?? {}, state: 'created', created: Math.floor(Date.now() / 1000),
+      running: false, startedAt: '', image: String(spec.body.Image), body: spec.body, files: new Map(this.imageFiles),
+    });
+    return id;
+  }
+
+  async start(id: string): Promise<void> {
+    this.calls.push(`start ${id}`);
+    this.maybeFail('start');
+    const c = this.find(id);
+    if (!c) throw Object.assign(new Error('no such container'), { statusCode: 404 });
+    c.running = true;
+    c.state = 'running';
+  }
+
+  private find(idOrName: string): FakeContainer | undefined {
+    return this.containers.get(idOrName) ?? [...this.containers.values()].find((c) => c.name === idOrName);
+  }
+
+  async inspect(id: string): Promise<ContainerDetails | undefined> {
+    return this.find(id);
+  }
+
+  async listByLabel(label: string, value?: string): Promise<ContainerSummary[]> {
+    return [...this.containers.values()].filter((c) => label in c.labels && (value === undefined || c.labels[label] === value));
+  }
+
+  async stop(id: string, _grace: number): Promise<void> {
+    this.calls.push(`stop ${id}`);
+    const c = this.find(id);
+    if (c) {
+      c.running = false;
+      c.state = 'exited';
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    this.calls.push(`remove ${id}`);
+    const c = this.find(id);
+    if (c) this.containers.delete(c.id);
+  }
+
+  async readFile(id: string, file: string): Promise<Buffer | undefined> {
+    return this.find(id)?.files.get(file);
+  }
+
+  async writeFiles(id: string, dir: string, files: FileEntry[]): Promise<void> {
+    this.calls.push(`write ${dir}`);
+    this.maybeFail('write');
+    const c = this.find(id)!;
+    for (const f of files) c.files.set(`${dir}/${f.name}`, f.content);
+  }
+
+  execs: { containerId: string; opts: ExecCreateOptions; stream: Duplex; exitCode: number | null; pid: number }[] = [];
+
+  async createExec(containerId: string, opts: ExecCreateOptions): Promise<ExecHandle> {
+    const rec = { containerId, opts, stream: new PassThrough() as Duplex, exitCode: null as number | null, pid: 4242 };
+    this.execs.push(rec);
+    return {
+      id: `exec${this.execs.length}`,
+      start: async () => rec.stream,
+      inspect: async () => ({ pid: rec.pid, running: rec.exitCode === null, exitCode: rec.exitCode }),
+    };
+  }
+}

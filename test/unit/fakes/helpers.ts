@@ -1,0 +1,50 @@
+// Builders shared by the unit tests.
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AccountingLog } from '../../../services/agent/accounting/accounting-log';
+import { type AgentConfig, loadConfig } from '../../../services/agent/config';
+import type { IdentityResolver, UserIdentity } from '../../../services/agent/identity/nss';
+import { ImageService } from '../../../services/agent/images/image-service';
+import { JobService } from '../../../services/agent/jobs/job-service';
+import { JobTable } from '../../../services/agent/jobs/job-table';
+import { silentLogger } from '../../../services/agent/logger';
+import { FakeEngine } from './fake-engine';
+
+export const ALICE: UserIdentity = {
+  name: 'alice', uid: 2001, gid: 2001, gecos: 'Alice', home: '/home/alice', shell: '/bin/bash',
+  groups: [{ gid: 2001, name: 'alice' }, { gid: 2100, name: 'berth-demo' }],
+};
+
+export class FakeIdentities implements IdentityResolver {
+  async lookup(uid: number, expectedName?: string): Promise<UserIdentity> {
+    if (uid !== ALICE.uid) throw new Error(`uid ${uid} unknown`);
+    if (expectedName && expectedName !== ALICE.name) throw new Error('name mismatch');
+    return ALICE;
+  }
+}
+
+export const DIGEST = 'sha256:' + 'a'.repeat(64);
+export const IMAGE = '127.0.0.1:5000/berth/demo:1.0';
+
+export function harness(overrides: Record<string, unknown> = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-unit-'));
+  const config: AgentConfig = loadConfig(undefined, {
+    node: 'n1', stateDir: path.join(dir, 'state'), accountingFile: path.join(dir, 'acct.jsonl'), initBinary: '/opt/berth/berth-init',
+    rdmaDevices: [path.join(dir, 'dev', 'uverbs*')], ...overrides,
+  });
+  const engine = new FakeEngine();
+  engine.digests.set(IMAGE, DIGEST);
+  const log = silentLogger();
+  const images = new ImageService(engine, { timeoutMs: 1000, inactivityMs: 1000 }, log);
+  const table = new JobTable(config.stateDir);
+  const jobs = new JobService({ config, engine, images, identities: new FakeIdentities(), table, accounting: new AccountingLog(config.accountingFile), log });
+  const accounting = (): Record<string, unknown>[] => existsSync(config.accountingFile)
+    ? readFileSync(config.accountingFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    : [];
+  return { dir, config, engine, images, table, jobs, log, accounting };
+}
+
+export function prologueInput(over: Partial<Parameters<JobService['prologue']>[0]> = {}) {
+  return { jobId: '42', uid: 2001, gid: 2001, user: 'alice', image: IMAGE, workDir: '/home/alice/run', cpus: 2, memoryBytes: 1 << 30, ...over };
+}

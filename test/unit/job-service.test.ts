@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { JobTable } from '../../services/agent/jobs/job-table';
+import { JobService } from '../../services/agent/jobs/job-service';
+import { AccountingLog } from '../../services/agent/accounting/accounting-log';
+import { BerthError } from '../../services/shared/errors';
+import { FakeIdentities, harness, prologueInput } from './fakes/helpers';
+
+describe('job prologue', () => {
+  it('pulls, creates with the user entries written, starts, and records the job', async () => {
+    const h = harness();
+    const res = await h.jobs.prologue(prologueInput());
+    assert.equal(res.alreadyPrepared, false);
+    assert.equal(res.job.state, 'RUNNING');
+    assert.equal(res.job.containerName, 'berth-n1-job-42');
+    const c = h.engine.containers.get(res.job.containerId)!;
+    assert.equal(c.running, true);
+    assert.match(c.files.get('/etc/passwd')!.toString(), /^root:x:0:0.*\nalice:x:2001:2001:Alice:\/home\/alice:\/bin\/sh\n$/s);
+    assert.match(c.files.get('/etc/group')!.toString(), /berth-demo:x:2100:alice/);
+    assert.deepEqual(h.jobs.list().map((j) => j.jobId), ['42']);
+    assert.ok(existsSync(path.join(h.config.stateDir, 'jobs', '42.json')));
+  });
+
+  it('passes the RDMA devices that exist and skips the missing ones', async () => {
+    const h = harness();
+    mkdirSync(path.join(h.dir, 'dev'));
+    const res = await h.jobs.prologue(prologueInput());
+    const hc = h.engine.containers.get(res.job.containerId)!.body.HostConfig as { Devices: unknown[] };
+    assert.deepEqual(hc.Devices, []); // the pattern matched no character device
+  });
+
+  it('is harmless when repeated, and shares one run when concurrent', async () => {
+    const h = harness();
+    const [a, b] = await Promise.all([h.jobs.prologue(prologueInput()), h.jobs.prologue(prologueInput())]);
+    assert.equal(a.job.containerId, b.job.containerId);
+    const again = await h.jobs.prologue(prologueInput());
+    assert.equal(again.alreadyPrepared, true);
+    assert.equal(h.engine.calls.filter((c) => c.startsWith('create')).length, 1);
+  });
+
+  it('refuses a root job and makes nothing', async () => {
+    const h = harness();
+    await assert.rejects(h.jobs.prologue(prologueInput({ uid: 0 })), (e: unknown) => e instanceof BerthError && e.code === 'ROOT_JOB_REFUSED' && /may not run as root/.test(e.message));
+    assert.deepEqual(h.engine.calls, []);
+  });
+
+  it('removes the half-made container when starting fails', async () => {
+    const h = harness();
+    h.engine.failOn.set('start', new Error('OCI runtime create failed: bad mount'));
+    await assert.rejects(h.jobs.prologue(prologueInput()), (e: unknown) => e instanceof BerthError && /could not create or start the container.*bad mount/.test(e.message));
+    assert.equal(h.engine.containers.size, 0);
+    assert.equal(h.jobs.list().length, 0);
+  });
+
+  it('replaces a stale container left under the job name', async () => {
+    const h = harness();
+    const first = await h.jobs.prologue(prologueInput());
+    h.engine.containers.get(first.job.containerId)!.running = false;
+    const second = await h.jobs.prologue(prologueInput());
+    assert.notEqual(second.job.containerId, first.job.containerId);
+    assert.equal(h.engine.containers.size, 1);
+  });
+});
+
+describe('job epilogue', () => {
+  it('stops and removes the job containers, accounts the job with its steps, and forgets it', async () => {
+    const h = harness();
+    const { job } = await h.jobs.prologue(prologueInput());
+    const step = h.jobs.recordStepStart('42', { stepId: '0', taskId: 0, argv: ['id'], startTime: new Date().toISOString() })!;
+    h.jobs.recordStepEnd('42', step, { state: 'EXITED', exitCode: 3 });
+    const res = await h.jobs.epilogue('42');
+    assert.deepEqual(res, { containersRemoved: 1, wasKnown: true });
+    assert.ok(h.engine.calls.includes(`stop ${job.containerId}`));
+    assert.equal(h.engine.containers.size, 0);
+    const [rec] = h.accounting();
+    assert.equal(rec!.job_id, '42');
+    assert.equal(rec!.uid, 2001);
+    assert.equal(rec!.image_digest, job.imageDigest);
+    assert.deepEqual((rec!.steps as { exit_code: number }[]).map((s) => s.exit_code), [3]);
+    assert.equal(h.jobs.get('42'), undefined);
+    assert.ok(!existsSync(path.join(h.config.stateDir, 'jobs', '42.json')));
+  });
+
+  it('is harmless when repeated', async () => {
+    const h = harness();
+    await h.jobs.prologue(prologueInput());
+    await h.jobs.epilogue('42');
+    assert.deepEqual(await h.jobs.epilogue('42'), { containersRemoved: 0, wasKnown: false });
+    assert.equal(h.accounting().length, 1);
+  });
+
+  it('marks steps still running as killed', async () => {
+    const h = harness();
+    await h.jobs.prologue(prologueInput());
+    h.jobs.recordStepStart('42', { stepId: '1', taskId: 0, argv: ['sleep', '100'], startTime: new Date().toISOString() });
+    await h.jobs.epilogue('42');
+    const steps = h.accounting()[0]!.steps as { state: string }[];
+    assert.equal(steps[0]!.state, 'KILLED');
+  });
+});
+
+describe('recovery after a restart', () => {
+  it('rebuilds the table from labels and keeps the checkpointed steps', async () => {
+    const h = harness();
+    await h.jobs.prologue(prologueInput());
+    const s = h.jobs.recordStepStart('42', { stepId: '0', taskId: 0, argv: ['true'], startTime: 'x' })!;
+    h.jobs.recordStepEnd('42', s, { state: 'EXITED', exitCode: 0 });
+    const fresh = new JobService({
+      config: h.config, engine: h.engine, images: h.images, identities: new FakeIdentities(), table: new JobTable(h.config.stateDir),
+      accounting: new AccountingLog(h.config.accountingFile), log: h.log,
+    });
+    assert.deepEqual(await fresh.recover(), { recovered: 1, unknown: 0 });
+    const job = fresh.get('42')!;
+    assert.equal(job.user, 'alice');
+    assert.equal(job.state, 'RUNNING');
+    assert.deepEqual(job.steps.map((x) => x.exitCode), [0]);
+  });
+});
