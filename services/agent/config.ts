@@ -24,6 +24,8 @@ export const configSchema = z.object({
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   rdmaDevices: z.array(absolutePath).default(['/dev/infiniband/uverbs*', '/dev/infiniband/rdma_cm']),
   mounts: z.array(mountSchema).default([]),
+  /** bytes, or "unlimited" (what RDMA wants) */
+  memlock: z.union([z.literal('unlimited'), z.number().int().min(0)]).default('unlimited'),
   stopGraceSeconds: z.number().int().min(0).max(600).default(10),
   pullTimeoutSeconds: z.number().int().min(1).default(600),
   pullInactivitySeconds: z.number().int().min(1).default(120),

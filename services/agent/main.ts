@@ -9,6 +9,7 @@ import { errorMessage } from '../shared/errors';
 import { AccountingLog } from './accounting/accounting-log';
 import { CallerAuthenticator } from './auth/caller';
 import { ConfigError, dockerSocketPath, loadConfig } from './config';
+import { nodeMemlock } from './containers/memlock';
 import { DockerodeEngine } from './docker/dockerode-engine';
 import { SqueueJobSource, sweepOrphans } from './housekeeping/orphans';
 import { NssIdentityResolver } from './identity/nss';
@@ -59,7 +60,11 @@ async function main(): Promise<void> {
   const identities = new NssIdentityResolver();
   const images = new ImageService(engine, { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log);
   const table = new JobTable(config.stateDir);
-  const jobs = new JobService({ config, engine, images, identities, table, accounting: new AccountingLog(config.accountingFile), log });
+  const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
+  if (memlock.clampedFrom !== undefined) {
+    log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
+  }
+  const jobs = new JobService({ config, engine, images, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes });
   const steps = new StepRunner(engine, jobs, log);
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
 

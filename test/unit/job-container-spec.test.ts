@@ -12,7 +12,7 @@ function spec(over: Partial<Parameters<typeof buildJobContainerSpec>[0]> = {}) {
   return buildJobContainerSpec({
     identity, image: identity.imageDigest, supplementaryGids: [2001, 2100], cpus: 2, memoryBytes: 1 << 30,
     devices: ['/dev/infiniband/uverbs0', '/dev/infiniband/rdma_cm'], mounts: [{ source: '/scratch', target: '/scratch', readOnly: true }],
-    initBinary: '/usr/local/lib/berth/berth-init', ...over,
+    initBinary: '/usr/local/lib/berth/berth-init', memlockBytes: -1, ...over,
   });
 }
 
@@ -61,5 +61,18 @@ describe('job container spec', () => {
 
   it('runs from the digest, never the tag', () => {
     assert.equal(s.body.Image, identity.imageDigest);
+  });
+});
+
+describe('memlock limit', () => {
+  it('is unlimited when the agent may raise it, else the node hard limit', async () => {
+    const { memlockFor, readOwnMemlock } = await import('../../services/agent/containers/memlock');
+    const limits = 'Limit Soft Limit Hard Limit Units\nMax locked memory         8388608              8388608              bytes\n';
+    assert.deepEqual(readOwnMemlock('CapEff:\t000001fffeffffff\n', limits), { hardBytes: 8388608, canRaise: false });
+    assert.deepEqual(readOwnMemlock('CapEff:\t000001ffffffffff\n', limits), { hardBytes: 8388608, canRaise: true });
+    assert.deepEqual(memlockFor(-1, { hardBytes: 8388608, canRaise: true }), { bytes: -1 });
+    assert.deepEqual(memlockFor(-1, { hardBytes: 8388608, canRaise: false }), { bytes: 8388608, clampedFrom: -1 });
+    assert.deepEqual(memlockFor(4096, { hardBytes: 8388608, canRaise: false }), { bytes: 4096 });
+    assert.deepEqual(memlockFor(-1, { hardBytes: -1, canRaise: false }), { bytes: -1 });
   });
 });

@@ -109,7 +109,7 @@ describe('recovery after a restart', () => {
     h.jobs.recordStepEnd('42', s, { state: 'EXITED', exitCode: 0 });
     const fresh = new JobService({
       config: h.config, engine: h.engine, images: h.images, identities: new FakeIdentities(), table: new JobTable(h.config.stateDir),
-      accounting: new AccountingLog(h.config.accountingFile), log: h.log,
+      accounting: new AccountingLog(h.config.accountingFile), log: h.log, memlockBytes: -1,
     });
     assert.deepEqual(await fresh.recover(), { recovered: 1, unknown: 0 });
     const job = fresh.get('42')!;

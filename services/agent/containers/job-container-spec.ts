@@ -23,6 +23,8 @@ export interface JobContainerInput {
   devices: readonly string[];
   mounts: readonly SiteMount[];
   initBinary: string;
+  /** bytes or -1 (unlimited) */
+  memlockBytes: number;
 }
 
 export function buildJobContainerSpec(input: JobContainerInput): ContainerCreateSpec {
@@ -34,7 +36,7 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
     NetworkMode: 'host',
     Binds: binds,
     Devices: input.devices.map((d) => ({ PathOnHost: d, PathInContainer: d, CgroupPermissions: 'rwm' })),
-    Ulimits: [{ Name: 'memlock', Soft: -1, Hard: -1 }],
+    Ulimits: [{ Name: 'memlock', Soft: input.memlockBytes, Hard: input.memlockBytes }],
     CapDrop: ['ALL'],
     CapAdd: [],
     SecurityOpt: ['no-new-privileges'],

@@ -38,6 +38,8 @@ export interface JobServiceDeps {
   table: JobTable;
   accounting: AccountingLog;
   log: Logger;
+  /** memlock for job containers, bytes or -1: see containers/memlock.ts */
+  memlockBytes: number;
   now?: () => Date;
 }
 
@@ -107,6 +109,7 @@ export class JobService {
       devices: expandDevices(config.rdmaDevices),
       mounts: config.mounts,
       initBinary: config.initBinary,
+      memlockBytes: this.d.memlockBytes,
     });
     await this.removeStale(spec.name, log);
     let containerId = '';

@@ -38,7 +38,7 @@ export function harness(overrides: Record<string, unknown> = {}) {
   const log = silentLogger();
   const images = new ImageService(engine, { timeoutMs: 1000, inactivityMs: 1000 }, log);
   const table = new JobTable(config.stateDir);
-  const jobs = new JobService({ config, engine, images, identities: new FakeIdentities(), table, accounting: new AccountingLog(config.accountingFile), log });
+  const jobs = new JobService({ config, engine, images, identities: new FakeIdentities(), table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1 });
   const accounting = (): Record<string, unknown>[] => existsSync(config.accountingFile)
     ? readFileSync(config.accountingFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
