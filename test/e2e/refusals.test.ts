@@ -1,0 +1,61 @@
+// What users see when berth refuses: another user's job, a job without a container, a
+// missing image (the prolog fails, slurmd logs why), outside an allocation.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { sandbox } from '../support/stack';
+import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, resumeNodes, run, slurmdLog, waitFor } from '../support/slurm';
+
+describe('berth refusals through Slurm', { timeout: 240_000 }, () => {
+  const cancel: string[] = [];
+  after(() => {
+    for (const id of cancel) run('scancel', [id]);
+    resumeNodes();
+  });
+
+  it("refuses berth exec into another user's job, naming why", () => {
+    const dir = jobDir('alice', 'owned');
+    const sub = run('sbatch', ['-N1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 120'], { user: 'alice', cwd: dir });
+    assert.equal(sub.code, 0, sub.stderr);
+    const jobId = jobIdFrom(sub.stdout);
+    cancel.push(jobId);
+    waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
+    const nodeName = jobNodes(jobId);
+    const mine = run('berth', ['exec', '--', 'id', '-un'], { user: 'alice', env: { SLURM_JOB_ID: jobId, SLURMD_NODENAME: nodeName, PATH: '/usr/local/bin:/usr/bin:/bin' } });
+    assert.equal(mine.code, 0, mine.stderr);
+    assert.equal(mine.stdout.trim(), 'alice');
+    const theirs = run('berth', ['exec', '--', 'id'], { user: 'bob', env: { SLURM_JOB_ID: jobId, SLURMD_NODENAME: nodeName, PATH: '/usr/local/bin:/usr/bin:/bin' } });
+    assert.equal(theirs.code, 125);
+    assert.match(theirs.stderr, new RegExp(`berth exec: job ${jobId} on ${nodeName} belongs to another user`));
+    run('scancel', [jobId]);
+    waitFor(`job ${jobId} gone`, () => jobState(jobId) === '' || undefined);
+    waitFor(`containers of ${jobId} removed`, () => containersOfJob(nodeName, jobId).length === 0 || undefined);
+  });
+
+  it('tells the user when the job has no container', () => {
+    const dir = jobDir('alice', 'nocontainer');
+    const sub = run('sbatch', ['-N1', '--wait', '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- id'], { user: 'alice', cwd: dir });
+    const out = readFileSync(path.join(dir, 'out.txt'), 'utf8');
+    assert.notEqual(sub.code, 0);
+    assert.match(out, /berth exec: job \d+ has no container on node n\d: berth exec needs a job submitted with --container-image/);
+  });
+
+  it('refuses berth exec outside an allocation', () => {
+    const r = run('berth', ['exec', '--', 'id'], { user: 'alice', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /not inside a Slurm allocation/);
+  });
+
+  it('fails the prolog of a job whose image is missing, and slurmd logs the image and the reason', () => {
+    const dir = jobDir('alice', 'missing');
+    const image = '127.0.0.1:5000/berth/no-such-image:1';
+    const sub = run('sbatch', ['-N1', '-w', 'n3', `--container-image=${image}`, '-o', '/dev/null', '--wrap', 'true'], { user: 'alice', cwd: dir });
+    assert.equal(sub.code, 0, sub.stderr);
+    const jobId = jobIdFrom(sub.stdout);
+    cancel.push(jobId);
+    const line = waitFor('the prolog failure in the slurmd log', () => slurmdLog('n3').split('\n').find((l) => l.includes(`berth prolog: job ${jobId} on n3`)));
+    assert.match(line, new RegExp(`image '127\\.0\\.0\\.1:5000/berth/no-such-image:1' was not found in registry 127\\.0\\.0\\.1:5000`));
+    assert.deepEqual(containersOfJob('n3', jobId), []);
+  });
+});
