@@ -1,0 +1,65 @@
+# One Docker engine per sandbox node (sourced by scripts/sandbox). No bridge, no iptables, no
+# private addresses: containers use --network host or none. Each engine has its own data-root,
+# exec-root (so its own managed containerd), pid file and socket, and its own containerd
+# namespaces in case a system containerd is running and gets shared.
+
+docker_sock() { echo "$RUN_DIR/$1/docker.sock"; }
+docker_pidfile() { echo "$RUN_DIR/$1/docker.pid"; }
+docker_log() { echo "$LOG_DIR/$1/dockerd.log"; }
+docker_marker() { echo "--host unix://$(docker_sock "$1")"; }
+
+docker_ping() { probe unix-http "$(docker_sock "$1")" /_ping; }
+
+docker_start() {
+  local n="$1" pidfile sock
+  pidfile="$(docker_pidfile "$n")"
+  sock="$(docker_sock "$n")"
+  is_running "$pidfile" "$(docker_marker "$n")" && return 0
+  # dockerd refuses to start over a pid file whose pid is alive (pid reuse after a hard kill);
+  # pid_of said it is not our dockerd, so the file is stale
+  rm -f "$pidfile" "$sock"
+  install -d -m 0711 "$STATE_DIR/$n/docker" "$RUN_DIR/$n/docker-exec"
+  install -d -m 0755 "$LOG_DIR/$n"
+  # dockerd writes the same pid to --pidfile itself and would take our copy for another
+  # daemon's, so start_bg's record goes to a scratch file and dockerd owns docker.pid
+  start_bg "$RUN_DIR/$n/dockerd.launch" "$(docker_log "$n")" /usr/sbin/dockerd \
+    --host "unix://$sock" \
+    --data-root "$STATE_DIR/$n/docker" \
+    --exec-root "$RUN_DIR/$n/docker-exec" \
+    --pidfile "$pidfile" \
+    --bridge=none --iptables=false --ip-masq=false \
+    --containerd-namespace "berth-$n" --containerd-plugins-namespace "berth-$n-plugins"
+}
+
+docker_up() {
+  local n
+  local started=()
+  for n in "${NODES[@]}"; do
+    if ! is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")"; then
+      docker_start "$n"
+      started+=("$n")
+    fi
+  done
+  for n in "${started[@]}"; do
+    if ! wait_for 60 "dockerd $n" docker_ping "$n"; then
+      log_tail "$(docker_log "$n")" >&2
+      die "dockerd for $n did not answer /_ping on $(docker_sock "$n") within 60 s (log: $(docker_log "$n"))"
+    fi
+    wait_for 5 "dockerd $n pid file" is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")" \
+      || die "dockerd for $n answers but $(docker_pidfile "$n") does not name it"
+    rm -f "$RUN_DIR/$n/dockerd.launch"
+    say "docker: started dockerd $n (pid $(cat "$(docker_pidfile "$n")"), $(docker_sock "$n"))"
+  done
+}
+
+docker_down() {
+  local n
+  for n in "${NODES[@]}"; do
+    # dockerd stops its containers first (up to 10 s each, in parallel), so give it time
+    stop_pid "$(docker_pidfile "$n")" "$(docker_marker "$n")" "dockerd $n" 30
+    # a dockerd that died before writing docker.pid
+    stop_pid "$RUN_DIR/$n/dockerd.launch" "$(docker_marker "$n")" "dockerd $n (starting)" 10
+  done
+}
+
+docker_running() { is_running "$(docker_pidfile "$1")" "$(docker_marker "$1")"; }
