@@ -1,0 +1,75 @@
+# One berthd per sandbox node (sourced by scripts/sandbox), each talking to its node's dockerd
+# and listening on /run/berth/<node>/admin.sock and user.sock.
+
+berthd_config() { echo "$STATE_DIR/$1/berthd.json"; }
+berthd_pidfile() { echo "$RUN_DIR/$1/berthd.pid"; }
+berthd_out() { echo "$LOG_DIR/$1/berthd.out"; }
+berthd_log() { echo "$LOG_DIR/$1/berthd.log"; }
+berthd_accounting() { echo "$LOG_DIR/$1/accounting.jsonl"; }
+berthd_admin_sock() { echo "$BERTH_RUN_DIR/$1/admin.sock"; }
+berthd_user_sock() { echo "$BERTH_RUN_DIR/$1/user.sock"; }
+berthd_marker() { echo "--config $(berthd_config "$1")"; }
+
+berthd_write_config() {
+  local n="$1" f
+  f="$(berthd_config "$n")"
+  install -d -m 0700 "$STATE_DIR/$n/berthd"
+  cat >"$f.tmp" <<JSON
+{
+  "node": "$n",
+  "runDir": "$BERTH_RUN_DIR",
+  "stateDir": "$STATE_DIR/$n/berthd",
+  "dockerHost": "unix://$(docker_sock "$n")",
+  "initBinary": "$BERTH_LIB/berth-init",
+  "accountingFile": "$(berthd_accounting "$n")",
+  "logFile": "$(berthd_log "$n")",
+  "logLevel": "info",
+  "rdmaDevices": ["/dev/infiniband/uverbs*", "/dev/infiniband/rdma_cm"],
+  "mounts": [],
+  "stopGraceSeconds": 5
+}
+JSON
+  chmod 0644 "$f.tmp"
+  mv -f "$f.tmp" "$f"
+}
+
+berthd_up() {
+  local n
+  local started=()
+  [ -x "$PREFIX/sbin/berthd" ] || die "$PREFIX/sbin/berthd is missing; run scripts/install.sh"
+  for n in "${NODES[@]}"; do
+    install -d -m 0755 "$LOG_DIR/$n" "$RUN_DIR/$n"
+    berthd_write_config "$n"
+    is_running "$(berthd_pidfile "$n")" "$(berthd_marker "$n")" && continue
+    # sockets left by a berthd that was killed hard would fool the readiness check below
+    rm -f "$(berthd_admin_sock "$n")" "$(berthd_user_sock "$n")"
+    start_bg "$(berthd_pidfile "$n")" "$(berthd_out "$n")" "$PREFIX/sbin/berthd" --config "$(berthd_config "$n")"
+    started+=("$n")
+  done
+  for n in "${started[@]}"; do
+    local i ok=""
+    for ((i = 0; i < 100; i++)); do
+      if probe connect "$(berthd_admin_sock "$n")"; then ok=1; break; fi
+      is_running "$(berthd_pidfile "$n")" "$(berthd_marker "$n")" || break
+      sleep 0.2
+    done
+    if [ -z "$ok" ]; then
+      log_tail "$(berthd_out "$n")" >&2
+      log_tail "$(berthd_log "$n")" >&2
+      if is_running "$(berthd_pidfile "$n")" "$(berthd_marker "$n")"; then
+        die "berthd $n runs but made no $(berthd_admin_sock "$n") within 20 s (logs: $(berthd_out "$n"), $(berthd_log "$n"))"
+      fi
+      die "berthd $n exited during start-up (logs: $(berthd_out "$n"), $(berthd_log "$n"))"
+    fi
+    say "berthd: started berthd $n (pid $(cat "$(berthd_pidfile "$n")"), $(berthd_admin_sock "$n"))"
+  done
+}
+
+berthd_down() {
+  local n
+  for n in "${NODES[@]}"; do
+    stop_pid "$(berthd_pidfile "$n")" "$(berthd_marker "$n")" "berthd $n" 15
+  done
+}
+
+berthd_running() { is_running "$(berthd_pidfile "$1")" "$(berthd_marker "$1")"; }

@@ -1,0 +1,68 @@
+# `scripts/sandbox up` and `down` (sourced by scripts/sandbox).
+
+up_cmd() {
+  local build=1
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --no-build) build="" ;;
+      *) die "unknown option for up: '$1' (expected: --no-build)" ;;
+    esac
+    shift
+  done
+  if [ -n "$build" ]; then
+    "$REPO/scripts/install-deps.sh"
+    say "build: npm run build"
+    (cd "$REPO" && npm run build) \
+      || die "'npm run build' failed (output above); fix the build, then rerun 'scripts/sandbox up'"
+    "$REPO/scripts/build-native.sh"
+    "$REPO/scripts/install.sh" "$PREFIX"
+  else
+    say "build: skipped (--no-build); using what is installed under $PREFIX"
+  fi
+  install -d -m 0755 "$STATE_DIR" "$RUN_DIR" "$LOG_DIR"
+  users_up
+  munge_up
+  docker_up
+  registry_up
+  image_up
+  berthd_up
+  slurm_up
+  say "up: everything is running ('scripts/sandbox status' for pids and logs)"
+}
+
+# Mounts a hard-killed dockerd leaves behind (data-root, netns) block rm -rf; unmount them,
+# deepest first.
+unmount_under() {
+  local prefix="$1" m
+  awk -v p="$prefix" '$2 == p || index($2, p "/") == 1 {print $2}' /proc/mounts | sort -r \
+    | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m" || warn "could not unmount $m"
+    done
+}
+
+down_cmd() {
+  local purge=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --purge) purge=1 ;;
+      *) die "unknown option for down: '$1' (expected: --purge)" ;;
+    esac
+    shift
+  done
+  berthd_down
+  slurm_down
+  registry_down
+  docker_down
+  munge_down
+  if [ -n "$purge" ]; then
+    local d n
+    for d in "$STATE_DIR" "$RUN_DIR"; do
+      unmount_under "$d"
+      rm -rf "$d"
+    done
+    for n in "${NODES[@]}"; do rm -rf "${BERTH_RUN_DIR:?}/$n"; done
+    say "down: purged $STATE_DIR, $RUN_DIR and $BERTH_RUN_DIR/{$(IFS=,; echo "${NODES[*]}")} (logs kept in $LOG_DIR)"
+  else
+    say "down: stopped; state kept in $STATE_DIR (down --purge deletes it)"
+  fi
+}

@@ -1,0 +1,70 @@
+# `scripts/sandbox status [--json]` (sourced by scripts/sandbox): one line (or one JSON field)
+# per component, and whether everything is running.
+
+bool() { if "$@"; then echo true; else echo false; fi; }
+pid_or_dash() { pid_of "$1" "$2" || echo -; }
+
+status_all_running() {
+  local n
+  munge_running && registry_running && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER" || return 1
+  for n in "${NODES[@]}"; do
+    docker_running "$n" && berthd_running "$n" \
+      && is_running "$(slurmd_pidfile "$n")" "$(slurmd_marker "$n")" || return 1
+  done
+}
+
+status_json() {
+  local n first=1 munge_log="$MUNGE_LOG"
+  is_running "$MUNGE_PIDFILE" "$MUNGE_MARKER" || [ -f "$MUNGE_LOG" ] || munge_log=/var/log/munge/munged.log
+  printf '{"nodes":['
+  for n in "${NODES[@]}"; do
+    [ -n "$first" ] || printf ','
+    first=""
+    printf '{"name":"%s","dockerSocket":"%s","berthdAdminSocket":"%s","berthdUserSocket":"%s","berthdConfig":"%s",' \
+      "$n" "$(docker_sock "$n")" "$(berthd_admin_sock "$n")" "$(berthd_user_sock "$n")" "$(berthd_config "$n")"
+    printf '"running":{"dockerd":%s,"berthd":%s,"slurmd":%s},' \
+      "$(bool docker_running "$n")" "$(bool berthd_running "$n")" \
+      "$(bool is_running "$(slurmd_pidfile "$n")" "$(slurmd_marker "$n")")"
+    printf '"logs":{"dockerd":"%s","berthd":"%s","berthdOutput":"%s","slurmd":"%s","slurmdOutput":"%s","accounting":"%s"}}' \
+      "$(docker_log "$n")" "$(berthd_log "$n")" "$(berthd_out "$n")" "$(slurmd_log "$n")" "$(slurmd_out "$n")" "$(berthd_accounting "$n")"
+  done
+  printf '],"registry":{"address":"%s","running":%s,"log":"%s"},' \
+    "$REGISTRY_ADDR" "$(bool registry_running)" "$REGISTRY_LOG"
+  printf '"slurm":{"slurmctld":{"running":%s,"log":"%s","output":"%s"},"conf":"%s"},' \
+    "$(bool is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER")" "$SLURMCTLD_LOG" "$SLURMCTLD_OUT" "$SLURM_CONF"
+  printf '"munge":{"running":%s,"startedBySandbox":%s,"log":"%s"},' \
+    "$(bool munge_running)" "$(bool is_running "$MUNGE_PIDFILE" "$MUNGE_MARKER")" "$munge_log"
+  printf '"demoImage":"%s","users":["alice","bob"]}\n' "$DEMO_IMAGE"
+}
+
+status_table() {
+  local n
+  row() { printf '%-12s %-5s %-8s %s\n' "$@"; }
+  row COMPONENT NODE PID LOG
+  if is_running "$MUNGE_PIDFILE" "$MUNGE_MARKER"; then
+    row munged - "$(pid_of "$MUNGE_PIDFILE" "$MUNGE_MARKER")" "$MUNGE_LOG"
+  elif munge_works; then
+    row munged - system "(not started by the sandbox)"
+  else
+    row munged - - "$MUNGE_LOG"
+  fi
+  row registry - "$(pid_or_dash "$REGISTRY_PIDFILE" "$REGISTRY_MARKER")" "$REGISTRY_LOG"
+  row slurmctld - "$(pid_or_dash "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER")" "$SLURMCTLD_LOG"
+  for n in "${NODES[@]}"; do
+    row dockerd "$n" "$(pid_or_dash "$(docker_pidfile "$n")" "$(docker_marker "$n")")" "$(docker_log "$n")"
+    row slurmd "$n" "$(pid_or_dash "$(slurmd_pidfile "$n")" "$(slurmd_marker "$n")")" "$(slurmd_log "$n")"
+    row berthd "$n" "$(pid_or_dash "$(berthd_pidfile "$n")" "$(berthd_marker "$n")")" "$(berthd_log "$n")"
+  done
+  echo "(PID '-' = not running)"
+  echo "demo image: $DEMO_IMAGE   users: ${DEMO_USERS[*]}   slurm.conf: $SLURM_CONF"
+}
+
+status_cmd() {
+  if [ "${1:-}" = --json ]; then status_json; else status_table; fi
+  if status_all_running; then
+    [ "${1:-}" = --json ] || echo "sandbox: everything is running"
+    return 0
+  fi
+  [ "${1:-}" = --json ] || echo "sandbox: some components are not running (scripts/sandbox up starts them)"
+  return 1
+}
