@@ -47,12 +47,30 @@ write() {
   mv -f "$dest.berth-tmp" "$dest"
 }
 
-# dist/: every file, keeping sub-directories
-(cd "$REPO/dist" && find . -type f -print0) | while IFS= read -r -d '' rel; do
-  rel="${rel#./}"
+# dist/: every file, keeping sub-directories. The entry points go last, so they never name a
+# chunk that is not there yet; files an earlier install put there and this build no longer
+# has (old hashed chunks) are removed, as listed in .dist-manifest.
+MANIFEST="$LIB/.dist-manifest"
+new_manifest="$(mktemp)"
+(cd "$REPO/dist" && find . -type f | sed 's|^\./||' | sort) >"$new_manifest"
+grep -vxE 'berthd?\.js' "$new_manifest" | while IFS= read -r rel; do
   mkdir -p "$LIB/$(dirname "$rel")"
   put 0644 "$REPO/dist/$rel" "$LIB/$rel"
 done
+put 0644 "$REPO/dist/berthd.js" "$LIB/berthd.js"
+put 0644 "$REPO/dist/berth.js" "$LIB/berth.js"
+if [ -f "$MANIFEST" ]; then
+  comm -23 <(sort "$MANIFEST") "$new_manifest" | while IFS= read -r rel; do
+    case "$rel" in */../* | ../* | /*) continue ;; esac
+    rm -f "$LIB/$rel"
+  done
+fi
+install -m 0644 "$new_manifest" "$MANIFEST"
+# the bundles are ES modules named .js: say so, or node has to guess (slower, per hook run)
+if [ ! -f "$REPO/dist/package.json" ]; then
+  echo '{"type":"module","private":true}' | write 0644 "$LIB/package.json"
+fi
+rm -f "$new_manifest"
 
 for f in "$REPO"/build/native/*; do
   [ -f "$f" ] || continue

@@ -10,6 +10,12 @@ berthd_admin_sock() { echo "$BERTH_RUN_DIR/$1/admin.sock"; }
 berthd_user_sock() { echo "$BERTH_RUN_DIR/$1/user.sock"; }
 berthd_marker() { echo "--config $(berthd_config "$1")"; }
 
+# what a running berthd was started from: its code (the install manifest names every hashed
+# chunk) and its config; `up` restarts a berthd whose stamp no longer matches
+berthd_stamp() {
+  cat "$BERTH_LIB/berthd.js" "$BERTH_LIB/.dist-manifest" "$(berthd_config "$1")" 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
 berthd_write_config() {
   local n="$1" f
   f="$(berthd_config "$n")"
@@ -40,7 +46,12 @@ berthd_up() {
   for n in "${NODES[@]}"; do
     install -d -m 0755 "$LOG_DIR/$n" "$RUN_DIR/$n"
     berthd_write_config "$n"
-    is_running "$(berthd_pidfile "$n")" "$(berthd_marker "$n")" && continue
+    if is_running "$(berthd_pidfile "$n")" "$(berthd_marker "$n")"; then
+      [ "$(berthd_stamp "$n")" != "$(cat "$RUN_DIR/$n/berthd.stamp" 2>/dev/null)" ] || continue
+      say "berthd: the installed berthd or its config changed; restarting berthd $n"
+      stop_pid "$(berthd_pidfile "$n")" "$(berthd_marker "$n")" "berthd $n" 15
+    fi
+    berthd_stamp "$n" >"$RUN_DIR/$n/berthd.stamp"
     # sockets left by a berthd that was killed hard would fool the readiness check below
     rm -f "$(berthd_admin_sock "$n")" "$(berthd_user_sock "$n")"
     start_bg "$(berthd_pidfile "$n")" "$(berthd_out "$n")" "$PREFIX/sbin/berthd" --config "$(berthd_config "$n")"
