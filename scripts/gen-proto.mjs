@@ -18,6 +18,7 @@ execFileSync(process.execPath, [genTypes, '--longs=Number', '--enums=String', '-
 
 const protobuf = require('protobufjs');
 const pbRoot = new protobuf.Root();
-pbRoot.loadSync(protos.map((p) => path.join(root, p)), { keepCase: true });
+// camelCase field names, as proto-loader produces with keepCase: false (PROTO_OPTIONS)
+pbRoot.loadSync(protos.map((p) => path.join(root, p)), { keepCase: false });
 writeFileSync(path.join(out, 'agent-descriptor.json'), JSON.stringify(pbRoot.toJSON()));
 console.log(`gen-proto: types and descriptor written to ${path.relative(root, out)}`);
