@@ -33,6 +33,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
 SchedulerType=sched/builtin
+SchedulerParameters=batch_sched_delay=0
 ReturnToService=2
 StateSaveLocation=$STATE_DIR/slurmctld
 SlurmdSpoolDir=$STATE_DIR/%n/slurmd
