@@ -15,7 +15,8 @@ status_all_running() {
 
 status_json() {
   local n first=1 munge_log="$MUNGE_LOG"
-  is_running "$MUNGE_PIDFILE" "$MUNGE_MARKER" || [ -f "$MUNGE_LOG" ] || munge_log=/var/log/munge/munged.log
+  # a munged the sandbox reused (not started) logs where its owner told it to; Debian's default
+  if ! is_running "$MUNGE_PIDFILE" "$MUNGE_MARKER" && munge_works; then munge_log=/var/log/munge/munged.log; fi
   printf '{"nodes":['
   for n in "${NODES[@]}"; do
     [ -n "$first" ] || printf ','
