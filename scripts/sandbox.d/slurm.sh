@@ -63,7 +63,9 @@ PartitionName=debug Nodes=n[1-3] Default=YES MaxTime=INFINITE State=UP
 CONF
 }
 
-# Writes slurm.conf and the SPANK plugstack entry; prints "changed" if slurm.conf changed.
+# Writes slurm.conf and the SPANK plugstack entry; sets SLURM_CONF_CHANGED=1 if slurm.conf
+# changed.
+SLURM_CONF_CHANGED=""
 slurm_write_conf() {
   mkdir -p /etc/slurm/plugstack.conf.d
   local new
@@ -79,7 +81,7 @@ slurm_write_conf() {
     rm -f "$new"
   else
     chmod 0644 "$new" && mv -f "$new" "$SLURM_CONF"
-    echo changed
+    SLURM_CONF_CHANGED=1
   fi
   # Debian's plugstack.conf includes plugstack.conf.d/*.conf; create it like that if missing
   if [ ! -f "$PLUGSTACK_CONF" ]; then
@@ -94,10 +96,9 @@ slurm_write_conf() {
 }
 
 slurm_up() {
-  local changed
   install -d -m 0755 "$STATE_DIR/slurmctld" "$LOG_DIR"
-  changed="$(slurm_write_conf)"
-  if [ "$changed" = changed ] && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER"; then
+  slurm_write_conf
+  if [ -n "$SLURM_CONF_CHANGED" ] && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER"; then
     # some settings (SelectType*, nodes) need a restart, so always restart: jobs survive it
     say "slurm: $SLURM_CONF changed; restarting the Slurm daemons"
     slurm_down
