@@ -13,8 +13,21 @@ await build({
   platform: 'node',
   target: 'node20',
   chunkNames: 'chunks/[name]-[hash]',
-  external: ['ssh2', 'cpu-features'],
-  banner: { js: "import { createRequire as __berthCreateRequire } from 'node:module'; const require = __berthCreateRequire(import.meta.url);" },
+  // optional native add-ons (cpu-features, ssh2's sshcrypto) that ssh2 loads inside try/catch
+  external: ['cpu-features', '*.node'],
+  // CommonJS dependencies bundled into ESM still expect require, __filename and __dirname
+  banner: {
+    js: [
+      "import { createRequire as __berthCreateRequire } from 'node:module';",
+      "import { fileURLToPath as __berthFileURLToPath } from 'node:url';",
+      "import { dirname as __berthDirname } from 'node:path';",
+      'const require = __berthCreateRequire(import.meta.url);',
+      'const __berthFilename = __berthFileURLToPath(import.meta.url);',
+      'const __berthDir = __berthDirname(__berthFilename);',
+    ].join(' '),
+  },
+  // only free (global) uses are replaced; modules that declare their own keep them
+  define: { __dirname: '__berthDir', __filename: '__berthFilename' },
   legalComments: 'none',
   logLevel: 'warning',
 });
