@@ -14,6 +14,7 @@ import { DockerodeEngine } from './docker/dockerode-engine';
 import { SqueueJobSource, sweepOrphans } from './housekeeping/orphans';
 import { NssIdentityResolver } from './identity/nss';
 import { ImageService } from './images/image-service';
+import { RegistryClient } from './images/registry-client';
 import { JobService } from './jobs/job-service';
 import { JobTable } from './jobs/job-table';
 import { Lifecycle } from './lifecycle';
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   const lifecycle = new Lifecycle();
   const engine = new DockerodeEngine(dockerSocketPath(config));
   const identities = new NssIdentityResolver();
-  const images = new ImageService(engine, { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log);
+  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log);
   const table = new JobTable(config.stateDir);
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {

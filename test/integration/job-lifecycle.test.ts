@@ -11,6 +11,7 @@ import { loadConfig } from '../../services/agent/config';
 import { DockerodeEngine } from '../../services/agent/docker/dockerode-engine';
 import { NssIdentityResolver } from '../../services/agent/identity/nss';
 import { ImageService } from '../../services/agent/images/image-service';
+import { RegistryClient } from '../../services/agent/images/registry-client';
 import { JobService } from '../../services/agent/jobs/job-service';
 import { JobTable } from '../../services/agent/jobs/job-table';
 import { silentLogger } from '../../services/agent/logger';
@@ -30,7 +31,7 @@ function build() {
   });
   const log = silentLogger();
   const engine = new DockerodeEngine(n1.dockerSocket);
-  const images = new ImageService(engine, { timeoutMs: 60_000, inactivityMs: 30_000 }, log);
+  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: 60_000, inactivityMs: 30_000 }, log);
   const identities = new NssIdentityResolver();
   const jobs = new JobService({
     config, engine, images, identities, table: new JobTable(config.stateDir), accounting: new AccountingLog(config.accountingFile), log,

@@ -19,13 +19,6 @@ export class DockerodeEngine implements Engine {
     await this.docker.ping();
   }
 
-  async resolveDigest(ref: string): Promise<string> {
-    const info = (await this.docker.getImage(ref).distribution()) as { Descriptor?: { digest?: string } };
-    const digest = info.Descriptor?.digest;
-    if (!digest) throw new Error(`registry returned no digest for ${ref}`);
-    return digest;
-  }
-
   async imagePresent(ref: string): Promise<boolean> {
     try {
       await this.docker.getImage(ref).inspect();

@@ -8,8 +8,6 @@ export interface PullOptions {
 }
 
 export interface ImageEngine {
-  /** Asks the registry (through dockerd) for the manifest digest of a tagged reference. */
-  resolveDigest(ref: string): Promise<string>;
   imagePresent(ref: string): Promise<boolean>;
   /** Pulls ref; resolves only when the progress stream ended without error and the image is present. */
   pull(ref: string, opts: PullOptions): Promise<void>;

@@ -1,11 +1,12 @@
-// Makes a job's image present on the node: resolve the reference to a digest (unless it is
-// one already), then pull repository@digest unless the engine has it. Concurrent requests
+// Makes a job's image present on the node: resolve the reference to a digest with the
+// registry (unless it is one already), then pull repository@digest unless the engine has it. Concurrent requests
 // for one digest cause one pull.
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { Logger } from '../logger';
 import type { ImageEngine, PullOptions } from '../docker/engine';
 import { engineMessage } from '../docker/engine';
 import { type ImageReference, parseImageReference, pinned } from './reference';
+import type { DigestResolver } from './registry-client';
 import { SingleFlight } from './single-flight';
 
 export interface EnsuredImage {
@@ -18,7 +19,7 @@ export interface EnsuredImage {
 }
 
 const NOT_FOUND = /manifest unknown|not found|name unknown|does not exist|no such image|repository .* not found/i;
-const UNREACHABLE = /connection refused|no such host|i\/o timeout|dial tcp|network is unreachable|timeout|EOF|server gave HTTP response|TLS handshake/i;
+const UNREACHABLE = /connection refused|ECONNREFUSED|no such host|i\/o timeout|dial tcp|network is unreachable|timeout|EOF|server gave HTTP response|TLS handshake/i;
 
 export function classifyRegistryError(ref: ImageReference, err: unknown): BerthError {
   const detail = engineMessage(err);
@@ -34,9 +35,11 @@ export function classifyRegistryError(ref: ImageReference, err: unknown): BerthE
 
 export class ImageService {
   private readonly pulls = new SingleFlight<void>();
+  private readonly resolves = new SingleFlight<string>();
 
   constructor(
     private readonly engine: ImageEngine,
+    private readonly resolver: DigestResolver,
     private readonly pullOptions: PullOptions,
     private readonly log: Logger,
   ) {}
@@ -47,7 +50,8 @@ export class ImageService {
     let digest = ref.digest;
     if (!digest) {
       try {
-        digest = await this.engine.resolveDigest(ref.text);
+        // concurrent prologues for one tag share one registry round trip
+        digest = (await this.resolves.do(ref.text, () => this.resolver.resolveDigest(ref.text))).value;
       } catch (err) {
         throw classifyRegistryError(ref, err);
       }

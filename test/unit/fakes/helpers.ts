@@ -36,7 +36,7 @@ export function harness(overrides: Record<string, unknown> = {}) {
   const engine = new FakeEngine();
   engine.digests.set(IMAGE, DIGEST);
   const log = silentLogger();
-  const images = new ImageService(engine, { timeoutMs: 1000, inactivityMs: 1000 }, log);
+  const images = new ImageService(engine, engine, { timeoutMs: 1000, inactivityMs: 1000 }, log);
   const table = new JobTable(config.stateDir);
   const jobs = new JobService({ config, engine, images, identities: new FakeIdentities(), table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1 });
   const accounting = (): Record<string, unknown>[] => existsSync(config.accountingFile)

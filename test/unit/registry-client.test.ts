@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { RegistryClient } from '../../services/agent/images/registry-client';
+
+const DIGEST = 'sha256:' + 'e'.repeat(64);
+const BODY = '{"schemaVersion":2}';
+
+describe('registry client (a local HTTP registry double on loopback)', () => {
+  let server: http.Server;
+  let host = '';
+  const seen: string[] = [];
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      if (req.url === '/token?service=reg&scope=repository%3Aprivate%2Fx%3Apull') return res.end(JSON.stringify({ token: 'T0K' }));
+      if (req.url === '/v2/team/app/manifests/1.0') return res.writeHead(200, { 'Docker-Content-Digest': DIGEST }).end();
+      if (req.url === '/v2/team/nodigest/manifests/latest') return res.writeHead(200).end(req.method === 'GET' ? BODY : undefined);
+      if (req.url === '/v2/private/x/manifests/2') {
+        if (req.headers.authorization === 'Bearer T0K') return res.writeHead(200, { 'Docker-Content-Digest': DIGEST }).end();
+        return res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://${host}/token",service="reg",scope="repository:private/x:pull"` }).end();
+      }
+      if (req.url === '/v2/team/broken/manifests/1') return res.writeHead(500).end();
+      res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  it('reads the digest from a HEAD of the manifest, asking for every manifest type', async () => {
+    assert.equal(await new RegistryClient().resolveDigest(`${host}/team/app:1.0`), DIGEST);
+    assert.match(seen.at(-1)!, /^HEAD \/v2\/team\/app\/manifests\/1\.0/);
+  });
+
+  it('hashes the manifest when the registry sends no digest header', async () => {
+    const expected = 'sha256:' + createHash('sha256').update(BODY).digest('hex');
+    assert.equal(await new RegistryClient().resolveDigest(`${host}/team/nodigest`), expected);
+  });
+
+  it('gets an anonymous bearer token when challenged', async () => {
+    assert.equal(await new RegistryClient().resolveDigest(`${host}/private/x:2`), DIGEST);
+    assert.ok(seen.some((s) => s.endsWith('Bearer T0K')));
+  });
+
+  it('says manifest unknown for a missing tag, and names the status of a failing registry', async () => {
+    await assert.rejects(new RegistryClient().resolveDigest(`${host}/team/app:9`), /manifest unknown: team\/app:9 \(HTTP 404/);
+    await assert.rejects(new RegistryClient().resolveDigest(`${host}/team/broken:1`), /HTTP 500/);
+  });
+
+  it('says connection refused when nothing listens', async () => {
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    await assert.rejects(new RegistryClient(2000).resolveDigest(`127.0.0.1:${port}/x:1`), new RegExp(`127\\.0\\.0\\.1:${port}/v2/x/manifests/1: connection refused`));
+  });
+});
