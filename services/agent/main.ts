@@ -17,6 +17,7 @@ import { ImageService } from './images/image-service';
 import { RegistryClient } from './images/registry-client';
 import { JobService } from './jobs/job-service';
 import { JobTable } from './jobs/job-table';
+import { ScontrolAllocationSource } from './jobs/slurm-allocation';
 import { Lifecycle } from './lifecycle';
 import { createLogger } from './logger';
 import { startServers } from './server/grpc-servers';
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
   if (memlock.clampedFrom !== undefined) {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
   }
-  const jobs = new JobService({ config, engine, images, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes });
+  const jobs = new JobService({ config, engine, images, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource() });
   const steps = new StepRunner(engine, jobs, log);
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
 

@@ -4,7 +4,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import os from 'node:os';
 import { agentTarget, type AgentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
-import { containerImage, type Env, nodeName } from './slurm-env';
+import { expandHostlist } from '../shared/hostlist';
+import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
 
 const RETRY_DELAYS_MS = [100, 250, 500, 1000];
 
@@ -13,9 +14,15 @@ function num(text: string | undefined): number {
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
 
-/** CPUs and memory the job holds on this node, from the prolog environment. */
+/**
+ * CPUs and memory the job holds on this node, as far as the prolog environment tells:
+ * SLURM_JOB_CPUS_PER_NODE ("2(x2),1") is in node-list order; memory is seldom there.
+ * berthd asks slurmctld for the exact figures and uses these only when it cannot.
+ */
 export function allocationOnNode(env: Env): { cpus: number; memoryBytes: number } {
-  const cpus = num(env.SLURM_CPUS_ON_NODE) || num(env.SLURM_JOB_CPUS_PER_NODE?.match(/^\d+/)?.[0]);
+  const nodes = expandHostlist(env.SLURM_JOB_NODELIST ?? env.SLURM_NODELIST ?? '');
+  const index = Math.max(0, nodes.indexOf(env.SLURMD_NODENAME ?? ''));
+  const cpus = num(env.SLURM_CPUS_ON_NODE) || (expandCounts(env.SLURM_JOB_CPUS_PER_NODE ?? '')[index] ?? 0);
   const perNodeMb = num(env.SLURM_MEM_PER_NODE);
   const perCpuMb = num(env.SLURM_MEM_PER_CPU);
   const mb = perNodeMb || perCpuMb * cpus;

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { sandbox, uidOf } from '../support/stack';
-import { accountingRecords, containersOfJob, jobDir, jobIdFrom, run, writeScript } from '../support/slurm';
+import { accountingRecords, containersOfJob, jobDir, jobIdFrom, run, waitFor, writeScript } from '../support/slurm';
 
 describe('a 2-node container job through Slurm', { timeout: 240_000 }, () => {
   it("runs each step in the image on both nodes as the job's user and leaves nothing behind", () => {
@@ -27,9 +27,10 @@ describe('a 2-node container job through Slurm', { timeout: 240_000 }, () => {
     for (const l of lines) assert.match(l, new RegExp(`uid=${uid} user=alice rank=[01] release=berth demo image 1\\.0`));
     assert.equal(out.split('\n').filter((l) => l.startsWith('second step on')).length, 2, out);
 
-    for (const n of sandbox().nodes) assert.deepEqual(containersOfJob(n.name, jobId), [], `no container of job ${jobId} left on ${n.name}`);
+    // sbatch --wait returns before the epilogs have run: wait for them
+    for (const n of sandbox().nodes) waitFor(`no container of job ${jobId} left on ${n.name}`, () => containersOfJob(n.name, jobId).length === 0 || undefined);
     for (const n of nodes) {
-      const rec = accountingRecords(n).find((r) => r.job_id === jobId);
+      const rec = waitFor(`accounting record for job ${jobId} on ${n}`, () => accountingRecords(n).find((r) => r.job_id === jobId));
       assert.ok(rec, `accounting record for job ${jobId} on ${n}`);
       assert.equal(rec.uid, uid);
       assert.equal(rec.user, 'alice');

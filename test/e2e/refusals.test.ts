@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { sandbox } from '../support/stack';
+import { node, sandbox } from '../support/stack';
 import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, resumeNodes, run, slurmdLog, waitFor } from '../support/slurm';
 
 describe('berth refusals through Slurm', { timeout: 240_000 }, () => {
@@ -20,8 +20,18 @@ describe('berth refusals through Slurm', { timeout: 240_000 }, () => {
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     cancel.push(jobId);
+    // a job shows RUNNING while its prolog still runs (Reason=Prolog): wait for its container
     waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
     const nodeName = jobNodes(jobId);
+    const [container] = waitFor(`container of job ${jobId}`, () => {
+      const ids = containersOfJob(nodeName, jobId, 'running');
+      return ids.length ? ids : undefined;
+    });
+    const limits = JSON.parse(run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, 'inspect', '--format', '{{json .HostConfig}}', container!]).stdout) as { Memory: number; NanoCpus: number };
+    const detail = run('scontrol', ['show', 'job', '-d', '-o', jobId]).stdout;
+    const memMb = Number(detail.match(/ Mem=(\d+)/)![1]);
+    assert.equal(limits.Memory, memMb * 1024 * 1024, 'memory limited to the allocation slurmctld reports');
+    assert.equal(limits.NanoCpus, 1_000_000_000, 'one CPU allocated, one CPU of quota');
     const mine = run('berth', ['exec', '--', 'id', '-un'], { user: 'alice', env: { SLURM_JOB_ID: jobId, SLURMD_NODENAME: nodeName, PATH: '/usr/local/bin:/usr/bin:/bin' } });
     assert.equal(mine.code, 0, mine.stderr);
     assert.equal(mine.stdout.trim(), 'alice');

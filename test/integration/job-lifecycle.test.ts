@@ -111,12 +111,12 @@ describe('job lifecycle on a real engine', { timeout: 120_000 }, () => {
       { name: 'alice', home: '/' }, { stdout: () => undefined, stderr: () => undefined });
     await new Promise((r) => setTimeout(r, 500));
     const before = await h.engine.docker.getContainer(job.containerId).top({ ps_args: '-o pid,args' });
-    assert.equal(before.Processes.filter((p: string[]) => /sleep 50[12]/.test(p.join(' '))).length, 2);
+    assert.equal(before.Processes.filter((p: string[]) => /^sleep 50[12]$/.test(p[1] ?? '')).length, 2);
     step.abort(1000);
     const outcome = await step.done;
     assert.equal(outcome.state, 'KILLED');
     const afterTop = await h.engine.docker.getContainer(job.containerId).top({ ps_args: '-o pid,args' });
-    assert.equal(afterTop.Processes.filter((p: string[]) => /sleep 50[12]/.test(p.join(' '))).length, 0);
+    assert.equal(afterTop.Processes.filter((p: string[]) => /^sleep 50[12]$/.test(p[1] ?? '')).length, 0);
   });
 
   it('recovers the job from the container labels after an agent restart', async () => {

@@ -39,8 +39,9 @@ export function jobIdFrom(sbatchOut: string): string {
   return m[1]!;
 }
 
-export function containersOfJob(nodeName: string, jobId: string): string[] {
-  const r = run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, 'ps', '-a', '-q', '--filter', `label=io.berth.job.id=${jobId}`]);
+export function containersOfJob(nodeName: string, jobId: string, status?: string): string[] {
+  const filters = ['--filter', `label=io.berth.job.id=${jobId}`, ...(status ? ['--filter', `status=${status}`] : [])];
+  const r = run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, 'ps', '-a', '-q', ...filters]);
   if (r.code !== 0) throw new Error(`docker ps on ${nodeName} failed: ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean);
 }

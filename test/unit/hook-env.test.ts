@@ -52,3 +52,10 @@ describe('berth exec refusals', () => {
     assert.match(err, /no command given/);
   });
 });
+
+describe('per-node CPUs from the prolog environment', () => {
+  it("takes this node's entry of SLURM_JOB_CPUS_PER_NODE by its place in the node list", () => {
+    assert.equal(allocationOnNode({ SLURM_JOB_NODELIST: 'n[1-2]', SLURMD_NODENAME: 'n2', SLURM_JOB_CPUS_PER_NODE: '2,1' }).cpus, 1);
+    assert.equal(allocationOnNode({ SLURM_JOB_NODELIST: 'n[1-3]', SLURMD_NODENAME: 'n3', SLURM_JOB_CPUS_PER_NODE: '2(x2),4' }).cpus, 4);
+  });
+});

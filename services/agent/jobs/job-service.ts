@@ -17,6 +17,7 @@ import type { ImageService } from '../images/image-service';
 import type { Logger } from '../logger';
 import type { JobRecord, StepRecord } from './job-record';
 import type { JobTable } from './job-table';
+import type { AllocationSource } from './slurm-allocation';
 import { checkPrologueRequest, type PrologueInput } from './prologue-request';
 
 export interface PrologueResult {
@@ -40,6 +41,8 @@ export interface JobServiceDeps {
   log: Logger;
   /** memlock for job containers, bytes or -1: see containers/memlock.ts */
   memlockBytes: number;
+  /** the job's CPUs and memory on this node; the request's figures are used when it has none */
+  allocations?: AllocationSource;
   now?: () => Date;
 }
 
@@ -87,8 +90,12 @@ export class JobService {
         return { job: existing, alreadyPrepared: true, pullMillis: 0 };
       }
     }
-    const user = await this.d.identities.lookup(req.uid, req.user);
-    const image = await this.d.images.ensure(req.image);
+    // independent look-ups, side by side: NSS, the registry (and a pull), slurmctld
+    const [user, image, alloc] = await Promise.all([
+      this.d.identities.lookup(req.uid, req.user),
+      this.d.images.ensure(req.image),
+      this.d.allocations?.allocation(req.jobId, config.node),
+    ]);
     const identity: JobIdentity = {
       jobId: req.jobId,
       node: config.node,
@@ -104,8 +111,8 @@ export class JobService {
       identity,
       image: image.digestRef,
       supplementaryGids: user.groups.map((g) => g.gid),
-      cpus: req.cpus,
-      memoryBytes: req.memoryBytes,
+      cpus: alloc?.cpus || req.cpus,
+      memoryBytes: alloc?.memoryBytes || req.memoryBytes,
       devices: expandDevices(config.rdmaDevices),
       mounts: config.mounts,
       initBinary: config.initBinary,

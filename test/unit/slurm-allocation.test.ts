@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseJobDetail } from '../../services/agent/jobs/slurm-allocation';
+import { countCpuIds, expandHostlist } from '../../services/shared/hostlist';
+
+describe('Slurm host lists and allocations', () => {
+  it('expands host lists with ranges, padding and several groups', () => {
+    assert.deepEqual(expandHostlist('n[1-3,7],gpu[01-02],login'), ['n1', 'n2', 'n3', 'n7', 'gpu01', 'gpu02', 'login']);
+    assert.deepEqual(expandHostlist('rack[1-2]-n[1-2]'), ['rack1-n1', 'rack1-n2', 'rack2-n1', 'rack2-n2']);
+    assert.deepEqual(expandHostlist(''), []);
+  });
+
+  it('counts CPU ids', () => {
+    assert.equal(countCpuIds('0-3,8,10-11'), 7);
+    assert.equal(countCpuIds('0'), 1);
+  });
+
+  it("reads this node's CPUs and memory from scontrol's detail line", () => {
+    const line = 'JobId=7 JobName=wrap UserId=alice(2001) NodeList=n[1-2] NumNodes=2 NumCPUs=3 TRES=cpu=3,mem=900M,node=2 Nodes=n1 CPU_IDs=0-1 Mem=600 GRES= Nodes=n2 CPU_IDs=0 Mem=300 GRES= MinCPUsNode=1';
+    assert.deepEqual(parseJobDetail(line, 'n1'), { cpus: 2, memoryBytes: 600 * 1024 * 1024 });
+    assert.deepEqual(parseJobDetail(line, 'n2'), { cpus: 1, memoryBytes: 300 * 1024 * 1024 });
+    assert.equal(parseJobDetail(line, 'n3'), undefined);
+    assert.deepEqual(parseJobDetail('Nodes=n[1-2] CPU_IDs=0-1 Mem=1000 GRES=', 'n2'), { cpus: 2, memoryBytes: 1000 * 1024 * 1024 });
+  });
+});
