@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
   }
   const jobs = new JobService({ config, engine, images, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource() });
-  const steps = new StepRunner(engine, jobs, log);
+  const steps = new StepRunner(engine, jobs, log, config.mounts.map((m) => m.target));
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
 
   const servers = await startServers(config.runDir, {

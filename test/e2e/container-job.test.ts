@@ -10,6 +10,7 @@ import { accountingRecords, containersOfJob, jobDir, jobIdFrom, run, waitFor, wr
 describe('a 2-node container job through Slurm', { timeout: 240_000 }, () => {
   it("runs each step in the image on both nodes as the job's user and leaves nothing behind", () => {
     const image = sandbox().demoImage;
+    const began = new Date().toISOString();
     const dir = jobDir('alice', 'two-node');
     const script = writeScript(dir, 'job.sh', [
       `srun berth exec -- sh -c 'echo "node=$SLURMD_NODENAME uid=$(id -u) user=$(whoami) rank=$SLURM_PROCID release=$(cat /etc/berth-demo-release)"'`,
@@ -30,7 +31,7 @@ describe('a 2-node container job through Slurm', { timeout: 240_000 }, () => {
     // sbatch --wait returns before the epilogs have run: wait for them
     for (const n of sandbox().nodes) waitFor(`no container of job ${jobId} left on ${n.name}`, () => containersOfJob(n.name, jobId).length === 0 || undefined);
     for (const n of nodes) {
-      const rec = waitFor(`accounting record for job ${jobId} on ${n}`, () => accountingRecords(n).find((r) => r.job_id === jobId));
+      const rec = waitFor(`accounting record for job ${jobId} on ${n}`, () => accountingRecords(n).find((r) => r.job_id === jobId && String(r.start) >= began));
       assert.ok(rec, `accounting record for job ${jobId} on ${n}`);
       assert.equal(rec.uid, uid);
       assert.equal(rec.user, 'alice');

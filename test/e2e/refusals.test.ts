@@ -1,7 +1,7 @@
 // What users see when berth refuses: another user's job, a job without a container, a
 // missing image (the prolog fails, slurmd logs why), outside an allocation.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { node, sandbox } from '../support/stack';
@@ -32,9 +32,16 @@ describe('berth refusals through Slurm', { timeout: 240_000 }, () => {
     const memMb = Number(detail.match(/ Mem=(\d+)/)![1]);
     assert.equal(limits.Memory, memMb * 1024 * 1024, 'memory limited to the allocation slurmctld reports');
     assert.equal(limits.NanoCpus, 1_000_000_000, 'one CPU allocated, one CPU of quota');
-    const mine = run('berth', ['exec', '--', 'id', '-un'], { user: 'alice', env: { SLURM_JOB_ID: jobId, SLURMD_NODENAME: nodeName, PATH: '/usr/local/bin:/usr/bin:/bin' } });
+    const mine = run('berth', ['exec', '--', 'id', '-un'], { user: 'alice', cwd: dir, env: { SLURM_JOB_ID: jobId, SLURMD_NODENAME: nodeName, PATH: '/usr/local/bin:/usr/bin:/bin' } });
     assert.equal(mine.code, 0, mine.stderr);
     assert.equal(mine.stdout.trim(), 'alice');
+    const fds = (): number => readdirSync(`/proc/${readFileSync(`/run/berth-sandbox/${nodeName}/berthd.pid`, 'utf8').trim()}/fd`).length;
+    const fdsBefore = fds();
+    for (let i = 0; i < 8; i++) assert.equal(run('berth', ['exec', '--', 'true'], { user: 'alice', cwd: dir, env: { SLURM_JOB_ID: jobId, SLURMD_NODENAME: nodeName, PATH: '/usr/local/bin:/usr/bin:/bin' } }).code, 0);
+    assert.ok(fds() <= fdsBefore + 2, `berthd keeps no connection per step: ${fdsBefore} open files before 8 steps, ${fds()} after`);
+    const elsewhere = run('berth', ['exec', '--', 'id'], { user: 'alice', cwd: '/usr/share', env: { SLURM_JOB_ID: jobId, SLURMD_NODENAME: nodeName, PATH: '/usr/local/bin:/usr/bin:/bin' } });
+    assert.equal(elsewhere.code, 125);
+    assert.match(elsewhere.stderr, /the current directory \/usr\/share does not exist in the container of job \d+: cd into the job's working directory/);
     const theirs = run('berth', ['exec', '--', 'id'], { user: 'bob', env: { SLURM_JOB_ID: jobId, SLURMD_NODENAME: nodeName, PATH: '/usr/local/bin:/usr/bin:/bin' } });
     assert.equal(theirs.code, 125);
     assert.match(theirs.stderr, new RegExp(`berth exec: job ${jobId} on ${nodeName} belongs to another user`));

@@ -1,5 +1,6 @@
 // The Engine interface implemented with dockerode against one dockerd socket.
 import Docker from 'dockerode';
+import http from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import type {
@@ -11,7 +12,7 @@ import { consumePullStream } from './pull-stream';
 export class DockerodeEngine implements Engine {
   readonly docker: Docker;
 
-  constructor(socketPath: string) {
+  constructor(private readonly socketPath: string) {
     this.docker = new Docker({ socketPath });
   }
 
@@ -97,6 +98,25 @@ export class DockerodeEngine implements Engine {
       if (s === 409 && /already in progress/.test(String((err as Error).message))) return;
       throw err;
     }
+  }
+
+  async pathExists(id: string, file: string): Promise<boolean> {
+    // HEAD /containers/{id}/archive answers from a stat, without making a tar; dockerode's
+    // infoArchive never consumes the (empty) HEAD response and so leaks its socket
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({
+        socketPath: this.socketPath, method: 'HEAD', path: `/containers/${encodeURIComponent(id)}/archive?path=${encodeURIComponent(file)}`,
+      }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.setTimeout(10_000, () => req.destroy(new Error('dockerd did not answer HEAD archive within 10 s')));
+      req.on('error', reject);
+      req.end();
+    });
+    if (status === 200) return true;
+    if (status === 404) return false;
+    throw Object.assign(new Error(`dockerd answered HTTP ${status} to HEAD archive of ${file}`), { statusCode: status });
   }
 
   async readFile(id: string, file: string): Promise<Buffer | undefined> {

@@ -45,6 +45,8 @@ export interface ContainerEngine {
   listByLabel(label: string, value?: string): Promise<ContainerSummary[]>;
   stop(id: string, graceSeconds: number): Promise<void>;
   remove(id: string): Promise<void>;
+  /** Whether a path exists in the container's file system (image, layers and mounts). */
+  pathExists(id: string, file: string): Promise<boolean>;
   /** Reads one regular file from a (created or running) container; undefined when absent. */
   readFile(id: string, file: string): Promise<Buffer | undefined>;
   /** Writes files into directory dir of the container, as root. */

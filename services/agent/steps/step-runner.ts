@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import { BerthError } from '../../shared/errors';
 import { INIT_PATH } from '../containers/job-container-spec';
-import type { ExecEngine, ExecHandle } from '../docker/engine';
+import type { ContainerEngine, ExecEngine, ExecHandle } from '../docker/engine';
 import { engineMessage } from '../docker/engine';
 import type { JobRecord, StepRecord } from '../jobs/job-record';
 import type { JobService } from '../jobs/job-service';
@@ -105,6 +105,9 @@ export class RunningStep {
 
   private async collectExit(): Promise<StepOutcome> {
     if (this.killTimer) clearTimeout(this.killTimer);
+    // the hijacked connection is half-open after the process's output ends: close it, or
+    // every step would leave a socket to dockerd behind
+    this.stream.destroy();
     for (let i = 0; i < 100; i++) {
       const st = await this.handle.inspect().catch(() => undefined);
       if (!st) break;
@@ -119,13 +122,26 @@ export class RunningStep {
   }
 }
 
+function within(dir: string, root: string): boolean {
+  return root !== '' && (dir === root || dir.startsWith(root.endsWith('/') ? root : root + '/'));
+}
+
 export class StepRunner {
   constructor(
-    private readonly engine: ExecEngine,
+    private readonly engine: ExecEngine & Pick<ContainerEngine, 'pathExists'>,
     private readonly jobs: JobService,
     private readonly log: Logger,
+    /** site mount targets: directories known to exist in every job container */
+    private readonly mountTargets: readonly string[] = [],
     private readonly signaller: Signaller = defaultSignaller,
   ) {}
+
+  /** The step's directory must exist in the container: mounted, or present in the image. */
+  private async checkCwd(job: JobRecord, cwd: string): Promise<void> {
+    if (within(cwd, job.workDir) || this.mountTargets.some((t) => within(cwd, t))) return;
+    if (await this.engine.pathExists(job.containerId, cwd).catch(() => true)) return;
+    throw new BerthError('INVALID_REQUEST', `the current directory ${cwd} does not exist in the container of job ${job.jobId}: cd into the job's working directory (${job.workDir || '/'}) or a site mount first`);
+  }
 
   async start(job: JobRecord, req: StepRequest, user: { name: string; home: string }, io: { stdout: Sink; stderr: Sink }): Promise<{ step: RunningStep; record: StepRecord | undefined }> {
     if (job.state !== 'RUNNING' || !job.containerId) {
@@ -134,6 +150,7 @@ export class StepRunner {
     if (req.argv.length === 0 || req.argv[0] === '') throw new BerthError('INVALID_REQUEST', 'no command given: use berth exec -- CMD [ARGS...]');
     const cwd = req.cwd || job.workDir || '/';
     if (!cwd.startsWith('/')) throw new BerthError('INVALID_REQUEST', `working directory '${cwd}' is not an absolute path`);
+    await this.checkCwd(job, cwd);
     const log = this.log.child({ job: job.jobId, step: req.stepId, task: req.taskId });
     let handle: ExecHandle;
     let stream: Duplex;

@@ -92,6 +92,12 @@ export class FakeEngine implements Engine {
     if (c) this.containers.delete(c.id);
   }
 
+  existingPaths = new Set(['/', '/tmp']);
+
+  async pathExists(_id: string, file: string): Promise<boolean> {
+    return this.existingPaths.has(file);
+  }
+
   async readFile(id: string, file: string): Promise<Buffer | undefined> {
     return this.find(id)?.files.get(file);
   }
