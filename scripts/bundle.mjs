@@ -1,14 +1,13 @@
-// Bundles the CLI and the agent into dist/ with esbuild: one file each plus shared chunks,
-// so that what slurmd runs per job loads only the code its path needs.
+// Bundles the CLI and the agent into dist/ with esbuild, as two separate builds: the agent
+// as one file, the CLI split into chunks so that what slurmd and srun run per job and per
+// task (hooks, exec) loads only the code its path needs, none of the agent's.
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 
 rmSync('dist', { recursive: true, force: true });
-await build({
-  entryPoints: { berth: 'services/cli/main.ts', berthd: 'services/agent/main.ts' },
+const common = {
   outdir: 'dist',
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
@@ -30,5 +29,7 @@ await build({
   define: { __dirname: '__berthDir', __filename: '__berthFilename' },
   legalComments: 'none',
   logLevel: 'warning',
-});
+};
+await build({ ...common, entryPoints: { berth: 'services/cli/main.ts' }, splitting: true });
+await build({ ...common, entryPoints: { berthd: 'services/agent/main.ts' }, splitting: false, alias: { ssh2: './services/agent/docker/no-ssh.ts' } });
 console.log('bundle: dist/berth.js dist/berthd.js');

@@ -1,6 +1,6 @@
 // Generates TypeScript types for the berth API and grpc.health.v1 (pure JS, no protoc) and a JSON
 // descriptor that the bundles embed, so that nothing parses .proto files at run time.
-// The options here must match services/shared/proto.ts (PROTO_OPTIONS).
+// The conversion options here must match services/shared/service-definition.ts.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -9,10 +9,11 @@ import { errorMessage } from '../shared/errors';
 import { AccountingLog } from './accounting/accounting-log';
 import { CallerAuthenticator } from './auth/caller';
 import { ConfigError, dockerSocketPath, loadConfig } from './config';
+import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
 import { DockerodeEngine } from './docker/dockerode-engine';
 import { SqueueJobSource, sweepOrphans } from './housekeeping/orphans';
-import { NssIdentityResolver } from './identity/nss';
+import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
 import { ImageService } from './images/image-service';
 import { RegistryClient } from './images/registry-client';
 import { JobService } from './jobs/job-service';
@@ -59,14 +60,15 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, config.logFile, config.node);
   const lifecycle = new Lifecycle();
   const engine = new DockerodeEngine(dockerSocketPath(config));
-  const identities = new NssIdentityResolver();
+  const identities = new CachingIdentityResolver(new NssIdentityResolver());
   const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log);
   const table = new JobTable(config.stateDir);
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
   }
-  const jobs = new JobService({ config, engine, images, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource() });
+  const imageUserFiles = new ImageUserFilesCache(engine, config.node);
+  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource() });
   const steps = new StepRunner(engine, jobs, log, config.mounts.map((m) => m.target));
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
 

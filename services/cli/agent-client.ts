@@ -4,7 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { NodeAgentServiceClient } from '../shared/gen/berth/v1/NodeAgentService';
 import { encodeMunge, mungePayload } from '../shared/munge';
 import { agentSockets, DEFAULT_RUN_DIR } from '../shared/paths';
-import { loadAgentApi, MUNGE_METADATA_KEY } from '../shared/proto';
+import { serviceDefinition } from '../shared/service-definition';
+import { MUNGE_METADATA_KEY, SERVICE_NAME } from '../shared/proto-names';
 
 export interface AgentTarget {
   node: string;
@@ -19,10 +20,10 @@ export function agentTarget(node: string, env: Record<string, string | undefined
 }
 
 export function connect(target: AgentTarget): NodeAgentServiceClient {
-  const api = loadAgentApi();
-  return new api.berth.v1.NodeAgentService(`unix://${target.socket}`, grpc.credentials.createInsecure(), {
+  const Client = grpc.makeGenericClientConstructor(serviceDefinition(SERVICE_NAME), 'NodeAgentService');
+  return new Client(`unix://${target.socket}`, grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': 8 * 1024 * 1024,
-  });
+  }) as unknown as NodeAgentServiceClient;
 }
 
 export async function callMetadata(target: AgentTarget, method: string, jobId: string): Promise<grpc.Metadata> {

@@ -17,6 +17,7 @@ import { JobTable } from '../../services/agent/jobs/job-table';
 import { silentLogger } from '../../services/agent/logger';
 import { StepRunner } from '../../services/agent/steps/step-runner';
 import { nodeMemlock } from '../../services/agent/containers/memlock';
+import { ImageUserFilesCache } from '../../services/agent/containers/image-user-files';
 import { BerthError } from '../../services/shared/errors';
 import { node, REPO, sandbox, uidOf } from '../support/stack';
 
@@ -33,12 +34,13 @@ function build() {
   const engine = new DockerodeEngine(n1.dockerSocket);
   const images = new ImageService(engine, new RegistryClient(), { timeoutMs: 60_000, inactivityMs: 30_000 }, log);
   const identities = new NssIdentityResolver();
-  const jobs = new JobService({
-    config, engine, images, identities, table: new JobTable(config.stateDir), accounting: new AccountingLog(config.accountingFile), log,
-    memlockBytes: nodeMemlock(-1).bytes,
+  const newJobService = () => new JobService({
+    config, engine, images, imageUserFiles: new ImageUserFilesCache(engine, NODE), identities, table: new JobTable(config.stateDir),
+    accounting: new AccountingLog(config.accountingFile), log, memlockBytes: nodeMemlock(-1).bytes,
   });
+  const jobs = newJobService();
   const steps = new StepRunner(engine, jobs, log);
-  return { dir, config, engine, images, jobs, steps, identities };
+  return { dir, config, engine, images, jobs, steps, identities, newJobService };
 }
 
 async function runStep(h: ReturnType<typeof build>, jobId: string, argv: string[], cwd = '/') {
@@ -120,11 +122,7 @@ describe('job lifecycle on a real engine', { timeout: 120_000 }, () => {
   });
 
   it('recovers the job from the container labels after an agent restart', async () => {
-    const again = build();
-    const fresh = new JobService({
-      config: h.config, engine: again.engine, images: again.images, identities: again.identities, table: new JobTable(h.config.stateDir),
-      accounting: new AccountingLog(h.config.accountingFile), log: silentLogger(), memlockBytes: -1,
-    });
+    const fresh = h.newJobService();
     await fresh.recover();
     const job = fresh.get('900001')!;
     assert.equal(job.state, 'RUNNING');

@@ -12,7 +12,8 @@ function spec(over: Partial<Parameters<typeof buildJobContainerSpec>[0]> = {}) {
   return buildJobContainerSpec({
     identity, image: identity.imageDigest, supplementaryGids: [2001, 2100], cpus: 2, memoryBytes: 1 << 30,
     devices: ['/dev/infiniband/uverbs0', '/dev/infiniband/rdma_cm'], mounts: [{ source: '/scratch', target: '/scratch', readOnly: true }],
-    initBinary: '/usr/local/lib/berth/berth-init', memlockBytes: -1, ...over,
+    initBinary: '/usr/local/lib/berth/berth-init', memlockBytes: -1,
+    userFiles: { passwd: '/var/lib/berth/jobs/42/passwd', group: '/var/lib/berth/jobs/42/group' }, ...over,
   });
 }
 
@@ -44,8 +45,11 @@ describe('job container spec', () => {
     assert.deepEqual(hc.Ulimits, [{ Name: 'memlock', Soft: -1, Hard: -1 }]);
   });
 
-  it('mounts berth-init, the working directory and the site mounts', () => {
-    assert.deepEqual(hc.Binds, ['/usr/local/lib/berth/berth-init:/.berth/init:ro', '/home/alice/run:/home/alice/run', '/scratch:/scratch:ro']);
+  it("mounts berth-init, the job's passwd and group, the working directory and the site mounts", () => {
+    assert.deepEqual(hc.Binds, [
+      '/usr/local/lib/berth/berth-init:/.berth/init:ro', '/var/lib/berth/jobs/42/passwd:/etc/passwd:ro', '/var/lib/berth/jobs/42/group:/etc/group:ro',
+      '/home/alice/run:/home/alice/run', '/scratch:/scratch:ro',
+    ]);
     assert.deepEqual(s.body.Entrypoint, ['/.berth/init', 'pause']);
     assert.equal(s.body.WorkingDir, '/home/alice/run');
   });

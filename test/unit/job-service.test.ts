@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { JobTable } from '../../services/agent/jobs/job-table';
-import { JobService } from '../../services/agent/jobs/job-service';
-import { AccountingLog } from '../../services/agent/accounting/accounting-log';
 import { BerthError } from '../../services/shared/errors';
-import { FakeIdentities, harness, prologueInput } from './fakes/helpers';
+import { harness, prologueInput } from './fakes/helpers';
 
 describe('job prologue', () => {
-  it('pulls, creates with the user entries written, starts, and records the job', async () => {
+  it("pulls, writes the job's passwd and group, creates, starts, and records the job", async () => {
     const h = harness();
     const res = await h.jobs.prologue(prologueInput());
     assert.equal(res.alreadyPrepared, false);
@@ -17,8 +15,12 @@ describe('job prologue', () => {
     assert.equal(res.job.containerName, 'berth-n1-job-42');
     const c = h.engine.containers.get(res.job.containerId)!;
     assert.equal(c.running, true);
-    assert.match(c.files.get('/etc/passwd')!.toString(), /^root:x:0:0.*\nalice:x:2001:2001:Alice:\/home\/alice:\/bin\/sh\n$/s);
-    assert.match(c.files.get('/etc/group')!.toString(), /berth-demo:x:2100:alice/);
+    const jobDir = path.join(h.config.stateDir, 'jobs', '42');
+    const binds = (c.body.HostConfig as { Binds: string[] }).Binds;
+    assert.ok(binds.includes(`${jobDir}/passwd:/etc/passwd:ro`) && binds.includes(`${jobDir}/group:/etc/group:ro`), binds.join(' '));
+    assert.match(readFileSync(`${jobDir}/passwd`, 'utf8'), /^root:x:0:0.*\nalice:x:2001:2001:Alice:\/home\/alice:\/bin\/sh\n$/s);
+    assert.match(readFileSync(`${jobDir}/group`, 'utf8'), /berth-demo:x:2100:alice/);
+    assert.equal(h.engine.containers.size, 1, 'the probe container that read the image files is gone');
     assert.deepEqual(h.jobs.list().map((j) => j.jobId), ['42']);
     assert.ok(existsSync(path.join(h.config.stateDir, 'jobs', '42.json')));
   });
@@ -37,7 +39,9 @@ describe('job prologue', () => {
     assert.equal(a.job.containerId, b.job.containerId);
     const again = await h.jobs.prologue(prologueInput());
     assert.equal(again.alreadyPrepared, true);
-    assert.equal(h.engine.calls.filter((c) => c.startsWith('create')).length, 1);
+    assert.equal(h.engine.calls.filter((c) => c.startsWith('create berth-n1-job')).length, 1);
+    await h.jobs.prologue(prologueInput({ jobId: '43' }));
+    assert.equal(h.engine.calls.filter((c) => c.includes('-probe-')).length, 1, 'the image files are read once per digest');
   });
 
   it('refuses a root job and makes nothing', async () => {
@@ -52,6 +56,7 @@ describe('job prologue', () => {
     await assert.rejects(h.jobs.prologue(prologueInput()), (e: unknown) => e instanceof BerthError && /could not create or start the container.*bad mount/.test(e.message));
     assert.equal(h.engine.containers.size, 0);
     assert.equal(h.jobs.list().length, 0);
+    assert.ok(!existsSync(path.join(h.config.stateDir, 'jobs', '42')), 'no per-job files left');
   });
 
   it('replaces a stale container left under the job name', async () => {
@@ -107,10 +112,7 @@ describe('recovery after a restart', () => {
     await h.jobs.prologue(prologueInput());
     const s = h.jobs.recordStepStart('42', { stepId: '0', taskId: 0, argv: ['true'], startTime: 'x' })!;
     h.jobs.recordStepEnd('42', s, { state: 'EXITED', exitCode: 0 });
-    const fresh = new JobService({
-      config: h.config, engine: h.engine, images: h.images, identities: new FakeIdentities(), table: new JobTable(h.config.stateDir),
-      accounting: new AccountingLog(h.config.accountingFile), log: h.log, memlockBytes: -1,
-    });
+    const fresh = h.newJobService(new JobTable(h.config.stateDir));
     assert.deepEqual(await fresh.recover(), { recovered: 1, unknown: 0 });
     const job = fresh.get('42')!;
     assert.equal(job.user, 'alice');

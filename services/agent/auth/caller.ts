@@ -4,7 +4,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { BerthError } from '../../shared/errors';
 import { type MungeVerifier, mungePayload } from '../../shared/munge';
-import { MUNGE_METADATA_KEY } from '../../shared/proto';
+import { MUNGE_METADATA_KEY } from '../../shared/proto-names';
 
 export type Caller = { kind: 'root' } | { kind: 'user'; uid: number; gid: number };
 

@@ -25,11 +25,17 @@ export interface JobContainerInput {
   initBinary: string;
   /** bytes or -1 (unlimited) */
   memlockBytes: number;
+  /** host files holding the image's passwd and group plus the job user's entries */
+  userFiles: { passwd: string; group: string };
 }
 
 export function buildJobContainerSpec(input: JobContainerInput): ContainerCreateSpec {
   const { identity: id } = input;
-  const binds = [`${input.initBinary}:${INIT_PATH}:ro`];
+  const binds = [
+    `${input.initBinary}:${INIT_PATH}:ro`,
+    `${input.userFiles.passwd}:/etc/passwd:ro`,
+    `${input.userFiles.group}:/etc/group:ro`,
+  ];
   if (id.workDir) binds.push(`${id.workDir}:${id.workDir}`);
   for (const m of input.mounts) if (m.target !== id.workDir) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
   const hostConfig: Record<string, unknown> = {

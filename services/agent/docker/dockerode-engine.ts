@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import type {
-  ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, FileEntry, PullOptions,
+  ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, PullOptions,
 } from './engine';
 import { engineStatus } from './engine';
 import { consumePullStream } from './pull-stream';
@@ -144,15 +144,6 @@ export class DockerodeEngine implements Engine {
       (archive as Readable).on('error', reject).pipe(extract);
     });
     return found;
-  }
-
-  async writeFiles(id: string, dir: string, files: FileEntry[]): Promise<void> {
-    const pack = tar.pack();
-    for (const f of files) pack.entry({ name: f.name, mode: f.mode, uid: 0, gid: 0 }, f.content);
-    pack.finalize();
-    const chunks: Buffer[] = [];
-    for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
-    await this.docker.getContainer(id).putArchive(Buffer.concat(chunks), { path: dir });
   }
 
   async createExec(containerId: string, opts: ExecCreateOptions): Promise<ExecHandle> {

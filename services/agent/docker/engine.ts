@@ -32,12 +32,6 @@ export interface ContainerDetails extends ContainerSummary {
   image: string;
 }
 
-export interface FileEntry {
-  name: string;
-  content: Buffer;
-  mode: number;
-}
-
 export interface ContainerEngine {
   create(spec: ContainerCreateSpec): Promise<string>;
   start(id: string): Promise<void>;
@@ -49,8 +43,6 @@ export interface ContainerEngine {
   pathExists(id: string, file: string): Promise<boolean>;
   /** Reads one regular file from a (created or running) container; undefined when absent. */
   readFile(id: string, file: string): Promise<Buffer | undefined>;
-  /** Writes files into directory dir of the container, as root. */
-  writeFiles(id: string, dir: string, files: FileEntry[]): Promise<void>;
 }
 
 export interface ExecCreateOptions {

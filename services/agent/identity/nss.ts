@@ -28,6 +28,33 @@ async function getent(db: string, ...keys: string[]): Promise<string[]> {
   }
 }
 
+/**
+ * Remembers look-ups for a short while: every step of a job needs the user's name and home,
+ * and three NSS processes per step would cost more than the step's exec itself.
+ */
+export class CachingIdentityResolver implements IdentityResolver {
+  private readonly cache = new Map<number, { at: number; value: Promise<UserIdentity> }>();
+
+  constructor(private readonly inner: IdentityResolver, private readonly ttlMs = 60_000, private readonly now = () => Date.now()) {}
+
+  async lookup(uid: number, expectedName?: string): Promise<UserIdentity> {
+    const hit = this.cache.get(uid);
+    let value: Promise<UserIdentity>;
+    if (hit && this.now() - hit.at < this.ttlMs) {
+      value = hit.value;
+    } else {
+      value = this.inner.lookup(uid);
+      this.cache.set(uid, { at: this.now(), value });
+      value.catch(() => this.cache.delete(uid));
+    }
+    const id = await value;
+    if (expectedName && expectedName !== id.name) {
+      throw new BerthError('USER_UNKNOWN', `uid ${uid} is '${id.name}' on this node but Slurm says the job's user is '${expectedName}'; the node's name service disagrees with Slurm's`);
+    }
+    return id;
+  }
+}
+
 export class NssIdentityResolver implements IdentityResolver {
   async lookup(uid: number, expectedName?: string): Promise<UserIdentity> {
     const [line] = await getent('passwd', String(uid));

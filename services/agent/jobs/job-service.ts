@@ -1,6 +1,6 @@
 // Job lifecycle on this node: prologue (image, container), steps bookkeeping, epilogue
 // (stop, remove, account) and recovery from the engine's labels after a restart.
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { AccountingLog } from '../accounting/accounting-log';
@@ -9,6 +9,7 @@ import type { AgentConfig } from '../config';
 import { expandDevices } from '../containers/devices';
 import { buildJobContainerSpec } from '../containers/job-container-spec';
 import { type JobIdentity, jobContainerName, jobFromLabels, LABEL } from '../containers/labels';
+import type { ImageUserFilesCache } from '../containers/image-user-files';
 import { mergeGroup, mergePasswd } from '../containers/passwd';
 import type { ContainerEngine } from '../docker/engine';
 import { engineMessage } from '../docker/engine';
@@ -35,6 +36,7 @@ export interface JobServiceDeps {
   config: AgentConfig;
   engine: ContainerEngine;
   images: ImageService;
+  imageUserFiles: ImageUserFilesCache;
   identities: IdentityResolver;
   table: JobTable;
   accounting: AccountingLog;
@@ -79,6 +81,11 @@ export class JobService {
   private async runPrologue(req: PrologueInput): Promise<PrologueResult> {
     const { config, engine, table } = this.d;
     const log = this.d.log.child({ job: req.jobId });
+    const began = Date.now();
+    const phases: Record<string, number> = {};
+    const lap = (name: string): void => {
+      phases[name] = Date.now() - began - Object.values(phases).reduce((a, b) => a + b, 0);
+    };
     const existing = table.get(req.jobId);
     if (existing?.state === 'RUNNING' && existing.containerId) {
       const c = await engine.inspect(existing.containerId);
@@ -96,6 +103,7 @@ export class JobService {
       this.d.images.ensure(req.image),
       this.d.allocations?.allocation(req.jobId, config.node),
     ]);
+    lap('lookupMillis');
     const identity: JobIdentity = {
       jobId: req.jobId,
       node: config.node,
@@ -107,6 +115,14 @@ export class JobService {
       workDir: req.workDir,
       startTime: this.now().toISOString(),
     };
+    // per-job passwd and group, bind-mounted read-only over the image's
+    const base = await this.d.imageUserFiles.get(image.digestRef);
+    const jobDir = this.jobDir(req.jobId);
+    mkdirSync(jobDir, { recursive: true, mode: 0o755 });
+    const userFiles = { passwd: path.join(jobDir, 'passwd'), group: path.join(jobDir, 'group') };
+    writeFileSync(userFiles.passwd, mergePasswd(base.passwd, { ...user, shell: '/bin/sh', gid: req.gid }), { mode: 0o644 });
+    writeFileSync(userFiles.group, mergeGroup(base.group, user.name, user.groups), { mode: 0o644 });
+    lap('filesMillis');
     const spec = buildJobContainerSpec({
       identity,
       image: image.digestRef,
@@ -117,19 +133,18 @@ export class JobService {
       mounts: config.mounts,
       initBinary: config.initBinary,
       memlockBytes: this.d.memlockBytes,
+      userFiles,
     });
     await this.removeStale(spec.name, log);
     let containerId = '';
     try {
       containerId = await engine.create(spec);
-      const [passwd, group] = await Promise.all([engine.readFile(containerId, '/etc/passwd'), engine.readFile(containerId, '/etc/group')]);
-      await engine.writeFiles(containerId, '/etc', [
-        { name: 'passwd', content: Buffer.from(mergePasswd(passwd?.toString('utf8'), { ...user, shell: '/bin/sh', gid: req.gid })), mode: 0o644 },
-        { name: 'group', content: Buffer.from(mergeGroup(group?.toString('utf8'), user.name, user.groups)), mode: 0o644 },
-      ]);
+      lap('createMillis');
       await engine.start(containerId);
+      lap('startMillis');
     } catch (err) {
       if (containerId) await engine.remove(containerId).catch(() => undefined);
+      rmSync(jobDir, { recursive: true, force: true });
       log.error('job container could not be started', { error: engineMessage(err) });
       if (err instanceof BerthError) throw err;
       throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: Docker could not create or start the container from ${image.digestRef}: ${engineMessage(err)}`, { cause: err });
@@ -144,8 +159,13 @@ export class JobService {
       steps: existing?.steps ?? [],
     };
     table.put(job);
-    log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis });
+    log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
     return { job, alreadyPrepared: false, pullMillis: image.millis };
+  }
+
+  /** Per-job files (passwd, group), removed by the epilogue. */
+  private jobDir(jobId: string): string {
+    return path.join(this.d.config.stateDir, 'jobs', jobId);
   }
 
   /** A container left under the job's name (a failed or interrupted earlier prologue) is removed. */
@@ -186,7 +206,7 @@ export class JobService {
       table.delete(jobId);
       log.info('job ended', { steps: job.steps.length, containers: containers.length });
     }
-    rmSync(path.join(config.stateDir, 'jobs', jobId), { recursive: true, force: true });
+    rmSync(this.jobDir(jobId), { recursive: true, force: true });
     return { containersRemoved: containers.length, wasKnown: job !== undefined || containers.length > 0 };
   }
 

@@ -4,7 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { agentSockets } from '../../shared/paths';
-import { loadAgentApi, SERVICE_NAME } from '../../shared/proto';
+import { SERVICE_NAME } from '../../shared/proto-names';
+import { serviceDefinition } from '../../shared/service-definition';
 import type { Trust } from '../auth/caller';
 import type { Lifecycle } from '../lifecycle';
 import { type AgentServiceDeps, makeAgentHandlers } from './agent-service';
@@ -25,7 +26,7 @@ export async function startServers(runDir: string, deps: AgentServiceDeps, lifec
   const sockets = agentSockets(runDir, deps.node);
   mkdirSync(path.dirname(sockets.admin), { recursive: true, mode: 0o755 });
   chmodSync(path.dirname(sockets.admin), 0o755);
-  const api = loadAgentApi();
+  const definition = serviceDefinition(SERVICE_NAME);
   const health = new HealthService({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   lifecycle.onChange((phase) => {
     const st = phase === 'serving' ? 'SERVING' : 'NOT_SERVING';
@@ -35,7 +36,7 @@ export async function startServers(runDir: string, deps: AgentServiceDeps, lifec
   const servers: grpc.Server[] = [];
   for (const [trust, socket, mode] of [['admin-socket', sockets.admin, 0o600], ['user-socket', sockets.user, 0o666]] as [Trust, string, number][]) {
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
-    server.addService(api.berth.v1.NodeAgentService.service, makeAgentHandlers(trust, deps));
+    server.addService(definition, makeAgentHandlers(trust, deps) as unknown as grpc.UntypedServiceImplementation);
     health.addToServer(server);
     rmSync(socket, { force: true });
     const oldMask = process.umask(0o177);

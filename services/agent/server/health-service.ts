@@ -1,13 +1,10 @@
 // grpc.health.v1 for berthd: Check and Watch over a status per service name ('' = the
 // whole agent), driven by the agent's lifecycle.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import descriptor from '../../shared/gen/agent-descriptor.json';
-import type { ProtoGrpcType } from '../../shared/gen/health';
 import type { HealthCheckRequest__Output } from '../../shared/gen/grpc/health/v1/HealthCheckRequest';
 import type { HealthCheckResponse, _grpc_health_v1_HealthCheckResponse_ServingStatus as ServingStatus } from '../../shared/gen/grpc/health/v1/HealthCheckResponse';
 import type { HealthHandlers } from '../../shared/gen/grpc/health/v1/Health';
-import { PROTO_OPTIONS } from '../../shared/proto';
+import { serviceDefinition } from '../../shared/service-definition';
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING';
 
@@ -30,7 +27,6 @@ export class HealthService {
   }
 
   addToServer(server: grpc.Server): void {
-    const api = grpc.loadPackageDefinition(protoLoader.fromJSON(descriptor as Parameters<typeof protoLoader.fromJSON>[0], PROTO_OPTIONS)) as unknown as ProtoGrpcType;
     const handlers: HealthHandlers = {
       Check: (call, callback) => {
         const st = this.statusOf(call.request.service);
@@ -44,6 +40,6 @@ export class HealthService {
         call.on('cancelled', () => this.watchers.delete(w));
       },
     };
-    server.addService(api.grpc.health.v1.Health.service, handlers);
+    server.addService(serviceDefinition('grpc.health.v1.Health'), handlers as unknown as grpc.UntypedServiceImplementation);
   }
 }

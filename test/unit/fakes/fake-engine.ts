@@ -2,7 +2,7 @@
 // told to fail at a given step.
 import { PassThrough, type Duplex } from 'node:stream';
 import type {
-  ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, FileEntry, PullOptions,
+  ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, PullOptions,
 } from '../../../services/agent/docker/engine';
 
 interface FakeContainer extends ContainerDetails {
@@ -100,13 +100,6 @@ export class FakeEngine implements Engine {
 
   async readFile(id: string, file: string): Promise<Buffer | undefined> {
     return this.find(id)?.files.get(file);
-  }
-
-  async writeFiles(id: string, dir: string, files: FileEntry[]): Promise<void> {
-    this.calls.push(`write ${dir}`);
-    this.maybeFail('write');
-    const c = this.find(id)!;
-    for (const f of files) c.files.set(`${dir}/${f.name}`, f.content);
   }
 
   execs: { containerId: string; opts: ExecCreateOptions; stream: Duplex; exitCode: number | null; pid: number }[] = [];

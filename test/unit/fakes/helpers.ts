@@ -6,6 +6,7 @@ import { AccountingLog } from '../../../services/agent/accounting/accounting-log
 import { type AgentConfig, loadConfig } from '../../../services/agent/config';
 import type { IdentityResolver, UserIdentity } from '../../../services/agent/identity/nss';
 import { ImageService } from '../../../services/agent/images/image-service';
+import { ImageUserFilesCache } from '../../../services/agent/containers/image-user-files';
 import { JobService } from '../../../services/agent/jobs/job-service';
 import { JobTable } from '../../../services/agent/jobs/job-table';
 import { silentLogger } from '../../../services/agent/logger';
@@ -38,11 +39,15 @@ export function harness(overrides: Record<string, unknown> = {}) {
   const log = silentLogger();
   const images = new ImageService(engine, engine, { timeoutMs: 1000, inactivityMs: 1000 }, log);
   const table = new JobTable(config.stateDir);
-  const jobs = new JobService({ config, engine, images, identities: new FakeIdentities(), table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1 });
+  const imageUserFiles = new ImageUserFilesCache(engine, config.node);
+  const newJobService = (t = table) => new JobService({
+    config, engine, images, imageUserFiles, identities: new FakeIdentities(), table: t, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1,
+  });
+  const jobs = newJobService();
   const accounting = (): Record<string, unknown>[] => existsSync(config.accountingFile)
     ? readFileSync(config.accountingFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
-  return { dir, config, engine, images, table, jobs, log, accounting };
+  return { dir, config, engine, images, table, jobs, log, accounting, newJobService };
 }
 
 export function prologueInput(over: Partial<Parameters<JobService['prologue']>[0]> = {}) {
