@@ -16,7 +16,7 @@ const berth = '/usr/local/bin/berth';
 
 function sh(argv: string[], env?: Record<string, string>): number {
   const t0 = performance.now();
-  const r = spawnSync(argv[0]!, argv.slice(1), { env: env ?? process.env, encoding: 'utf8' });
+  const r = spawnSync(argv[0]!, argv.slice(1), { env: env ?? process.env, encoding: 'utf8', cwd: '/home/alice' });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
   return ms;

@@ -82,6 +82,7 @@ for hook in prolog epilog; do
 done
 
 printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE_BIN" "$LIB/berth.js" | write 0755 "$PREFIX/bin/berth"
-printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE_BIN" "$LIB/berthd.js" | write 0755 "$PREFIX/sbin/berthd"
+# a small young generation: the agent is mostly idle and its bursts are small (RSS budget 80 MB)
+printf '#!/bin/sh\nexec %s --max-semi-space-size=1 %s "$@"\n' "$NODE_BIN" "$LIB/berthd.js" | write 0755 "$PREFIX/sbin/berthd"
 
 echo "install: berth installed under $PREFIX (node: $NODE_BIN)"
