@@ -146,7 +146,9 @@ describe('job lifecycle on a real engine', { timeout: 120_000 }, () => {
 
   it('pulls an uncached image once for concurrent prologues: each blob fetched once from the registry', async () => {
     const digestRef = (await h.images.ensure(sandbox().demoImage)).digestRef;
-    await h.engine.docker.getImage(digestRef).remove({ force: true });
+    // remove the image itself (by id), not just this reference: any other tag would keep its layers
+    const { Id } = await h.engine.docker.getImage(digestRef).inspect();
+    await h.engine.docker.getImage(Id).remove({ force: true });
     const logFile = sandbox().registry.log;
     const start = statSync(logFile).size;
     const jobIdsHere = ['900011', '900012', '900013', '900014'];
