@@ -81,7 +81,9 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
     }
     return 0;
   } catch (err) {
-    stderr(`berth ${kind}: job ${jobId} on ${target.node}, image '${image}': ${describeGrpcError(err, target)}`);
+    const reason = describeGrpcError(err, target);
+    const what = reason.includes(`'${image}'`) ? '' : `, image '${image}'`;
+    stderr(`berth ${kind}: job ${jobId} on ${target.node}${what}: ${reason}`);
     return 1;
   } finally {
     client.close();

@@ -47,7 +47,7 @@ describe('registry client (a local HTTP registry double on loopback)', () => {
   });
 
   it('says manifest unknown for a missing tag, and names the status of a failing registry', async () => {
-    await assert.rejects(new RegistryClient().resolveDigest(`${host}/team/app:9`), /manifest unknown: team\/app:9 \(HTTP 404/);
+    await assert.rejects(new RegistryClient().resolveDigest(`${host}/team/app:9`), /manifest unknown, HTTP 404/);
     await assert.rejects(new RegistryClient().resolveDigest(`${host}/team/broken:1`), /HTTP 500/);
   });
 

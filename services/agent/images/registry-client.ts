@@ -48,7 +48,7 @@ export class RegistryClient implements DigestResolver {
       const token = await this.anonymousToken(res.headers.get('www-authenticate') ?? '', url);
       res = await this.request('HEAD', url, token);
     }
-    if (res.status === 404) throw new RegistryError(`manifest unknown: ${repo}:${ref.tag ?? 'latest'} (HTTP 404 from ${host})`);
+    if (res.status === 404) throw new RegistryError('manifest unknown, HTTP 404');
     if (res.status === 401 || res.status === 403) throw new RegistryError(`registry ${host} refused anonymous access (HTTP ${res.status}): this image needs credentials`);
     if (res.status >= 500) throw new RegistryError(`registry ${host} failed: HTTP ${res.status}; server gave HTTP response ${res.status}`);
     if (res.status !== 200) throw new RegistryError(`registry ${host} answered HTTP ${res.status} for ${url}`);
