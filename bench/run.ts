@@ -90,5 +90,9 @@ for (const [what, a, b, goal] of rows) {
 
 // 4. idle berthd RSS
 const pid = readFileSync(`/run/berth-sandbox/${NODE}/berthd.pid`, 'utf8').trim();
-const rssKb = Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]);
-console.log(`idle berthd RSS on ${NODE}: ${(rssKb / 1024).toFixed(1)} MB (goal ≤ 80 MB)`);
+const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+const kb = (re: RegExp): number => Number(status.match(re)?.[1] ?? NaN);
+const mb = (k: number): string => `${(k / 1024).toFixed(1)} MB`;
+const pssKb = Number(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').match(/^Pss:\s+(\d+)/m)?.[1] ?? NaN);
+console.log(`berthd on ${NODE} at rest after the runs above: RSS ${mb(kb(/VmRSS:\s+(\d+)/))} (goal ≤ 80 MB) = ` +
+  `${mb(kb(/RssAnon:\s+(\d+)/))} private + ${mb(kb(/RssFile:\s+(\d+)/))} file-backed (node's own code, shared by every node process); PSS ${mb(pssKb)}`);
