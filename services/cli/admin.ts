@@ -1,5 +1,6 @@
 // `berth jobs` and `berth job ID`: what a node's agent holds, for admins (root, any job) and
 // users (their own jobs, munge-authenticated).
+import type { Metadata } from '@grpc/grpc-js';
 import os from 'node:os';
 import type { Job__Output } from '../shared/gen/berth/v1/Job';
 import type { GetJobResponse__Output } from '../shared/gen/berth/v1/GetJobResponse';
@@ -31,35 +32,34 @@ function jobDetail(j: Job__Output): string {
     j.steps.map((s) => [s.stepId, String(s.taskId), shortState(s.state), String(s.exitCode), s.signal, s.startTime, s.endTime, s.argv.join(' ')]));
 }
 
-export async function listJobs(node: string, json: boolean, out: (s: string) => void): Promise<number> {
+type AgentClient = ReturnType<typeof connect>;
+
+/** One query to one node's agent: authenticated, closed afterwards, errors said in one line. */
+async function query(command: string, node: string, method: string, jobId: string, ask: (client: AgentClient, md: Metadata) => Promise<string>, out: (s: string) => void): Promise<number> {
   const target = agentTarget(node);
   const client = connect(target);
   try {
-    const md = await callMetadata(target, 'ListJobs', '');
-    const res = await unaryCall<object, ListJobsResponse__Output>(client.ListJobs.bind(client), {}, md, 10_000);
-    out(json ? JSON.stringify(res.jobs, null, 2) + '\n' : jobsTable(res.jobs));
+    out(await ask(client, await callMetadata(target, method, jobId)));
     return 0;
   } catch (err) {
-    process.stderr.write(`berth jobs: ${describeGrpcError(err, target)}\n`);
+    process.stderr.write(`berth ${command}: ${describeGrpcError(err, target)}\n`);
     return 1;
   } finally {
     client.close();
   }
 }
 
-export async function showJob(node: string, jobId: string, json: boolean, out: (s: string) => void): Promise<number> {
-  const target = agentTarget(node);
-  const client = connect(target);
-  try {
-    const md = await callMetadata(target, 'GetJob', jobId);
+export function listJobs(node: string, json: boolean, out: (s: string) => void): Promise<number> {
+  return query('jobs', node, 'ListJobs', '', async (client, md) => {
+    const res = await unaryCall<object, ListJobsResponse__Output>(client.ListJobs.bind(client), {}, md, 10_000);
+    return json ? JSON.stringify(res.jobs, null, 2) + '\n' : jobsTable(res.jobs);
+  }, out);
+}
+
+export function showJob(node: string, jobId: string, json: boolean, out: (s: string) => void): Promise<number> {
+  return query('job', node, 'GetJob', jobId, async (client, md) => {
     const res = await unaryCall<object, GetJobResponse__Output>(client.GetJob.bind(client), { jobId }, md, 10_000);
     if (!res.job) throw new Error(`no job ${jobId}`);
-    out(json ? JSON.stringify(res.job, null, 2) + '\n' : jobDetail(res.job));
-    return 0;
-  } catch (err) {
-    process.stderr.write(`berth job: ${describeGrpcError(err, target)}\n`);
-    return 1;
-  } finally {
-    client.close();
-  }
+    return json ? JSON.stringify(res.job, null, 2) + '\n' : jobDetail(res.job);
+  }, out);
 }
