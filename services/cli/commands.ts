@@ -6,7 +6,19 @@ import { runHook } from './hook';
 
 const VERSION = '0.1.0';
 
+class UsageError extends Error {}
+
 export async function runCli(args: string[]): Promise<number> {
+  try {
+    return await parse(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`berth: ${err.message}\nRun 'berth --help', or 'berth COMMAND --help', for usage.\n`);
+    return 2;
+  }
+}
+
+async function parse(args: string[]): Promise<number> {
   let code = 0;
   const env = process.env;
   const out = (s: string): void => void process.stdout.write(s);
@@ -36,11 +48,8 @@ export async function runCli(args: string[]): Promise<number> {
     .strict()
     .version(VERSION)
     .help()
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`${y.help()}\n`);
-      process.stderr.write(`\nberth: ${msg}\n`);
-      code = 2;
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
     })
     .parseAsync();
   return code;

@@ -195,6 +195,21 @@ describe('hooks when berthd is not running', () => {
     assert.ok(took < 5000, `gave up after ${took} ms`);
   });
 
+  it('refuses a bad command line with exit 2, a reason and where to get help, running nothing', () => {
+    for (const args of [['hook'], ['hook', 'preamble'], ['nonsense'], ['job']]) {
+      let code = 0;
+      let stderr = '';
+      try {
+        execFileSync(process.execPath, [path.join(REPO, 'dist/berth.js'), ...args], { env: { SLURM_JOB_ID: '7', SPANK_BERTH_CONTAINER_IMAGE: 'x' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (err) {
+        code = (err as { status: number }).status;
+        stderr = (err as { stderr: string }).stderr;
+      }
+      assert.equal(code, 2, args.join(' '));
+      assert.match(stderr, /^berth: [\s\S]+\nRun 'berth --help', or 'berth COMMAND --help', for usage\.\n$/, args.join(' '));
+    }
+  });
+
   it('returns at once for a job without a container', () => {
     const out = execFileSync(process.execPath, [path.join(REPO, 'dist/berth.js'), 'hook', 'prolog'], { env: { SLURM_JOB_ID: '6' }, encoding: 'utf8' });
     assert.equal(out, '');
