@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { connect, unaryCall } from '../../services/cli/agent-client';
 import { mungePayload } from '../../services/shared/munge';
 import { MUNGE_METADATA_KEY } from '../../services/shared/proto-names';
+import { serviceDefinition } from '../../services/shared/service-definition';
 import { node, sandbox } from '../support/stack';
 import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, run, waitFor } from '../support/slurm';
 
@@ -62,6 +63,22 @@ describe('steps and authentication through Slurm', { timeout: 180_000 }, () => {
     const bobs = run('berth', ['jobs', '--node', nodeName, '--json'], { user: 'bob', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
     assert.equal(bobs.code, 0, bobs.stderr);
     assert.ok(!(JSON.parse(bobs.stdout) as { jobId: string }[]).some((j) => j.jobId === jobId), 'bob does not see alice\'s job');
+  });
+
+  it('answers grpc.health.v1 Check with SERVING on both sockets', async () => {
+    const Health = grpc.makeGenericClientConstructor(serviceDefinition('grpc.health.v1.Health'), 'Health');
+    for (const socket of [node('n1').berthdAdminSocket, node('n1').berthdUserSocket]) {
+      const client = new Health(`unix://${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+        Check: (req: object, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void) => void;
+      };
+      for (const service of ['', 'berth.v1.NodeAgentService']) {
+        const res = await new Promise<{ status: string }>((resolve, reject) => client.Check({ service }, (err, r) => (err ? reject(err) : resolve(r!))));
+        assert.equal(res.status, 'SERVING', `${socket} ${service}`);
+      }
+      await assert.rejects(new Promise((resolve, reject) => client.Check({ service: 'nope' }, (err, r) => (err ? reject(err) : resolve(r)))),
+        (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+      client.close();
+    }
   });
 
   it('refuses a replayed credential, one made for another call, and none at all', async () => {
