@@ -14,6 +14,7 @@ export interface AccountingRecord {
   image: string;
   image_digest: string;
   container_id: string;
+  user_containers: string[];
   state: string;
   error: string;
   start: string;
@@ -41,6 +42,7 @@ export function toAccountingRecord(job: JobRecord, end: string): AccountingRecor
     image: job.imageRef,
     image_digest: job.imageDigest,
     container_id: job.containerId,
+    user_containers: job.userContainers,
     state: job.state,
     error: job.error,
     start: job.startTime,

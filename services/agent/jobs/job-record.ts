@@ -23,4 +23,6 @@ export interface JobRecord extends JobIdentity {
   endTime: string;
   error: string;
   steps: StepRecord[];
+  /** containers the job's user made through the Docker API (AuthZ plugin), removed with the job */
+  userContainers: string[];
 }

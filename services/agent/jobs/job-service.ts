@@ -157,6 +157,7 @@ export class JobService {
       endTime: '',
       error: '',
       steps: existing?.steps ?? [],
+      userContainers: existing?.userContainers ?? [],
     };
     table.put(job);
     log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
@@ -185,11 +186,13 @@ export class JobService {
     if (job) {
       job.state = 'ENDING';
     }
-    const containers = (await engine.listByLabel(LABEL.jobId, jobId)).filter((c) => c.labels[LABEL.node] === config.node);
-    await Promise.all(containers.map(async (c) => {
-      await engine.stop(c.id, config.stopGraceSeconds);
-      await engine.remove(c.id);
-      log.info('removed job container', { container: c.id, name: c.name });
+    const labelled = (await engine.listByLabel(LABEL.jobId, jobId)).filter((c) => c.labels[LABEL.node] === config.node).map((c) => c.id);
+    // with the containers the job's user made through the Docker API
+    const containers = [...new Set([...labelled, ...(job?.userContainers ?? [])])];
+    await Promise.all(containers.map(async (id) => {
+      await engine.stop(id, config.stopGraceSeconds);
+      await engine.remove(id);
+      log.info('removed job container', { container: id });
     }));
     const end = this.now().toISOString();
     if (job) {
@@ -231,6 +234,7 @@ export class JobService {
         endTime: '',
         error: running ? '' : `job container found ${c.state} when berthd started`,
         steps: (saved?.steps ?? []).map((s) => (s.state === 'RUNNING' ? { ...s, state: 'KILLED', signal: s.signal || 'unknown (berthd restarted)' } : s)),
+        userContainers: saved?.userContainers ?? [],
       };
       table.put(job);
       if (running) recovered++;
@@ -238,11 +242,19 @@ export class JobService {
     }
     // checkpoints whose container is gone: keep them (state UNKNOWN) so the epilogue still accounts for the job
     for (const saved of checkpoints.values()) {
-      table.put({ ...saved, state: 'UNKNOWN', error: saved.error || 'job container missing when berthd started' });
+      table.put({ ...saved, userContainers: saved.userContainers ?? [], state: 'UNKNOWN', error: saved.error || 'job container missing when berthd started' });
       unknown++;
     }
     this.d.log.info('recovered job table from the engine', { recovered, unknown });
     return { recovered, unknown };
+  }
+
+  /** A container the job's user created through the Docker API belongs to the job from now on. */
+  addUserContainer(jobId: string, containerId: string): void {
+    const job = this.d.table.get(jobId);
+    if (!job || job.userContainers.includes(containerId)) return;
+    job.userContainers.push(containerId);
+    this.safeCheckpoint(job);
   }
 
   recordStepStart(jobId: string, step: Omit<StepRecord, 'state' | 'exitCode' | 'signal' | 'endTime'>): StepRecord | undefined {

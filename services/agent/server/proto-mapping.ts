@@ -20,6 +20,7 @@ export function toProtoJob(j: JobRecord): Job {
     endTime: j.endTime,
     error: j.error,
     workDir: j.workDir,
+    userContainers: j.userContainers,
     steps: j.steps.map((s) => ({
       stepId: s.stepId,
       taskId: s.taskId,

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AuditRecord } from '../../services/agent/authz/audit-log';
+import { Authorizer, type AuthorizerDeps, type MappedAction } from '../../services/agent/authz/authorizer';
+import { parseAuthzRequest, type AuthzRequest } from '../../services/agent/authz/plugin-protocol';
+import type { JobRecord } from '../../services/agent/jobs/job-record';
+import { silentLogger } from '../../services/agent/logger';
+
+function job(over: Partial<JobRecord>): JobRecord {
+  return {
+    jobId: '10', node: 'n1', uid: 2001, gid: 2001, user: 'alice', imageRef: 'r/x:1', imageDigest: 'r/x@sha256:1', workDir: '/home/alice', startTime: '',
+    containerId: 'a'.repeat(64), containerName: 'berth-n1-job-10', state: 'RUNNING', endTime: '', error: '', steps: [], userContainers: [], ...over,
+  };
+}
+
+const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+function harness() {
+  const jobs = new Map<string, JobRecord>([
+    ['10', job({})],
+    ['11', job({ jobId: '11', uid: 2002, gid: 2002, user: 'bob', containerId: 'b'.repeat(64) })],
+    ['12', job({ jobId: '12', state: 'ENDED' })],
+  ]);
+  const audit: AuditRecord[] = [];
+  const containers = new Map([['a'.repeat(64), '10'], ['b'.repeat(64), '11'], ['c'.repeat(64), '']]);
+  const certs = new Map([[CERT, { user: 'alice', jobId: '10' }]]);
+  const deps: AuthorizerDeps = {
+    node: 'n1',
+    mapAction: (method, uri): MappedAction | undefined => {
+      const p = uri.split('?')[0]!;
+      if (method === 'GET' && p === '/v1.41/containers/json') return { action: 'container_list', readonly: true };
+      if (method === 'POST' && p === '/v1.41/containers/create') return { action: 'container_create', readonly: false };
+      const m = p.match(/^\/v1\.41\/containers\/([^/]+)\/(stop|json)$/);
+      if (m) return { action: m[2] === 'stop' ? 'container_stop' : 'container_inspect', readonly: m[2] === 'json', containerId: m[1] };
+      const e = p.match(/^\/v1\.41\/exec\/([^/]+)\/start$/);
+      if (e) return { action: 'exec_start', readonly: false, execId: e[1] };
+      return undefined;
+    },
+    decide: (action, body) => (body?.includes('Privileged')
+      ? { allow: false, policy: 'hpc-default', action, reason: 'HostConfig.Privileged=true is not allowed' }
+      : { allow: true, policy: 'hpc-default', action, reason: 'allowed' }),
+    formatDenial: (v) => `policy '${v.policy}' denies ${v.action}: ${v.reason}`,
+    jobFromCertificate: (pem) => certs.get(pem),
+    jobs: {
+      get: (id) => jobs.get(id),
+      list: () => [...jobs.values()],
+      addUserContainer: (id, c) => void jobs.get(id)!.userContainers.push(c),
+    },
+    contextFor: async (j) => ({ user: j.user, groups: [], job: { jobId: j.jobId, uid: j.uid, gid: j.gid, cpus: 1, memoryBytes: 0, devices: [], mountPrefixes: [] } }),
+    container: async (ref) => {
+      const id = [...containers.keys()].find((k) => k === ref || k.startsWith(ref));
+      return id ? { id, jobId: containers.get(id) || undefined } : undefined;
+    },
+    execContainer: async (execId) => (execId === 'e1' ? 'b'.repeat(64) : undefined),
+    audit: { write: (r) => void audit.push(r) },
+    log: silentLogger(),
+  };
+  return { authorizer: new Authorizer(deps), audit, jobs, containers };
+}
+
+function req(over: Partial<AuthzRequest>): AuthzRequest {
+  return { user: 'alice', authnMethod: 'TLS', method: 'GET', uri: '/v1.41/containers/json', body: undefined, headers: {}, peerCertificates: [CERT], ...over };
+}
+
+describe('AuthZ plugin decisions', () => {
+  it("allows dockerd's local root socket and audits it", async () => {
+    const h = harness();
+    assert.deepEqual(await h.authorizer.request(req({ user: '', authnMethod: '', peerCertificates: [] })), { Allow: true });
+    assert.equal(h.audit[0]!.user, 'root');
+    assert.equal(h.audit[0]!.allow, true);
+  });
+
+  it('refuses a TLS user without a berth job certificate, or whose certificate names someone else', async () => {
+    const h = harness();
+    const a = await h.authorizer.request(req({ peerCertificates: [] }));
+    assert.equal(a.Allow, false);
+    assert.match(a.Msg!, /presented no berth job certificate/);
+    assert.equal((await h.authorizer.request(req({ user: 'bob' }))).Allow, false);
+  });
+
+  it('refuses a user whose job has ended, saying Docker access ends with the job', async () => {
+    const h = harness();
+    h.jobs.get('10')!.state = 'ENDED';
+    const a = await h.authorizer.request(req({}));
+    assert.equal(a.Allow, false);
+    assert.match(a.Msg!, /user 'alice' has no running job 10 on node n1: Docker access ends with the job/);
+    assert.equal(h.audit.at(-1)!.job, '10');
+  });
+
+  it('refuses unknown endpoints', async () => {
+    const h = harness();
+    const a = await h.authorizer.request(req({ method: 'POST', uri: '/v1.41/swarm/init' }));
+    assert.match(a.Msg!, /POST \/v1\.41\/swarm\/init is not an API endpoint berth allows/);
+  });
+
+  it("allows the user's own job container, refuses another user's and unknown ones", async () => {
+    const h = harness();
+    assert.equal((await h.authorizer.request(req({ uri: `/v1.41/containers/${'a'.repeat(12)}/json` }))).Allow, true);
+    const other = await h.authorizer.request(req({ method: 'POST', uri: `/v1.41/containers/${'b'.repeat(64)}/stop` }));
+    assert.equal(other.Allow, false);
+    assert.match(other.Msg!, /does not belong to your running jobs on node n1/);
+    assert.match((await h.authorizer.request(req({ uri: '/v1.41/containers/nope/json' }))).Msg!, /container nope does not exist/);
+    assert.match((await h.authorizer.request(req({ method: 'POST', uri: '/v1.41/exec/e1/start' }))).Msg!, /does not belong/);
+  });
+
+  it('passes the policy verdict through with its message, and audits the policy and reason', async () => {
+    const h = harness();
+    const a = await h.authorizer.request(req({ method: 'POST', uri: '/v1.41/containers/create', body: '{"HostConfig":{"Privileged":true}}' }));
+    assert.deepEqual(a, { Allow: false, Msg: "policy 'hpc-default' denies container_create: HostConfig.Privileged=true is not allowed" });
+    const last = h.audit.at(-1)!;
+    assert.deepEqual([last.user, last.job, last.action, last.allow, last.policy], ['alice', '10', 'container_create', false, 'hpc-default']);
+  });
+
+  it('makes a container the user created part of their job, so they may act on it', async () => {
+    const h = harness();
+    const id = 'c'.repeat(64);
+    assert.equal((await h.authorizer.request(req({ uri: `/v1.41/containers/${id}/json` }))).Allow, false);
+    await h.authorizer.response(req({ method: 'POST', uri: '/v1.41/containers/create', responseStatus: 201, responseBody: JSON.stringify({ Id: id, Warnings: [] }) }));
+    assert.deepEqual(h.jobs.get('10')!.userContainers, [id]);
+    assert.equal((await h.authorizer.request(req({ uri: `/v1.41/containers/${id}/json` }))).Allow, true);
+  });
+});
+
+describe('AuthZ plugin protocol', () => {
+  it("reads dockerd's request: base64 body, peer certificates as base64 PEM, headers", () => {
+    const r = parseAuthzRequest(JSON.stringify({
+      User: 'alice', UserAuthNMethod: 'TLS', RequestMethod: 'post', RequestUri: '/v1.41/containers/create',
+      RequestBody: Buffer.from('{"Image":"x"}').toString('base64'), RequestHeaders: { 'Content-Type': 'application/json' },
+      RequestPeerCertificates: [Buffer.from(CERT).toString('base64')],
+    }));
+    assert.deepEqual([r.user, r.method, r.body, r.headers['content-type'], r.peerCertificates[0]], ['alice', 'POST', '{"Image":"x"}', 'application/json', CERT]);
+  });
+
+  it('has no body when dockerd sent none, and refuses what is not a request', () => {
+    assert.equal(parseAuthzRequest('{"RequestMethod":"POST","RequestUri":"/x"}').body, undefined);
+    assert.throws(() => parseAuthzRequest('[]'), /not a JSON object/);
+    assert.throws(() => parseAuthzRequest('{"User":"a"}'), /RequestMethod or RequestUri missing/);
+  });
+});
