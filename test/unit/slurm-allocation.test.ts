@@ -21,5 +21,7 @@ describe('Slurm host lists and allocations', () => {
     assert.deepEqual(parseJobDetail(line, 'n2'), { cpus: 1, memoryBytes: 300 * 1024 * 1024 });
     assert.equal(parseJobDetail(line, 'n3'), undefined);
     assert.deepEqual(parseJobDetail('Nodes=n[1-2] CPU_IDs=0-1 Mem=1000 GRES=', 'n2'), { cpus: 2, memoryBytes: 1000 * 1024 * 1024 });
+    assert.deepEqual(parseJobDetail('JobId=3 StartTime=2026-11-29T05:00:00 EndTime=2026-11-29T06:00:00 Nodes=n1 CPU_IDs=0 Mem=10', 'n1')!.endTime, new Date('2026-11-29T06:00:00'));
+    assert.equal(parseJobDetail('JobId=3 EndTime=Unknown Nodes=n1 CPU_IDs=0 Mem=10', 'n1')!.endTime, undefined);
   });
 });

@@ -45,6 +45,8 @@ export interface JobServiceDeps {
   memlockBytes: number;
   /** the job's CPUs and memory on this node; the request's figures are used when it has none */
   allocations?: AllocationSource;
+  /** Docker API access for the job's user (authz/docker-access.ts), when the site enables it */
+  dockerAccess?: { grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date): Promise<void>; revoke(jobId: string): void };
   now?: () => Date;
 }
 
@@ -142,9 +144,16 @@ export class JobService {
       lap('createMillis');
       await engine.start(containerId);
       lap('startMillis');
+      // without a time limit the certificate lasts a week; the AuthZ plugin still refuses it once the job ends
+      await this.d.dockerAccess?.grant(identity, alloc?.endTime ?? new Date(Date.now() + 7 * 86_400_000));
     } catch (err) {
       if (containerId) await engine.remove(containerId).catch(() => undefined);
       rmSync(jobDir, { recursive: true, force: true });
+      try {
+        this.d.dockerAccess?.revoke(req.jobId);
+      } catch {
+        // nothing was written
+      }
       log.error('job container could not be started', { error: engineMessage(err) });
       if (err instanceof BerthError) throw err;
       throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: Docker could not create or start the container from ${image.digestRef}: ${engineMessage(err)}`, { cause: err });
@@ -210,6 +219,7 @@ export class JobService {
       log.info('job ended', { steps: job.steps.length, containers: containers.length });
     }
     rmSync(this.jobDir(jobId), { recursive: true, force: true });
+    this.d.dockerAccess?.revoke(jobId);
     return { containersRemoved: containers.length, wasKnown: job !== undefined || containers.length > 0 };
   }
 

@@ -10,6 +10,8 @@ const run = promisify(execFile);
 export interface NodeAllocation {
   cpus: number;
   memoryBytes: number;
+  /** the job's end by its time limit (EndTime=, local time), when it has one */
+  endTime?: Date;
 }
 
 export interface AllocationSource {
@@ -30,7 +32,9 @@ export function parseJobDetail(line: string, node: string): NodeAllocation | und
       if (k === 'CPU_IDs') cpus = countCpuIds(v);
       else if (k === 'Mem') memMb = Number(v) || 0;
     }
-    return { cpus, memoryBytes: memMb * 1024 * 1024 };
+    const end = line.match(/(?:^|\s)EndTime=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\s|$)/)?.[1];
+    const endTime = end ? new Date(end) : undefined;
+    return { cpus, memoryBytes: memMb * 1024 * 1024, ...(endTime && !Number.isNaN(endTime.getTime()) ? { endTime } : {}) };
   }
   return undefined;
 }

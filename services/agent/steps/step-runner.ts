@@ -134,6 +134,8 @@ export class StepRunner {
     /** site mount targets: directories known to exist in every job container */
     private readonly mountTargets: readonly string[] = [],
     private readonly signaller: Signaller = defaultSignaller,
+    /** environment berth adds to every step of a job (DOCKER_HOST & co. when users may use Docker) */
+    private readonly jobEnv: (jobId: string) => string[] = () => [],
   ) {}
 
   /** The step's directory must exist in the container: mounted, or present in the image. */
@@ -159,7 +161,7 @@ export class StepRunner {
         cmd: [INIT_PATH, 'exec', '--', ...req.argv],
         user: `${job.uid}:${job.gid}`,
         workingDir: cwd,
-        env: stepEnv(req.env, user),
+        env: [...stepEnv(req.env, user), ...this.jobEnv(job.jobId)],
         tty: req.tty,
       });
       stream = await handle.start();

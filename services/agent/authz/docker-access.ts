@@ -1,0 +1,59 @@
+// Docker access for a job's user: at the prologue the node CA issues them a client
+// certificate (CN = user, the job id in the subject, valid until the job's end) into a
+// directory only they can read; their steps get DOCKER_HOST, DOCKER_TLS_VERIFY and
+// DOCKER_CERT_PATH so that `docker ps/run/exec/logs/rm` work inside the allocation. The
+// epilogue removes the directory; from then on the AuthZ plugin refuses the certificate
+// anyway, because its job no longer runs.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { NodeCertificateAuthority } from '../certs/node-ca';
+import { removeJobClientBundle, writeJobClientBundle } from '../certs/job-bundle';
+import type { Logger } from '../logger';
+
+export interface DockerTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export class DockerAccess {
+  constructor(
+    private readonly ca: NodeCertificateAuthority,
+    /** where job bundles go: RUN_DIR/NODE/jobs/<id> (the parent must be traversable by users) */
+    private readonly jobsDir: string,
+    /** host:port where dockerd listens with --tlsverify */
+    private readonly tlsAddress: string,
+    private readonly log: Logger,
+  ) {
+    mkdirSync(jobsDir, { recursive: true, mode: 0o755 });
+  }
+
+  /** Writes dockerd's server certificate (for --tlscacert/--tlscert/--tlskey) into dir. */
+  static async writeServerFiles(ca: NodeCertificateAuthority, dir: string, node: string): Promise<DockerTlsFiles> {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const files = { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server-key.pem') };
+    const issued = await ca.issueServerCertificate({ commonName: `dockerd ${node}`, days: 365 });
+    writeFileSync(files.ca, ca.certPem, { mode: 0o644 });
+    writeFileSync(files.cert, issued.certPem, { mode: 0o644 });
+    writeFileSync(files.key, issued.keyPem, { mode: 0o600 });
+    return files;
+  }
+
+  bundleDir(jobId: string): string {
+    return path.join(this.jobsDir, jobId);
+  }
+
+  async grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date): Promise<void> {
+    const issued = await this.ca.issueClientCertificate({ user: job.user, uid: job.uid, jobId: job.jobId, notAfter });
+    writeJobClientBundle(this.bundleDir(job.jobId), { caPem: this.ca.certPem, certPem: issued.certPem, keyPem: issued.keyPem }, { uid: job.uid, gid: job.gid });
+    this.log.info('issued the job user a Docker client certificate', { job: job.jobId, user: job.user, serial: issued.serial, notAfter: issued.notAfter.toISOString() });
+  }
+
+  revoke(jobId: string): void {
+    removeJobClientBundle(this.bundleDir(jobId));
+  }
+
+  env(jobId: string): string[] {
+    return [`DOCKER_HOST=tcp://${this.tlsAddress}`, 'DOCKER_TLS_VERIFY=1', `DOCKER_CERT_PATH=${this.bundleDir(jobId)}`];
+  }
+}
