@@ -13,6 +13,18 @@ const mountSchema = z.object({
   readOnly: z.boolean().default(false),
 }).strict();
 
+const authzSchema = z.object({
+  /** dockerd --authorization-plugin=NAME; berthd writes pluginSpecDir/NAME.spec */
+  pluginName: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lowercase letters, digits, . _ -').default('berth'),
+  pluginSpecDir: absolutePath.default('/etc/docker/plugins'),
+  policyFile: absolutePath,
+  auditFile: absolutePath.default('/var/log/berth/authz-audit.jsonl'),
+  /** where dockerd listens with --tlsverify for job users (given to them as DOCKER_HOST) */
+  dockerTlsAddress: z.string().regex(/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}$/, 'must be a loopback host:port, e.g. 127.0.0.1:2376').default('127.0.0.1:2376'),
+  /** registries job users may pull from and run images of ({{registries}} in policies) */
+  registries: z.array(z.string().min(1)).default([]),
+}).strict();
+
 export const configSchema = z.object({
   node: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a Slurm node name (letters, digits, . _ -)').default(os.hostname().split('.')[0] ?? 'localhost'),
   runDir: absolutePath.default(DEFAULT_RUN_DIR),
@@ -32,6 +44,8 @@ export const configSchema = z.object({
   mungeMaxAgeSeconds: z.number().int().min(1).default(120),
   orphanSchedule: z.string().default('*/5 * * * *'),
   orphanGraceSeconds: z.number().int().min(0).default(300),
+  /** Docker API access for job users through berth's AuthZ plugin; off when absent */
+  authz: authzSchema.optional(),
 }).strict();
 
 export type AgentConfig = Readonly<z.infer<typeof configSchema>>;

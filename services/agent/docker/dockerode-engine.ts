@@ -61,6 +61,9 @@ export class DockerodeEngine implements Engine {
         running: i.State.Running,
         startedAt: i.State.StartedAt,
         image: i.Config.Image,
+        nanoCpus: i.HostConfig.NanoCpus ?? 0,
+        memoryBytes: i.HostConfig.Memory ?? 0,
+        devices: ((i.HostConfig.Devices ?? []) as { PathOnHost: string }[]).map((d) => d.PathOnHost),
       };
     } catch (err) {
       if (engineStatus(err) === 404) return undefined;
@@ -144,6 +147,15 @@ export class DockerodeEngine implements Engine {
       (archive as Readable).on('error', reject).pipe(extract);
     });
     return found;
+  }
+
+  async execContainerId(execId: string): Promise<string | undefined> {
+    try {
+      return (await this.docker.getExec(execId).inspect()).ContainerID;
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
   }
 
   async createExec(containerId: string, opts: ExecCreateOptions): Promise<ExecHandle> {

@@ -30,6 +30,10 @@ export interface ContainerDetails extends ContainerSummary {
   running: boolean;
   startedAt: string;
   image: string;
+  /** the limits and devices it was created with */
+  nanoCpus: number;
+  memoryBytes: number;
+  devices: string[];
 }
 
 export interface ContainerEngine {
@@ -68,6 +72,8 @@ export interface ExecHandle {
 
 export interface ExecEngine {
   createExec(containerId: string, opts: ExecCreateOptions): Promise<ExecHandle>;
+  /** the container an exec instance belongs to; undefined when there is no such exec */
+  execContainerId(execId: string): Promise<string | undefined>;
 }
 
 export type Engine = ImageEngine & ContainerEngine & ExecEngine;

@@ -52,6 +52,9 @@ export class FakeEngine implements Engine {
     this.containers.set(id, {
       id, name: spec.name, labels: (spec.body.Labels as Record<string, string>) ?? {}, state: 'created', created: Math.floor(Date.now() / 1000),
       running: false, startedAt: '', image: String(spec.body.Image), body: spec.body, files: new Map(this.imageFiles),
+      nanoCpus: Number((spec.body.HostConfig as { NanoCpus?: number } | undefined)?.NanoCpus ?? 0),
+      memoryBytes: Number((spec.body.HostConfig as { Memory?: number } | undefined)?.Memory ?? 0),
+      devices: ((spec.body.HostConfig as { Devices?: { PathOnHost: string }[] } | undefined)?.Devices ?? []).map((d) => d.PathOnHost),
     });
     return id;
   }
@@ -103,6 +106,11 @@ export class FakeEngine implements Engine {
   }
 
   execs: { containerId: string; opts: ExecCreateOptions; stream: Duplex; exitCode: number | null; pid: number }[] = [];
+
+  async execContainerId(execId: string): Promise<string | undefined> {
+    const n = Number(execId.replace(/^exec/, ''));
+    return this.execs[n - 1]?.containerId;
+  }
 
   async createExec(containerId: string, opts: ExecCreateOptions): Promise<ExecHandle> {
     const rec = { containerId, opts, stream: new PassThrough() as Duplex, exitCode: null as number | null, pid: 4242 };
