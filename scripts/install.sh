@@ -77,6 +77,15 @@ for f in "$REPO"/build/native/*; do
   put 0755 "$f" "$LIB/$(basename "$f")"
 done
 
+# site policies shipped with berth (the AuthZ plugin's default HPC policy)
+if [ -d "$REPO/policies" ]; then
+  mkdir -p "$LIB/policies"
+  for f in "$REPO"/policies/*.json "$REPO"/policies/*.jsonl; do
+    [ -f "$f" ] || continue
+    put 0644 "$f" "$LIB/policies/$(basename "$f")"
+  done
+fi
+
 for hook in prolog epilog; do
   sed "s|@PREFIX@|$PREFIX|g" "$REPO/scripts/slurm/$hook" | write 0755 "$LIB/hooks/$hook"
 done

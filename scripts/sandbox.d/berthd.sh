@@ -9,6 +9,12 @@ berthd_accounting() { echo "$LOG_DIR/$1/accounting.jsonl"; }
 berthd_admin_sock() { echo "$BERTH_RUN_DIR/$1/admin.sock"; }
 berthd_user_sock() { echo "$BERTH_RUN_DIR/$1/user.sock"; }
 berthd_marker() { echo "--config $(berthd_config "$1")"; }
+berthd_audit() { echo "$LOG_DIR/$1/authz-audit.jsonl"; }
+berthd_authz_sock() { echo "$BERTH_RUN_DIR/$1/authz.sock"; }
+# dockerd's TLS files, written by berthd from its node CA before dockerd starts
+berthd_tls_dir() { echo "$STATE_DIR/$1/berthd/tls"; }
+# where each node's dockerd listens with --tlsverify for job users: n1 2376, n2 2377, n3 2378
+berthd_docker_tls_port() { echo $((2375 + ${1#n})); }
 
 # what a running berthd was started from: its code (the install manifest names every hashed
 # chunk) and its config; `up` restarts a berthd whose stamp no longer matches
@@ -32,7 +38,15 @@ berthd_write_config() {
   "logLevel": "info",
   "rdmaDevices": ["/dev/infiniband/uverbs*", "/dev/infiniband/rdma_cm"],
   "mounts": [],
-  "stopGraceSeconds": 5
+  "stopGraceSeconds": 5,
+  "authz": {
+    "pluginName": "berth-$n",
+    "pluginSpecDir": "/etc/docker/plugins",
+    "policyFile": "$BERTH_LIB/policies/hpc-default.json",
+    "auditFile": "$(berthd_audit "$n")",
+    "dockerTlsAddress": "127.0.0.1:$(berthd_docker_tls_port "$n")",
+    "registries": ["127.0.0.1:5000"]
+  }
 }
 JSON
   chmod 0644 "$f.tmp"
@@ -72,6 +86,8 @@ berthd_up() {
       fi
       die "berthd $n exited during start-up (logs: $(berthd_out "$n"), $(berthd_log "$n"))"
     fi
+    wait_for 20 "berthd $n TLS files for dockerd" test -s "$(berthd_tls_dir "$n")/server-key.pem" \
+      || die "berthd $n did not write dockerd's TLS files to $(berthd_tls_dir "$n") (log: $(berthd_log "$n"))"
     say "berthd: started berthd $n (pid $(cat "$(berthd_pidfile "$n")"), $(berthd_admin_sock "$n"))"
   done
 }

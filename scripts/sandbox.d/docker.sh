@@ -1,5 +1,8 @@
 # One Docker engine per sandbox node (sourced by scripts/sandbox). No bridge, no iptables, no
-# private addresses: containers use --network host or none. Each engine has its own data-root,
+# private addresses: containers use --network host or none. Every request passes berthd's
+# AuthZ plugin (berth-<node>); besides its root-only unix socket each engine listens on
+# 127.0.0.1 with --tlsverify for job users, with TLS files berthd makes from its node CA, so
+# berthd starts first. Each engine has its own data-root,
 # exec-root (so its own managed containerd), pid file and socket, and its own containerd
 # namespaces in case a system containerd is running and gets shared.
 
@@ -28,7 +31,10 @@ docker_start() {
     --exec-root "$RUN_DIR/$n/docker-exec" \
     --pidfile "$pidfile" \
     --bridge=none --iptables=false --ip-masq=false \
-    --containerd-namespace "berth-$n" --containerd-plugins-namespace "berth-$n-plugins"
+    --containerd-namespace "berth-$n" --containerd-plugins-namespace "berth-$n-plugins" \
+    --authorization-plugin "berth-$n" \
+    --host "tcp://127.0.0.1:$(berthd_docker_tls_port "$n")" --tlsverify \
+    --tlscacert "$(berthd_tls_dir "$n")/ca.pem" --tlscert "$(berthd_tls_dir "$n")/server.pem" --tlskey "$(berthd_tls_dir "$n")/server-key.pem"
 }
 
 docker_up() {

@@ -22,10 +22,12 @@ up_cmd() {
   install -d -m 0755 "$STATE_DIR" "$RUN_DIR" "$LOG_DIR"
   users_up
   munge_up
+  # berthd first: it serves the AuthZ plugin every dockerd request passes and writes
+  # dockerd's TLS files; it waits for its dockerd by itself
+  berthd_up
   docker_up
   registry_up
   image_up
-  berthd_up
   slurm_up
   say "up: everything is running ('scripts/sandbox status' for pids and logs)"
 }

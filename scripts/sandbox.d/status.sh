@@ -21,13 +21,13 @@ status_json() {
   for n in "${NODES[@]}"; do
     [ -n "$first" ] || printf ','
     first=""
-    printf '{"name":"%s","dockerSocket":"%s","berthdAdminSocket":"%s","berthdUserSocket":"%s","berthdConfig":"%s",' \
-      "$n" "$(docker_sock "$n")" "$(berthd_admin_sock "$n")" "$(berthd_user_sock "$n")" "$(berthd_config "$n")"
+    printf '{"name":"%s","dockerSocket":"%s","dockerTlsAddress":"127.0.0.1:%s","berthdAdminSocket":"%s","berthdUserSocket":"%s","authzSocket":"%s","berthdConfig":"%s",' \
+      "$n" "$(docker_sock "$n")" "$(berthd_docker_tls_port "$n")" "$(berthd_admin_sock "$n")" "$(berthd_user_sock "$n")" "$(berthd_authz_sock "$n")" "$(berthd_config "$n")"
     printf '"running":{"dockerd":%s,"berthd":%s,"slurmd":%s},' \
       "$(bool docker_running "$n")" "$(bool berthd_running "$n")" \
       "$(bool is_running "$(slurmd_pidfile "$n")" "$(slurmd_marker "$n")")"
-    printf '"logs":{"dockerd":"%s","berthd":"%s","berthdOutput":"%s","slurmd":"%s","slurmdOutput":"%s","accounting":"%s"}}' \
-      "$(docker_log "$n")" "$(berthd_log "$n")" "$(berthd_out "$n")" "$(slurmd_log "$n")" "$(slurmd_out "$n")" "$(berthd_accounting "$n")"
+    printf '"logs":{"dockerd":"%s","berthd":"%s","berthdOutput":"%s","slurmd":"%s","slurmdOutput":"%s","accounting":"%s","authzAudit":"%s"}}' \
+      "$(docker_log "$n")" "$(berthd_log "$n")" "$(berthd_out "$n")" "$(slurmd_log "$n")" "$(slurmd_out "$n")" "$(berthd_accounting "$n")" "$(berthd_audit "$n")"
   done
   printf '],"registry":{"address":"%s","running":%s,"log":"%s"},' \
     "$REGISTRY_ADDR" "$(bool registry_running)" "$REGISTRY_LOG"

@@ -21,6 +21,8 @@ import { JobTable } from './jobs/job-table';
 import { ScontrolAllocationSource } from './jobs/slurm-allocation';
 import { Lifecycle } from './lifecycle';
 import { createLogger } from './logger';
+import { openPolicy } from './authz/policy-port';
+import { type PolicyPort, type PreparedDockerAccess, prepareDockerAccess, startAuthzPlugin } from './authz/setup';
 import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
 import { AGENT_VERSION } from './version';
@@ -68,12 +70,37 @@ async function main(): Promise<void> {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
   }
   const imageUserFiles = new ImageUserFilesCache(engine, config.node);
-  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource() });
-  const steps = new StepRunner(engine, jobs, log, config.mounts.map((m) => m.target));
+  // Docker access for job users (config `authz`): the site policy, the node CA, dockerd's TLS files
+  let policy: PolicyPort | undefined;
+  let prepared: PreparedDockerAccess | undefined;
+  if (config.authz) {
+    try {
+      policy = openPolicy(config.authz.policyFile, log);
+    } catch (err) {
+      process.stderr.write(`berthd: bad policy file ${config.authz.policyFile}:\n${errorMessage(err)}\n`);
+      process.exit(2);
+    }
+    prepared = await prepareDockerAccess(config, log);
+  }
+  const sitePolicy = policy;
+  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
+    dockerAccess: prepared?.dockerAccess,
+    admit: sitePolicy && ((body, ctx) => {
+      const v = sitePolicy.admit('container_create', body, ctx);
+      return { allow: v.allow, message: sitePolicy.formatDenial(v) };
+    }),
+  });
+  const steps = new StepRunner(engine, jobs, log, config.mounts.map((m) => m.target), undefined,
+    prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
 
+  // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request
+  const authzPlugin = prepared && policy && config.authz
+    ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log })
+    : undefined;
   const servers = await startServers(config.runDir, {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,
+    dockerOf: prepared ? (jobId) => prepared.dockerAccess.connection(jobId) : undefined,
   }, lifecycle);
   log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, docker: config.dockerHost });
 
@@ -103,11 +130,15 @@ async function main(): Promise<void> {
     log.info('berthd stopping; job containers keep running and are recovered at the next start', { signal });
     lifecycle.set('draining', signal);
     void orphanTask.stop();
-    void servers.shutdown(5000).then(() => {
+    policy?.close();
+    void Promise.all([servers.shutdown(5000), authzPlugin?.close()]).then(() => {
       log.end();
       setTimeout(() => process.exit(0), 100).unref();
     });
   };
+  process.on('SIGHUP', () => {
+    if (policy) log.info('SIGHUP: reloading the policy file', { reloaded: policy.reload() });
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

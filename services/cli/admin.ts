@@ -56,6 +56,15 @@ export function listJobs(node: string, json: boolean, out: (s: string) => void):
   }, out);
 }
 
+/** `berth docker-env`: shell exports that point the docker CLI at this node's dockerd as the job's user. */
+export function dockerEnv(node: string, jobId: string, out: (s: string) => void): Promise<number> {
+  return query('docker-env', node, 'GetJob', jobId, async (client, md) => {
+    const res = await unaryCall<object, GetJobResponse__Output>(client.GetJob.bind(client), { jobId }, md, 10_000);
+    if (!res.job?.dockerHost) throw new Error(`Docker access is not enabled on node ${node} (berthd config: authz)`);
+    return `export DOCKER_HOST=${res.job.dockerHost}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH=${res.job.dockerCertPath}\n`;
+  }, out);
+}
+
 export function showJob(node: string, jobId: string, json: boolean, out: (s: string) => void): Promise<number> {
   return query('job', node, 'GetJob', jobId, async (client, md) => {
     const res = await unaryCall<object, GetJobResponse__Output>(client.GetJob.bind(client), { jobId }, md, 10_000);

@@ -1,6 +1,6 @@
 // The berth command line (yargs): hooks for slurmd, `exec` for job users, queries for admins.
 import yargs from 'yargs';
-import { listJobs, showJob, defaultNode } from './admin';
+import { dockerEnv, listJobs, showJob, defaultNode } from './admin';
 import { runExec } from './exec';
 import { runHook } from './hook';
 
@@ -43,6 +43,12 @@ async function parse(args: string[]): Promise<number> {
       .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
       code = await showJob(a.node, a.id, a.json, out);
+    })
+    .command('docker-env', 'Print shell exports for the docker CLI in this job: eval "$(berth docker-env)"', (y) => y
+      .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
+      .option('job', { type: 'string', default: env.SLURM_JOB_ID, describe: 'job id (default: SLURM_JOB_ID)' }), async (a) => {
+      if (!a.job) throw new UsageError('docker-env needs a job: run it inside an allocation, or pass --job ID');
+      code = await dockerEnv(a.node, a.job, out);
     })
     .demandCommand(1, 'say which command to run (see berth --help)')
     .strict()

@@ -9,6 +9,9 @@ export interface SandboxNode {
   berthdAdminSocket: string;
   berthdUserSocket: string;
   berthdConfig: string;
+  /** 127.0.0.1:PORT where dockerd listens with --tlsverify for job users */
+  dockerTlsAddress: string;
+  authzSocket: string;
   running: { dockerd: boolean; berthd: boolean; slurmd: boolean };
   logs: Record<string, string>;
 }

@@ -36,7 +36,7 @@ function harness() {
       if (e) return { action: 'exec_start', readonly: false, execId: e[1] };
       return undefined;
     },
-    decide: (action, body) => (body?.includes('Privileged')
+    decide: (action, body, _uri, _type) => (body?.includes('Privileged')
       ? { allow: false, policy: 'hpc-default', action, reason: 'HostConfig.Privileged=true is not allowed' }
       : { allow: true, policy: 'hpc-default', action, reason: 'allowed' }),
     formatDenial: (v) => `policy '${v.policy}' denies ${v.action}: ${v.reason}`,

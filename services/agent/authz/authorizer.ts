@@ -25,14 +25,15 @@ export interface PolicyVerdict {
 export interface JobPolicyContext {
   user: string;
   groups: string[];
-  job?: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[] };
+  job?: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[]; groupIds?: number[] };
 }
 
 /** What the authorizer needs from the rest of berthd; main.ts wires the real ones. */
 export interface AuthorizerDeps {
   node: string;
   mapAction(method: string, uri: string): MappedAction | undefined;
-  decide(action: string, bodyText: string | undefined, query: Record<string, string>, ctx: JobPolicyContext): PolicyVerdict;
+  /** uri: dockerd's RequestUri, for the query; contentType: the request's Content-Type */
+  decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: JobPolicyContext): PolicyVerdict;
   formatDenial(v: PolicyVerdict): string;
   jobFromCertificate(pem: string): { user: string; jobId: string } | undefined;
   jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void };
@@ -44,14 +45,6 @@ export interface AuthorizerDeps {
   audit: AuditSink;
   log: Logger;
   now?: () => Date;
-}
-
-function queryOf(uri: string): Record<string, string> {
-  const q = uri.indexOf('?');
-  if (q < 0) return {};
-  const out: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(uri.slice(q + 1))) out[k] = v;
-  return out;
 }
 
 export class Authorizer {
@@ -86,7 +79,7 @@ export class Authorizer {
     if (owned !== true) return finish(false, req.user, job.jobId, '', owned);
 
     const ctx = await this.d.contextFor(job);
-    const verdict = this.d.decide(mapped.action, req.body, queryOf(req.uri), ctx);
+    const verdict = this.d.decide(mapped.action, req.body, req.uri, req.headers['content-type'], ctx);
     return finish(verdict.allow, req.user, job.jobId, verdict.policy, verdict.reason, verdict.allow ? undefined : this.d.formatDenial(verdict));
   }
 

@@ -53,7 +53,12 @@ export class DockerAccess {
     removeJobClientBundle(this.bundleDir(jobId));
   }
 
+  connection(jobId: string): { host: string; certPath: string } {
+    return { host: `tcp://${this.tlsAddress}`, certPath: this.bundleDir(jobId) };
+  }
+
   env(jobId: string): string[] {
-    return [`DOCKER_HOST=tcp://${this.tlsAddress}`, 'DOCKER_TLS_VERIFY=1', `DOCKER_CERT_PATH=${this.bundleDir(jobId)}`];
+    const c = this.connection(jobId);
+    return [`DOCKER_HOST=${c.host}`, 'DOCKER_TLS_VERIFY=1', `DOCKER_CERT_PATH=${c.certPath}`];
   }
 }

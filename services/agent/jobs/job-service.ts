@@ -45,6 +45,11 @@ export interface JobServiceDeps {
   memlockBytes: number;
   /** the job's CPUs and memory on this node; the request's figures are used when it has none */
   allocations?: AllocationSource;
+  /**
+   * The site policy's verdict on the job container berthd is about to create (the same
+   * engine that judges users' Docker requests); absent when no policy is configured.
+   */
+  admit?: (body: Record<string, unknown>, ctx: { user: string; groups: string[]; job: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[]; groupIds: number[] } }) => { allow: boolean; message: string };
   /** Docker API access for the job's user (authz/docker-access.ts), when the site enables it */
   dockerAccess?: { grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date): Promise<void>; revoke(jobId: string): void };
   now?: () => Date;
@@ -137,6 +142,23 @@ export class JobService {
       memlockBytes: this.d.memlockBytes,
       userFiles,
     });
+    if (this.d.admit) {
+      const verdict = this.d.admit(spec.body, {
+        user: user.name,
+        groups: user.groups.map((g) => g.name),
+        job: {
+          jobId: req.jobId, uid: req.uid, gid: req.gid, cpus: alloc?.cpus || req.cpus, memoryBytes: alloc?.memoryBytes || req.memoryBytes,
+          devices: (spec.body.HostConfig as { Devices: { PathOnHost: string }[] }).Devices.map((d) => d.PathOnHost),
+          // berth's own files (berth-init, the per-job passwd and group) and the job's directories
+          mountPrefixes: [config.initBinary, jobDir, req.workDir, ...config.mounts.map((m) => m.source)].filter(Boolean),
+          groupIds: user.groups.map((g) => g.gid),
+        },
+      });
+      if (!verdict.allow) {
+        rmSync(jobDir, { recursive: true, force: true });
+        throw new BerthError('POLICY_DENIED', `job ${req.jobId}: ${verdict.message}`);
+      }
+    }
     await this.removeStale(spec.name, log);
     let containerId = '';
     try {

@@ -23,6 +23,8 @@ export interface AgentServiceDeps {
   stopGraceMs: number;
   lifecycle: Lifecycle;
   log: Logger;
+  /** Docker access of a job, when the site enables it */
+  dockerOf?: (jobId: string) => { host: string; certPath: string };
 }
 
 function ownJob(caller: Caller, job: JobRecord | undefined, jobId: string, node: string): JobRecord {
@@ -60,11 +62,13 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
       return d.jobs.epilogue(r.jobId);
     }),
 
-    GetJob: unary('GetJob', (r) => r.jobId, async (caller, r) => ({ job: toProtoJob(ownJob(caller, d.jobs.get(r.jobId), r.jobId, d.node)) })),
+    GetJob: unary('GetJob', (r) => r.jobId, async (caller, r) => ({
+      job: toProtoJob(ownJob(caller, d.jobs.get(r.jobId), r.jobId, d.node), d.dockerOf?.(r.jobId)),
+    })),
 
     ListJobs: unary('ListJobs', () => '', async (caller, r) => {
       const uid = caller.kind === 'user' ? caller.uid : r.uid;
-      return { jobs: d.jobs.list().filter((j) => uid === 0 || j.uid === uid).map(toProtoJob) };
+      return { jobs: d.jobs.list().filter((j) => uid === 0 || j.uid === uid).map((j) => toProtoJob(j)) };
     }),
 
     ExecStep: (call) => execStep(trust, d, call),

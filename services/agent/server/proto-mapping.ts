@@ -4,8 +4,10 @@ import { BerthError } from '../../shared/errors';
 import type { Job } from '../../shared/gen/berth/v1/Job';
 import type { JobRecord } from '../jobs/job-record';
 
-export function toProtoJob(j: JobRecord): Job {
+export function toProtoJob(j: JobRecord, docker?: { host: string; certPath: string }): Job {
   return {
+    dockerHost: docker?.host ?? '',
+    dockerCertPath: docker?.certPath ?? '',
     jobId: j.jobId,
     node: j.node,
     uid: j.uid,

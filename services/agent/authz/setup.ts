@@ -1,0 +1,112 @@
+// Turns Docker access for job users on, when the config has an `authz` section: the node
+// CA and dockerd's TLS files, the AuthZ plugin on its socket (before berthd first talks to
+// dockerd, which asks the plugin about every request), per-job certificates, the audit log.
+import path from 'node:path';
+import { agentSockets } from '../../shared/paths';
+import type { AgentConfig } from '../config';
+import { LABEL } from '../containers/labels';
+import type { ContainerEngine, ExecEngine } from '../docker/engine';
+import type { IdentityResolver } from '../identity/nss';
+import type { JobRecord } from '../jobs/job-record';
+import type { Logger } from '../logger';
+import { AuditLog } from './audit-log';
+import { Authorizer, type JobPolicyContext, type MappedAction, type PolicyVerdict } from './authorizer';
+import type { NodeCertificateAuthority } from '../certs/node-ca';
+import { DockerAccess } from './docker-access';
+import { startPluginServer } from './plugin-server';
+
+/** What the AuthZ plugin needs from the policy module. */
+export interface PolicyPort {
+  mapAction(method: string, uri: string): MappedAction | undefined;
+  decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: JobPolicyContext): PolicyVerdict;
+  formatDenial(v: PolicyVerdict): string;
+  /** berthd's own requests (its job containers), judged by the same policies */
+  admit(action: string, body: unknown, ctx: JobPolicyContext): PolicyVerdict;
+  /** rereads the policy file; false (and the old policy kept) when the new one is bad */
+  reload(): boolean;
+  close(): void;
+}
+
+export interface PreparedDockerAccess {
+  ca: NodeCertificateAuthority;
+  dockerAccess: DockerAccess;
+}
+
+/** The node CA, dockerd's TLS files and the per-job certificate issuer; undefined when Docker access is off. */
+export async function prepareDockerAccess(config: AgentConfig, log: Logger): Promise<PreparedDockerAccess | undefined> {
+  if (!config.authz) return undefined;
+  // the X.509 library costs 45 ms and 14 MB: load it only where Docker access is on
+  const { NodeCertificateAuthority: Ca } = await import('../certs/node-ca');
+  const ca = await Ca.loadOrCreate(path.join(config.stateDir, 'ca'), config.node);
+  await DockerAccess.writeServerFiles(ca, path.join(config.stateDir, 'tls'), config.node);
+  const dockerAccess = new DockerAccess(ca, path.join(nodeRunDir(config), 'jobs'), config.authz.dockerTlsAddress, log.child({ component: 'authz' }));
+  return { ca, dockerAccess };
+}
+
+function nodeRunDir(config: AgentConfig): string {
+  return path.dirname(agentSockets(config.runDir, config.node).admin);
+}
+
+/** Serves the AuthZ plugin; start it before berthd's first call to dockerd, which consults it. */
+export async function startAuthzPlugin(opts: {
+  config: AgentConfig & { authz: NonNullable<AgentConfig['authz']> };
+  ca: NodeCertificateAuthority;
+  policy: PolicyPort;
+  engine: ContainerEngine & ExecEngine;
+  identities: IdentityResolver;
+  jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void };
+  log: Logger;
+}): Promise<{ close(): Promise<void> }> {
+  const { config, ca, engine, identities, jobs, policy } = opts;
+  const authz = config.authz;
+  const log = opts.log.child({ component: 'authz' });
+  const runDir = nodeRunDir(config);
+
+  const contextFor = async (job: JobRecord): Promise<JobPolicyContext> => {
+    const [user, c] = await Promise.all([identities.lookup(job.uid), engine.inspect(job.containerId)]);
+    return {
+      user: job.user,
+      groups: user.groups.map((g) => g.name),
+      job: {
+        jobId: job.jobId,
+        uid: job.uid,
+        gid: job.gid,
+        cpus: (c?.nanoCpus ?? 0) / 1e9,
+        memoryBytes: c?.memoryBytes ?? 0,
+        devices: c?.devices ?? [],
+        mountPrefixes: [job.workDir, ...config.mounts.map((m) => m.source)].filter(Boolean),
+        groupIds: user.groups.map((g) => g.gid),
+      },
+    };
+  };
+
+  const authorizer = new Authorizer({
+    node: config.node,
+    mapAction: (m, u) => policy.mapAction(m, u),
+    decide: (a, b, u, t, ctx) => policy.decide(a, b, u, t, ctx),
+    formatDenial: (v) => policy.formatDenial(v),
+    jobFromCertificate: (pem) => ca.verifyJobCertificate(pem),
+    jobs,
+    contextFor,
+    container: async (ref) => {
+      const c = await engine.inspect(ref);
+      if (!c) return undefined;
+      return { id: c.id, jobId: c.labels[LABEL.node] === config.node ? c.labels[LABEL.jobId] : undefined };
+    },
+    execContainer: (id) => engine.execContainerId(id),
+    audit: new AuditLog(authz.auditFile),
+    log,
+  });
+  const server = await startPluginServer({
+    socket: path.join(runDir, 'authz.sock'),
+    specFile: path.join(authz.pluginSpecDir, `${authz.pluginName}.spec`),
+    authorizer,
+    log,
+  });
+  return {
+    close: async () => {
+      policy.close();
+      await server.close();
+    },
+  };
+}

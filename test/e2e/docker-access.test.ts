@@ -1,0 +1,107 @@
+// Issue #3 through the real sandbox: a job's user drives the plain docker CLI on their
+// node over dockerd's TLS socket with the certificate berth issued for the job; berth's
+// AuthZ plugin enforces the site policy and job ownership, and access ends with the job.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { node, sandbox } from '../support/stack';
+import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, run, waitFor } from '../support/slurm';
+
+const PATH = '/usr/local/bin:/usr/bin:/bin';
+/** what hpc-default asks of a container: the job's user, no new privileges, within the job's CPUs and memory */
+const ALLOWED = (uid: string): string[] => ['--user', `${uid}:${uid}`, '--network', 'host', '--security-opt', 'no-new-privileges', '--memory', '500m', '--cpus', '1'];
+
+function runningJob(user: string, name: string): { jobId: string; nodeName: string; dir: string } {
+  const dir = jobDir(user, name);
+  const sub = run('sbatch', ['-N1', '-w', 'n1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
+  assert.equal(sub.code, 0, sub.stderr);
+  const jobId = jobIdFrom(sub.stdout);
+  waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
+  const nodeName = jobNodes(jobId);
+  waitFor(`container of job ${jobId}`, () => containersOfJob(nodeName, jobId, 'running').length > 0 || undefined);
+  return { jobId, nodeName, dir };
+}
+
+function dockerAs(user: string, jobId: string, nodeName: string, args: string[], cwd?: string) {
+  const env = {
+    PATH,
+    DOCKER_HOST: `tcp://${node(nodeName).dockerTlsAddress}`,
+    DOCKER_TLS_VERIFY: '1',
+    DOCKER_CERT_PATH: `/run/berth/${nodeName}/jobs/${jobId}`,
+    HOME: `/home/${user}`,
+  };
+  return run('docker', args, { user, env, cwd });
+}
+
+/** What `eval "$(berth docker-env)"` gives a job's user, checked against what the tests use. */
+function dockerEnvOf(user: string, jobId: string, nodeName: string): string {
+  const r = run('berth', ['docker-env', '--node', nodeName, '--job', jobId], { user, env: { PATH } });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+describe('Docker access for job users, through the AuthZ plugin', { timeout: 240_000 }, () => {
+  const cancel: string[] = [];
+  after(() => {
+    for (const id of cancel) run('scancel', [id]);
+  });
+
+  it('lets the job user run an allowed container, which joins the job and goes with it', () => {
+    const { jobId, nodeName, dir } = runningJob('alice', 'docker-ok');
+    cancel.push(jobId);
+    const uid = run('id', ['-u', 'alice']).stdout.trim();
+    const image = sandbox().demoImage;
+    assert.equal(dockerEnvOf('alice', jobId, nodeName),
+      `export DOCKER_HOST=tcp://${node(nodeName).dockerTlsAddress}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH=/run/berth/${nodeName}/jobs/${jobId}\n`);
+    const ps = dockerAs('alice', jobId, nodeName, ['ps']);
+    assert.equal(ps.code, 0, ps.stderr);
+    const started = dockerAs('alice', jobId, nodeName, ['run', '-d', ...ALLOWED(uid), '-v', `${dir}:${dir}`, image, 'sleep', '200'], dir);
+    assert.equal(started.code, 0, started.stderr);
+    const id = started.stdout.trim();
+    const shown = run('berth', ['job', jobId, '--node', nodeName, '--json']);
+    assert.ok((JSON.parse(shown.stdout) as { userContainers: string[] }).userContainers.includes(id), shown.stdout);
+    const logs = dockerAs('alice', jobId, nodeName, ['logs', id]);
+    assert.equal(logs.code, 0, logs.stderr);
+
+    const refusals: [string[], RegExp][] = [
+      [['--privileged'], /HostConfig\.Privileged/],
+      [['--cap-add', 'SYS_ADMIN'], /HostConfig\.CapAdd/],
+      [['--pid', 'host'], /PidMode/],
+      [['--security-opt', 'seccomp=unconfined'], /SecurityOpt/],
+      [['-v', '/etc:/host-etc'], /Binds|bind/i],
+      [['-v', '/var/run/docker.sock:/var/run/docker.sock'], /docker\.sock|Binds|bind/i],
+    ];
+    for (const [flags, field] of refusals) {
+      const r = dockerAs('alice', jobId, nodeName, ['run', '--rm', ...ALLOWED(uid), ...flags, image, 'true'], dir);
+      assert.notEqual(r.code, 0, flags.join(' '));
+      assert.match(r.stderr, /authorization denied by plugin berth-n\d: policy '[^']+' denies container_create: /, flags.join(' '));
+      assert.match(r.stderr, field, flags.join(' '));
+    }
+    const asRoot = dockerAs('alice', jobId, nodeName, ['run', '--rm', ...ALLOWED(uid).slice(2), image, 'true'], dir);
+    assert.match(asRoot.stderr, /authorization denied by plugin berth-n\d: policy '[^']+' denies container_create: .*User/);
+
+    run('scancel', [jobId]);
+    waitFor(`job ${jobId} gone`, () => jobState(jobId) === '' || undefined);
+    waitFor(`the user's container removed with job ${jobId}`, () => run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, 'inspect', id]).code !== 0 || undefined);
+    assert.ok(!existsSync(`/run/berth/${nodeName}/jobs/${jobId}`), 'the job certificate is gone');
+  });
+
+  it("refuses another user, another user's container, and the same user once the job has ended", () => {
+    const a = runningJob('alice', 'docker-owner');
+    cancel.push(a.jobId);
+    const b = runningJob('bob', 'docker-other');
+    cancel.push(b.jobId);
+    // bob with his own certificate may not touch alice's job container
+    const aliceContainer = containersOfJob(a.nodeName, a.jobId, 'running')[0]!;
+    const peek = dockerAs('bob', b.jobId, b.nodeName, ['inspect', aliceContainer]);
+    assert.notEqual(peek.code, 0);
+    assert.match(peek.stderr, /does not belong to your running jobs/);
+    // bob cannot read alice's certificate
+    const steal = dockerAs('bob', a.jobId, a.nodeName, ['ps']);
+    assert.notEqual(steal.code, 0);
+    run('scancel', [a.jobId]);
+    waitFor(`job ${a.jobId} gone`, () => jobState(a.jobId) === '' || undefined);
+    const late = dockerAs('alice', a.jobId, a.nodeName, ['ps']);
+    assert.notEqual(late.code, 0, 'no Docker access after the job');
+  });
+});
