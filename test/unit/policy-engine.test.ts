@@ -26,7 +26,7 @@ symlinkSync(fakeSocket, path.join(home, 'sock-link'));
 symlinkSync('/var/run/docker.sock', path.join(home, 'docker-sock-link'));
 symlinkSync(path.join(root, 'other'), path.join(home, 'other-link'));
 
-const engine = new PolicyEngine(hpcDefault, { resolvePath: realHostPath, protectedPaths: [fakeSocket] });
+const engine = new PolicyEngine(hpcDefault, { resolvePath: realHostPath, protectedPaths: [fakeSocket], registries: ['127.0.0.1:5000'] });
 
 const GiB = 1024 ** 3;
 const ALICE: PolicyContext = {
@@ -265,6 +265,18 @@ describe('policy engine: hpc-default against every bypass class', () => {
   it('maps, then decides: an encoded path reaches the rules of the action dockerd runs', () => {
     const m = mapAction('POST', '/v1.41/containers%2Fcreate?name=x')!;
     check(engine.decide({ action: m.action, bodyText: JSON.stringify({ ...good(), User: '0' }) }, ALICE), D(/^User=0 is not allowed/));
+  });
+
+  it('takes {{registries}} from the site, or from the policy when it has its own', () => {
+    const pull = { action: 'image_create', query: { fromImage: '127.0.0.1:5000/x' } };
+    check(new PolicyEngine(hpcDefault).decide(pull, ALICE), D(/it must be an image from a registry of the site \(none is configured: authz\.registries/));
+    const own = parsePolicyFile('{"name":"own","users":["*"],"actions":["image_create"],"registries":["reg.site:443"],"payload_rules":[{"field":"fromImage","in":"query","actions":["image_create"],"registry_in":"{{registries}}"}]}', 'p.json');
+    const e = new PolicyEngine(own, { registries: ['127.0.0.1:5000'] });
+    check(e.decide(pull, ALICE), D(/it must be an image from reg\.site:443/, undefined, 'own'));
+    // host names are case-insensitive: the same registry
+    check(e.decide({ action: 'image_create', query: { fromImage: 'REG.SITE:443/x' } }, ALICE), 'allow');
+    check(e.decide({ action: 'image_create', query: { fromImage: 'reg.site:4430/x' } }, ALICE), D(/is from reg\.site:4430/, undefined, 'own'));
+    check(e.decide({ action: 'image_create', query: { fromImage: 'reg.site:443/team/x' } }, ALICE), 'allow');
   });
 
   it('says which policy denies which action and why, in one line', () => {

@@ -145,9 +145,15 @@ describe('policy files: every mistake is pointed at', () => {
     });
   }
 
-  it('requires registries when a rule uses {{registries}}, and a use when they are given', () => {
-    assert.match(problems('{"name":"p","users":["*"],"actions":["image_create"],"payload_rules":[{"field":"fromImage","in":"query","actions":["image_create"],"registry_in":"{{registries}}"}]}')[0]!, /registries is required: a rule uses \{\{registries\}\}/);
+  it('refuses registries that no rule uses, and registries that are not host[:port]', () => {
     assert.match(problems('{"name":"p","users":["*"],"actions":["image_create"],"registries":["r:5000"]}')[0]!, /registries is given but no rule uses \{\{registries\}\}/);
+    const all = problems('{"name":"p","users":["*"],"actions":["image_create"],"registries":["https://r:5000"],"payload_rules":[{"field":"fromImage","in":"query","actions":["image_create"],"registry_in":"{{registries}}"}]}');
+    assert.match(all[0]!, /registries\[0\] 'https:\/\/r:5000' is not a registry host\[:port\]/);
+  });
+
+  it("leaves {{registries}} to the site when the policy gives none", () => {
+    const [p] = parsePolicyFile('{"name":"p","users":["*"],"actions":["image_create"],"payload_rules":[{"field":"fromImage","in":"query","actions":["image_create"],"registry_in":"{{registries}}"}]}', 'p.json').policies;
+    assert.equal(p!.registries, undefined);
   });
 
   it('reports every problem of the file at once', () => {

@@ -22,6 +22,8 @@ export interface PolicyEngineOptions {
   resolvePath?: ResolvePath;
   /** host paths no container may mount, besides /var/run/docker.sock and /run/docker.sock */
   protectedPaths?: string[];
+  /** the site's registries (berthd's authz.registries): {{registries}} of policies without their own */
+  registries?: string[];
 }
 
 /** Actions whose body is their substance: without one berth can read, they are denied. */
@@ -48,9 +50,11 @@ export function formatDenial(d: Decision): string {
 
 export class PolicyEngine {
   private readonly paths: HostPaths;
+  private readonly registries: readonly string[];
 
   constructor(private readonly set: PolicySet, opts: PolicyEngineOptions = {}) {
     this.paths = new HostPaths(opts.resolvePath, opts.protectedPaths);
+    this.registries = opts.registries ?? [];
   }
 
   get policySet(): PolicySet {
@@ -108,7 +112,7 @@ export class PolicyEngine {
   }
 
   private payloadViolations(p: Policy, action: string, input: RuleInput, ctx: PolicyContext): Violation[] {
-    const values = new PlaceholderValues(ctx, p.registries);
+    const values = new PlaceholderValues(ctx, p.registries ?? this.registries);
     const out = checkUnsetFields(p.unsetFields, input.body);
     const needJob: string[] = [];
     for (const rule of p.rules) {

@@ -308,14 +308,13 @@ function readPolicy(node: JsonNode, where: string, index: number, problems: stri
     const rule = payloadRule(r, n, `payload_rules[${i}]`);
     if (rule) rules.push(rule);
   });
-  if (r.uses.has('registries') && !e.has('registries')) r.problem('registries', 'is required: a rule uses {{registries}}');
   if (e.has('registries') && !r.uses.has('registries')) r.problem('registries', 'is given but no rule uses {{registries}}: add a registry_in rule or remove it');
 
   if (problems.length > before || name === undefined) return undefined;
   return {
     name, origin: where, description: r.string(e.get('description'), 'description'),
     users: users.map((u) => u.value), groups: groups.map((g) => g.value), allow, deny, readonly: ro?.kind === 'boolean' && ro.value,
-    unsetFields, rules, registries: registries.map((x) => x.value),
+    unsetFields, rules, registries: e.has('registries') ? registries.map((x) => x.value) : undefined,
   };
 }
 

@@ -1,5 +1,5 @@
 // {{uid}}, {{devices}} … in rule values, filled from the request's context: the job's ids,
-// allocation, devices and mount prefixes, and the policy's own registries. A rule that needs a
+// allocation, devices and mount prefixes, and the registries (the policy's own, else the site's). A rule that needs a
 // job value when the user has no job on the node cannot be checked, and so denies.
 import { LIST_PLACEHOLDERS, NUMBER_PLACEHOLDERS, type Placeholder, PLACEHOLDERS, type PolicyContext } from './policy-types';
 

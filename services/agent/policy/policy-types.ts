@@ -126,7 +126,8 @@ export interface Policy {
   /** deny_payloads and excl_payloads: fields that must be unset, by name at any depth or by path */
   unsetFields: FieldPath[];
   rules: PayloadRule[];
-  registries: string[];
+  /** the policy's own registries for {{registries}}; undefined: the site's (the engine's registries option) */
+  registries?: string[];
 }
 
 export interface PolicySet {
