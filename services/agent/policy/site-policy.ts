@@ -1,0 +1,62 @@
+// The site policy as berthd uses it: the policy file (reloaded on change and on SIGHUP), an
+// engine for the policies in force, and the two ways in: a Docker API request as dockerd's
+// AuthZ plugin sees it (method, RequestURI, body text, Content-Type), and a request berthd
+// itself is about to make for a job (its job container, its steps).
+import type { Logger } from '../logger';
+import { type MappedAction, mapAction, parseQuery } from './actions';
+import { formatDenial, PolicyEngine, type PolicyEngineOptions } from './engine';
+import { PolicyStore, type PolicyStoreOptions } from './policy-store';
+import { BUILTIN_POLICY, type Decision, type PolicyContext, type PolicySet } from './policy-types';
+
+export class SitePolicy {
+  private readonly store: PolicyStore;
+  private engine: { set: PolicySet; engine: PolicyEngine } | undefined;
+
+  constructor(file: string, log: Logger, private readonly opts: PolicyEngineOptions & PolicyStoreOptions = {}) {
+    this.store = new PolicyStore(file, log, opts);
+  }
+
+  /** Loads the file; throws PolicyError naming every problem. */
+  load(): void {
+    this.store.load();
+  }
+
+  /** Reloads when the file changes (SIGHUP is the caller's: wire it to reload()). */
+  watch(): void {
+    this.store.watch();
+  }
+
+  reload(): boolean {
+    return this.store.reload();
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  mapAction(method: string, uri: string): MappedAction | undefined {
+    return mapAction(method, uri);
+  }
+
+  /** A request through dockerd: `uri` is its RequestURI (the query is read from it as dockerd reads it). */
+  decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: PolicyContext): Decision {
+    const query = parseQuery(uri);
+    if (!query) return { allow: false, policy: BUILTIN_POLICY, action, reason: "the query string is malformed (a bad % escape or a ';'), and dockerd would read it differently" };
+    return this.current().decide({ action, bodyText, query, contentType }, ctx);
+  }
+
+  /** A request berthd makes itself for the job in ctx, judged by the same policies; berth's reserved names and labels are its own. */
+  admit(action: string, body: unknown, ctx: PolicyContext, query: Record<string, string> = {}): Decision {
+    return this.current().decide({ action, body, query, agent: true }, ctx);
+  }
+
+  formatDenial(d: Decision): string {
+    return formatDenial(d);
+  }
+
+  private current(): PolicyEngine {
+    const set = this.store.current();
+    if (this.engine?.set !== set) this.engine = { set, engine: new PolicyEngine(set, this.opts) };
+    return this.engine.engine;
+  }
+}
