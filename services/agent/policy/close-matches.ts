@@ -22,7 +22,7 @@ export function closeMatches(word: string, candidates: Iterable<string>): string
   const scored: [string, number][] = [];
   for (const c of list) {
     const d = distance(w, c.toLowerCase());
-    if (d <= Math.max(2, Math.floor(w.length / 4)) || (w.length >= 4 && c.toLowerCase().includes(w))) scored.push([c, d]);
+    if (d <= Math.max(2, Math.floor(w.length / 6)) || (w.length >= 4 && c.toLowerCase().includes(w))) scored.push([c, d]);
   }
   return scored.sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0])).slice(0, 5).map(([c]) => c);
 }
