@@ -285,6 +285,20 @@ describe('policy engine: hpc-default against every bypass class', () => {
     assert.deepEqual(d.violations, [{ field: 'HostConfig.CapAdd', reason: 'HostConfig.CapAdd=[SYS_ADMIN] is not allowed' }]);
   });
 
+  it('reads a 1 MiB body of many keys and duplicates in linear time (dockerd forwards up to 1 MiB)', () => {
+    const labels = Object.fromEntries(Array.from({ length: 50000 }, (_, i) => [`l${i}`, 'v']));
+    const text = JSON.stringify({ ...good(), Labels: labels }).replace(/}$/, `,${Array.from({ length: 20000 }, () => '"Labels":{}').join(',')}}`);
+    const t0 = process.hrtime.bigint();
+    check(engine.decide({ action: 'container_create', bodyText: text }, ALICE), 'allow');
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    assert.ok(ms < 2000, `${ms} ms`);
+  });
+
+  it('denies, never throws, when judging fails', () => {
+    const broken = new PolicyEngine(hpcDefault, { resolvePath: () => { throw new Error('EIO'); }, registries: ['127.0.0.1:5000'] });
+    check(broken.decide(create(() => {}), ALICE), B(/berth could not judge the request \(EIO\)/));
+  });
+
   it('lists every offending field of a request at once', () => {
     const d = engine.decide(hc({ Privileged: true, PidMode: 'host', Memory: 0 }), ALICE);
     assert.deepEqual(d.violations?.map((v) => v.field), ['HostConfig.Privileged', 'HostConfig.PidMode', 'HostConfig.Memory']);

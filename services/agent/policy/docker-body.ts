@@ -27,9 +27,33 @@ export class BodyObject {
   readonly fields = new Map<string, BodyField>();
   /** every distinct key as written, in order (a Go map keeps them all) */
   readonly keys: string[] = [];
+  private readonly seen = new Set<string>();
 
   get(name: string): BodyField | undefined {
     return this.fields.get(goFold(name));
+  }
+
+  /** Decodes `value` into the field `key` as Go would decode a later occurrence of the key. */
+  assign(key: string, value: BodyValue): void {
+    this.noteKey(key);
+    this.setField(goFold(key), key, value);
+  }
+
+  /** Merges a later object into this one: each of its fields once, every key it was written with. */
+  absorb(next: BodyObject): void {
+    for (const k of next.keys) this.noteKey(k);
+    for (const [folded, f] of next.fields) this.setField(folded, f.name, f.value);
+  }
+
+  private noteKey(key: string): void {
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.keys.push(key);
+  }
+
+  private setField(folded: string, name: string, value: BodyValue): void {
+    const old = this.fields.get(folded);
+    this.fields.set(folded, { name, value: old === undefined ? value : merge(old.value, value) });
   }
 }
 
@@ -48,18 +72,22 @@ export function goFold(key: string): string {
   return out;
 }
 
-function merge(old: BodyValue | undefined, next: BodyValue): BodyValue {
-  if (old === undefined) return next;
+/**
+ * A later occurrence merged into an earlier one. Both were just built by fromJson and belong to
+ * no one else, so the earlier one is changed in place: a body of many duplicates costs what its
+ * size costs, not its size times the number of duplicates.
+ */
+function merge(old: BodyValue, next: BodyValue): BodyValue {
   if (next === null) return old;
   if (old instanceof BodyObject && next instanceof BodyObject) {
-    const out = new BodyObject();
-    for (const k of old.keys) out.keys.push(k);
-    for (const [f, v] of old.fields) out.fields.set(f, v);
-    for (const k of next.keys) if (!out.keys.includes(k)) out.keys.push(k);
-    for (const [f, v] of next.fields) out.fields.set(f, { name: v.name, value: merge(out.fields.get(f)?.value, v.value) });
-    return out;
+    old.absorb(next);
+    return old;
   }
-  if (Array.isArray(old) && Array.isArray(next)) return next.map((v, i) => (i < old.length ? merge(old[i], v) : v));
+  if (Array.isArray(old) && Array.isArray(next)) {
+    for (let i = 0; i < next.length; i++) old[i] = i < old.length ? merge(old[i]!, next[i]!) : next[i]!;
+    old.length = next.length;
+    return old;
+  }
   return next;
 }
 
@@ -67,11 +95,7 @@ export function fromJson(node: JsonNode): BodyValue {
   switch (node.kind) {
     case 'object': {
       const obj = new BodyObject();
-      for (const e of node.entries) {
-        const folded = goFold(e.key);
-        if (!obj.keys.includes(e.key)) obj.keys.push(e.key);
-        obj.fields.set(folded, { name: e.key, value: merge(obj.fields.get(folded)?.value, fromJson(e.value)) });
-      }
+      for (const e of node.entries) obj.assign(e.key, fromJson(e.value));
       return obj;
     }
     case 'array':

@@ -61,7 +61,16 @@ export class PolicyEngine {
     return this.set;
   }
 
+  /** Never throws: a request berth fails to judge is denied, saying so. */
   decide(req: PolicyRequest, ctx: PolicyContext): Decision {
+    try {
+      return this.judge(req, ctx);
+    } catch (err) {
+      return deny(BUILTIN_POLICY, req.action, `berth could not judge the request (${(err as Error).message}), and denies what it cannot judge`);
+    }
+  }
+
+  private judge(req: PolicyRequest, ctx: PolicyContext): Decision {
     const info = actionInfo(req.action);
     if (!info) return deny(BUILTIN_POLICY, req.action, `'${req.action}' is not a Docker API action berth knows, and unknown requests are denied`);
     const action = info.name;

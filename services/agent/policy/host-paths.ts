@@ -51,8 +51,15 @@ export class HostPaths {
   private readonly protectedPaths = new Map<string, string>();
 
   constructor(private readonly resolve: ResolvePath | undefined, extraProtected: readonly string[] = []) {
+    const resolved = (p: string): string | undefined => {
+      try {
+        return this.resolve?.(p);
+      } catch {
+        return undefined; // judged by name; a resolver that fails fails again, and denies, at the check
+      }
+    };
     const add = (p: string, label: string): void => {
-      for (const form of [path.posix.normalize(p), this.resolve?.(p)]) if (form && !this.protectedPaths.has(form)) this.protectedPaths.set(form, label);
+      for (const form of [path.posix.normalize(p), resolved(p)]) if (form && !this.protectedPaths.has(form)) this.protectedPaths.set(form, label);
     };
     for (const p of DOCKER_SOCKETS) add(p, 'the Docker socket');
     for (const p of extraProtected) add(p, `the protected path ${p}`);
