@@ -220,6 +220,7 @@ const cases: Case[] = [
   { name: 'a start with a HostConfig body (API < 1.24)', req: { action: 'container_start', bodyText: '{"Privileged":true}' }, expect: B(/a body on container_start is not allowed/) },
   { name: "a container named like berth's job containers", req: { ...create(() => {}), query: { name: 'berth-n1-job-43' } }, expect: B(/the container name berth-n1-job-43 is not allowed/) },
   { name: 'the same with a leading slash', req: { ...create(() => {}), query: { name: '/berth-n1-job-43' } }, expect: B(/names starting with berth- are berth's job containers/) },
+  { name: 'the same in capitals', req: { ...create(() => {}), query: { name: 'BERTH-n1-job-43' } }, expect: B(/the container name BERTH-n1-job-43 is not allowed/) },
   { name: "a rename to berth's names", req: { action: 'container_rename', query: { name: 'berth-n1-job-7' } }, expect: B(/berth-n1-job-7 is not allowed/) },
   { name: "berth's job label", req: create((b) => { b.Labels = { 'io.berth.job.id': '43' }; }), expect: B(/the label io\.berth\.job\.id is not allowed/) },
   { name: "berth's label hidden by a case-variant duplicate", req: { action: 'container_create', bodyText: JSON.stringify(good()).replace('"Labels":{}', '"Labels":{"io.berth.job.id":"43","IO.BERTH.JOB.ID":"x"}') }, expect: B(/the label io\.berth\.job\.id is not allowed/) },

@@ -153,7 +153,7 @@ export class PolicyEngine {
     if (!req.agent && (action === 'container_create' || action === 'container_rename')) {
       const names = query.name === undefined ? [] : Array.isArray(query.name) ? query.name : [query.name];
       for (const n of names) {
-        if (n.replace(/^\//, '').startsWith(RESERVED_NAME_PREFIX)) {
+        if (n.replace(/^\//, '').toLowerCase().startsWith(RESERVED_NAME_PREFIX)) {
           out.push({ field: 'query parameter name', reason: `the container name ${n} is not allowed: names starting with ${RESERVED_NAME_PREFIX} are berth's job containers` });
         }
       }
@@ -163,7 +163,8 @@ export class PolicyEngine {
         const reserved = lookup(body, LABEL_KEYS).filter((i) => typeof i.value === 'string' && i.value.startsWith(RESERVED_LABEL_PREFIX));
         if (reserved.length) {
           const names = reserved.map((i) => i.value as string);
-          out.push({ field: reserved[0]!.path, reason: `the label${names.length > 1 ? 's' : ''} ${names.join(', ')} ${names.length > 1 ? 'are' : 'is'} not allowed: labels starting with ${RESERVED_LABEL_PREFIX} are berth's own` });
+          const shown = names.length > 6 ? `${names.slice(0, 5).join(', ')}, … (${names.length} in all)` : names.join(', ');
+          out.push({ field: reserved[0]!.path, reason: `the label${names.length > 1 ? 's' : ''} ${shown} ${names.length > 1 ? 'are' : 'is'} not allowed: labels starting with ${RESERVED_LABEL_PREFIX} are berth's own` });
         }
       }
       for (const f of MOUNT_FIELDS) {
