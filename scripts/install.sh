@@ -86,8 +86,10 @@ if [ -d "$REPO/policies" ]; then
   done
 fi
 
-for hook in prolog epilog; do
-  sed "s|@PREFIX@|$PREFIX|g" "$REPO/scripts/slurm/$hook" | write 0755 "$LIB/hooks/$hook"
+# RUN_DIR: where berthd keeps its sockets and job files (its runDir; /run/berth by default)
+RUN_DIR="${BERTH_RUN_DIR:-/run/berth}"
+for hook in prolog epilog task-prolog; do
+  sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@RUNDIR@|$RUN_DIR|g" "$REPO/scripts/slurm/$hook" | write 0755 "$LIB/hooks/$hook"
 done
 
 printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE_BIN" "$LIB/berth.js" | write 0755 "$PREFIX/bin/berth"

@@ -56,6 +56,7 @@ JobCompType=jobcomp/none
 PlugStackConfig=$PLUGSTACK_CONF
 Prolog=$BERTH_LIB/hooks/prolog
 Epilog=$BERTH_LIB/hooks/epilog
+TaskProlog=$BERTH_LIB/hooks/task-prolog
 PrologFlags=Alloc
 PrologEpilogTimeout=120
 NodeName=n[1-3] NodeHostname=$host NodeAddr=127.0.0.1 Port=17001-17003 CPUs=2 RealMemory=4000 State=UNKNOWN

@@ -75,7 +75,11 @@ async function main(): Promise<void> {
   let prepared: PreparedDockerAccess | undefined;
   if (config.authz) {
     try {
-      policy = openPolicy(config.authz.policyFile, log);
+      policy = openPolicy(config.authz.policyFile, log, {
+        registries: config.authz.registries,
+        // never mountable into a container: dockerd's socket, berth's sockets and job certificates, its CA
+        protectedPaths: [dockerSocketPath(config), config.runDir, config.stateDir],
+      });
     } catch (err) {
       process.stderr.write(`berthd: bad policy file ${config.authz.policyFile}:\n${errorMessage(err)}\n`);
       process.exit(2);

@@ -2,7 +2,7 @@
 // node over dockerd's TLS socket with the certificate berth issued for the job; berth's
 // AuthZ plugin enforces the site policy and job ownership, and access ends with the job.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { node, sandbox } from '../support/stack';
 import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, run, waitFor } from '../support/slurm';
@@ -84,6 +84,19 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
     waitFor(`job ${jobId} gone`, () => jobState(jobId) === '' || undefined);
     waitFor(`the user's container removed with job ${jobId}`, () => run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, 'inspect', id]).code !== 0 || undefined);
     assert.ok(!existsSync(`/run/berth/${nodeName}/jobs/${jobId}`), 'the job certificate is gone');
+  });
+
+  it("gives the job's tasks DOCKER_HOST and the certificate by themselves (TaskProlog)", () => {
+    const dir = jobDir('alice', 'docker-taskprolog');
+    const out = `${dir}/out.txt`;
+    const sub = run('sbatch', ['-N1', '-w', 'n2', '--wait', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap',
+      'echo "host=$DOCKER_HOST"; docker ps --format "name={{.Names}}"; srun sh -c \'echo "task host=$DOCKER_HOST"\''], { user: 'alice', cwd: dir, timeoutMs: 120_000 });
+    const text = readFileSync(out, 'utf8');
+    assert.equal(sub.code, 0, `${sub.stderr}\n${text}`);
+    const jobId = jobIdFrom(sub.stdout);
+    assert.match(text, new RegExp(`^host=tcp://${node('n2').dockerTlsAddress.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(text, new RegExp(`^name=berth-n2-job-${jobId}$`, 'm'));
+    assert.match(text, /^task host=tcp:\/\/127\.0\.0\.1:\d+$/m);
   });
 
   it("refuses another user, another user's container, and the same user once the job has ended", () => {

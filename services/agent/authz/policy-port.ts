@@ -9,14 +9,14 @@ import type { PolicySet } from '../policy/policy-types';
 import type { PolicyPort } from './setup';
 
 /** Loads the policy file (throws, with every problem named, when it is bad) and watches it. */
-export function openPolicy(file: string, log: Logger): PolicyPort {
+export function openPolicy(file: string, log: Logger, opts: { registries: string[]; protectedPaths: string[] }): PolicyPort {
   const store = new PolicyStore(file, log);
   store.load();
   store.watch();
   let built: { set: PolicySet; engine: PolicyEngine } | undefined;
   const engine = (): PolicyEngine => {
     const set = store.current();
-    if (built?.set !== set) built = { set, engine: new PolicyEngine(set, { resolvePath: realHostPath }) };
+    if (built?.set !== set) built = { set, engine: new PolicyEngine(set, { resolvePath: realHostPath, ...opts }) };
     return built.engine;
   };
   return {

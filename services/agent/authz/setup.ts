@@ -1,6 +1,7 @@
 // Turns Docker access for job users on, when the config has an `authz` section: the node
 // CA and dockerd's TLS files, the AuthZ plugin on its socket (before berthd first talks to
 // dockerd, which asks the plugin about every request), per-job certificates, the audit log.
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { agentSockets } from '../../shared/paths';
 import type { AgentConfig } from '../config';
@@ -40,6 +41,9 @@ export async function prepareDockerAccess(config: AgentConfig, log: Logger): Pro
   const ca = await Ca.loadOrCreate(path.join(config.stateDir, 'ca'), config.node);
   await DockerAccess.writeServerFiles(ca, path.join(config.stateDir, 'tls'), config.node);
   const dockerAccess = new DockerAccess(ca, path.join(nodeRunDir(config), 'jobs'), config.authz.dockerTlsAddress, log.child({ component: 'authz' }));
+  // for Slurm's TaskProlog (scripts/slurm/task-prolog), which gives every task of a job with
+  // a certificate DOCKER_HOST & co. without starting Node.js
+  writeFileSync(path.join(nodeRunDir(config), 'docker-host'), `${dockerAccess.connection('').host}\n`, { mode: 0o644 });
   return { ca, dockerAccess };
 }
 
