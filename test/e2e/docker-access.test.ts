@@ -13,7 +13,7 @@ const ALLOWED = (uid: string): string[] => ['--user', `${uid}:${uid}`, '--networ
 
 function runningJob(user: string, name: string): { jobId: string; nodeName: string; dir: string } {
   const dir = jobDir(user, name);
-  const sub = run('sbatch', ['-N1', '-w', 'n1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
+  const sub = run('sbatch', ['-N1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
   assert.equal(sub.code, 0, sub.stderr);
   const jobId = jobIdFrom(sub.stdout);
   waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
@@ -70,12 +70,33 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
       [['--security-opt', 'seccomp=unconfined'], /SecurityOpt/],
       [['-v', '/etc:/host-etc'], /Binds|bind/i],
       [['-v', '/var/run/docker.sock:/var/run/docker.sock'], /docker\.sock|Binds|bind/i],
+      [['--ipc', 'host'], /IpcMode/],
+      [['--uts', 'host'], /UTSMode/],
+      [['--userns', 'host'], /UsernsMode/],
+      [['--security-opt', 'apparmor=unconfined'], /SecurityOpt/],
+      [['--device', '/dev/fuse'], /Devices/],
+      [['--memory-swap', '-1'], /MemorySwap/],
     ];
     for (const [flags, field] of refusals) {
       const r = dockerAs('alice', jobId, nodeName, ['run', '--rm', ...ALLOWED(uid), ...flags, image, 'true'], dir);
       assert.notEqual(r.code, 0, flags.join(' '));
       assert.match(r.stderr, /authorization denied by plugin berth-n\d: policy '[^']+' denies container_create: /, flags.join(' '));
       assert.match(r.stderr, field, flags.join(' '));
+    }
+    // endpoints that could carry host data in or out, or change the daemon, are refused outright
+    const endpoints: [string[], RegExp][] = [
+      [['commit', id], /denies image_commit|image_commit/],
+      [['cp', `${id}:/etc/passwd`, `${dir}/x`], /container_archive/],
+      [['swarm', 'init'], /swarm/],
+      [['plugin', 'ls'], /plugin/],
+      [['pull', '127.0.0.1:5999/other/image:1'], /must be an image from 127\.0\.0\.1:5000/],
+      [['network', 'create', 'mynet'], /network_create/],
+    ];
+    for (const [args, why] of endpoints) {
+      const r = dockerAs('alice', jobId, nodeName, args, dir);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, /authorization denied by plugin berth-n\d/, args.join(' '));
+      assert.match(r.stderr, why, args.join(' '));
     }
     const asRoot = dockerAs('alice', jobId, nodeName, ['run', '--rm', ...ALLOWED(uid).slice(2), image, 'true'], dir);
     assert.match(asRoot.stderr, /authorization denied by plugin berth-n\d: policy '[^']+' denies container_create: .*User/);
