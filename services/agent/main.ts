@@ -15,7 +15,7 @@ import { DockerodeEngine } from './docker/dockerode-engine';
 import { SqueueJobSource, sweepOrphans } from './housekeeping/orphans';
 import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
 import { ImageService } from './images/image-service';
-import { RegistryClient } from './images/registry-client';
+import { RegistryClient } from '../shared/images/registry-client';
 import { JobService } from './jobs/job-service';
 import { JobTable } from './jobs/job-table';
 import { ScontrolAllocationSource } from './jobs/slurm-allocation';

@@ -33,6 +33,11 @@ async function parse(args: string[]): Promise<number> {
       .positional('command', { type: 'string', array: true, describe: 'the command and its arguments (put -- before it)' }), async (a) => {
       code = await runExec((a.command ?? []).map(String), env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
     })
+    .command('resolve <image>', 'Print IMAGE pinned to its digest (REGISTRY/NAME@sha256:...), as sbatch --container-image does', (y) => y
+      .positional('image', { type: 'string', demandOption: true }), async (a) => {
+      const { runResolve } = await import('./resolve');
+      code = await runResolve(a.image, out, (s) => void process.stderr.write(s));
+    })
     .command('jobs', "List the container jobs a node's agent holds", (y) => y
       .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {

@@ -37,6 +37,7 @@ export function prologueRequest(env: Env) {
     gid: Number(env.SLURM_JOB_GID ?? NaN),
     user: env.SLURM_JOB_USER ?? '',
     image: containerImage(env),
+    requestedImage: (env.SPANK_BERTH_CONTAINER_IMAGE_REQUESTED ?? '').trim(),
     workDir: env.SLURM_JOB_WORK_DIR ?? '',
     cpus,
     memoryBytes,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // berth CLI entry. slurmd runs `berth hook prolog|epilog` for every job on every node, so a
 // job without a container returns before anything heavy is loaded; srun runs `berth exec`
-// once per task, so it skips the option parser as well.
+// once per task and sbatch runs `berth resolve` per submission, so they skip the option parser.
 import { containerImage } from './slurm-env';
 
 async function main(args: string[]): Promise<number> {
@@ -14,6 +14,10 @@ async function main(args: string[]): Promise<number> {
     const command = args[1] === '--' ? args.slice(2) : args.slice(1);
     const { runExec } = await import('./exec');
     return runExec(command, process.env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+  }
+  if (args[0] === 'resolve' && args.length === 2 && !args[1]!.startsWith('-')) {
+    const { runResolve } = await import('./resolve');
+    return runResolve(args[1]!, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
   }
   const { runCli } = await import('./commands');
   return runCli(args);

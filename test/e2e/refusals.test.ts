@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { node, sandbox } from '../support/stack';
-import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, resumeNodes, run, slurmdLog, waitFor } from '../support/slurm';
+import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, resumeNodes, run, waitFor } from '../support/slurm';
 
 describe('berth refusals through Slurm', { timeout: 240_000 }, () => {
   const cancel: string[] = [];
@@ -64,15 +64,26 @@ describe('berth refusals through Slurm', { timeout: 240_000 }, () => {
     assert.match(r.stderr, /not inside a Slurm allocation/);
   });
 
-  it('fails the prolog of a job whose image is missing, and slurmd logs the image and the reason', () => {
+  it('fails the submission of a job whose image is missing or malformed, in the user\'s terminal, and drains nothing', () => {
     const dir = jobDir('alice', 'missing');
-    const image = '127.0.0.1:5000/berth/no-such-image:1';
-    const sub = run('sbatch', ['-N1', '-w', 'n3', `--container-image=${image}`, '-o', '/dev/null', '--wrap', 'true'], { user: 'alice', cwd: dir });
+    const missing = run('sbatch', ['-N1', '--container-image=127.0.0.1:5000/berth/no-such-image:1', '-o', '/dev/null', '--wrap', 'true'], { user: 'alice', cwd: dir });
+    assert.notEqual(missing.code, 0);
+    assert.doesNotMatch(missing.stdout, /Submitted batch job/);
+    assert.match(missing.stderr, /image '127\.0\.0\.1:5000\/berth\/no-such-image:1' was not found in registry 127\.0\.0\.1:5000 \(manifest unknown, HTTP 404\); check the name and tag/);
+    const malformed = run('srun', ['-N1', '--container-image=127.0.0.1:5000/Berth:x y', 'true'], { user: 'alice', cwd: dir });
+    assert.notEqual(malformed.code, 0);
+    assert.match(malformed.stderr, /image reference .* is malformed/);
+    const drained = run('sinfo', ['-h', '-t', 'drain', '-o', '%N']).stdout.trim();
+    assert.equal(drained, '', 'no node drained');
+  });
+
+  it('pins the image to its digest at submit: the job runs exactly that digest', () => {
+    const dir = jobDir('alice', 'pinned');
+    const out = path.join(dir, 'out.txt');
+    const sub = run('sbatch', ['-N1', '--wait', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'echo "image=$SLURM_SPANK_BERTH_CONTAINER_IMAGE"'], { user: 'alice', cwd: dir });
     assert.equal(sub.code, 0, sub.stderr);
-    const jobId = jobIdFrom(sub.stdout);
-    cancel.push(jobId);
-    const line = waitFor('the prolog failure in the slurmd log', () => slurmdLog('n3').split('\n').find((l) => l.includes(`berth prolog: job ${jobId} on n3`)));
-    assert.match(line, new RegExp(`image '127\\.0\\.0\\.1:5000/berth/no-such-image:1' was not found in registry 127\\.0\\.0\\.1:5000`));
-    assert.deepEqual(containersOfJob('n3', jobId), []);
+    const pinned = run('berth', ['resolve', sandbox().demoImage]).stdout.trim();
+    assert.match(pinned, /^127\.0\.0\.1:5000\/berth\/demo@sha256:[a-f0-9]{64}$/);
+    assert.match(readFileSync(out, 'utf8'), new RegExp(`^image=${pinned.replace(/[.]/g, '\\.')}$`, 'm'));
   });
 });

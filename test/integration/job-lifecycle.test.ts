@@ -11,7 +11,7 @@ import { loadConfig } from '../../services/agent/config';
 import { DockerodeEngine } from '../../services/agent/docker/dockerode-engine';
 import { NssIdentityResolver } from '../../services/agent/identity/nss';
 import { ImageService } from '../../services/agent/images/image-service';
-import { RegistryClient } from '../../services/agent/images/registry-client';
+import { RegistryClient } from '../../services/shared/images/registry-client';
 import { JobService } from '../../services/agent/jobs/job-service';
 import { JobTable } from '../../services/agent/jobs/job-table';
 import { silentLogger } from '../../services/agent/logger';

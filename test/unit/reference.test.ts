@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseImageReference, pinned } from '../../services/agent/images/reference';
+import { parseImageReference, pinned } from '../../services/shared/images/reference';
 import { BerthError } from '../../services/shared/errors';
 
 describe('image references', () => {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { RegistryClient } from '../../services/agent/images/registry-client';
+import { RegistryClient } from '../../services/shared/images/registry-client';
 
 const DIGEST = 'sha256:' + 'e'.repeat(64);
 const BODY = '{"schemaVersion":2}';

@@ -4,9 +4,9 @@
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { Logger } from '../logger';
 import type { ImageEngine, PullOptions } from '../docker/engine';
-import { engineMessage } from '../docker/engine';
-import { type ImageReference, parseImageReference, pinned } from './reference';
-import type { DigestResolver } from './registry-client';
+import { type ImageReference, parseImageReference, pinned } from '../../shared/images/reference';
+import type { DigestResolver } from '../../shared/images/registry-client';
+import { classifyRegistryError } from '../../shared/images/registry-errors';
 import { SingleFlight } from './single-flight';
 
 export interface EnsuredImage {
@@ -16,21 +16,6 @@ export interface EnsuredImage {
   digest: string;
   pulled: boolean;
   millis: number;
-}
-
-const NOT_FOUND = /manifest unknown|not found|name unknown|does not exist|no such image|repository .* not found/i;
-const UNREACHABLE = /connection refused|ECONNREFUSED|no such host|i\/o timeout|dial tcp|network is unreachable|timeout|EOF|server gave HTTP response|TLS handshake/i;
-
-export function classifyRegistryError(ref: ImageReference, err: unknown): BerthError {
-  const detail = engineMessage(err);
-  const registry = ref.domain || 'docker.io';
-  if (NOT_FOUND.test(detail)) {
-    return new BerthError('IMAGE_NOT_FOUND', `image '${ref.text}' was not found in registry ${registry} (${detail}); check the name and tag, or push the image there first`, { cause: err });
-  }
-  if (UNREACHABLE.test(detail)) {
-    return new BerthError('REGISTRY_UNAVAILABLE', `registry ${registry} could not be reached for image '${ref.text}' (${detail}); ask the site admins to check the registry`, { cause: err });
-  }
-  return new BerthError('PULL_FAILED', `could not get image '${ref.text}' from registry ${registry}: ${detail}`, { cause: err });
 }
 
 export class ImageService {

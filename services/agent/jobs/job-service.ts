@@ -117,7 +117,7 @@ export class JobService {
       uid: req.uid,
       gid: req.gid,
       user: user.name,
-      imageRef: image.ref.text,
+      imageRef: req.requestedImage || image.ref.text,
       imageDigest: image.digestRef,
       workDir: req.workDir,
       startTime: this.now().toISOString(),

@@ -8,6 +8,8 @@ export interface PrologueInput {
   gid: number;
   user: string;
   image: string;
+  /** the reference the user wrote, when `image` was pinned to a digest at submit */
+  requestedImage?: string;
   workDir: string;
   cpus: number;
   memoryBytes: number;

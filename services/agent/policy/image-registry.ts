@@ -2,7 +2,7 @@
 // means Docker Hub (docker.io, also spelt index.docker.io and registry-1.docker.io). Image
 // ids and bare hex are refused: dockerd resolves them to whatever local image has that id,
 // which may have come from anywhere.
-import { parseImageReference } from '../images/reference';
+import { parseImageReference } from '../../shared/images/reference';
 
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 const IMAGE_ID = /^(?:sha256:)?[0-9a-f]{1,64}$/i;

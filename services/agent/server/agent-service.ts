@@ -52,7 +52,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
     JobPrologue: unary('JobPrologue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobPrologue');
       const res = await d.jobs.prologue({
-        jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
+        jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
       });
       return { job: toProtoJob(res.job), alreadyPrepared: res.alreadyPrepared, pullMillis: res.pullMillis };
     }),

@@ -1,7 +1,7 @@
 // Docker image references, checked with the grammar of the distribution project
 // (github.com/distribution/reference) so that a malformed one is refused with a reason
 // before dockerd or a registry sees it.
-import { BerthError } from '../../shared/errors';
+import { BerthError } from '../errors';
 
 export interface ImageReference {
   /** registry host[:port], or '' when the reference names none */

@@ -1,0 +1,24 @@
+// What went wrong between berth and a registry, in words a user can act on: the image is
+// not there, the registry cannot be reached, or something else the registry said.
+import { BerthError } from '../errors';
+import type { ImageReference } from './reference';
+
+function detailOf(err: unknown): string {
+  const e = err as { json?: { message?: string }; message?: string } | null;
+  return e?.json?.message ?? e?.message ?? String(err);
+}
+
+const NOT_FOUND = /manifest unknown|not found|name unknown|does not exist|no such image|repository .* not found/i;
+const UNREACHABLE = /connection refused|ECONNREFUSED|no such host|i\/o timeout|dial tcp|network is unreachable|timeout|EOF|server gave HTTP response|TLS handshake/i;
+
+export function classifyRegistryError(ref: ImageReference, err: unknown): BerthError {
+  const detail = detailOf(err);
+  const registry = ref.domain || 'docker.io';
+  if (NOT_FOUND.test(detail)) {
+    return new BerthError('IMAGE_NOT_FOUND', `image '${ref.text}' was not found in registry ${registry} (${detail}); check the name and tag, or push the image there first`, { cause: err });
+  }
+  if (UNREACHABLE.test(detail)) {
+    return new BerthError('REGISTRY_UNAVAILABLE', `registry ${registry} could not be reached for image '${ref.text}' (${detail}); ask the site admins to check the registry`, { cause: err });
+  }
+  return new BerthError('PULL_FAILED', `could not get image '${ref.text}' from registry ${registry}: ${detail}`, { cause: err });
+}
