@@ -13,6 +13,8 @@ const image = sandbox().demoImage;
 const uid = uidOf('alice');
 const docker = ['docker', '-H', `unix://${n1.dockerSocket}`];
 const berth = '/usr/local/bin/berth';
+// what the SPANK plugin passes the prolog since submit-time pinning: the digest reference
+const pinnedImage = spawnSync(berth, ['resolve', image], { encoding: 'utf8' }).stdout.trim();
 
 function sh(argv: string[], env?: Record<string, string>): number {
   const t0 = performance.now();
@@ -30,7 +32,7 @@ function median(xs: number[]): number {
 
 function hookEnv(jobId: string, withImage: boolean): Record<string, string> {
   const env: Record<string, string> = { PATH: '/usr/bin:/bin', SLURM_JOB_ID: jobId, SLURMD_NODENAME: NODE };
-  if (withImage) Object.assign(env, { SLURM_JOB_UID: String(uid), SLURM_JOB_GID: String(uid), SLURM_JOB_USER: 'alice', SLURM_JOB_WORK_DIR: '/home/alice', SPANK_BERTH_CONTAINER_IMAGE: image });
+  if (withImage) Object.assign(env, { SLURM_JOB_UID: String(uid), SLURM_JOB_GID: String(uid), SLURM_JOB_USER: 'alice', SLURM_JOB_WORK_DIR: '/home/alice', SPANK_BERTH_CONTAINER_IMAGE: pinnedImage, SPANK_BERTH_CONTAINER_IMAGE_REQUESTED: image });
   return env;
 }
 
