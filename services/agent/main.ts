@@ -25,7 +25,7 @@ import { openPolicy } from './authz/policy-port';
 import { type PolicyPort, type PreparedDockerAccess, prepareDockerAccess, startAuthzPlugin } from './authz/setup';
 import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
-import { AGENT_VERSION } from './version';
+import { AGENT_VERSION } from '../shared/version';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))

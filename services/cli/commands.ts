@@ -4,7 +4,7 @@ import { dockerEnv, listJobs, showJob, defaultNode } from './admin';
 import { runExec } from './exec';
 import { runHook } from './hook';
 
-const VERSION = '0.1.0';
+import { AGENT_VERSION as VERSION } from '../shared/version';
 
 class UsageError extends Error {}
 

@@ -1,6 +1,6 @@
 // Identity of berth's containers lives in their labels; berthd rebuilds its job table from
 // them after a restart. Names are deterministic so that a repeated prologue finds its container.
-import { AGENT_VERSION } from '../version';
+import { AGENT_VERSION } from '../../shared/version';
 
 export const LABEL = {
   role: 'io.berth.role',
