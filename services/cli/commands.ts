@@ -3,7 +3,6 @@ import yargs from 'yargs';
 import { dockerEnv, listJobs, showJob, defaultNode } from './admin';
 import { runExec } from './exec';
 import { runHook } from './hook';
-
 import { AGENT_VERSION as VERSION } from '../shared/version';
 
 class UsageError extends Error {}
