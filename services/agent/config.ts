@@ -25,6 +25,18 @@ const authzSchema = z.object({
   registries: z.array(z.string().min(1)).default([]),
 }).strict();
 
+const imageGcSchema = z.object({
+  /** start collecting when the engine's file system is this full */
+  highPercent: z.number().min(1).max(100).default(85),
+  /** stop once it is back under this */
+  lowPercent: z.number().min(0).max(100).default(70),
+  /** images used (or created) more recently than this are kept */
+  minAgeSeconds: z.number().int().min(0).default(3600),
+  schedule: z.string().default('*/10 * * * *'),
+  /** log what would be removed, remove nothing */
+  dryRun: z.boolean().default(false),
+}).strict().refine((g) => g.lowPercent < g.highPercent, { message: 'lowPercent must be below highPercent' });
+
 export const configSchema = z.object({
   node: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a Slurm node name (letters, digits, . _ -)').default(os.hostname().split('.')[0] ?? 'localhost'),
   runDir: absolutePath.default(DEFAULT_RUN_DIR),
@@ -44,6 +56,8 @@ export const configSchema = z.object({
   mungeMaxAgeSeconds: z.number().int().min(1).default(120),
   orphanSchedule: z.string().default('*/5 * * * *'),
   orphanGraceSeconds: z.number().int().min(0).default(300),
+  /** image cache garbage collection (least recently used first, between two disk watermarks) */
+  imageGc: imageGcSchema.default({}),
   /** Docker API access for job users through berth's AuthZ plugin; off when absent */
   authz: authzSchema.optional(),
 }).strict();

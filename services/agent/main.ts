@@ -2,6 +2,7 @@
 // berthd: the per-node agent. Builds config, logger, Docker client, stores and schedules,
 // passes them through constructors, recovers the job table and serves the sockets.
 import cron from 'node-cron';
+import { statfs } from 'node:fs/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UnmungeVerifier } from '../shared/munge';
@@ -13,6 +14,8 @@ import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
 import { DockerodeEngine } from './docker/dockerode-engine';
 import { SqueueJobSource, sweepOrphans } from './housekeeping/orphans';
+import { collectImages } from './housekeeping/image-gc';
+import { FileImageUseLog } from './images/image-use-log';
 import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
 import { ImageService } from './images/image-service';
 import { RegistryClient } from '../shared/images/registry-client';
@@ -87,7 +90,8 @@ async function main(): Promise<void> {
     prepared = await prepareDockerAccess(config, log);
   }
   const sitePolicy = policy;
-  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
+  const imageUses = new FileImageUseLog(config.stateDir);
+  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
     dockerAccess: prepared?.dockerAccess,
     admit: sitePolicy && ((body, ctx) => {
       const v = sitePolicy.admit('container_create', body, ctx);
@@ -123,6 +127,20 @@ async function main(): Promise<void> {
   lifecycle.set('serving');
   log.info('berthd serving');
 
+  const dataRoot = await engine.dataRoot();
+  const gcTask = cron.schedule(config.imageGc.schedule, () => {
+    void collectImages({
+      engine,
+      disk: async () => {
+        const st = await statfs(dataRoot);
+        return { totalBytes: st.blocks * st.bsize, usedBytes: (st.blocks - st.bavail) * st.bsize };
+      },
+      uses: imageUses,
+      policy: { highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeSeconds * 1000, dryRun: config.imageGc.dryRun },
+      log: log.child({ component: 'image-gc' }),
+    }).catch((err: unknown) => log.error('image GC failed', { error: errorMessage(err) }));
+  }, { noOverlap: true });
+
   const orphanTask = cron.schedule(config.orphanSchedule, () => {
     void sweepOrphans({ jobs, source: new SqueueJobSource(), node: config.node, graceMs: config.orphanGraceSeconds * 1000, dryRun: false, log });
   }, { noOverlap: true });
@@ -134,6 +152,7 @@ async function main(): Promise<void> {
     log.info('berthd stopping; job containers keep running and are recovered at the next start', { signal });
     lifecycle.set('draining', signal);
     void orphanTask.stop();
+    void gcTask.stop();
     policy?.close();
     void Promise.all([servers.shutdown(5000), authzPlugin?.close()]).then(() => {
       log.end();

@@ -6,7 +6,8 @@ import * as tar from 'tar-stream';
 import type {
   ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, PullOptions,
 } from './engine';
-import { engineStatus } from './engine';
+import { engineMessage, engineStatus } from './engine';
+import type { CachedImage } from '../housekeeping/image-gc';
 import { consumePullStream } from './pull-stream';
 
 export class DockerodeEngine implements Engine {
@@ -28,6 +29,45 @@ export class DockerodeEngine implements Engine {
       if (engineStatus(err) === 404) return false;
       throw err;
     }
+  }
+
+  async imageId(ref: string): Promise<string | undefined> {
+    try {
+      return (await this.docker.getImage(ref).inspect()).Id;
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async listImages(): Promise<CachedImage[]> {
+    const list = await this.docker.listImages({ all: false });
+    return list.map((i) => ({ id: i.Id, repoDigests: i.RepoDigests ?? [], repoTags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), sizeBytes: i.Size, created: i.Created }));
+  }
+
+  async imagesInUse(): Promise<Set<string>> {
+    const list = await this.docker.listContainers({ all: true });
+    return new Set(list.map((c) => c.ImageID));
+  }
+
+  /** Removes an image with all its tags; refuses (409) while a container uses it. */
+  async removeImage(id: string): Promise<void> {
+    try {
+      await this.docker.getImage(id).remove({ force: false, noprune: false });
+    } catch (err) {
+      if (engineStatus(err) === 404) return;
+      if (engineStatus(err) === 409 && /must be forced|referenced in multiple repositories/.test(engineMessage(err))) {
+        // several tags of one unused image: remove by id with force, which dockerd still refuses for images containers use
+        await this.docker.getImage(id).remove({ force: true, noprune: false });
+        return;
+      }
+      throw err;
+    }
+  }
+
+  /** Where dockerd keeps images and containers (its DockerRootDir), for disk watermarks. */
+  async dataRoot(): Promise<string> {
+    return ((await this.docker.info()) as { DockerRootDir: string }).DockerRootDir;
   }
 
   async pull(ref: string, opts: PullOptions): Promise<void> {

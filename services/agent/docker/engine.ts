@@ -9,6 +9,8 @@ export interface PullOptions {
 
 export interface ImageEngine {
   imagePresent(ref: string): Promise<boolean>;
+  /** the local image id (sha256:…) of ref; undefined when absent */
+  imageId(ref: string): Promise<string | undefined>;
   /** Pulls ref; resolves only when the progress stream ended without error and the image is present. */
   pull(ref: string, opts: PullOptions): Promise<void>;
 }

@@ -59,6 +59,10 @@ export class ImageService {
     return { ref, digestRef, digest, pulled: !shared, millis: Date.now() - began };
   }
 
+  imageId(ref: string): Promise<string | undefined> {
+    return this.engine.imageId(ref);
+  }
+
   get pullsInFlight(): number {
     return this.pulls.size;
   }

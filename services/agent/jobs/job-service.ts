@@ -50,6 +50,8 @@ export interface JobServiceDeps {
    * engine that judges users' Docker requests); absent when no policy is configured.
    */
   admit?: (body: Record<string, unknown>, ctx: { user: string; groups: string[]; job: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[]; groupIds: number[] } }) => { allow: boolean; message: string };
+  /** records when each image was last used by a job, for the image GC's order */
+  imageUses?: { used(imageId: string): void };
   /** Docker API access for the job's user (authz/docker-access.ts), when the site enables it */
   dockerAccess?: { grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date): Promise<void>; revoke(jobId: string): void };
   now?: () => Date;
@@ -191,8 +193,19 @@ export class JobService {
       userContainers: existing?.userContainers ?? [],
     };
     table.put(job);
+    void this.noteImageUse(image.digestRef, log);
     log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
     return { job, alreadyPrepared: false, pullMillis: image.millis };
+  }
+
+  private async noteImageUse(ref: string, log: Logger): Promise<void> {
+    if (!this.d.imageUses) return;
+    try {
+      const id = await this.d.images.imageId(ref);
+      if (id) this.d.imageUses.used(id);
+    } catch (err) {
+      log.warn('could not record the image use for the image GC', { image: ref, error: errorMessage(err) });
+    }
   }
 
   /** Per-job files (passwd, group), removed by the epilogue. */

@@ -37,6 +37,10 @@ export class FakeEngine implements Engine {
     return this.images.has(ref);
   }
 
+  async imageId(ref: string): Promise<string | undefined> {
+    return this.images.has(ref) ? `sha256:${Buffer.from(ref).toString('hex').slice(0, 64).padEnd(64, '0')}` : undefined;
+  }
+
   async pull(ref: string, _opts: PullOptions): Promise<void> {
     this.calls.push(`pull ${ref}`);
     await new Promise((r) => setTimeout(r, this.pullDelayMs));
