@@ -2,7 +2,6 @@
 // berthd: the per-node agent. Builds config, logger, Docker client, stores and schedules,
 // passes them through constructors, recovers the job table and serves the sockets.
 import cron from 'node-cron';
-import { statfs } from 'node:fs/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UnmungeVerifier } from '../shared/munge';
@@ -14,7 +13,7 @@ import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
 import { DockerodeEngine } from './docker/dockerode-engine';
 import { SqueueJobSource, sweepOrphans } from './housekeeping/orphans';
-import { collectImages } from './housekeeping/image-gc';
+import { ImageCache } from './housekeeping/image-cache';
 import { FileImageUseLog } from './images/image-use-log';
 import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
 import { ImageService } from './images/image-service';
@@ -98,6 +97,9 @@ async function main(): Promise<void> {
       return { allow: v.allow, message: sitePolicy.formatDenial(v) };
     }),
   });
+  const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {
+    highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeSeconds * 1000, dryRun: config.imageGc.dryRun,
+  }, log.child({ component: 'image-gc' }));
   const steps = new StepRunner(engine, jobs, log, config.mounts.map((m) => m.target), undefined,
     prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
@@ -109,6 +111,7 @@ async function main(): Promise<void> {
   const servers = await startServers(config.runDir, {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,
     dockerOf: prepared ? (jobId) => prepared.dockerAccess.connection(jobId) : undefined,
+    imageCache,
   }, lifecycle);
   log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, docker: config.dockerHost });
 
@@ -127,18 +130,8 @@ async function main(): Promise<void> {
   lifecycle.set('serving');
   log.info('berthd serving');
 
-  const dataRoot = await engine.dataRoot();
   const gcTask = cron.schedule(config.imageGc.schedule, () => {
-    void collectImages({
-      engine,
-      disk: async () => {
-        const st = await statfs(dataRoot);
-        return { totalBytes: st.blocks * st.bsize, usedBytes: (st.blocks - st.bavail) * st.bsize };
-      },
-      uses: imageUses,
-      policy: { highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeSeconds * 1000, dryRun: config.imageGc.dryRun },
-      log: log.child({ component: 'image-gc' }),
-    }).catch((err: unknown) => log.error('image GC failed', { error: errorMessage(err) }));
+    imageCache.collect().catch((err: unknown) => log.error('image GC failed', { error: errorMessage(err) }));
   }, { noOverlap: true });
 
   const orphanTask = cron.schedule(config.orphanSchedule, () => {

@@ -5,6 +5,8 @@ import os from 'node:os';
 import type { Job__Output } from '../shared/gen/berth/v1/Job';
 import type { GetJobResponse__Output } from '../shared/gen/berth/v1/GetJobResponse';
 import type { ListJobsResponse__Output } from '../shared/gen/berth/v1/ListJobsResponse';
+import type { ListImagesResponse__Output } from '../shared/gen/berth/v1/ListImagesResponse';
+import type { PruneImagesResponse__Output } from '../shared/gen/berth/v1/PruneImagesResponse';
 import { agentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
 import { shortState, table } from './format';
 
@@ -62,6 +64,31 @@ export function dockerEnv(node: string, jobId: string, out: (s: string) => void)
     const res = await unaryCall<object, GetJobResponse__Output>(client.GetJob.bind(client), { jobId }, md, 10_000);
     if (!res.job?.dockerHost) throw new Error(`Docker access is not enabled on node ${node} (berthd config: authz)`);
     return `export DOCKER_HOST=${res.job.dockerHost}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH=${res.job.dockerCertPath}\n`;
+  }, out);
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+export function listImages(node: string, json: boolean, out: (s: string) => void): Promise<number> {
+  return query('images', node, 'ListImages', '', async (client, md) => {
+    const res = await unaryCall<object, ListImagesResponse__Output>(client.ListImages.bind(client), {}, md, 20_000);
+    if (json) return JSON.stringify(res, null, 2) + '\n';
+    return table(['IMAGE', 'ID', 'SIZE', 'IN USE', 'LAST USED', 'CREATED'],
+      res.images.map((i) => [i.repoDigests[0] ?? i.repoTags[0] ?? '<none>', i.id.slice(7, 19), mb(i.sizeBytes), i.inUse ? 'yes' : 'no', i.lastUsed || '-', i.created]))
+      + `disk used by dockerd's file system on ${node}: ${res.diskUsagePercent.toFixed(1)} %\n`;
+  }, out);
+}
+
+export function pruneImages(node: string, opts: { dryRun: boolean; all: boolean; json: boolean }, out: (s: string) => void): Promise<number> {
+  return query('prune', node, 'PruneImages', '', async (client, md) => {
+    const res = await unaryCall<object, PruneImagesResponse__Output>(client.PruneImages.bind(client), { dryRun: opts.dryRun, allUnused: opts.all }, md, 300_000);
+    if (opts.json) return JSON.stringify(res, null, 2) + '\n';
+    if (res.skipped) return `nothing to do on ${node}: ${res.skipped} (disk ${res.diskUsagePercent.toFixed(1)} % used); use --all to remove every unused image\n`;
+    const verb = opts.dryRun ? 'would remove' : 'removed';
+    return res.removed.map((i) => `${verb} ${i.repoDigests[0] ?? i.id} (${mb(i.sizeBytes)})\n`).join('')
+      + `${verb} ${res.removed.length} image(s), ${mb(res.freedBytes)} on ${node}\n`;
   }, out);
 }
 

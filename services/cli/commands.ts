@@ -1,6 +1,6 @@
 // The berth command line (yargs): hooks for slurmd, `exec` for job users, queries for admins.
 import yargs from 'yargs';
-import { dockerEnv, listJobs, showJob, defaultNode } from './admin';
+import { dockerEnv, listImages, listJobs, pruneImages, showJob, defaultNode } from './admin';
 import { runExec } from './exec';
 import { runHook } from './hook';
 import { AGENT_VERSION as VERSION } from '../shared/version';
@@ -31,6 +31,18 @@ async function parse(args: string[]): Promise<number> {
     .command('exec [command..]', "Run a command in the job's container on this node: srun berth exec -- CMD [ARGS...]", (y) => y
       .positional('command', { type: 'string', array: true, describe: 'the command and its arguments (put -- before it)' }), async (a) => {
       code = await runExec((a.command ?? []).map(String), env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+    })
+    .command('images', "List a node's image cache: size, whether a container uses it, last use by a job", (y) => y
+      .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
+      .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
+      code = await listImages(a.node, a.json, out);
+    })
+    .command('prune', "Run a node's image GC now: least recently used unused images, down to the low watermark", (y) => y
+      .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
+      .option('all', { type: 'boolean', default: false, describe: 'every unused image past the minimum age, whatever the disk usage' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'say what would be removed, remove nothing' })
+      .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
+      code = await pruneImages(a.node, { dryRun: a['dry-run'], all: a.all, json: a.json }, out);
     })
     .command('resolve <image>', 'Print IMAGE pinned to its digest (REGISTRY/NAME@sha256:...), as sbatch --container-image does', (y) => y
       .positional('image', { type: 'string', demandOption: true }), async (a) => {

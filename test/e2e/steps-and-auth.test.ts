@@ -60,6 +60,16 @@ describe('steps and authentication through Slurm', { timeout: 180_000 }, () => {
     const human = run('berth', ['job', jobId, '--node', nodeName]);
     assert.match(human.stdout, new RegExp(`job ${jobId} on ${nodeName}: RUNNING`));
     assert.match(human.stdout, /digest +127\.0\.0\.1:5000\/berth\/demo@sha256:/);
+    const images = JSON.parse(run('berth', ['images', '--node', nodeName, '--json']).stdout) as { images: { repoDigests: string[]; inUse: boolean; lastUsed: string }[] };
+    const mine = images.images.find((i) => i.repoDigests.includes(job.imageDigest));
+    assert.ok(mine, `berth images lists ${job.imageDigest}`);
+    assert.equal(mine.inUse, true);
+    assert.notEqual(mine.lastUsed, '');
+    const prune = JSON.parse(run('berth', ['prune', '--node', nodeName, '--all', '--dry-run', '--json']).stdout) as { removed: { repoDigests: string[] }[] };
+    assert.ok(!prune.removed.some((i) => i.repoDigests.includes(job.imageDigest)), 'a running job\'s image is never pruned');
+    const userImages = run('berth', ['images', '--node', nodeName], { user: 'bob', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
+    assert.equal(userImages.code, 1);
+    assert.match(userImages.stderr, /ListImages is for root only/);
     const bobs = run('berth', ['jobs', '--node', nodeName, '--json'], { user: 'bob', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
     assert.equal(bobs.code, 0, bobs.stderr);
     assert.ok(!(JSON.parse(bobs.stdout) as { jobId: string }[]).some((j) => j.jobId === jobId), 'bob does not see alice\'s job');

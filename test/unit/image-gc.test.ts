@@ -62,3 +62,24 @@ describe('image cache GC', () => {
     assert.equal(r.removed.length, 2);
   });
 });
+
+describe('image cache admin', () => {
+  it('prunes every unused image past the minimum age with allUnused, reporting the real disk usage', async () => {
+    const { ImageCache } = await import('../../services/agent/housekeeping/image-cache');
+    const removed: string[] = [];
+    // this API takes the real clock: 'young' is made just now
+    const images = [img('a', 1, 100), img('b', 1, 100), { ...img('young', 1, 0), created: Date.now() / 1000 }];
+    const cache = new ImageCache({
+      listImages: async () => images.filter((i) => !removed.includes(i.id)),
+      imagesInUse: async () => new Set(['b']),
+      removeImage: async (id) => void removed.push(id),
+    }, { lastUsed: () => undefined, forget: () => undefined }, async () => ({ usedBytes: 10e9, totalBytes: 100e9 }),
+    { highPercent: 85, lowPercent: 70, minAgeMs: HOUR, dryRun: false }, silentLogger());
+    assert.equal((await cache.collect()).skipped, 'below the high watermark');
+    const r = await cache.collect({ allUnused: true });
+    assert.deepEqual(removed, ['a']);
+    assert.equal(r.usagePercent, 10);
+    const listed = await cache.list();
+    assert.deepEqual(listed.images.map((i) => [i.id, i.inUse]), [['b', true], ['young', false]]);
+  });
+});

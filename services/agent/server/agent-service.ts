@@ -9,6 +9,7 @@ import { type Caller, type CallerAuthenticator, requireRoot, type Trust } from '
 import type { IdentityResolver } from '../identity/nss';
 import type { JobRecord } from '../jobs/job-record';
 import type { JobService } from '../jobs/job-service';
+import type { ImageCache, ImageView } from '../housekeeping/image-cache';
 import type { Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { RunningStep, StepRunner } from '../steps/step-runner';
@@ -23,8 +24,16 @@ export interface AgentServiceDeps {
   stopGraceMs: number;
   lifecycle: Lifecycle;
   log: Logger;
+  imageCache: ImageCache;
   /** Docker access of a job, when the site enables it */
   dockerOf?: (jobId: string) => { host: string; certPath: string };
+}
+
+function toProtoImage(i: ImageView) {
+  return {
+    id: i.id, repoDigests: i.repoDigests, repoTags: i.repoTags, sizeBytes: i.sizeBytes, created: new Date(i.created * 1000).toISOString(),
+    lastUsed: i.lastUsed ? new Date(i.lastUsed).toISOString() : '', inUse: i.inUse,
+  };
 }
 
 function ownJob(caller: Caller, job: JobRecord | undefined, jobId: string, node: string): JobRecord {
@@ -69,6 +78,23 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
     ListJobs: unary('ListJobs', () => '', async (caller, r) => {
       const uid = caller.kind === 'user' ? caller.uid : r.uid;
       return { jobs: d.jobs.list().filter((j) => uid === 0 || j.uid === uid).map((j) => toProtoJob(j)) };
+    }),
+
+    ListImages: unary('ListImages', () => '', async (caller) => {
+      requireRoot(caller, 'ListImages');
+      const { images, usagePercent } = await d.imageCache.list();
+      return { images: images.map(toProtoImage), diskUsagePercent: usagePercent };
+    }),
+
+    PruneImages: unary('PruneImages', () => '', async (caller, r) => {
+      requireRoot(caller, 'PruneImages');
+      const res = await d.imageCache.collect({ dryRun: r.dryRun, allUnused: r.allUnused });
+      return {
+        removed: res.removed.map((x) => ({ id: x.id, repoDigests: [x.ref], sizeBytes: x.sizeBytes })),
+        freedBytes: res.freedBytes,
+        diskUsagePercent: res.usagePercent,
+        skipped: res.skipped ?? '',
+      };
     }),
 
     ExecStep: (call) => execStep(trust, d, call),
