@@ -144,14 +144,14 @@ describe('job lifecycle on a real engine', { timeout: 120_000 }, () => {
     assert.deepEqual(await h.jobs.epilogue('900001'), { containersRemoved: 0, wasKnown: false });
   });
 
-  it('pulls an uncached image once for concurrent prologues: each blob fetched once from the registry', async () => {
+  it('pulls an uncached image once for 16 concurrent prologues: each blob fetched once from the registry', async () => {
     const digestRef = (await h.images.ensure(sandbox().demoImage)).digestRef;
     // remove the image itself (by id), not just this reference: any other tag would keep its layers
     const { Id } = await h.engine.docker.getImage(digestRef).inspect();
     await h.engine.docker.getImage(Id).remove({ force: true });
     const logFile = sandbox().registry.log;
     const start = statSync(logFile).size;
-    const jobIdsHere = ['900011', '900012', '900013', '900014'];
+    const jobIdsHere = Array.from({ length: 16 }, (_, i) => String(900011 + i));
     const results = await Promise.all(jobIdsHere.map((id) => h.jobs.prologue(input(id))));
     assert.equal(new Set(results.map((r) => r.job.imageDigest)).size, 1);
     await new Promise((r) => setTimeout(r, 300)); // let the registry flush its log

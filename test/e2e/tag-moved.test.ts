@@ -1,0 +1,45 @@
+// A tag moved while a job runs does not change what the job's later steps run: the job was
+// pinned to the digest at submit, and every node runs that digest.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { node } from '../support/stack';
+import { jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
+
+const TAG = '127.0.0.1:5000/berth/moving:1';
+
+function pushImage(marker: string): void {
+  const sock = node('n1').dockerSocket;
+  const root = mkdtempSync(path.join(os.tmpdir(), 'berth-moving-'));
+  for (const d of ['bin', 'etc']) mkdirSync(path.join(root, d));
+  execFileSync('cp', ['/bin/busybox', path.join(root, 'bin/busybox')]);
+  for (const a of ['sh', 'cat']) execFileSync('ln', ['-s', 'busybox', path.join(root, 'bin', a)]);
+  writeFileSync(path.join(root, 'etc/marker'), `${marker}\n`);
+  execFileSync('sh', ['-c', `tar -C ${root} -c . | docker -H unix://${sock} import - ${TAG} >/dev/null && docker -H unix://${sock} push ${TAG} >/dev/null && docker -H unix://${sock} rmi ${TAG} >/dev/null`]);
+}
+
+describe('a tag moved during a job', { timeout: 180_000 }, () => {
+  it("does not change what the job's later steps run", () => {
+    pushImage('v1');
+    const dir = jobDir('alice', 'tag-moved');
+    const flag = path.join(dir, 'moved');
+    const out = path.join(dir, 'out.txt');
+    const script = `srun berth exec -- cat /etc/marker; while [ ! -f ${flag} ]; do sleep 0.2; done; srun berth exec -- cat /etc/marker`;
+    const sub = run('sbatch', ['-N1', '-w', 'n2', `--container-image=${TAG}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir });
+    assert.equal(sub.code, 0, sub.stderr);
+    const jobId = jobIdFrom(sub.stdout);
+    waitFor('the first step', () => (existsSync(out) && readFileSync(out, 'utf8').includes('v1')) || undefined, 60_000);
+    pushImage('v2');
+    writeFileSync(flag, '');
+    chownSync(flag, 2001, 2001);
+    waitFor(`job ${jobId} to end`, () => jobState(jobId) === '' || undefined, 60_000);
+    assert.deepEqual(readFileSync(out, 'utf8').trim().split('\n'), ['v1', 'v1']);
+    // and the tag did move: a new job gets v2
+    const now = run('srun', ['-N1', '-w', 'n2', `--container-image=${TAG}`, 'berth', 'exec', '--', 'cat', '/etc/marker'], { user: 'alice', cwd: dir });
+    assert.equal(now.code, 0, now.stderr);
+    assert.equal(now.stdout.trim(), 'v2');
+  });
+});
