@@ -112,6 +112,7 @@ async function main(): Promise<void> {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,
     dockerOf: prepared ? (jobId) => prepared.dockerAccess.connection(jobId) : undefined,
     imageCache,
+    images,
   }, lifecycle);
   log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, docker: config.dockerHost });
 

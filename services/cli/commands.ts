@@ -32,6 +32,12 @@ async function parse(args: string[]): Promise<number> {
       .positional('command', { type: 'string', array: true, describe: 'the command and its arguments (put -- before it)' }), async (a) => {
       code = await runExec((a.command ?? []).map(String), env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
     })
+    .command('pull <image>', 'Pre-stage an image on nodes, in parallel, with progress per node (root)', (y) => y
+      .positional('image', { type: 'string', demandOption: true })
+      .option('nodes', { type: 'string', default: defaultNode(env), describe: 'Slurm host list, e.g. n[1-3]' }), async (a) => {
+      const { runPull } = await import('./pull');
+      code = await runPull(a.image, a.nodes, process.stdout);
+    })
     .command('images', "List a node's image cache: size, whether a container uses it, last use by a job", (y) => y
       .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {

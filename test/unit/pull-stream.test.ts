@@ -24,3 +24,17 @@ describe('pull progress stream', () => {
     await assert.rejects(consumePullStream(s, 5000, 50), /no progress for 0.05 s/);
   });
 });
+
+describe('pull progress', () => {
+  it('adds up the layers of the progress stream', async () => {
+    const s = new PassThrough();
+    const seen: { currentBytes: number; totalBytes: number; layersDone: number; layersTotal: number }[] = [];
+    const p = consumePullStream(s, 1000, 1000, (x) => seen.push(x));
+    s.write('{"status":"Pulling fs layer","id":"aaaaaaaaaaaa"}\n{"status":"Already exists","id":"bbbbbbbbbbbb"}\n');
+    s.write('{"status":"Downloading","id":"aaaaaaaaaaaa","progressDetail":{"current":50,"total":200}}\n');
+    s.end('{"status":"Pull complete","id":"aaaaaaaaaaaa"}\n{"status":"Digest: sha256:abc"}\n');
+    await p;
+    assert.deepEqual(seen.at(2), { currentBytes: 50, totalBytes: 200, layersDone: 1, layersTotal: 2, status: 'Downloading' });
+    assert.deepEqual(seen.at(-1), { currentBytes: 200, totalBytes: 200, layersDone: 2, layersTotal: 2, status: 'Pull complete' });
+  });
+});

@@ -8,7 +8,7 @@ import type {
 } from './engine';
 import { engineMessage, engineStatus } from './engine';
 import type { CachedImage } from '../housekeeping/image-gc';
-import { consumePullStream } from './pull-stream';
+import { consumePullStream, type ProgressSink } from './pull-stream';
 
 export class DockerodeEngine implements Engine {
   readonly docker: Docker;
@@ -70,9 +70,9 @@ export class DockerodeEngine implements Engine {
     return ((await this.docker.info()) as { DockerRootDir: string }).DockerRootDir;
   }
 
-  async pull(ref: string, opts: PullOptions): Promise<void> {
+  async pull(ref: string, opts: PullOptions, onProgress?: ProgressSink): Promise<void> {
     const stream = (await this.docker.pull(ref)) as Readable;
-    await consumePullStream(stream, opts.timeoutMs, opts.inactivityMs);
+    await consumePullStream(stream, opts.timeoutMs, opts.inactivityMs, onProgress);
     if (!(await this.imagePresent(ref))) throw new Error(`pull of ${ref} reported success but the image is not present`);
   }
 

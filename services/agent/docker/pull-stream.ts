@@ -9,7 +9,31 @@ export class PullStreamError extends Error {
   }
 }
 
-export function consumePullStream(stream: Readable, timeoutMs: number, inactivityMs: number): Promise<void> {
+/** Progress of a pull over all its layers, from the stream's per-layer progressDetail. */
+export interface PullProgress {
+  currentBytes: number;
+  totalBytes: number;
+  layersDone: number;
+  layersTotal: number;
+  status: string;
+}
+
+export type ProgressSink = (p: PullProgress) => void;
+
+export function consumePullStream(stream: Readable, timeoutMs: number, inactivityMs: number, onProgress?: ProgressSink): Promise<void> {
+  const layers = new Map<string, { current: number; total: number; done: boolean }>();
+  const report = (status: string): void => {
+    if (!onProgress) return;
+    let currentBytes = 0;
+    let totalBytes = 0;
+    let layersDone = 0;
+    for (const l of layers.values()) {
+      currentBytes += l.done ? l.total : l.current;
+      totalBytes += l.total;
+      if (l.done) layersDone++;
+    }
+    onProgress({ currentBytes, totalBytes, layersDone, layersTotal: layers.size, status });
+  };
   return new Promise((resolve, reject) => {
     let buffered = '';
     let settled = false;
@@ -31,13 +55,23 @@ export function consumePullStream(stream: Readable, timeoutMs: number, inactivit
     };
     const handleLine = (line: string): void => {
       if (!line.trim()) return;
-      let msg: { error?: string; errorDetail?: { message?: string } };
+      let msg: { error?: string; errorDetail?: { message?: string }; id?: string; status?: string; progressDetail?: { current?: number; total?: number } };
       try {
         msg = JSON.parse(line) as typeof msg;
       } catch {
         return;
       }
-      if (msg.error || msg.errorDetail) finish(new PullStreamError(msg.errorDetail?.message ?? msg.error ?? 'pull failed', 'error'));
+      if (msg.error || msg.errorDetail) return finish(new PullStreamError(msg.errorDetail?.message ?? msg.error ?? 'pull failed', 'error'));
+      if (msg.id && msg.status && /^[a-f0-9]{12}$/.test(msg.id)) {
+        const l = layers.get(msg.id) ?? { current: 0, total: 0, done: false };
+        if (msg.status === 'Downloading' && msg.progressDetail?.total) {
+          l.current = msg.progressDetail.current ?? l.current;
+          l.total = msg.progressDetail.total;
+        }
+        if (/^(Pull complete|Already exists|Download complete)$/.test(msg.status)) l.done = msg.status !== 'Download complete' || l.done;
+        layers.set(msg.id, l);
+        report(msg.status);
+      }
     };
     armIdle();
     stream.setEncoding('utf8');

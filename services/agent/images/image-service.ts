@@ -4,6 +4,7 @@
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { Logger } from '../logger';
 import type { ImageEngine, PullOptions } from '../docker/engine';
+import type { ProgressSink } from '../docker/pull-stream';
 import { type ImageReference, parseImageReference, pinned } from '../../shared/images/reference';
 import type { DigestResolver } from '../../shared/images/registry-client';
 import { classifyRegistryError } from '../../shared/images/registry-errors';
@@ -29,7 +30,8 @@ export class ImageService {
     private readonly log: Logger,
   ) {}
 
-  async ensure(reference: string): Promise<EnsuredImage> {
+  /** onProgress hears the pull this call starts; a call joining a pull in flight only hears its end. */
+  async ensure(reference: string, onProgress?: ProgressSink): Promise<EnsuredImage> {
     const began = Date.now();
     const ref = parseImageReference(reference);
     let digest = ref.digest;
@@ -49,7 +51,7 @@ export class ImageService {
     const { shared } = await this.pulls.do(digestRef, async () => {
       log.info('pulling image');
       try {
-        await this.engine.pull(digestRef, this.pullOptions);
+        await this.engine.pull(digestRef, this.pullOptions, onProgress);
       } catch (err) {
         log.warn('pull failed', { error: errorMessage(err) });
         throw classifyRegistryError(ref, err);

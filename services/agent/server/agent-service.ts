@@ -10,6 +10,7 @@ import type { IdentityResolver } from '../identity/nss';
 import type { JobRecord } from '../jobs/job-record';
 import type { JobService } from '../jobs/job-service';
 import type { ImageCache, ImageView } from '../housekeeping/image-cache';
+import type { ImageService } from '../images/image-service';
 import type { Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { RunningStep, StepRunner } from '../steps/step-runner';
@@ -25,6 +26,7 @@ export interface AgentServiceDeps {
   lifecycle: Lifecycle;
   log: Logger;
   imageCache: ImageCache;
+  images: ImageService;
   /** Docker access of a job, when the site enables it */
   dockerOf?: (jobId: string) => { host: string; certPath: string };
 }
@@ -98,6 +100,24 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
     }),
 
     ExecStep: (call) => execStep(trust, d, call),
+
+    PullImage: (call) => {
+      let last = 0;
+      Promise.resolve()
+        .then(() => d.lifecycle.assertServing(d.node))
+        .then(() => d.auth.authenticate(trust, call.metadata, 'PullImage', ''))
+        .then((caller) => requireRoot(caller, 'PullImage'))
+        .then(() => d.images.ensure(call.request.image, (p) => {
+          const now = Date.now();
+          if (now - last < 100 && p.layersDone < p.layersTotal) return; // at most ten updates a second
+          last = now;
+          call.write({ progress: p });
+        }))
+        .then((res) => {
+          call.write({ done: { imageDigest: res.digestRef, pulled: res.pulled, millis: res.millis } });
+          call.end();
+        }, (err: unknown) => call.emit('error', toServiceError(err)));
+    },
   };
 }
 
