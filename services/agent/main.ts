@@ -23,7 +23,8 @@ import { JobTable } from './jobs/job-table';
 import { ScontrolAllocationSource } from './jobs/slurm-allocation';
 import { Lifecycle } from './lifecycle';
 import { createLogger } from './logger';
-import { openPolicy } from './authz/policy-port';
+import { realHostPath } from './policy/host-paths';
+import { SitePolicy } from './policy/site-policy';
 import { type PolicyPort, type PreparedDockerAccess, prepareDockerAccess, startAuthzPlugin } from './authz/setup';
 import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
@@ -77,11 +78,15 @@ async function main(): Promise<void> {
   let prepared: PreparedDockerAccess | undefined;
   if (config.authz) {
     try {
-      policy = openPolicy(config.authz.policyFile, log, {
+      const site = new SitePolicy(config.authz.policyFile, log, {
         registries: config.authz.registries,
+        resolvePath: realHostPath,
         // never mountable into a container: dockerd's socket, berth's sockets and job certificates, its CA
         protectedPaths: [dockerSocketPath(config), config.runDir, config.stateDir],
       });
+      site.load();
+      site.watch();
+      policy = site;
     } catch (err) {
       process.stderr.write(`berthd: bad policy file ${config.authz.policyFile}:\n${errorMessage(err)}\n`);
       process.exit(2);

@@ -7,26 +7,12 @@ import type { JobRecord } from '../jobs/job-record';
 import type { Logger } from '../logger';
 import type { AuditSink } from './audit-log';
 import type { AuthzAnswer, AuthzRequest } from './plugin-protocol';
+import type { MappedAction } from '../policy/actions';
+import type { Decision as PolicyVerdict, PolicyContext as JobPolicyContext } from '../policy/policy-types';
 
-export interface MappedAction {
-  action: string;
-  readonly: boolean;
-  containerId?: string;
-  execId?: string;
-}
-
-export interface PolicyVerdict {
-  allow: boolean;
-  policy: string;
-  action: string;
-  reason: string;
-}
-
-export interface JobPolicyContext {
-  user: string;
-  groups: string[];
-  job?: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[]; groupIds?: number[] };
-}
+// the policy module's own types: the authorizer passes them through
+export type { MappedAction } from '../policy/actions';
+export type { Decision as PolicyVerdict, PolicyContext as JobPolicyContext } from '../policy/policy-types';
 
 /** What the authorizer needs from the rest of berthd; main.ts wires the real ones. */
 export interface AuthorizerDeps {

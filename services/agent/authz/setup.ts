@@ -16,7 +16,7 @@ import type { NodeCertificateAuthority } from '../certs/node-ca';
 import { DockerAccess } from './docker-access';
 import { startPluginServer } from './plugin-server';
 
-/** What the AuthZ plugin needs from the policy module. */
+/** What the AuthZ plugin and berthd's own checks need from the policy module (policy/site-policy.ts). */
 export interface PolicyPort {
   mapAction(method: string, uri: string): MappedAction | undefined;
   decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: JobPolicyContext): PolicyVerdict;
