@@ -27,6 +27,7 @@ up_cmd() {
   berthd_up
   docker_up
   registry_up
+  mirror_up
   image_up
   slurm_up
   say "up: everything is running ('scripts/sandbox status' for pids and logs)"
@@ -53,6 +54,7 @@ down_cmd() {
   done
   berthd_down
   slurm_down
+  mirror_down
   registry_down
   docker_down
   munge_down

@@ -6,7 +6,7 @@ pid_or_dash() { pid_of "$1" "$2" || echo -; }
 
 status_all_running() {
   local n
-  munge_running && registry_running && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER" || return 1
+  munge_running && registry_running && mirror_running && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER" || return 1
   for n in "${NODES[@]}"; do
     docker_running "$n" && berthd_running "$n" \
       && is_running "$(slurmd_pidfile "$n")" "$(slurmd_marker "$n")" || return 1
@@ -29,7 +29,8 @@ status_json() {
     printf '"logs":{"dockerd":"%s","berthd":"%s","berthdOutput":"%s","slurmd":"%s","slurmdOutput":"%s","accounting":"%s","authzAudit":"%s"}}' \
       "$(docker_log "$n")" "$(berthd_log "$n")" "$(berthd_out "$n")" "$(slurmd_log "$n")" "$(slurmd_out "$n")" "$(berthd_accounting "$n")" "$(berthd_audit "$n")"
   done
-  printf '],"registry":{"address":"%s","running":%s,"log":"%s"},' \
+  printf '],"mirror":{"address":"%s","running":%s,"log":"%s"},' "$MIRROR_ADDR" "$(bool mirror_running)" "$MIRROR_LOG"
+  printf '"registry":{"address":"%s","running":%s,"log":"%s"},' \
     "$REGISTRY_ADDR" "$(bool registry_running)" "$REGISTRY_LOG"
   printf '"slurm":{"slurmctld":{"running":%s,"log":"%s","output":"%s"},"conf":"%s"},' \
     "$(bool is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER")" "$SLURMCTLD_LOG" "$SLURMCTLD_OUT" "$SLURM_CONF"
@@ -50,6 +51,7 @@ status_table() {
     row munged - - "$MUNGE_LOG"
   fi
   row registry - "$(pid_or_dash "$REGISTRY_PIDFILE" "$REGISTRY_MARKER")" "$REGISTRY_LOG"
+  row mirror - "$(pid_or_dash "$MIRROR_PIDFILE" "$MIRROR_MARKER")" "$MIRROR_LOG"
   row slurmctld - "$(pid_or_dash "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER")" "$SLURMCTLD_LOG"
   for n in "${NODES[@]}"; do
     row dockerd "$n" "$(pid_or_dash "$(docker_pidfile "$n")" "$(docker_marker "$n")")" "$(docker_log "$n")"

@@ -56,6 +56,12 @@ export const configSchema = z.object({
   mungeMaxAgeSeconds: z.number().int().min(1).default(120),
   orphanSchedule: z.string().default('*/5 * * * *'),
   orphanGraceSeconds: z.number().int().min(0).default(300),
+  /**
+   * Pull-through mirrors per registry for this node's group, tried in order before the
+   * registry itself: {"registry.site:5000": ["mirror.rack12:5000"]}. Images are pulled by
+   * digest, so any mirror serves exactly what the origin would.
+   */
+  mirrors: z.record(z.string().min(1), z.array(z.string().min(1))).default({}),
   /** image cache garbage collection (least recently used first, between two disk watermarks) */
   imageGc: imageGcSchema.default({}),
   /** Docker API access for job users through berth's AuthZ plugin; off when absent */

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const lifecycle = new Lifecycle();
   const engine = new DockerodeEngine(dockerSocketPath(config));
   const identities = new CachingIdentityResolver(new NssIdentityResolver());
-  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log);
+  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log, config.mirrors);
   const table = new JobTable(config.stateDir);
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {
@@ -79,7 +79,8 @@ async function main(): Promise<void> {
   if (config.authz) {
     try {
       const site = new SitePolicy(config.authz.policyFile, log, {
-        registries: config.authz.registries,
+        // a mirror serves the same digests as the registry it mirrors
+        registries: [...config.authz.registries, ...Object.entries(config.mirrors).filter(([r]) => config.authz!.registries.includes(r)).flatMap(([, m]) => m)],
         resolvePath: realHostPath,
         // never mountable into a container: dockerd's socket, berth's sockets and job certificates, its CA
         protectedPaths: [dockerSocketPath(config), config.runDir, config.stateDir],

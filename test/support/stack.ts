@@ -19,6 +19,8 @@ export interface SandboxNode {
 export interface SandboxStatus {
   nodes: SandboxNode[];
   registry: { address: string; running: boolean; log: string };
+  /** a pull-through mirror of the registry (proxy mode) */
+  mirror: { address: string; running: boolean; log: string };
   demoImage: string;
   users: string[];
 }
@@ -44,6 +46,7 @@ export function sandbox(): SandboxStatus {
   const down = [
     ...status.nodes.flatMap((n) => Object.entries(n.running).filter(([, up]) => !up).map(([what]) => `${what} on ${n.name}`)),
     ...(status.registry.running ? [] : ['registry']),
+    ...(status.mirror?.running ? [] : ['mirror registry']),
   ];
   if (down.length) throw new Error(`sandbox is not fully up (${down.join(', ')}): run 'scripts/sandbox up'`);
   cached = status;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BerthError } from '../../services/shared/errors';
+import { ImageService } from '../../services/agent/images/image-service';
 import { DIGEST, harness, IMAGE } from './fakes/helpers';
 
 describe('image service', () => {
@@ -56,5 +57,38 @@ describe('image service', () => {
     const h = harness();
     await assert.rejects(h.images.ensure('Bad Image'), /malformed/);
     assert.deepEqual(h.engine.calls, []);
+  });
+});
+
+describe('image service with pull-through mirrors', () => {
+  const mirrored = (host: string) => `${host}/berth/demo@${DIGEST}`;
+
+  it('pulls by digest through the first mirror and creates containers from that name', async () => {
+    const h = harness();
+    const images = new ImageService(h.engine, h.engine, { timeoutMs: 1000, inactivityMs: 1000 }, h.log, { '127.0.0.1:5000': ['mirror-a:5000', 'mirror-b:5000'] });
+    const r = await images.ensure(IMAGE);
+    assert.equal(r.localRef, mirrored('mirror-a:5000'));
+    assert.equal(r.digestRef, `127.0.0.1:5000/berth/demo@${DIGEST}`);
+    assert.deepEqual(h.engine.calls.filter((c) => c.startsWith('pull')), [`pull ${mirrored('mirror-a:5000')}`]);
+    const again = await images.ensure(IMAGE);
+    assert.equal(again.pulled, false);
+    assert.equal(again.localRef, mirrored('mirror-a:5000'));
+  });
+
+  it('falls back to the next mirror, then to the registry itself', async () => {
+    const h = harness();
+    const failing = new Set([mirrored('mirror-a:5000'), mirrored('mirror-b:5000')]);
+    const pull = h.engine.pull.bind(h.engine);
+    h.engine.pull = async (ref, opts) => {
+      if (failing.has(ref)) {
+        h.engine.calls.push(`pull ${ref}`);
+        throw new Error('connection refused');
+      }
+      return pull(ref, opts);
+    };
+    const images = new ImageService(h.engine, h.engine, { timeoutMs: 1000, inactivityMs: 1000 }, h.log, { '127.0.0.1:5000': ['mirror-a:5000', 'mirror-b:5000'] });
+    const r = await images.ensure(IMAGE);
+    assert.equal(r.localRef, `127.0.0.1:5000/berth/demo@${DIGEST}`);
+    assert.deepEqual(h.engine.calls.filter((c) => c.startsWith('pull')).map((c) => c.split(' ')[1]!.split('/')[0]), ['mirror-a:5000', 'mirror-b:5000', '127.0.0.1:5000']);
   });
 });

@@ -12,15 +12,17 @@ import { SingleFlight } from './single-flight';
 
 export interface EnsuredImage {
   ref: ImageReference;
-  /** repository@sha256:… — what the container is created from */
+  /** repository@sha256:… at the origin registry: the job's identity of the image */
   digestRef: string;
+  /** the local name to create containers from: digestRef, or the same digest through a mirror */
+  localRef: string;
   digest: string;
   pulled: boolean;
   millis: number;
 }
 
 export class ImageService {
-  private readonly pulls = new SingleFlight<void>();
+  private readonly pulls = new SingleFlight<string>();
   private readonly resolves = new SingleFlight<string>();
 
   constructor(
@@ -28,6 +30,8 @@ export class ImageService {
     private readonly resolver: DigestResolver,
     private readonly pullOptions: PullOptions,
     private readonly log: Logger,
+    /** registry host → pull-through mirrors, tried in order before it */
+    private readonly mirrors: Readonly<Record<string, readonly string[]>> = {},
   ) {}
 
   /** onProgress hears the pull this call starts; a call joining a pull in flight only hears its end. */
@@ -44,11 +48,22 @@ export class ImageService {
       }
     }
     const digestRef = pinned(ref, digest);
-    if (await this.engine.imagePresent(digestRef)) {
-      return { ref, digestRef, digest, pulled: false, millis: Date.now() - began };
+    const viaMirrors = (this.mirrors[ref.domain] ?? []).map((m) => `${m}/${ref.path}@${digest}`);
+    for (const local of [digestRef, ...viaMirrors]) {
+      if (await this.engine.imagePresent(local)) return { ref, digestRef, localRef: local, digest, pulled: false, millis: Date.now() - began };
     }
     const log = this.log.child({ image: digestRef });
-    const { shared } = await this.pulls.do(digestRef, async () => {
+    const { value: localRef, shared } = await this.pulls.do(digestRef, async () => {
+      for (const mirrored of viaMirrors) {
+        log.info('pulling image through a mirror', { mirror: mirrored });
+        try {
+          await this.engine.pull(mirrored, this.pullOptions, onProgress);
+          log.info('pulled image', { from: mirrored, millis: Date.now() - began });
+          return mirrored;
+        } catch (err) {
+          log.warn('mirror failed; trying the next one, then the registry itself', { mirror: mirrored, error: errorMessage(err) });
+        }
+      }
       log.info('pulling image');
       try {
         await this.engine.pull(digestRef, this.pullOptions, onProgress);
@@ -57,8 +72,9 @@ export class ImageService {
         throw classifyRegistryError(ref, err);
       }
       log.info('pulled image', { millis: Date.now() - began });
+      return digestRef;
     });
-    return { ref, digestRef, digest, pulled: !shared, millis: Date.now() - began };
+    return { ref, digestRef, localRef, digest, pulled: !shared, millis: Date.now() - began };
   }
 
   imageId(ref: string): Promise<string | undefined> {

@@ -125,7 +125,7 @@ export class JobService {
       startTime: this.now().toISOString(),
     };
     // per-job passwd and group, bind-mounted read-only over the image's
-    const base = await this.d.imageUserFiles.get(image.digestRef);
+    const base = await this.d.imageUserFiles.get(image.localRef);
     const jobDir = this.jobDir(req.jobId);
     mkdirSync(jobDir, { recursive: true, mode: 0o755 });
     const userFiles = { passwd: path.join(jobDir, 'passwd'), group: path.join(jobDir, 'group') };
@@ -134,7 +134,7 @@ export class JobService {
     lap('filesMillis');
     const spec = buildJobContainerSpec({
       identity,
-      image: image.digestRef,
+      image: image.localRef,
       supplementaryGids: user.groups.map((g) => g.gid),
       cpus: alloc?.cpus || req.cpus,
       memoryBytes: alloc?.memoryBytes || req.memoryBytes,
@@ -193,7 +193,7 @@ export class JobService {
       userContainers: existing?.userContainers ?? [],
     };
     table.put(job);
-    void this.noteImageUse(image.digestRef, log);
+    void this.noteImageUse(image.localRef, log);
     log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
     return { job, alreadyPrepared: false, pullMillis: image.millis };
   }
