@@ -9,6 +9,8 @@
  * the prolog and epilog see SPANK_BERTH_CONTAINER_IMAGE (REGISTRY/NAME@sha256:...) and
  * SPANK_BERTH_CONTAINER_IMAGE_REQUESTED (what the user wrote). The berth command is
  * /usr/local/bin/berth unless plugstack.conf gives `berth=PATH` after the plugin.
+ * `site_registries=HOST[,HOST]` names registries only the node agents hold credentials for:
+ * `berth resolve` passes their images on unpinned, to be resolved at the prolog.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -103,7 +105,7 @@ static void read_all(int fd, char *buf, size_t size)
  * here, with berth's message, instead of draining a node at the prolog. Output and errors go
  * to files, not pipes, so a large error cannot block the child.
  */
-static int resolve_image(const char *berth, const char *ref, char *out, size_t out_size)
+static int resolve_image(const char *berth, const char *site_registries, const char *ref, char *out, size_t out_size)
 {
     FILE *o = tmpfile();
     FILE *e = tmpfile();
@@ -123,6 +125,8 @@ static int resolve_image(const char *berth, const char *ref, char *out, size_t o
     if (pid == 0) {
         dup2(fileno(o), STDOUT_FILENO);
         dup2(fileno(e), STDERR_FILENO);
+        if (site_registries != NULL)
+            setenv("BERTH_SITE_REGISTRIES", site_registries, 1);
         execl(berth, berth, "resolve", ref, (char *)NULL);
         fprintf(stderr, "berth: cannot run %s to check the image: %s", berth, strerror(errno));
         _exit(127);
@@ -147,16 +151,20 @@ static int resolve_image(const char *berth, const char *ref, char *out, size_t o
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
     const char *berth = BERTH_BIN;
-    for (int i = 0; i < ac; i++)
+    const char *site_registries = NULL;
+    for (int i = 0; i < ac; i++) {
         if (strncmp(av[i], "berth=", 6) == 0)
             berth = av[i] + 6;
+        else if (strncmp(av[i], "site_registries=", 16) == 0)
+            site_registries = av[i] + 16;
+    }
     if (image == NULL)
         return 0;
     spank_context_t ctx = spank_context();
     if (ctx != S_CTX_ALLOCATOR && ctx != S_CTX_LOCAL)
         return 0;
     char pinned[BERTH_IMAGE_MAX + 1024];
-    if (resolve_image(berth, image, pinned, sizeof pinned) != 0) {
+    if (resolve_image(berth, site_registries, image, pinned, sizeof pinned) != 0) {
         slurm_error("%s", pinned);
         return -1;
     }

@@ -29,6 +29,7 @@ up_cmd() {
   registry_up
   mirror_up
   image_up
+  private_up
   slurm_up
   say "up: everything is running ('scripts/sandbox status' for pids and logs)"
 }
@@ -55,6 +56,7 @@ down_cmd() {
   berthd_down
   slurm_down
   mirror_down
+  private_down
   registry_down
   docker_down
   munge_down

@@ -9,11 +9,13 @@ REGISTRY_PIDFILE="$RUN_DIR/registry.pid"
 REGISTRY_LOG="$LOG_DIR/registry.log"
 REGISTRY_MARKER="serve $REGISTRY_CONFIG"
 
-# serve_registry NAME ADDR DIR PIDFILE LOG [EXTRA_YAML]: writes DIR/config.yml and starts
-# docker-registry on ADDR unless it already runs; EXTRA_YAML goes into the config as is
-# (the mirror's proxy section). Shared by the registry and its pull-through mirror.
+# serve_registry NAME ADDR DIR PIDFILE LOG [EXTRA_YAML [READY_URL]]: writes DIR/config.yml and
+# starts docker-registry on ADDR unless it already runs; EXTRA_YAML goes into the config as is
+# (the mirror's proxy section, the private registry's auth section); READY_URL answers 2xx
+# once it serves (default http://ADDR/v2/). Shared by the registry, its pull-through mirror
+# and the private registry.
 serve_registry() {
-  local name="$1" addr="$2" dir="$3" pidfile="$4" log="$5" extra="${6:-}"
+  local name="$1" addr="$2" dir="$3" pidfile="$4" log="$5" extra="${6:-}" ready="${7:-http://$2/v2/}"
   local config="$dir/config.yml"
   install -d -m 0755 "$dir/data" "$LOG_DIR"
   cat >"$config.tmp" <<YAML
@@ -35,11 +37,11 @@ ${extra}http:
 YAML
   mv -f "$config.tmp" "$config"
   is_running "$pidfile" "serve $config" && return 0
-  if probe http "http://$addr/v2/"; then
-    die "something else already serves http://$addr (not the sandbox's $name); stop it and rerun"
+  if probe connect-tcp "$addr"; then
+    die "something else already listens on $addr (not the sandbox's $name); stop it and rerun"
   fi
   start_bg "$pidfile" "$log" /usr/bin/docker-registry serve "$config"
-  if ! wait_for 20 "$name" probe http "http://$addr/v2/"; then
+  if ! wait_for 20 "$name" probe http "$ready"; then
     log_tail "$log" >&2
     die "the sandbox's $name did not answer on http://$addr/v2/ within 20 s (log: $log)"
   fi

@@ -6,7 +6,7 @@ pid_or_dash() { pid_of "$1" "$2" || echo -; }
 
 status_all_running() {
   local n
-  munge_running && registry_running && mirror_running && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER" || return 1
+  munge_running && registry_running && mirror_running && private_running && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER" || return 1
   for n in "${NODES[@]}"; do
     docker_running "$n" && berthd_running "$n" \
       && is_running "$(slurmd_pidfile "$n")" "$(slurmd_marker "$n")" || return 1
@@ -30,6 +30,8 @@ status_json() {
       "$(docker_log "$n")" "$(berthd_log "$n")" "$(berthd_out "$n")" "$(slurmd_log "$n")" "$(slurmd_out "$n")" "$(berthd_accounting "$n")" "$(berthd_audit "$n")"
   done
   printf '],"mirror":{"address":"%s","running":%s,"log":"%s"},' "$MIRROR_ADDR" "$(bool mirror_running)" "$MIRROR_LOG"
+  printf '"privateRegistry":{"address":"%s","running":%s,"log":"%s","image":"%s","logins":"%s"},' \
+    "$PRIVATE_ADDR" "$(bool private_running)" "$PRIVATE_LOG" "$PRIVATE_IMAGE" "$PRIVATE_LOGINS"
   printf '"registry":{"address":"%s","running":%s,"log":"%s"},' \
     "$REGISTRY_ADDR" "$(bool registry_running)" "$REGISTRY_LOG"
   printf '"slurm":{"slurmctld":{"running":%s,"log":"%s","output":"%s"},"conf":"%s"},' \
@@ -52,6 +54,7 @@ status_table() {
   fi
   row registry - "$(pid_or_dash "$REGISTRY_PIDFILE" "$REGISTRY_MARKER")" "$REGISTRY_LOG"
   row mirror - "$(pid_or_dash "$MIRROR_PIDFILE" "$MIRROR_MARKER")" "$MIRROR_LOG"
+  row private - "$(pid_or_dash "$PRIVATE_PIDFILE" "$PRIVATE_MARKER")" "$PRIVATE_LOG"
   row slurmctld - "$(pid_or_dash "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER")" "$SLURMCTLD_LOG"
   for n in "${NODES[@]}"; do
     row dockerd "$n" "$(pid_or_dash "$(docker_pidfile "$n")" "$(docker_marker "$n")")" "$(docker_log "$n")"

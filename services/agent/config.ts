@@ -61,6 +61,12 @@ export const configSchema = z.object({
    * registry itself: {"registry.site:5000": ["mirror.rack12:5000"]}. Images are pulled by
    * digest, so any mirror serves exactly what the origin would.
    */
+  /**
+   * The site's registry credentials, in docker config.json format ({"auths": {...}}, what
+   * `docker --config DIR login` writes): root's, mode 0600. Used for berth pull and for jobs
+   * whose users have no login of their own for that registry.
+   */
+  registryCredentialsFile: absolutePath.optional(),
   mirrors: z.record(z.string().min(1), z.array(z.string().min(1))).default({}),
   /** image cache garbage collection (least recently used first, between two disk watermarks) */
   imageGc: imageGcSchema.default({}),

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // berthd: the per-node agent. Builds config, logger, Docker client, stores and schedules,
 // passes them through constructors, recovers the job table and serves the sockets.
+import path from 'node:path';
 import cron from 'node-cron';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -17,6 +18,9 @@ import { ImageCache } from './housekeeping/image-cache';
 import { FileImageUseLog } from './images/image-use-log';
 import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
 import { ImageService } from './images/image-service';
+import { FileImageAccess } from './images/image-access';
+import { CredentialStore } from './images/credential-store';
+import { parseDockerConfig, readPrivateFile } from '../shared/images/credentials';
 import { RegistryClient } from '../shared/images/registry-client';
 import { JobService } from './jobs/job-service';
 import { JobTable } from './jobs/job-table';
@@ -66,8 +70,10 @@ async function main(): Promise<void> {
   const lifecycle = new Lifecycle();
   const engine = new DockerodeEngine(dockerSocketPath(config));
   const identities = new CachingIdentityResolver(new NssIdentityResolver());
-  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log, config.mirrors);
   const table = new JobTable(config.stateDir);
+  await checkSiteCredentials(config.registryCredentialsFile);
+  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log, config.mirrors,
+    new FileImageAccess(config.stateDir), new CredentialStore(config.registryCredentialsFile));
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
@@ -170,3 +176,17 @@ main().catch((err: unknown) => {
   process.stderr.write(`berthd: ${errorMessage(err)}\n`);
   process.exit(1);
 });
+
+/** A missing or unsafe site credentials file stops berthd at start, with the reason. */
+async function checkSiteCredentials(file: string | undefined): Promise<void> {
+  if (!file) return;
+  try {
+    const got = await readPrivateFile(file, 0);
+    if (!got) throw new Error(`registryCredentialsFile ${file} does not exist; create it with: docker --config ${path.dirname(file)} login REGISTRY (as root), or remove the key`);
+    if (got.unsafe) throw got.unsafe;
+    parseDockerConfig(got.text, file);
+  } catch (err) {
+    process.stderr.write(`berthd: bad configuration:\n${errorMessage(err)}\n`);
+    process.exit(2);
+  }
+}

@@ -51,9 +51,11 @@ async function parse(args: string[]): Promise<number> {
       code = await pruneImages(a.node, { dryRun: a['dry-run'], all: a.all, json: a.json }, out);
     })
     .command('resolve <image>', 'Print IMAGE pinned to its digest (REGISTRY/NAME@sha256:...), as sbatch --container-image does', (y) => y
-      .positional('image', { type: 'string', demandOption: true }), async (a) => {
-      const { runResolve } = await import('./resolve');
-      code = await runResolve(a.image, out, (s) => void process.stderr.write(s));
+      .positional('image', { type: 'string', demandOption: true })
+      .option('site-registries', { type: 'string', describe: 'comma-separated registries only the node agents hold credentials for: their images are printed unpinned (default $BERTH_SITE_REGISTRIES)' }), async (a) => {
+      const { runResolve, siteRegistriesFromEnv } = await import('./resolve');
+      const siteRegistries = siteRegistriesFromEnv(a['site-registries'] !== undefined ? { BERTH_SITE_REGISTRIES: a['site-registries'] } : env);
+      code = await runResolve(a.image, out, (s) => void process.stderr.write(s), { siteRegistries });
     })
     .command('jobs', "List the container jobs a node's agent holds", (y) => y
       .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })

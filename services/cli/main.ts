@@ -16,8 +16,8 @@ async function main(args: string[]): Promise<number> {
     return runExec(command, process.env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
   }
   if (args[0] === 'resolve' && args.length === 2 && !args[1]!.startsWith('-')) {
-    const { runResolve } = await import('./resolve');
-    return runResolve(args[1]!, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+    const { runResolve, siteRegistriesFromEnv } = await import('./resolve');
+    return runResolve(args[1]!, (s) => process.stdout.write(s), (s) => process.stderr.write(s), { siteRegistries: siteRegistriesFromEnv(process.env) });
   }
   const { runCli } = await import('./commands');
   return runCli(args);

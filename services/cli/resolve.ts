@@ -1,13 +1,35 @@
 // `berth resolve IMAGE`: prints the image pinned to its manifest digest
-// (REGISTRY/NAME@sha256:…). The SPANK plugin runs it when a job is submitted with
-// --container-image, so that every node of the job runs exactly that digest and a missing
-// image or an unreachable registry fails the submission in the user's terminal instead of
-// the prolog draining a node.
+// (REGISTRY/NAME@sha256:…). The SPANK plugin runs it, as the submitting user, when a job is
+// submitted with --container-image, so that every node of the job runs exactly that digest
+// and a missing image, an unreachable registry or missing credentials fail the submission in
+// the user's terminal instead of the prolog draining a node.
+//
+// A registry that wants credentials is asked with the user's own ~/.docker/config.json (the
+// one berthd will use for their jobs; refused if others can read it). Registries the site
+// holds credentials for (BERTH_SITE_REGISTRIES, set by the plugin's site_registries=
+// argument) cannot be asked by the user: their images are passed on unpinned, and each
+// node's agent resolves them with the site's credentials at the prolog.
+import os from 'node:os';
+import path from 'node:path';
+import { fileCredentials, registryKey } from '../shared/images/credentials';
 import { parseImageReference, pinned } from '../shared/images/reference';
-import { RegistryClient } from '../shared/images/registry-client';
+import { RegistryClient, RegistryError } from '../shared/images/registry-client';
 import { classifyRegistryError } from '../shared/images/registry-errors';
 
-export async function runResolve(image: string, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+export interface ResolveOptions {
+  /** registries the site's agents hold credentials for */
+  siteRegistries?: readonly string[];
+  /** the docker config file to read the user's logins from (default ~/.docker/config.json) */
+  dockerConfig?: string;
+  uid?: number;
+  client?: RegistryClient;
+}
+
+export function siteRegistriesFromEnv(env: NodeJS.ProcessEnv): string[] {
+  return (env.BERTH_SITE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(registryKey);
+}
+
+export async function runResolve(image: string, out: (s: string) => void, err: (s: string) => void, opts: ResolveOptions = {}): Promise<number> {
   let ref;
   try {
     ref = parseImageReference(image);
@@ -19,11 +41,22 @@ export async function runResolve(image: string, out: (s: string) => void, err: (
     out(`${pinned(ref, ref.digest)}\n`);
     return 0;
   }
+  const registry = registryKey(ref.domain);
+  const uid = opts.uid ?? process.getuid?.() ?? 0;
+  const file = opts.dockerConfig ?? path.join(os.userInfo().homedir, '.docker', 'config.json');
+  const client = opts.client ?? new RegistryClient(20_000);
   try {
-    const digest = await new RegistryClient(20_000).resolveDigest(ref.text);
+    const auth = await fileCredentials(file, uid)(registry);
+    const digest = await client.resolveDigest(ref.text, auth);
     out(`${pinned(ref, digest)}\n`);
     return 0;
   } catch (e) {
+    const anonymousRefused = e instanceof RegistryError && e.authRefused && e.anonymous;
+    if (anonymousRefused && (opts.siteRegistries ?? []).includes(registry)) {
+      // the site's credentials, which only the node agents hold, will be used at the prolog
+      out(`${ref.text}\n`);
+      return 0;
+    }
     err(`berth: ${classifyRegistryError(ref, e).message}\n`);
     return 1;
   }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { RegistryClient } from '../../services/shared/images/registry-client';
+import { RegistryClient, RegistryError } from '../../services/shared/images/registry-client';
 
 const DIGEST = 'sha256:' + 'e'.repeat(64);
 const BODY = '{"schemaVersion":2}';
@@ -57,5 +57,58 @@ describe('registry client (a local HTTP registry double on loopback)', () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
     await assert.rejects(new RegistryClient(2000).resolveDigest(`127.0.0.1:${port}/x:1`), new RegExp(`127\\.0\\.0\\.1:${port}/v2/x/manifests/1: connection refused`));
+  });
+});
+
+describe('registry client with credentials (an htpasswd-style and a token registry double)', () => {
+  let server: http.Server;
+  let host = '';
+  const good = 'Basic ' + Buffer.from('alice:pw').toString('base64');
+  const auth = (password: string) => ({ username: 'alice', password, registry: host, source: '/home/alice/.docker/config.json' });
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url?.startsWith('/v2/basic/')) {
+        if (req.headers.authorization !== good) return res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="r"' }).end();
+        if (req.url === `/v2/basic/app/manifests/${DIGEST}` || req.url === '/v2/basic/app/manifests/1') return res.writeHead(200, { 'Docker-Content-Digest': DIGEST }).end();
+        return res.writeHead(404).end();
+      }
+      if (req.url?.startsWith('/token')) {
+        return req.headers.authorization === good ? res.end(JSON.stringify({ access_token: 'USER' })) : res.writeHead(401).end();
+      }
+      if (req.url === '/v2/bearer/app/manifests/1') {
+        if (req.headers.authorization === 'Bearer USER') return res.writeHead(200, { 'Docker-Content-Digest': DIGEST }).end();
+        return res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://${host}/token",service="reg"` }).end();
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  it('answers a Basic challenge with the credentials given', async () => {
+    assert.equal(await new RegistryClient().resolveDigest(`${host}/basic/app:1`, auth('pw')), DIGEST);
+  });
+
+  it('says the registry needs credentials when none are given, and flags it anonymous', async () => {
+    await assert.rejects(new RegistryClient().resolveDigest(`${host}/basic/app:1`), (e: unknown) =>
+      e instanceof RegistryError && e.authRefused && e.anonymous && /needs credentials \(HTTP 401\)/.test(e.message));
+  });
+
+  it('names the file whose credentials the registry refused', async () => {
+    await assert.rejects(new RegistryClient().resolveDigest(`${host}/basic/app:1`, auth('wrong')), (e: unknown) =>
+      e instanceof RegistryError && e.authRefused && !e.anonymous && /refused the credentials from \/home\/alice\/\.docker\/config\.json \(HTTP 401\)/.test(e.message));
+  });
+
+  it('gets a bearer token with Basic credentials from the token service', async () => {
+    assert.equal(await new RegistryClient().resolveDigest(`${host}/bearer/app:1`, auth('pw')), DIGEST);
+    await assert.rejects(new RegistryClient().resolveDigest(`${host}/bearer/app:1`, auth('wrong')), /token service of registry .* refused the credentials/);
+  });
+
+  it('checks access to a digest: allowed with good credentials, refused without', async () => {
+    await new RegistryClient().checkAccess(`${host}/basic/app`, DIGEST, auth('pw'));
+    await assert.rejects(new RegistryClient().checkAccess(`${host}/basic/app`, DIGEST), /needs credentials/);
+    await assert.rejects(new RegistryClient().checkAccess(`${host}/basic/other`, DIGEST, auth('pw')), /manifest unknown/);
   });
 });

@@ -8,6 +8,7 @@ import type {
 } from './engine';
 import { engineMessage, engineStatus } from './engine';
 import type { CachedImage } from '../housekeeping/image-gc';
+import type { RegistryAuth } from '../../shared/images/credentials';
 import { consumePullStream, type ProgressSink } from './pull-stream';
 
 export class DockerodeEngine implements Engine {
@@ -70,8 +71,10 @@ export class DockerodeEngine implements Engine {
     return ((await this.docker.info()) as { DockerRootDir: string }).DockerRootDir;
   }
 
-  async pull(ref: string, opts: PullOptions, onProgress?: ProgressSink): Promise<void> {
-    const stream = (await this.docker.pull(ref)) as Readable;
+  async pull(ref: string, opts: PullOptions, onProgress?: ProgressSink, auth?: RegistryAuth): Promise<void> {
+    // credentials travel to dockerd in X-Registry-Auth, for this pull only
+    const authconfig = auth && { username: auth.username, password: auth.password, identitytoken: auth.identityToken, serveraddress: auth.registry };
+    const stream = (await this.docker.pull(ref, authconfig ? { authconfig } : {})) as Readable;
     await consumePullStream(stream, opts.timeoutMs, opts.inactivityMs, onProgress);
     if (!(await this.imagePresent(ref))) throw new Error(`pull of ${ref} reported success but the image is not present`);
   }

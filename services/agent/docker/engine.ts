@@ -1,6 +1,7 @@
 // The narrow view of the Docker engine that berthd needs. The dockerode implementation is in
 // dockerode-engine.ts; unit tests pass fakes that implement only these methods.
 import type { Duplex } from 'node:stream';
+import type { RegistryAuth } from '../../shared/images/credentials';
 import type { ProgressSink } from './pull-stream';
 
 export interface PullOptions {
@@ -13,7 +14,7 @@ export interface ImageEngine {
   /** the local image id (sha256:…) of ref; undefined when absent */
   imageId(ref: string): Promise<string | undefined>;
   /** Pulls ref; resolves only when the progress stream ended without error and the image is present. */
-  pull(ref: string, opts: PullOptions, onProgress?: ProgressSink): Promise<void>;
+  pull(ref: string, opts: PullOptions, onProgress?: ProgressSink, auth?: RegistryAuth): Promise<void>;
 }
 
 export interface ContainerCreateSpec {

@@ -1,12 +1,16 @@
 // Makes a job's image present on the node: resolve the reference to a digest with the
-// registry (unless it is one already), then pull repository@digest unless the engine has it. Concurrent requests
-// for one digest cause one pull.
+// registry (unless it is one already), then pull repository@digest unless the engine has it.
+// Concurrent requests for one digest cause one pull. Registry calls and pulls carry the
+// caller's credentials; a cached private image is gated per user (checkPrivate).
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { Logger } from '../logger';
 import type { ImageEngine, PullOptions } from '../docker/engine';
 import type { ProgressSink } from '../docker/pull-stream';
 import { type ImageReference, parseImageReference, pinned } from '../../shared/images/reference';
 import type { DigestResolver } from '../../shared/images/registry-client';
+import type { CredentialLookup, RegistryAuth } from '../../shared/images/credentials';
+import { CredentialStore, type JobUser } from './credential-store';
+import { type ImageAccess, MemoryImageAccess } from './image-access';
 import { classifyRegistryError } from '../../shared/images/registry-errors';
 import { SingleFlight } from './single-flight';
 
@@ -21,6 +25,13 @@ export interface EnsuredImage {
   millis: number;
 }
 
+export interface EnsureOptions {
+  /** hears the pull this call starts; a call joining a pull in flight only hears its end */
+  onProgress?: ProgressSink;
+  /** the job user the image is for; absent for the site's own pulls (berth pull) */
+  user?: JobUser;
+}
+
 export class ImageService {
   private readonly pulls = new SingleFlight<string>();
   private readonly resolves = new SingleFlight<string>();
@@ -32,49 +43,97 @@ export class ImageService {
     private readonly log: Logger,
     /** registry host → pull-through mirrors, tried in order before it */
     private readonly mirrors: Readonly<Record<string, readonly string[]>> = {},
+    private readonly access: ImageAccess = new MemoryImageAccess(),
+    private readonly credentialStore = new CredentialStore(),
   ) {}
 
-  /** onProgress hears the pull this call starts; a call joining a pull in flight only hears its end. */
-  async ensure(reference: string, onProgress?: ProgressSink): Promise<EnsuredImage> {
+  async ensure(reference: string, opts: EnsureOptions = {}): Promise<EnsuredImage> {
     const began = Date.now();
     const ref = parseImageReference(reference);
+    const creds = opts.user ? this.credentialStore.forUser(opts.user) : this.credentialStore.site();
+    const auth = await creds.lookup(ref.domain || 'docker.io');
     let digest = ref.digest;
+    /** the registry has just shown this caller the digest, under their credentials */
+    let confirmed = false;
     if (!digest) {
       try {
-        // concurrent prologues for one tag share one registry round trip
-        digest = (await this.resolves.do(ref.text, () => this.resolver.resolveDigest(ref.text))).value;
+        // concurrent prologues for one tag share one registry round trip (per credential)
+        digest = (await this.resolves.do(`${ref.text}\0${auth?.source ?? ''}\0${auth?.username ?? ''}`, () => this.resolver.resolveDigest(ref.text, auth))).value;
+        confirmed = true;
       } catch (err) {
         throw classifyRegistryError(ref, err);
       }
     }
     const digestRef = pinned(ref, digest);
     const viaMirrors = (this.mirrors[ref.domain] ?? []).map((m) => `${m}/${ref.path}@${digest}`);
+    let localRef: string | undefined;
+    let pulled = false;
     for (const local of [digestRef, ...viaMirrors]) {
-      if (await this.engine.imagePresent(local)) return { ref, digestRef, localRef: local, digest, pulled: false, millis: Date.now() - began };
+      if (await this.engine.imagePresent(local)) {
+        localRef = local;
+        break;
+      }
     }
-    const log = this.log.child({ image: digestRef });
-    const { value: localRef, shared } = await this.pulls.do(digestRef, async () => {
-      for (const mirrored of viaMirrors) {
-        log.info('pulling image through a mirror', { mirror: mirrored });
-        try {
-          await this.engine.pull(mirrored, this.pullOptions, onProgress);
-          log.info('pulled image', { from: mirrored, millis: Date.now() - began });
-          return mirrored;
-        } catch (err) {
-          log.warn('mirror failed; trying the next one, then the registry itself', { mirror: mirrored, error: errorMessage(err) });
-        }
-      }
-      log.info('pulling image');
+    if (!localRef) {
+      const log = this.log.child({ image: digestRef });
+      // one pull per digest and credential: a pull another caller started anonymously (or
+      // with their own login) must not decide for one who brings different credentials
+      const flight = `${digestRef}\0${auth?.source ?? ''}\0${auth?.username ?? ''}`;
+      const result = await this.pulls.do(flight, async () => {
+        const got = await this.pull(ref, digestRef, viaMirrors, creds.lookup, auth, opts, log, began);
+        // marked private before any caller sharing this pull goes on to checkPrivate
+        if (auth && opts.user && creds.isUsers(auth)) this.access.grant(digestRef, opts.user.uid);
+        return got;
+      });
+      localRef = result.value;
+      pulled = !result.shared;
+      if (pulled) confirmed = true; // the registry served it to this caller
+    }
+    await this.checkPrivate(ref, digestRef, digest, auth, opts, confirmed);
+    return { ref, digestRef, localRef, digest, pulled, millis: Date.now() - began };
+  }
+
+  private async pull(ref: ImageReference, digestRef: string, viaMirrors: string[], credentials: CredentialLookup, auth: RegistryAuth | undefined,
+    opts: EnsureOptions, log: Logger, began: number): Promise<string> {
+    for (const mirrored of viaMirrors) {
+      log.info('pulling image through a mirror', { mirror: mirrored });
       try {
-        await this.engine.pull(digestRef, this.pullOptions, onProgress);
+        await this.engine.pull(mirrored, this.pullOptions, opts.onProgress, await credentials(mirrored.slice(0, mirrored.indexOf('/'))));
+        log.info('pulled image', { from: mirrored, millis: Date.now() - began });
+        return mirrored;
       } catch (err) {
-        log.warn('pull failed', { error: errorMessage(err) });
-        throw classifyRegistryError(ref, err);
+        log.warn('mirror failed; trying the next one, then the registry itself', { mirror: mirrored, error: errorMessage(err) });
       }
-      log.info('pulled image', { millis: Date.now() - began });
-      return digestRef;
-    });
-    return { ref, digestRef, localRef, digest, pulled: !shared, millis: Date.now() - began };
+    }
+    log.info('pulling image', auth ? { credentials: auth.source } : {});
+    try {
+      await this.engine.pull(digestRef, this.pullOptions, opts.onProgress, auth);
+    } catch (err) {
+      log.warn('pull failed', { error: errorMessage(err) });
+      throw classifyRegistryError(ref, err);
+    }
+    log.info('pulled image', { millis: Date.now() - began });
+    return digestRef;
+  }
+
+  /**
+   * A private image (pulled on this node with some user's own credentials) starts for another
+   * user only once the registry confirms that user's credentials can read the same digest;
+   * the answer is remembered. Site pulls (uid undefined) are not checked.
+   */
+  private async checkPrivate(ref: ImageReference, digestRef: string, digest: string, auth: RegistryAuth | undefined, opts: EnsureOptions, confirmed: boolean): Promise<void> {
+    const allowed = this.access.allowed(digestRef);
+    const uid = opts.user?.uid;
+    if (!allowed || uid === undefined || allowed.has(uid)) return;
+    if (!confirmed) {
+      try {
+        await this.resolver.checkAccess(ref.text, digest, auth);
+      } catch (err) {
+        const why = classifyRegistryError(ref, err);
+        throw new BerthError('IMAGE_ACCESS_DENIED', `image '${digestRef}' is on this node only because another user pulled it with their own registry credentials, and berth could not confirm that you may read it: ${why.message}`, { cause: err });
+      }
+    }
+    this.access.grant(digestRef, uid);
   }
 
   imageId(ref: string): Promise<string | undefined> {

@@ -106,10 +106,12 @@ export class JobService {
         return { job: existing, alreadyPrepared: true, pullMillis: 0 };
       }
     }
-    // independent look-ups, side by side: NSS, the registry (and a pull), slurmctld
+    // independent look-ups, side by side: NSS then the registry (and a pull) with the user's
+    // credentials, and slurmctld
+    const userLookup = this.d.identities.lookup(req.uid, req.user);
     const [user, image, alloc] = await Promise.all([
-      this.d.identities.lookup(req.uid, req.user),
-      this.d.images.ensure(req.image),
+      userLookup,
+      userLookup.then((u) => this.d.images.ensure(req.image, { user: { uid: req.uid, home: u.home } })),
       this.d.allocations?.allocation(req.jobId, config.node),
     ]);
     lap('lookupMillis');

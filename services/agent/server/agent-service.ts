@@ -107,12 +107,12 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
         .then(() => d.lifecycle.assertServing(d.node))
         .then(() => d.auth.authenticate(trust, call.metadata, 'PullImage', ''))
         .then((caller) => requireRoot(caller, 'PullImage'))
-        .then(() => d.images.ensure(call.request.image, (p) => {
+        .then(() => d.images.ensure(call.request.image, { onProgress: (p) => {
           const now = Date.now();
           if (now - last < 100 && p.layersDone < p.layersTotal) return; // at most ten updates a second
           last = now;
           call.write({ progress: p });
-        }))
+        } }))
         .then((res) => {
           call.write({ done: { imageDigest: res.digestRef, pulled: res.pulled, millis: res.millis } });
           call.end();

@@ -11,9 +11,18 @@ function detailOf(err: unknown): string {
 const NOT_FOUND = /manifest unknown|not found|name unknown|does not exist|no such image|repository .* not found/i;
 const UNREACHABLE = /connection refused|ECONNREFUSED|no such host|i\/o timeout|dial tcp|network is unreachable|timeout|EOF|server gave HTTP response|TLS handshake/i;
 
+const AUTH = /unauthorized|authentication required|no basic auth credentials|incorrect username or password/i;
+
 export function classifyRegistryError(ref: ImageReference, err: unknown): BerthError {
+  if (err instanceof BerthError) return err;
   const detail = detailOf(err);
   const registry = ref.domain || 'docker.io';
+  if ((err as { authRefused?: boolean } | null)?.authRefused || AUTH.test(detail)) {
+    const todo = (err as { anonymous?: boolean }).anonymous === false
+      ? `log in again with docker login ${registry}`
+      : `log in with docker login ${registry} (berth reads ~/.docker/config.json, which must be readable only by you), or ask the site admins for access`;
+    return new BerthError('IMAGE_ACCESS_DENIED', `image '${ref.text}': ${detail}; ${todo}`, { cause: err });
+  }
   if (NOT_FOUND.test(detail)) {
     return new BerthError('IMAGE_NOT_FOUND', `image '${ref.text}' was not found in registry ${registry} (${detail}); check the name and tag, or push the image there first`, { cause: err });
   }

@@ -33,6 +33,16 @@ export class FakeEngine implements Engine {
     return d;
   }
 
+  /** digest refs the registry refuses to this fake's callers, whatever their credentials */
+  readonly deniedDigests = new Set<string>();
+  readonly accessChecks: string[] = [];
+
+  async checkAccess(ref: string, digest: string, auth?: { username?: string }): Promise<void> {
+    this.accessChecks.push(`${ref}@${digest} ${auth?.username ?? 'anonymous'}`);
+    this.maybeFail('resolve');
+    if (this.deniedDigests.has(digest)) throw Object.assign(new Error('registry refused anonymous access (HTTP 401)'), { authRefused: true });
+  }
+
   async imagePresent(ref: string): Promise<boolean> {
     return this.images.has(ref);
   }
@@ -41,8 +51,12 @@ export class FakeEngine implements Engine {
     return this.images.has(ref) ? `sha256:${Buffer.from(ref).toString('hex').slice(0, 64).padEnd(64, '0')}` : undefined;
   }
 
-  async pull(ref: string, _opts: PullOptions): Promise<void> {
+  readonly pullAuths: string[] = [];
+
+  async pull(ref: string, _opts: PullOptions, _progress?: unknown, auth?: { username?: string; source?: string }): Promise<void> {
     this.calls.push(`pull ${ref}`);
+    this.pullAuths.push(auth ? `${auth.username} from ${auth.source}` : 'anonymous');
+    if (!auth && [...this.deniedDigests].some((d) => ref.endsWith(d))) throw new Error('unauthorized: authentication required');
     await new Promise((r) => setTimeout(r, this.pullDelayMs));
     this.maybeFail('pull');
     this.images.add(ref);
