@@ -37,24 +37,34 @@ export async function runResolve(image: string, out: (s: string) => void, err: (
     err(`berth: ${(e as Error).message}\n`);
     return 1;
   }
-  if (ref.digest) {
-    out(`${pinned(ref, ref.digest)}\n`);
-    return 0;
-  }
   const registry = registryKey(ref.domain);
   const uid = opts.uid ?? process.getuid?.() ?? 0;
   const file = opts.dockerConfig ?? path.join(os.userInfo().homedir, '.docker', 'config.json');
   const client = opts.client ?? new RegistryClient(20_000);
+  const site = (opts.siteRegistries ?? []).includes(registry);
   try {
     const auth = await fileCredentials(file, uid)(registry);
+    if (ref.digest) {
+      // already pinned: still ask whether it exists and this user may read it, so that a
+      // wrong digest or a private image fails here rather than at the prolog
+      await client.checkAccess(ref.text, ref.digest, auth);
+      out(`${pinned(ref, ref.digest)}\n`);
+      return 0;
+    }
     const digest = await client.resolveDigest(ref.text, auth);
     out(`${pinned(ref, digest)}\n`);
     return 0;
   } catch (e) {
     const anonymousRefused = e instanceof RegistryError && e.authRefused && e.anonymous;
-    if (anonymousRefused && (opts.siteRegistries ?? []).includes(registry)) {
+    if (anonymousRefused && site) {
       // the site's credentials, which only the node agents hold, will be used at the prolog
-      out(`${ref.text}\n`);
+      out(`${ref.digest ? pinned(ref, ref.digest) : ref.text}\n`);
+      return 0;
+    }
+    if (ref.digest && e instanceof RegistryError && !e.authRefused && !/manifest unknown/.test(e.message)) {
+      // registry unreachable: a pinned image may be cached on the nodes, which start it
+      // without the registry (berthd decides there, with its own checks)
+      out(`${pinned(ref, ref.digest)}\n`);
       return 0;
     }
     err(`berth: ${classifyRegistryError(ref, e).message}\n`);

@@ -1,6 +1,7 @@
 // The real components the integration and end-to-end tests run against: the sandbox that
 // `scripts/sandbox up` starts (CI starts it in .ci/run). Tests fail, not skip, without it.
 import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface SandboxNode {
@@ -21,6 +22,8 @@ export interface SandboxStatus {
   registry: { address: string; running: boolean; log: string };
   /** a pull-through mirror of the registry (proxy mode) */
   mirror: { address: string; running: boolean; log: string };
+  /** a registry with htpasswd logins (alice, bob, site), holding `image` */
+  privateRegistry: { address: string; running: boolean; log: string; image: string; logins: string };
   demoImage: string;
   users: string[];
 }
@@ -47,6 +50,7 @@ export function sandbox(): SandboxStatus {
     ...status.nodes.flatMap((n) => Object.entries(n.running).filter(([, up]) => !up).map(([what]) => `${what} on ${n.name}`)),
     ...(status.registry.running ? [] : ['registry']),
     ...(status.mirror?.running ? [] : ['mirror registry']),
+    ...(status.privateRegistry?.running ? [] : ['private registry']),
   ];
   if (down.length) throw new Error(`sandbox is not fully up (${down.join(', ')}): run 'scripts/sandbox up'`);
   cached = status;
@@ -61,4 +65,22 @@ export function node(name: string): SandboxNode {
 
 export function uidOf(user: string): number {
   return Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+}
+
+/** the private registry's sandbox password for a login (alice, bob or site) */
+export function privateLogin(user: string): string {
+  const logins = JSON.parse(readFileSync(sandbox().privateRegistry.logins, 'utf8')) as Record<string, string>;
+  const pw = logins[user];
+  if (!pw) throw new Error(`the sandbox's private registry has no login ${user}`);
+  return pw;
+}
+
+/** writes a docker config.json with a login for the private registry, owned by uid, mode 0600 */
+export function writeDockerLogin(file: string, user: string, uid: number, password = privateLogin(user)): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  chownSync(path.dirname(file), uid, uid);
+  const auth = Buffer.from(`${user}:${password}`).toString('base64');
+  writeFileSync(file, JSON.stringify({ auths: { [sandbox().privateRegistry.address]: { auth } } }), { mode: 0o600 });
+  chmodSync(file, 0o600);
+  chownSync(file, uid, uid);
 }

@@ -83,4 +83,12 @@ describe('berth resolve against a registry that needs credentials', () => {
     assert.equal(r.code, 1);
     assert.match(r.err, /refused the credentials from .*config-.*\.json \(HTTP 401\); log in again with docker login/);
   });
+
+  it('checks an already pinned image too: a private digest without a login fails at submit', async () => {
+    const r = await run(`${host}/p/app@${DIGEST}`, { dockerConfig: path.join(dir, 'none.json'), uid: process.getuid!() });
+    assert.equal(r.code, 1);
+    assert.match(r.err, /needs credentials/);
+    const f = config({ auths: { [host]: { auth: Buffer.from('alice:pw').toString('base64') } } });
+    assert.deepEqual(await run(`${host}/p/app@${DIGEST}`, { dockerConfig: f, uid: process.getuid!() }), { code: 0, out: `${host}/p/app@${DIGEST}\n`, err: '' });
+  });
 });

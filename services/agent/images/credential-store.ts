@@ -2,7 +2,7 @@
 // use the site's file (config registryCredentialsFile: docker config.json format, root's,
 // mode 0600). A job's pulls use the job user's own ~/.docker/config.json first — only for
 // that user's jobs — then the site's. Files are read when a registry needs them and re-read
-// after a short while, so a fresh `docker login` counts for the next job.
+// when they change, so a fresh `docker login` counts for the next job.
 import path from 'node:path';
 import { anonymous, type CredentialLookup, fileCredentials, firstOf, type RegistryAuth } from '../../shared/images/credentials';
 

@@ -129,8 +129,8 @@ export class ImageService {
       try {
         await this.resolver.checkAccess(ref.text, digest, auth);
       } catch (err) {
-        const why = classifyRegistryError(ref, err);
-        throw new BerthError('IMAGE_ACCESS_DENIED', `image '${digestRef}' is on this node only because another user pulled it with their own registry credentials, and berth could not confirm that you may read it: ${why.message}`, { cause: err });
+        const why = classifyRegistryError(ref, err).message.replace(`image '${ref.text}': `, '');
+        throw new BerthError('IMAGE_ACCESS_DENIED', `image '${digestRef}' is on this node only because another user pulled it with their own registry credentials, and berth could not confirm that you may read it: ${why}`, { cause: err });
       }
     }
     this.access.grant(digestRef, uid);

@@ -116,24 +116,30 @@ function unsafe(file: string, what: string, todo: string): BerthError {
 }
 
 /**
- * Credentials from one docker config file, read when first asked for a registry (and again
- * after `ttlMs`, so a new docker login is seen). A file others can read is an error only for
- * the registries it has entries for; credential helpers (credsStore, credHelpers) are not run.
+ * Credentials from one docker config file, read when first asked for a registry and again
+ * whenever the file changes (a fresh docker login counts for the next job). A file others
+ * can read is an error only for the registries it has entries for; credential helpers
+ * (credsStore, credHelpers) are not run.
  */
-export function fileCredentials(file: string, ownerUid: number, ttlMs = 30_000): CredentialLookup {
+export function fileCredentials(file: string, ownerUid: number): CredentialLookup {
   type Loaded = { creds: DockerConfigCredentials; unsafe?: BerthError } | undefined;
-  let cached: { at: number; result: Promise<Loaded> } | undefined;
+  let cached: { stamp: string; result: Promise<Loaded> } | undefined;
   const load = async (): Promise<Loaded> => {
     const got = await readPrivateFile(file, ownerUid);
     return got && { creds: parseDockerConfig(got.text, file), unsafe: got.unsafe };
   };
+  const stampOf = (): Promise<string> => fs.lstat(file).then(
+    (st) => `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`,
+    (err: NodeJS.ErrnoException) => `absent:${err.code ?? ''}`,
+  );
   return async (registry) => {
-    if (!cached || Date.now() - cached.at > ttlMs) cached = { at: Date.now(), result: load() };
+    const stamp = await stampOf();
+    if (!cached || cached.stamp !== stamp) cached = { stamp, result: load() };
     let got: Loaded;
     try {
       got = await cached.result;
     } catch (err) {
-      cached = undefined; // a fixed file is seen on the next job
+      cached = undefined;
       throw err;
     }
     const entry = got?.creds.auths.get(registryKey(registry));

@@ -1,0 +1,80 @@
+// A private image through real Slurm: alice's own docker login lets her jobs run it; bob,
+// without one, is refused at submit (even with the digest, even though it is cached on the
+// node) and no node drains; a login others can read is refused with the chmod that fixes it;
+// bob with a login of his own runs the cached copy.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { sandbox, writeDockerLogin } from '../support/stack';
+import { jobDir, run } from '../support/slurm';
+
+const homeOf = (user: string) => run('getent', ['passwd', user]).stdout.split(':')[5]!;
+const loginFile = (user: string) => path.join(homeOf(user), '.docker', 'config.json');
+
+function nodeState(name: string): string {
+  return run('sinfo', ['-h', '-n', name, '-o', '%T']).stdout.trim();
+}
+
+describe('private images through Slurm', { timeout: 180_000 }, () => {
+  const image = () => sandbox().privateRegistry.image;
+  const saved: string[] = [];
+
+  before(() => {
+    for (const u of ['alice', 'bob']) {
+      const f = loginFile(u);
+      if (existsSync(f)) {
+        renameSync(f, `${f}.berth-test-saved`);
+        saved.push(f);
+      }
+    }
+    writeDockerLogin(loginFile('alice'), 'alice', 2001);
+  });
+
+  after(() => {
+    for (const u of ['alice', 'bob']) rmSync(loginFile(u), { force: true });
+    for (const f of saved) renameSync(`${f}.berth-test-saved`, f);
+  });
+
+  const srun = (user: string, ref: string) =>
+    run('srun', ['-N1', '-w', 'n3', `--container-image=${ref}`, 'berth', 'exec', '--', 'cat', '/etc/berth-private-release'], { user, cwd: jobDir(user, 'private') });
+
+  let pinned = '';
+
+  it('runs for alice with her own login', () => {
+    const r = srun('alice', image());
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'berth private image 1.0');
+    const resolved = run('berth', ['resolve', image()], { user: 'alice' });
+    assert.equal(resolved.code, 0, resolved.stderr);
+    pinned = resolved.stdout.trim();
+    assert.match(pinned, /^127\.0\.0\.1:5002\/berth\/private@sha256:[a-f0-9]{64}$/);
+  });
+
+  it('refuses bob at submit, by tag and by the digest cached on n3, and drains no node', () => {
+    for (const ref of [image(), pinned]) {
+      const r = srun('bob', ref);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /berth: image '127\.0\.0\.1:5002\/berth\/private[^']*': registry 127\.0\.0\.1:5002 needs credentials \(HTTP 401\); log in with docker login 127\.0\.0\.1:5002/);
+    }
+    assert.doesNotMatch(nodeState('n3'), /drain/);
+  });
+
+  it('refuses a login file others can read, saying how to fix it', () => {
+    chmodSync(loginFile('alice'), 0o644);
+    try {
+      const r = srun('alice', image());
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`${loginFile('alice')} can be read or written by other users \\(mode 0644\\); berth will not use them: run: chmod 600`));
+    } finally {
+      chmodSync(loginFile('alice'), 0o600);
+    }
+  });
+
+  it('runs the cached copy for bob once he has a login of his own', () => {
+    writeDockerLogin(loginFile('bob'), 'bob', 2002);
+    const r = srun('bob', pinned);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'berth private image 1.0');
+  });
+});
