@@ -72,8 +72,9 @@ async function main(): Promise<void> {
   const identities = new CachingIdentityResolver(new NssIdentityResolver());
   const table = new JobTable(config.stateDir);
   await checkSiteCredentials(config.registryCredentialsFile);
+  const imageAccess = new FileImageAccess(config.stateDir);
   const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log, config.mirrors,
-    new FileImageAccess(config.stateDir), new CredentialStore(config.registryCredentialsFile));
+    imageAccess, new CredentialStore(config.registryCredentialsFile));
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
@@ -118,7 +119,8 @@ async function main(): Promise<void> {
 
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request
   const authzPlugin = prepared && policy && config.authz
-    ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log })
+    ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log,
+      images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) } })
     : undefined;
   const servers = await startServers(config.runDir, {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,

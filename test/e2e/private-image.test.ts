@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sandbox, writeDockerLogin } from '../support/stack';
-import { jobDir, run } from '../support/slurm';
+import { node, sandbox, writeDockerLogin } from '../support/stack';
+import { containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
 
 const homeOf = (user: string) => run('getent', ['passwd', user]).stdout.split(':')[5]!;
 const loginFile = (user: string) => path.join(homeOf(user), '.docker', 'config.json');
@@ -29,6 +29,10 @@ describe('private images through Slurm', { timeout: 180_000 }, () => {
       }
     }
     writeDockerLogin(loginFile('alice'), 'alice', 2001);
+    // start from an n3 without the image, so that alice's job pulls it with her login
+    const sock = `unix://${node('n3').dockerSocket}`;
+    const ids = run('docker', ['-H', sock, 'images', '-q', '127.0.0.1:5002/berth/private']).stdout.split('\n').filter(Boolean);
+    for (const id of new Set(ids)) run('docker', ['-H', sock, 'rmi', '-f', id]);
   });
 
   after(() => {
@@ -68,6 +72,24 @@ describe('private images through Slurm', { timeout: 180_000 }, () => {
       assert.match(r.stderr, new RegExp(`${loginFile('alice')} can be read or written by other users \\(mode 0644\\); berth will not use them: run: chmod 600`));
     } finally {
       chmodSync(loginFile('alice'), 0o600);
+    }
+  });
+
+  it('refuses bob a docker run of the cached private image from his own job', () => {
+    const dir = jobDir('bob', 'private-docker');
+    const sub = run('sbatch', ['-N1', '-w', 'n3', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 120'], { user: 'bob', cwd: dir });
+    assert.equal(sub.code, 0, sub.stderr);
+    const jobId = jobIdFrom(sub.stdout);
+    try {
+      waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
+      waitFor(`container of job ${jobId}`, () => containersOfJob('n3', jobId, 'running').length > 0 || undefined);
+      const env = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/home/bob', DOCKER_HOST: `tcp://${node('n3').dockerTlsAddress}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: `/run/berth/n3/jobs/${jobId}` };
+      const r = run('docker', ['run', '--rm', '--user', '2002:2002', '--network', 'host', '--security-opt', 'no-new-privileges', '--memory', '100m', '--cpus', '1', pinned, 'cat', '/etc/berth-private-release'], { user: 'bob', env, cwd: dir });
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr, /authorization denied by plugin berth-n3: image 127\.0\.0\.1:5002\/berth\/private@sha256:[a-f0-9]+ is on this node only because another user pulled it with their own registry login/);
+    } finally {
+      run('scancel', [jobId]);
+      waitFor(`job ${jobId} to end`, () => jobState(jobId) === '' || undefined, 60_000);
     }
   });
 

@@ -136,4 +136,16 @@ describe('AuthZ plugin protocol', () => {
     assert.throws(() => parseAuthzRequest('[]'), /not a JSON object/);
     assert.throws(() => parseAuthzRequest('{"User":"a"}'), /RequestMethod or RequestUri missing/);
   });
+
+  it('refuses a create the policy allows when the image is private to another user, and audits it as berth', async () => {
+    const h = harness();
+    const a = new Authorizer({
+      ...(h.authorizer as unknown as { d: AuthorizerDeps }).d,
+      imageRefusal: async (body, uid) => (body?.includes('secret') && uid === 2001 ? 'image secret is private' : undefined),
+    });
+    const create = (image: string) => req({ method: 'POST', uri: '/v1.41/containers/create', body: JSON.stringify({ Image: image }) });
+    assert.deepEqual(await a.request(create('reg/secret@sha256:1')), { Allow: false, Msg: 'image secret is private' });
+    assert.equal(h.audit.at(-1)!.policy, 'berth');
+    assert.deepEqual(await a.request(create('reg/open:1')), { Allow: true });
+  });
 });

@@ -28,6 +28,8 @@ export interface AuthorizerDeps {
   /** the container's full id and the berth job in its labels, undefined when there is no such container */
   container(idOrName: string): Promise<{ id: string; jobId?: string } | undefined>;
   execContainer(execId: string): Promise<string | undefined>;
+  /** why a container_create body's image may not be used by uid (private to other users), or undefined */
+  imageRefusal?(bodyText: string | undefined, uid: number): Promise<string | undefined>;
   audit: AuditSink;
   log: Logger;
   now?: () => Date;
@@ -66,6 +68,10 @@ export class Authorizer {
 
     const ctx = await this.d.contextFor(job);
     const verdict = this.d.decide(mapped.action, req.body, req.uri, req.headers['content-type'], ctx);
+    if (verdict.allow && mapped.action === 'container_create' && this.d.imageRefusal) {
+      const refused = await this.d.imageRefusal(req.body, job.uid);
+      if (refused) return finish(false, req.user, job.jobId, 'berth', refused);
+    }
     return finish(verdict.allow, req.user, job.jobId, verdict.policy, verdict.reason, verdict.allow ? undefined : this.d.formatDenial(verdict));
   }
 

@@ -3,6 +3,8 @@
 // dockerd, which asks the plugin about every request), per-job certificates, the audit log.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ImageAccess } from '../images/image-access';
+import { createBodyImage, privateImageRefusal } from '../images/private-image-gate';
 import { agentSockets } from '../../shared/paths';
 import type { AgentConfig } from '../config';
 import { LABEL } from '../containers/labels';
@@ -59,6 +61,8 @@ export async function startAuthzPlugin(opts: {
   engine: ContainerEngine & ExecEngine;
   identities: IdentityResolver;
   jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void };
+  /** private images (pulled with a user's own login) and the names a local image carries */
+  images: { access: ImageAccess; repoDigests(ref: string): Promise<string[]> };
   log: Logger;
 }): Promise<{ close(): Promise<void> }> {
   const { config, ca, engine, identities, jobs, policy } = opts;
@@ -98,6 +102,10 @@ export async function startAuthzPlugin(opts: {
       return { id: c.id, jobId: c.labels[LABEL.node] === config.node ? c.labels[LABEL.jobId] : undefined };
     },
     execContainer: (id) => engine.execContainerId(id),
+    imageRefusal: async (body, uid) => {
+      const image = createBodyImage(body);
+      return image === undefined ? undefined : privateImageRefusal(image, uid, opts.images.access, opts.images.repoDigests);
+    },
     audit: new AuditLog(authz.auditFile),
     log,
   });

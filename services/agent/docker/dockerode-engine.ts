@@ -41,6 +41,16 @@ export class DockerodeEngine implements Engine {
     }
   }
 
+  /** the repository@digest names of the local image REF (a name, tag, digest or id); [] when absent */
+  async imageRepoDigests(ref: string): Promise<string[]> {
+    try {
+      return (await this.docker.getImage(ref).inspect()).RepoDigests ?? [];
+    } catch (err) {
+      if (engineStatus(err) === 404) return [];
+      throw err;
+    }
+  }
+
   async listImages(): Promise<CachedImage[]> {
     const list = await this.docker.listImages({ all: false });
     return list.map((i) => ({ id: i.Id, repoDigests: i.RepoDigests ?? [], repoTags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), sizeBytes: i.Size, created: i.Created }));

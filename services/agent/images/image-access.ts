@@ -11,6 +11,8 @@ export interface ImageAccess {
   allowed(digestRef: string): ReadonlySet<number> | undefined;
   /** records that uid could read digestRef with their own credentials */
   grant(digestRef: string, uid: number): void;
+  /** a fresh pull with uid's own credentials: private to uid alone */
+  reset(digestRef: string, uid: number): void;
   forget(digestRef: string): void;
 }
 
@@ -24,6 +26,10 @@ export class MemoryImageAccess implements ImageAccess {
     if (set.has(uid)) return;
     set.add(uid);
     this.entries.set(digestRef, set);
+    this.changed();
+  }
+  reset(digestRef: string, uid: number): void {
+    this.entries.set(digestRef, new Set([uid]));
     this.changed();
   }
   forget(digestRef: string): void {

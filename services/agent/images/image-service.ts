@@ -81,8 +81,10 @@ export class ImageService {
       const flight = `${digestRef}\0${auth?.source ?? ''}\0${auth?.username ?? ''}`;
       const result = await this.pulls.do(flight, async () => {
         const got = await this.pull(ref, digestRef, viaMirrors, creds.lookup, auth, opts, log, began);
-        // marked private before any caller sharing this pull goes on to checkPrivate
-        if (auth && opts.user && creds.isUsers(auth)) this.access.grant(digestRef, opts.user.uid);
+        // marked private (or public) before any caller sharing this pull goes on to checkPrivate;
+        // a fresh pull replaces what an earlier copy of the image was known to allow
+        if (auth && opts.user && creds.isUsers(auth)) this.access.reset(digestRef, opts.user.uid);
+        else this.access.forget(digestRef);
         return got;
       });
       localRef = result.value;
