@@ -5,14 +5,18 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { node, sandbox } from '../support/stack';
-import { run } from '../support/slurm';
+import { run, waitFor } from '../support/slurm';
 
 describe('berth pull across nodes', { timeout: 120_000 }, () => {
   it('pre-stages the image on every node, one fetch per blob per node', async () => {
     const image = sandbox().demoImage;
     for (const n of ['n1', 'n2', 'n3']) {
       const d = ['-H', `unix://${node(n).dockerSocket}`];
-      for (const id of run('docker', [...d, 'images', '-q', '--no-trunc', '--filter', 'reference=127.0.0.1:5000/berth/demo']).stdout.split('\n').filter(Boolean)) {
+      // jobs an earlier test cancelled may still be in their epilogs: their containers keep
+      // the image (and its blobs) on the node
+      waitFor(`no containers left on ${n}`, () => run('docker', [...d, 'ps', '-aq']).stdout.trim() === '' || undefined, 90_000);
+      // every image of the sandbox registry: others (benchmark, tag-moved) share the demo's layer
+      for (const id of run('docker', [...d, 'images', '-q', '--no-trunc', '--filter', 'reference=127.0.0.1:5000/berth/*']).stdout.split('\n').filter(Boolean)) {
         run('docker', [...d, 'rmi', '-f', id]);
       }
     }
