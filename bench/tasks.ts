@@ -1,0 +1,44 @@
+// Per-task cost of berth exec (issue #5): inside one 2-node allocation with 8 tasks per node,
+// `srun berth exec -- true` against `srun true` (no container), interleaved, medians of N;
+// then each task's berth exec client measured by /usr/bin/time: peak RSS and CPU time.
+//   npm run bench:tasks [-- --runs 8]
+import { readFileSync, writeFileSync, chownSync } from 'node:fs';
+import path from 'node:path';
+import { sandbox } from '../test/support/stack';
+import { jobDir, jobIdFrom, jobState, run, waitFor } from '../test/support/slurm';
+
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 8;
+const dir = jobDir('alice', 'bench-tasks');
+const out = path.join(dir, 'bench.out');
+const script = path.join(dir, 'bench.sh');
+writeFileSync(script, `#!/bin/sh
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+srun -O --ntasks-per-node=8 berth exec -- true  # warm the image user files and the page cache
+i=0
+while [ $i -lt ${runs} ]; do
+  t0=$(ms); srun -O --ntasks-per-node=8 true; t1=$(ms); srun -O --ntasks-per-node=8 berth exec -- true; t2=$(ms)
+  echo "plain $((t1 - t0))"; echo "berth $((t2 - t1))"
+  i=$((i + 1))
+done
+srun -O --ntasks-per-node=8 /usr/bin/time -f 'task %M %U %S %e' berth exec -- true 2>&1
+`, { mode: 0o755 });
+chownSync(script, 2001, 2001);
+const sub = run('sbatch', ['-N2', '-n16', '-O', `--container-image=${sandbox().demoImage}`, '-o', out, script], { user: 'alice', cwd: dir });
+if (sub.code !== 0) throw new Error(`sbatch failed: ${sub.stderr}`);
+const jobId = jobIdFrom(sub.stdout);
+waitFor(`job ${jobId}`, () => jobState(jobId) === '' || undefined, 600_000);
+const text = readFileSync(out, 'utf8');
+const col = (name: string) => text.split('\n').filter((l) => l.startsWith(`${name} `)).map((l) => l.split(' ').slice(1).map(Number));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const plain = median(col('plain').map((r) => r[0]!));
+const berth = median(col('berth').map((r) => r[0]!));
+const tasks = col('task');
+if (tasks.length !== 16 || !plain || !berth) throw new Error(`unexpected output:\n${text}`);
+const rss = median(tasks.map((t) => t[0]! / 1024));
+const cpu = median(tasks.map((t) => (t[1]! + t[2]!) * 1000));
+console.log(`srun -N2 --ntasks-per-node=8 berth exec -- true ÷ srun true, medians of ${runs}: ${berth} / ${plain} ms = ${(berth / plain).toFixed(2)}`);
+console.log(`berth exec client per task (16 tasks): peak RSS median ${rss.toFixed(1)} MB (max ${(Math.max(...tasks.map((t) => t[0]!)) / 1024).toFixed(1)}), CPU time median ${cpu.toFixed(0)} ms (user+sys)`);
+console.log(`for 128 tasks on one node that is about ${(rss * 128 / 1024).toFixed(1)} GB of client RSS and ${(cpu * 128 / 1000).toFixed(1)} CPU-seconds per step`);
