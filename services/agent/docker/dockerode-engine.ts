@@ -22,33 +22,27 @@ export class DockerodeEngine implements Engine {
     await this.docker.ping();
   }
 
-  async imagePresent(ref: string): Promise<boolean> {
+  /** the local image REF (a name, tag, digest or id); undefined when dockerd has none */
+  private async inspectImage(ref: string): Promise<Docker.ImageInspectInfo | undefined> {
     try {
-      await this.docker.getImage(ref).inspect();
-      return true;
-    } catch (err) {
-      if (engineStatus(err) === 404) return false;
-      throw err;
-    }
-  }
-
-  async imageId(ref: string): Promise<string | undefined> {
-    try {
-      return (await this.docker.getImage(ref).inspect()).Id;
+      return await this.docker.getImage(ref).inspect();
     } catch (err) {
       if (engineStatus(err) === 404) return undefined;
       throw err;
     }
   }
 
+  async imagePresent(ref: string): Promise<boolean> {
+    return (await this.inspectImage(ref)) !== undefined;
+  }
+
+  async imageId(ref: string): Promise<string | undefined> {
+    return (await this.inspectImage(ref))?.Id;
+  }
+
   /** the repository@digest names of the local image REF (a name, tag, digest or id); [] when absent */
   async imageRepoDigests(ref: string): Promise<string[]> {
-    try {
-      return (await this.docker.getImage(ref).inspect()).RepoDigests ?? [];
-    } catch (err) {
-      if (engineStatus(err) === 404) return [];
-      throw err;
-    }
+    return (await this.inspectImage(ref))?.RepoDigests ?? [];
   }
 
   async listImages(): Promise<CachedImage[]> {
