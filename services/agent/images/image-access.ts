@@ -48,9 +48,8 @@ export class FileImageAccess extends MemoryImageAccess {
       const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, number[]>;
       for (const [ref, uids] of Object.entries(parsed)) if (Array.isArray(uids)) this.entries.set(ref, new Set(uids.filter(Number.isInteger)));
     } catch (err) {
-      // lost file: the next job of each user is checked with the registry again — unless the
-      // file was torn, in which case every cached private image must be re-checked, which
-      // the empty map cannot express; fail closed by refusing to start instead
+      // no file: nothing is private yet. An unreadable one would make private images look
+      // public, so berthd stops with the reason instead (it is written by rename, never torn).
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${this.file} is unreadable (${(err as Error).message}); fix or remove it and remove the private images it listed`);
     }
   }

@@ -25,6 +25,11 @@ export interface EnsuredImage {
   millis: number;
 }
 
+/** who a registry call speaks as: callers with different credentials never share one */
+function credentialKey(auth: RegistryAuth | undefined): string {
+  return auth ? `${auth.source}\0${auth.username ?? ''}` : '';
+}
+
 export interface EnsureOptions {
   /** hears the pull this call starts; a call joining a pull in flight only hears its end */
   onProgress?: ProgressSink;
@@ -58,7 +63,7 @@ export class ImageService {
     if (!digest) {
       try {
         // concurrent prologues for one tag share one registry round trip (per credential)
-        digest = (await this.resolves.do(`${ref.text}\0${auth?.source ?? ''}\0${auth?.username ?? ''}`, () => this.resolver.resolveDigest(ref.text, auth))).value;
+        digest = (await this.resolves.do(`${ref.text}\0${credentialKey(auth)}`, () => this.resolver.resolveDigest(ref.text, auth))).value;
         confirmed = true;
       } catch (err) {
         throw classifyRegistryError(ref, err);
@@ -78,7 +83,7 @@ export class ImageService {
       const log = this.log.child({ image: digestRef });
       // one pull per digest and credential: a pull another caller started anonymously (or
       // with their own login) must not decide for one who brings different credentials
-      const flight = `${digestRef}\0${auth?.source ?? ''}\0${auth?.username ?? ''}`;
+      const flight = `${digestRef}\0${credentialKey(auth)}`;
       const result = await this.pulls.do(flight, async () => {
         const got = await this.pull(ref, digestRef, viaMirrors, creds.lookup, auth, opts, log, began);
         // marked private (or public) before any caller sharing this pull goes on to checkPrivate;
