@@ -70,6 +70,16 @@ export const configSchema = z.object({
   mirrors: z.record(z.string().min(1), z.array(z.string().min(1))).default({}),
   /** image cache garbage collection (least recently used first, between two disk watermarks) */
   imageGc: imageGcSchema.default({}),
+  /** what a job gets when the user gives no --[no-]container-mount-home / --container-readonly */
+  containerDefaults: z.object({
+    mountHome: z.boolean().default(true),
+    readOnly: z.boolean().default(false),
+  }).strict().default({}),
+  /** users' --container-mounts: off with enabled=false; sources under these paths are refused */
+  userMounts: z.object({
+    enabled: z.boolean().default(true),
+    deniedPrefixes: z.array(absolutePath).default(['/proc', '/sys', '/dev', '/run', '/boot', '/etc']),
+  }).strict().default({}),
   /** Docker API access for job users through berth's AuthZ plugin; off when absent */
   authz: authzSchema.optional(),
 }).strict();

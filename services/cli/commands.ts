@@ -57,6 +57,10 @@ async function parse(args: string[]): Promise<number> {
       const siteRegistries = siteRegistriesFromEnv(a['site-registries'] !== undefined ? { BERTH_SITE_REGISTRIES: a['site-registries'] } : env);
       code = await runResolve(a.image, out, (s) => void process.stderr.write(s), { siteRegistries });
     })
+    .command('submit-check', 'Check --container-* options as sbatch/salloc/srun do (run by the SPANK plugin): reads BERTH_CONTAINER_* variables, prints NAME=VALUE lines for the prolog', (y) => y, async () => {
+      const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('./submit-check'), import('./resolve')]);
+      code = await runSubmitCheck(env, out, (s) => void process.stderr.write(s), { resolve: { siteRegistries: siteRegistriesFromEnv(env) } });
+    })
     .command('jobs', "List the container jobs a node's agent holds", (y) => y
       .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {

@@ -6,6 +6,9 @@ import os from 'node:os';
 import { agentTarget, type AgentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
 import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
+import { optionsFromEnv } from '../shared/container-options';
+
+const TOGGLE = (b: boolean | undefined): 'TOGGLE_UNSPECIFIED' | 'TOGGLE_ON' | 'TOGGLE_OFF' => (b === undefined ? 'TOGGLE_UNSPECIFIED' : b ? 'TOGGLE_ON' : 'TOGGLE_OFF');
 
 const RETRY_DELAYS_MS = [100, 250, 500, 1000];
 
@@ -31,6 +34,8 @@ export function allocationOnNode(env: Env): { cpus: number; memoryBytes: number 
 
 export function prologueRequest(env: Env) {
   const { cpus, memoryBytes } = allocationOnNode(env);
+  // the --container-* options the plugin passed on (checked at submit; berthd checks again)
+  const o = optionsFromEnv(env, 'SPANK_');
   return {
     jobId: env.SLURM_JOB_ID ?? '',
     uid: Number(env.SLURM_JOB_UID ?? NaN),
@@ -45,6 +50,12 @@ export function prologueRequest(env: Env) {
     numNodes: num(env.SLURM_JOB_NUM_NODES),
     partition: env.SLURM_JOB_PARTITION ?? '',
     account: env.SLURM_JOB_ACCOUNT ?? '',
+    userMounts: o.mounts,
+    containerWorkdir: o.workdir,
+    envNames: o.envNames,
+    containerName: o.name,
+    mountHome: TOGGLE(o.mountHome),
+    readOnly: TOGGLE(o.readOnly),
   };
 }
 

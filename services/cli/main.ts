@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // berth CLI entry. slurmd runs `berth hook prolog|epilog` for every job on every node, so a
 // job without a container returns before anything heavy is loaded; srun runs `berth exec`
-// once per task and sbatch runs `berth resolve` per submission, so they skip the option parser.
+// once per task and sbatch runs `berth submit-check` per submission, so they skip the option parser.
 import { containerImage } from './slurm-env';
 
 async function main(args: string[]): Promise<number> {
@@ -18,6 +18,10 @@ async function main(args: string[]): Promise<number> {
   if (args[0] === 'resolve' && args.length === 2 && !args[1]!.startsWith('-')) {
     const { runResolve, siteRegistriesFromEnv } = await import('./resolve');
     return runResolve(args[1]!, (s) => process.stdout.write(s), (s) => process.stderr.write(s), { siteRegistries: siteRegistriesFromEnv(process.env) });
+  }
+  if (args[0] === 'submit-check' && args.length === 1) {
+    const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('./submit-check'), import('./resolve')]);
+    return runSubmitCheck(process.env, (s) => process.stdout.write(s), (s) => process.stderr.write(s), { resolve: { siteRegistries: siteRegistriesFromEnv(process.env) } });
   }
   const { runCli } = await import('./commands');
   return runCli(args);

@@ -23,7 +23,7 @@ describe('job container spec', () => {
 
   it('has a deterministic name and labels that rebuild the job', () => {
     assert.equal(s.name, 'berth-n1-job-42');
-    assert.deepEqual(jobFromLabels(s.body.Labels as Record<string, string>), identity);
+    assert.deepEqual(jobFromLabels(s.body.Labels as Record<string, string>), { ...identity, containerWorkdir: '', envNames: [], name: '', mountTargets: [] });
     assert.equal((s.body.Labels as Record<string, string>)[LABEL.agentVersion], '0.1.0');
   });
 

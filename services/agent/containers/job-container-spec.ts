@@ -27,6 +27,12 @@ export interface JobContainerInput {
   memlockBytes: number;
   /** host files holding the image's passwd and group plus the job user's entries */
   userFiles: { passwd: string; group: string };
+  /** the user's own mounts and home (checked: user-options.ts) */
+  userMounts?: readonly SiteMount[];
+  /** read-only root file system (--container-readonly); /tmp is then a private tmpfs */
+  readOnly?: boolean;
+  /** --container-workdir: the container's working directory */
+  workingDir?: string;
 }
 
 export function buildJobContainerSpec(input: JobContainerInput): ContainerCreateSpec {
@@ -37,7 +43,7 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
     `${input.userFiles.group}:/etc/group:ro`,
   ];
   if (id.workDir) binds.push(`${id.workDir}:${id.workDir}`);
-  for (const m of input.mounts) if (m.target !== id.workDir) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
+  for (const m of [...input.mounts, ...(input.userMounts ?? [])]) if (m.target !== id.workDir) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
   const hostConfig: Record<string, unknown> = {
     NetworkMode: 'host',
     Binds: binds,
@@ -52,6 +58,10 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
     AutoRemove: false,
     Init: false,
   };
+  if (input.readOnly) {
+    hostConfig.ReadonlyRootfs = true;
+    hostConfig.Tmpfs = { '/tmp': 'rw,nosuid,nodev,mode=1777' };
+  }
   if (input.cpus > 0) hostConfig.NanoCpus = input.cpus * 1_000_000_000;
   if (input.memoryBytes > 0) {
     hostConfig.Memory = input.memoryBytes;
@@ -64,7 +74,7 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
       Entrypoint: [INIT_PATH, 'pause'],
       Cmd: [],
       User: `${id.uid}:${id.gid}`,
-      WorkingDir: id.workDir || '/',
+      WorkingDir: input.workingDir || id.workDir || '/',
       Env: [`BERTH_JOB_ID=${id.jobId}`, `SLURM_JOB_ID=${id.jobId}`],
       Labels: jobLabels(id),
       AttachStdin: false,

@@ -13,6 +13,11 @@ export const LABEL = {
   imageDigest: 'io.berth.image.digest',
   workDir: 'io.berth.work-dir',
   startTime: 'io.berth.start-time',
+  // the user's --container-* options that steps need after a restart of berthd
+  containerWorkdir: 'io.berth.container.workdir',
+  envNames: 'io.berth.container.env',
+  name: 'io.berth.container.name',
+  mountTargets: 'io.berth.container.mount-targets',
   agentVersion: 'io.berth.agent.version',
 } as const;
 
@@ -28,6 +33,14 @@ export interface JobIdentity {
   imageDigest: string;
   workDir: string;
   startTime: string;
+  /** --container-workdir: where steps start ('' = the client's cwd) */
+  containerWorkdir?: string;
+  /** --container-env: host variables steps take from the client */
+  envNames?: string[];
+  /** --container-name */
+  name?: string;
+  /** targets of the user's mounts and home: directories a step may start in */
+  mountTargets?: string[];
 }
 
 export function jobContainerName(node: string, jobId: string): string {
@@ -47,6 +60,10 @@ export function jobLabels(id: JobIdentity): Record<string, string> {
     [LABEL.workDir]: id.workDir,
     [LABEL.startTime]: id.startTime,
     [LABEL.agentVersion]: AGENT_VERSION,
+    ...(id.containerWorkdir ? { [LABEL.containerWorkdir]: id.containerWorkdir } : {}),
+    ...(id.envNames?.length ? { [LABEL.envNames]: id.envNames.join(',') } : {}),
+    ...(id.name ? { [LABEL.name]: id.name } : {}),
+    ...(id.mountTargets?.length ? { [LABEL.mountTargets]: id.mountTargets.join(',') } : {}),
   };
 }
 
@@ -68,5 +85,13 @@ export function jobFromLabels(labels: Record<string, string>): JobIdentity | und
     imageDigest: get(LABEL.imageDigest) ?? '',
     workDir: get(LABEL.workDir) ?? '',
     startTime: get(LABEL.startTime) ?? '',
+    containerWorkdir: get(LABEL.containerWorkdir) ?? '',
+    envNames: list(get(LABEL.envNames)),
+    name: get(LABEL.name) ?? '',
+    mountTargets: list(get(LABEL.mountTargets)),
   };
+}
+
+function list(text: string | undefined): string[] {
+  return (text ?? '').split(',').filter(Boolean);
 }

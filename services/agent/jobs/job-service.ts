@@ -5,7 +5,8 @@ import path from 'node:path';
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { AccountingLog } from '../accounting/accounting-log';
 import { toAccountingRecord } from '../accounting/accounting-log';
-import type { AgentConfig } from '../config';
+import { type AgentConfig, dockerSocketPath } from '../config';
+import { applyUserOptions } from '../containers/user-options';
 import { expandDevices } from '../containers/devices';
 import { buildJobContainerSpec } from '../containers/job-container-spec';
 import { type JobIdentity, jobContainerName, jobFromLabels, LABEL } from '../containers/labels';
@@ -115,6 +116,10 @@ export class JobService {
       this.d.allocations?.allocation(req.jobId, config.node),
     ]);
     lap('lookupMillis');
+    const applied = applyUserOptions(req.jobId, req.options, { uid: req.uid, gids: [req.gid, ...user.groups.map((g) => g.gid)], home: user.home }, req.workDir, {
+      defaults: config.containerDefaults, userMounts: config.userMounts, siteMounts: config.mounts,
+      protectedPaths: [config.runDir, config.stateDir, dockerSocketPath(config), path.dirname(config.initBinary)],
+    });
     const identity: JobIdentity = {
       jobId: req.jobId,
       node: config.node,
@@ -125,6 +130,10 @@ export class JobService {
       imageDigest: image.digestRef,
       workDir: req.workDir,
       startTime: this.now().toISOString(),
+      containerWorkdir: applied.workdir,
+      envNames: applied.envNames,
+      name: applied.name,
+      mountTargets: applied.mountTargets,
     };
     // per-job passwd and group, bind-mounted read-only over the image's
     const base = await this.d.imageUserFiles.get(image.localRef);
@@ -145,6 +154,9 @@ export class JobService {
       initBinary: config.initBinary,
       memlockBytes: this.d.memlockBytes,
       userFiles,
+      userMounts: applied.mounts,
+      readOnly: applied.readOnly,
+      workingDir: applied.workdir,
     });
     if (this.d.admit) {
       const verdict = this.d.admit(spec.body, {
@@ -154,7 +166,7 @@ export class JobService {
           jobId: req.jobId, uid: req.uid, gid: req.gid, cpus: alloc?.cpus || req.cpus, memoryBytes: alloc?.memoryBytes || req.memoryBytes,
           devices: (spec.body.HostConfig as { Devices: { PathOnHost: string }[] }).Devices.map((d) => d.PathOnHost),
           // berth's own files (berth-init, the per-job passwd and group) and the job's directories
-          mountPrefixes: [config.initBinary, jobDir, req.workDir, ...config.mounts.map((m) => m.source)].filter(Boolean),
+          mountPrefixes: [config.initBinary, jobDir, req.workDir, ...config.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
           groupIds: user.groups.map((g) => g.gid),
         },
       });

@@ -1,6 +1,7 @@
 // Checks a JobPrologue request before anything is made for it.
 import path from 'node:path';
 import { BerthError } from '../../shared/errors';
+import { type ContainerOptions, formatMounts, OptionError, parseContainerName, parseEnvNames, parseMounts, parseWorkdir } from '../../shared/container-options';
 
 export interface PrologueInput {
   jobId: string;
@@ -13,6 +14,8 @@ export interface PrologueInput {
   workDir: string;
   cpus: number;
   memoryBytes: number;
+  /** the user's --container-* options */
+  options?: ContainerOptions;
 }
 
 export function checkPrologueRequest(req: PrologueInput): void {
@@ -25,6 +28,19 @@ export function checkPrologueRequest(req: PrologueInput): void {
   }
   if (!req.user) bad('the job has no user name (SLURM_JOB_USER)');
   if (!req.image) bad('no container image was requested');
+  if (req.options) {
+    // the same rules as at submit: a request that did not come through the plugin is held to them too
+    try {
+      const o = req.options;
+      parseMounts(formatMounts(o.mounts));
+      parseWorkdir(o.workdir);
+      parseEnvNames(o.envNames.join(','));
+      parseContainerName(o.name);
+    } catch (err) {
+      if (err instanceof OptionError) bad(err.message);
+      throw err;
+    }
+  }
   if (req.workDir && (!path.isAbsolute(req.workDir) || path.normalize(req.workDir) !== req.workDir.replace(/\/+$/, '') && req.workDir !== '/')) {
     bad(`working directory '${req.workDir}' must be an absolute, normalized path`);
   }

@@ -64,6 +64,11 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
       requireRoot(caller, 'JobPrologue');
       const res = await d.jobs.prologue({
         jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
+        options: {
+          mounts: r.userMounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
+          workdir: r.containerWorkdir, envNames: r.envNames, name: r.containerName,
+          mountHome: toggle(r.mountHome), readOnly: toggle(r.readOnly),
+        },
       });
       return { job: toProtoJob(res.job), alreadyPrepared: res.alreadyPrepared, pullMillis: res.pullMillis };
     }),
@@ -180,4 +185,8 @@ function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStre
       step.abort(d.stopGraceMs);
     }
   });
+}
+
+function toggle(t: string): boolean | undefined {
+  return t === 'TOGGLE_ON' ? true : t === 'TOGGLE_OFF' ? false : undefined;
 }

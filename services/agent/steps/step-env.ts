@@ -4,17 +4,19 @@
 const FORWARDED = /^(SLURM_|SLURMD_|SRUN_|PMI_|PMIX_|OMPI_|PRTE_|PMIX|HYDRA_|I_MPI_|MPI_|MPICH_|UCX_|FI_|NCCL_|OMP_|LANG$|LC_|TERM$|TZ$|CUDA_VISIBLE_DEVICES$)/;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function forwardedEnv(env: readonly string[]): string[] {
+/** `extra`: names the job asked for with --container-env, forwarded whatever they are */
+export function forwardedEnv(env: readonly string[], extra: readonly string[] = []): string[] {
   const out: string[] = [];
   for (const kv of env) {
     const eq = kv.indexOf('=');
     if (eq <= 0) continue;
     const name = kv.slice(0, eq);
-    if (NAME.test(name) && FORWARDED.test(name)) out.push(kv);
+    if (NAME.test(name) && (FORWARDED.test(name) || extra.includes(name))) out.push(kv);
   }
   return out;
 }
 
-export function stepEnv(clientEnv: readonly string[], user: { name: string; home: string }): string[] {
-  return [...forwardedEnv(clientEnv), `USER=${user.name}`, `LOGNAME=${user.name}`, `HOME=${user.home}`];
+export function stepEnv(clientEnv: readonly string[], user: { name: string; home: string }, extra: readonly string[] = []): string[] {
+  const base = [`USER=${user.name}`, `LOGNAME=${user.name}`, `HOME=${user.home}`].filter((kv) => !extra.includes(kv.slice(0, kv.indexOf('='))));
+  return [...forwardedEnv(clientEnv, extra), ...base];
 }

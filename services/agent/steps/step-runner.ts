@@ -140,7 +140,7 @@ export class StepRunner {
 
   /** The step's directory must exist in the container: mounted, or present in the image. */
   private async checkCwd(job: JobRecord, cwd: string): Promise<void> {
-    if (within(cwd, job.workDir) || this.mountTargets.some((t) => within(cwd, t))) return;
+    if (within(cwd, job.workDir) || [...this.mountTargets, ...(job.mountTargets ?? [])].some((t) => within(cwd, t))) return;
     if (await this.engine.pathExists(job.containerId, cwd).catch(() => true)) return;
     throw new BerthError('INVALID_REQUEST', `the current directory ${cwd} does not exist in the container of job ${job.jobId}: cd into the job's working directory (${job.workDir || '/'}) or a site mount first`);
   }
@@ -150,7 +150,8 @@ export class StepRunner {
       throw new BerthError('JOB_NOT_RUNNING', `job ${job.jobId} has no running container on ${job.node} (state ${job.state}${job.error ? `: ${job.error}` : ''})`);
     }
     if (req.argv.length === 0 || req.argv[0] === '') throw new BerthError('INVALID_REQUEST', 'no command given: use berth exec -- CMD [ARGS...]');
-    const cwd = req.cwd || job.workDir || '/';
+    // --container-workdir wins over the client's directory, as with pyxis
+    const cwd = job.containerWorkdir || req.cwd || job.workDir || '/';
     if (!cwd.startsWith('/')) throw new BerthError('INVALID_REQUEST', `working directory '${cwd}' is not an absolute path`);
     await this.checkCwd(job, cwd);
     const log = this.log.child({ job: job.jobId, step: req.stepId, task: req.taskId });
@@ -161,7 +162,7 @@ export class StepRunner {
         cmd: [INIT_PATH, 'exec', '--', ...req.argv],
         user: `${job.uid}:${job.gid}`,
         workingDir: cwd,
-        env: [...stepEnv(req.env, user), ...this.jobEnv(job.jobId)],
+        env: [...stepEnv(req.env, user, job.envNames), ...this.jobEnv(job.jobId)],
         tty: req.tty,
       });
       stream = await handle.start();

@@ -1,0 +1,49 @@
+// `berth submit-check`: what the SPANK plugin runs, as the submitting user, when sbatch,
+// salloc or srun is given --container-* options (or their BERTH_CONTAINER_* variables; the
+// plugin passes the values that won in those variables). It checks every value, pins the
+// image to its digest (`berth resolve`) and checks that the user can reach each mount source,
+// then prints NAME=VALUE lines that the plugin hands to the prolog (SPANK_NAME there).
+// A bad value exits 1 with one line saying what was wrong and what to do.
+import os from 'node:os';
+import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, optionsToEnv } from '../shared/container-options';
+import { reachablePath } from '../shared/path-access';
+import { runResolve, type ResolveOptions } from './resolve';
+
+export const REQUESTED_IMAGE_ENV = 'BERTH_CONTAINER_IMAGE_REQUESTED';
+
+export interface SubmitCheckDeps {
+  resolve?: ResolveOptions;
+  who?: { uid: number; gids: number[] };
+}
+
+function anyOptionSet(o: ContainerOptions): boolean {
+  return o.mounts.length > 0 || o.workdir !== '' || o.envNames.length > 0 || o.name !== '' || o.mountHome !== undefined || o.readOnly !== undefined;
+}
+
+export async function runSubmitCheck(env: Record<string, string | undefined>, out: (s: string) => void, err: (s: string) => void, deps: SubmitCheckDeps = {}): Promise<number> {
+  let opts: ContainerOptions;
+  try {
+    opts = optionsFromEnv(env);
+    const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
+    opts.mounts = opts.mounts.map((m) => ({ ...m, source: reachablePath(m.source, who, `--container-mounts source`) }));
+    if (opts.mountHome && !os.userInfo().homedir) throw new OptionError('--container-mount-home: you have no home directory');
+  } catch (e) {
+    if (!(e instanceof OptionError)) throw e;
+    err(`berth: ${e.message}\n`);
+    return 1;
+  }
+  const image = (env[OPTION_ENV.image] ?? '').trim();
+  if (!image) {
+    if (anyOptionSet(opts)) {
+      err(`berth: --container-mounts, --container-workdir, --container-env, --container-name, --container-mount-home and --container-readonly need --container-image (or ${OPTION_ENV.image}); add the image the job should run in\n`);
+      return 1;
+    }
+    return 0;
+  }
+  let pinned = '';
+  const code = await runResolve(image, (s) => (pinned += s), err, deps.resolve);
+  if (code !== 0) return code;
+  const lines = { [OPTION_ENV.image]: pinned.trim(), [REQUESTED_IMAGE_ENV]: image, ...optionsToEnv(opts) };
+  out(Object.entries(lines).map(([k, v]) => `${k}=${v}\n`).join(''));
+  return 0;
+}

@@ -1,0 +1,93 @@
+// The pyxis-named option family through the real Slurm: values checked at submit (a bad one
+// fails sbatch/srun in the terminal, drains nothing), the environment-variable equivalents,
+// and what a job made with them gets: mounts, working directory, variables, read-only root,
+// home or no home.
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { sandbox, uidOf } from '../support/stack';
+import { jobDir, run } from '../support/slurm';
+
+/** a file in alice's home outside any job directory: seen in a container only when home is mounted */
+function homeMarker(): void {
+  const f = '/home/alice/.berth-home-marker';
+  writeFileSync(f, 'home\n');
+  chownSync(f, uidOf('alice'), uidOf('alice'));
+}
+
+const PATH = '/usr/local/bin:/usr/bin:/bin';
+
+describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
+  const image = sandbox().demoImage;
+  homeMarker();
+
+  it('fails sbatch and srun at once, with the reason, for a bad value, and drains nothing', () => {
+    const dir = jobDir('alice', 'bad-options');
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [[`--container-image=${image}`, '--container-mounts=data:/in'], {}, /mount source 'data' is not an absolute path/],
+      [[`--container-image=${image}`, '--container-mounts=/root:/in'], {}, /--container-mounts source \/root is not readable by uid \d+ \(mode 700/],
+      [[`--container-image=${image}`, '--container-mounts=/tmp:/proc/x'], {}, /under \/proc, which berth or the kernel provides/],
+      [[`--container-image=${image}`, '--container-workdir=work'], {}, /--container-workdir 'work' is not an absolute path/],
+      [[`--container-image=${image}`, '--container-env=A=1'], {}, /'A=1' is not an environment variable name/],
+      [[`--container-image=${image}`, '--container-name=../x'], {}, /--container-name '\.\.\/x' is not a valid name/],
+      [[`--container-image=${image}`, '--container-readonly', '--container-writable'], {}, /--container-writable and --container-readonly are given together/],
+      [['--container-mounts=/tmp:/in'], {}, /need --container-image \(or BERTH_CONTAINER_IMAGE\)/],
+      [[`--container-image=${image}`], { BERTH_CONTAINER_MOUNTS: '/tmp:/in:rx' }, /unknown flag 'rx'/],
+      [[], { BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_READONLY: 'perhaps' }, /BERTH_CONTAINER_READONLY='perhaps' is not a yes\/no value/],
+    ];
+    for (const [args, env, re] of cases) {
+      const s = run('sbatch', ['-N1', ...args, '-o', '/dev/null', '--wrap', 'true'], { user: 'alice', cwd: dir, env: { PATH, ...env } });
+      assert.notEqual(s.code, 0, `sbatch ${args.join(' ')} ${JSON.stringify(env)} was accepted`);
+      assert.doesNotMatch(s.stdout, /Submitted batch job/);
+      assert.match(s.stderr, re, `sbatch ${args.join(' ')}`);
+    }
+    const srun = run('srun', ['-N1', `--container-image=${image}`, '--container-workdir=rel', 'true'], { user: 'alice', cwd: dir, env: { PATH } });
+    assert.notEqual(srun.code, 0);
+    assert.match(srun.stderr, /--container-workdir 'rel' is not an absolute path/);
+    assert.equal(run('sinfo', ['-h', '-t', 'drain', '-o', '%N']).stdout.trim(), '', 'no node drained');
+  });
+
+  it('gives the job its mounts, working directory, variables, read-only root and no home, as asked', () => {
+    const dir = jobDir('alice', 'options');
+    const data = path.join(dir, 'data');
+    mkdirSync(data);
+    writeFileSync(path.join(data, 'hello'), 'hello from the host\n');
+    const uid = uidOf('alice');
+    chownSync(data, uid, uid);
+    chmodSync(data, 0o755);
+    const out = path.join(dir, 'out.txt');
+    const step = [
+      'echo "pwd=$(pwd)"', 'echo "hello=$(cat /in/hello)"', 'echo "myvar=${MYVAR:-unset} other=${OTHER:-unset}"',
+      'touch /in/w 2>/dev/null && echo in-writable || echo in-readonly',
+      'echo "root=$(grep \" / \" /proc/mounts | cut -d\" \" -f4 | cut -d, -f1)"',
+      'touch /tmp/w && echo tmp-writable',
+      `test -f /home/alice/.berth-home-marker && echo home-mounted || echo no-home`,
+    ].join('; ');
+    const s = run('sbatch', ['-N1', '--wait', `--container-image=${image}`, `--container-mounts=${data}:/in:ro`, '--container-workdir=/in',
+      '--container-env=MYVAR', '--container-readonly', '--no-container-mount-home', '--container-name=box', '-o', out,
+      '--wrap', `srun berth exec -- sh -c '${step}'`],
+    { user: 'alice', cwd: dir, env: { PATH, MYVAR: 'from-host', OTHER: 'not-forwarded' }, timeoutMs: 180_000 });
+    const text = readFileSync(out, 'utf8');
+    assert.equal(s.code, 0, `${s.stderr}\n${text}`);
+    assert.match(text, /^pwd=\/in$/m);
+    assert.match(text, /^hello=hello from the host$/m);
+    assert.match(text, /^myvar=from-host other=unset$/m);
+    assert.match(text, /^in-readonly$/m);
+    assert.match(text, /^root=ro$/m);
+    assert.match(text, /^tmp-writable$/m);
+    assert.match(text, /^no-home$/m);
+  });
+
+  it('takes the options from BERTH_CONTAINER_* variables, with the command line winning', () => {
+    const dir = jobDir('alice', 'options-env');
+    const out = path.join(dir, 'out.txt');
+    const s = run('sbatch', ['-N1', '--wait', '--container-workdir=/opt', '-o', out, '--wrap', `srun berth exec -- sh -c 'echo "pwd=$(pwd)"; test -f /home/alice/.berth-home-marker && echo home-mounted; echo root=$(grep \" / \" /proc/mounts | cut -d\" \" -f4 | cut -d, -f1)'`],
+      { user: 'alice', cwd: dir, env: { PATH, BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_WORKDIR: '/tmp', BERTH_CONTAINER_MOUNT_HOME: '1' }, timeoutMs: 180_000 });
+    const text = readFileSync(out, 'utf8');
+    assert.equal(s.code, 0, `${s.stderr}\n${text}`);
+    assert.match(text, /^pwd=\/opt$/m, 'the command line wins over BERTH_CONTAINER_WORKDIR');
+    assert.match(text, /^home-mounted$/m);
+    assert.match(text, /^root=rw$/m, 'writable unless asked otherwise');
+  });
+});

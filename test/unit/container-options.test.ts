@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { OptionError, optionsFromEnv, optionsToEnv, parseContainerName, parseEnvNames, parseMounts, parseToggle, parseWorkdir } from '../../services/shared/container-options';
+import { reachablePath } from '../../services/shared/path-access';
+import { applyUserOptions, type UserOptionRules } from '../../services/agent/containers/user-options';
+import { buildJobContainerSpec } from '../../services/agent/containers/job-container-spec';
+import { stepEnv } from '../../services/agent/steps/step-env';
+import { prologueRequest } from '../../services/cli/hook';
+import { runSubmitCheck } from '../../services/cli/submit-check';
+import { BerthError } from '../../services/shared/errors';
+
+describe('--container-mounts', () => {
+  it('reads SRC, SRC:DST and SRC:DST:ro, normalising trailing slashes', () => {
+    assert.deepEqual(parseMounts('/scratch, /data/in/:/in:ro,/a:/b:rw'), [
+      { source: '/scratch', target: '/scratch', readOnly: false },
+      { source: '/data/in', target: '/in', readOnly: true },
+      { source: '/a', target: '/b', readOnly: false },
+    ]);
+    assert.deepEqual(parseMounts(''), []);
+  });
+
+  it('refuses relative paths, dot-dot, unknown flags, empty entries and reserved or repeated targets, saying how to fix it', () => {
+    const bad: [string, RegExp][] = [
+      ['scratch:/s', /mount source 'scratch' is not an absolute path; write it from \//],
+      ['/a/../etc:/x', /contains '\.' or '\.\.'/],
+      ['/a:/b:rx', /unknown flag 'rx'; use ro/],
+      ['/a:/b,,/c', /empty entry/],
+      ['/a:/b:ro:x', /too many ':'/],
+      ['/a:/proc/x', /under \/proc, which berth or the kernel provides/],
+      ['/a:/', /the root of the container/],
+      ['/a:/etc/passwd', /\/etc\/passwd/],
+      ['/a:/d,/b:/d', /two things at \/d/],
+    ];
+    for (const [text, re] of bad) assert.throws(() => parseMounts(text), (e: unknown) => e instanceof OptionError && re.test(e.message), text);
+  });
+});
+
+describe('the other options', () => {
+  it('checks workdir, env names, container names and yes/no values', () => {
+    assert.equal(parseWorkdir('/work/'), '/work');
+    assert.throws(() => parseWorkdir('work'), /--container-workdir 'work' is not an absolute path/);
+    assert.deepEqual(parseEnvNames('OMP_NUM_THREADS, MY_VAR,OMP_NUM_THREADS'), ['OMP_NUM_THREADS', 'MY_VAR']);
+    assert.throws(() => parseEnvNames('A=1'), /'A=1' is not an environment variable name/);
+    assert.equal(parseContainerName('train-1.a'), 'train-1.a');
+    assert.throws(() => parseContainerName('-x'), /not a valid name/);
+    assert.throws(() => parseContainerName('a/b'), /not a valid name/);
+    assert.equal(parseToggle('yes', 'X'), true);
+    assert.equal(parseToggle('0', 'X'), false);
+    assert.equal(parseToggle('', 'X'), undefined);
+    assert.throws(() => parseToggle('maybe', 'BERTH_CONTAINER_READONLY'), /BERTH_CONTAINER_READONLY='maybe' is not a yes\/no value/);
+  });
+
+  it('round-trips through the BERTH_CONTAINER_* variables the plugin and the prolog use', () => {
+    const o = { mounts: [{ source: '/s', target: '/t', readOnly: true }], workdir: '/w', envNames: ['A', 'B'], name: 'n', mountHome: false, readOnly: true };
+    const env = optionsToEnv(o);
+    assert.deepEqual(env, { BERTH_CONTAINER_MOUNTS: '/s:/t:ro', BERTH_CONTAINER_WORKDIR: '/w', BERTH_CONTAINER_ENV: 'A,B', BERTH_CONTAINER_NAME: 'n', BERTH_CONTAINER_MOUNT_HOME: '0', BERTH_CONTAINER_READONLY: '1' });
+    assert.deepEqual(optionsFromEnv(Object.fromEntries(Object.entries(env).map(([k, v]) => ['SPANK_' + k, v])), 'SPANK_'), o);
+  });
+
+  it('reach the prolog request from the SPANK_ variables', () => {
+    const req = prologueRequest({
+      SLURM_JOB_ID: '7', SLURM_JOB_UID: '1000', SLURM_JOB_GID: '1000', SPANK_BERTH_CONTAINER_IMAGE: 'r/i@sha256:' + 'a'.repeat(64),
+      SPANK_BERTH_CONTAINER_MOUNTS: '/data:/in:ro', SPANK_BERTH_CONTAINER_WORKDIR: '/in', SPANK_BERTH_CONTAINER_ENV: 'FOO',
+      SPANK_BERTH_CONTAINER_NAME: 'box', SPANK_BERTH_CONTAINER_MOUNT_HOME: '0',
+    });
+    assert.deepEqual(req.userMounts, [{ source: '/data', target: '/in', readOnly: true }]);
+    assert.equal(req.containerWorkdir, '/in');
+    assert.deepEqual(req.envNames, ['FOO']);
+    assert.equal(req.containerName, 'box');
+    assert.equal(req.mountHome, 'TOGGLE_OFF');
+    assert.equal(req.readOnly, 'TOGGLE_UNSPECIFIED');
+  });
+});
+
+describe('mount sources the user can reach', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-reach-'));
+  chmodSync(dir, 0o755);
+  const open = path.join(dir, 'open');
+  const closed = path.join(dir, 'closed');
+  mkdirSync(path.join(closed, 'inner'), { recursive: true });
+  mkdirSync(open, { recursive: true });
+  chmodSync(open, 0o755);
+  chmodSync(closed, 0o700);
+  chmodSync(path.join(closed, 'inner'), 0o755);
+  writeFileSync(path.join(open, 'secret'), 'x', { mode: 0o600 });
+  symlinkSync(path.join(closed, 'inner'), path.join(open, 'link'));
+  const alice = { uid: 4242, gids: [4242] };
+
+  it('gives the real path of a directory everyone may enter', () => {
+    assert.equal(reachablePath(open + '/', alice), open);
+  });
+
+  it('refuses what is below a directory the user may not enter, also through a symbolic link', () => {
+    assert.throws(() => reachablePath(path.join(closed, 'inner'), alice), /may not enter .*closed \(mode 700\)/);
+    assert.throws(() => reachablePath(path.join(open, 'link'), alice), /may not enter .*closed/);
+  });
+
+  it('refuses a file the user may not read, and a path that does not exist', () => {
+    assert.throws(() => reachablePath(path.join(open, 'secret'), alice), /not readable by uid 4242 \(mode 600/);
+    assert.throws(() => reachablePath(path.join(open, 'nope'), alice), /does not exist; create it first/);
+  });
+
+  const rules: UserOptionRules = {
+    defaults: { mountHome: true, readOnly: false }, userMounts: { enabled: true, deniedPrefixes: ['/proc', '/etc'] },
+    protectedPaths: ['/var/lib/berth'], siteMounts: [{ source: '/scratch', target: '/scratch', readOnly: false }],
+  };
+  const opts = (over: object) => ({ mounts: [], workdir: '', envNames: [], name: '', ...over });
+  const refused = (fn: () => unknown, re: RegExp) => assert.throws(fn, (e: unknown) => e instanceof BerthError && e.code === 'MOUNT_REFUSED' && re.test(e.message));
+
+  it('applies the site defaults: home mounted unless the user says not', () => {
+    const a = applyUserOptions('9', undefined, { ...alice, home: open }, '', rules);
+    assert.deepEqual(a.mounts, [{ source: open, target: open, readOnly: false }]);
+    assert.equal(a.readOnly, false);
+    const b = applyUserOptions('9', opts({ mountHome: false, readOnly: true }), { ...alice, home: open }, '', rules);
+    assert.deepEqual(b.mounts, []);
+    assert.equal(b.readOnly, true);
+  });
+
+  it("refuses denied prefixes, berth's directories, taken targets and everything when turned off", () => {
+    const who = { ...alice, home: '' };
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: '/etc', target: '/x', readOnly: true }] }), who, '', rules), /is under \/etc, which this site does not let jobs mount/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: '/var', target: '/x', readOnly: true }] }), who, '', rules), /is above \/var\/lib\/berth/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: open, target: '/scratch', readOnly: true }] }), who, '', rules), /already a site mount/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: path.join(closed, 'inner'), target: '/x', readOnly: true }] }), who, '', rules), /^job 9: --container-mounts source .* may not enter/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: open, target: '/x', readOnly: true }] }), who, '', { ...rules, userMounts: { enabled: false, deniedPrefixes: [] } }), /turned off on this cluster/);
+  });
+
+  it('puts the checked mounts, read-only root, tmpfs and workdir into the container body', () => {
+    // '..' after a link is resolved as the kernel (and so dockerd) would: to the closed directory
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: open + '/link/..', target: '/in', readOnly: true }] }), { ...alice, home: '' }, '', rules), /link\/\.\. \(.*closed\) is not readable by uid 4242 \(mode 700/);
+    const s = buildJobContainerSpec({
+      identity: { jobId: '9', node: 'n1', uid: 4242, gid: 4242, user: 'a', imageRef: 'r/i:1', imageDigest: 'r/i@sha256:' + 'a'.repeat(64), workDir: '', startTime: '' },
+      image: 'r/i', supplementaryGids: [], cpus: 0, memoryBytes: 0, devices: [], mounts: [], initBinary: '/i', memlockBytes: -1,
+      userFiles: { passwd: '/p', group: '/g' }, userMounts: [{ source: open, target: '/in', readOnly: true }], readOnly: true, workingDir: '/in',
+    });
+    const hc = s.body.HostConfig as Record<string, unknown>;
+    assert.ok((hc.Binds as string[]).includes(`${open}:/in:ro`));
+    assert.equal(hc.ReadonlyRootfs, true);
+    assert.deepEqual(hc.Tmpfs, { '/tmp': 'rw,nosuid,nodev,mode=1777' });
+    assert.equal(s.body.WorkingDir, '/in');
+  });
+});
+
+describe('--container-env in steps', () => {
+  it('forwards the named host variables, over the defaults, and nothing else', () => {
+    const env = stepEnv(['FOO=1', 'BAR=2', 'HOME=/custom', 'SLURM_PROCID=3'], { name: 'alice', home: '/home/alice' }, ['FOO', 'HOME']);
+    assert.ok(env.includes('FOO=1'));
+    assert.ok(!env.some((e) => e.startsWith('BAR=')));
+    assert.ok(env.includes('HOME=/custom'));
+    assert.ok(!env.includes('HOME=/home/alice'));
+    assert.ok(env.includes('SLURM_PROCID=3'));
+  });
+});
+
+describe('berth submit-check', () => {
+  const run = async (env: Record<string, string>) => {
+    let out = '';
+    let err = '';
+    const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] } });
+    return { code, out, err };
+  };
+  const digest = '127.0.0.1:1/team/app@sha256:' + 'b'.repeat(64);
+
+  it('prints the pinned image and the normalised options as NAME=VALUE lines', async () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'berth-sc-'));
+    chmodSync(tmp, 0o755);
+    const r = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: `${tmp}/:/in:ro`, BERTH_CONTAINER_READONLY: 'yes', BERTH_CONTAINER_ENV: 'X' });
+    assert.equal(r.err, '');
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.out.trim().split('\n'), [
+      `BERTH_CONTAINER_IMAGE=${digest}`, `BERTH_CONTAINER_IMAGE_REQUESTED=${digest}`,
+      `BERTH_CONTAINER_MOUNTS=${tmp}:/in:ro`, 'BERTH_CONTAINER_ENV=X', 'BERTH_CONTAINER_READONLY=1',
+    ]);
+  });
+
+  it('fails with one reason for a bad value, a source out of reach, or options without an image', async () => {
+    const a = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_WORKDIR: 'rel' });
+    assert.deepEqual([a.code, a.out], [1, '']);
+    assert.match(a.err, /^berth: --container-workdir 'rel' is not an absolute path/);
+    const b = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: '/no/such/dir:/x' });
+    assert.match(b.err, /--container-mounts source \/no\/such\/dir does not exist/);
+    const c = await run({ BERTH_CONTAINER_MOUNTS: '/tmp:/x' });
+    assert.equal(c.code, 1);
+    assert.match(c.err, /need --container-image \(or BERTH_CONTAINER_IMAGE\)/);
+    const d = await run({});
+    assert.deepEqual(d, { code: 0, out: '', err: '' });
+  });
+});
