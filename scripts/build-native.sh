@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the native parts of berth into build/native/:
-#   berth_spank.so  the SPANK plugin that adds --container-image to sbatch/salloc/srun
+#   berth_spank.so  the SPANK plugin: the --container-* options of sbatch/salloc/srun and the
+#                   native launch of container steps' tasks
 #   berth-init      a static helper bind-mounted into job containers (if its source exists)
 set -euo pipefail
 
@@ -16,8 +17,8 @@ command -v gcc >/dev/null || die "gcc not found; run scripts/install-deps.sh (in
 mkdir -p "$OUT"
 
 gcc -shared -fPIC -O2 -Wall -Werror -I/usr/include/slurm \
-  -o "$OUT/berth_spank.so.tmp" "$SRC/berth_spank.c" \
-  || die "compiling $SRC/berth_spank.c failed (see above)"
+  -o "$OUT/berth_spank.so.tmp" "$SRC/berth_spank.c" "$SRC/berth_spank_tasks.c" \
+  || die "compiling $SRC/berth_spank*.c failed (see above)"
 mv -f "$OUT/berth_spank.so.tmp" "$OUT/berth_spank.so"
 echo "build-native: $OUT/berth_spank.so"
 

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <slurm/spank.h>
+#include "berth_spank.h"
 
 SPANK_PLUGIN(berth, 1);
 
@@ -30,25 +30,32 @@ SPANK_PLUGIN(berth, 1);
 #define BERTH_BIN "/usr/local/bin/berth"
 #endif
 #define BERTH_VALUE_MAX 4096
-#define BERTH_OUT_MAX 65536
 
 /*
  * The option family, named as pyxis names them. Each has an environment variable that is
  * used when the option is not on the command line; the value that wins is handed to
- * `berth submit-check` in that same variable. The two pairs of flags set one variable each.
+ * `berth submit-check` in that same variable. Each pair of flags sets one variable.
  */
-enum { OPT_IMAGE, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_MOUNT_HOME, OPT_READONLY, OPT_COUNT };
+enum { OPT_IMAGE, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_MOUNT_HOME, OPT_READONLY, OPT_BATCH, OPT_COUNT };
 
 static const char *const opt_env[OPT_COUNT] = {
     "BERTH_CONTAINER_IMAGE", "BERTH_CONTAINER_MOUNTS", "BERTH_CONTAINER_WORKDIR",
     "BERTH_CONTAINER_ENV", "BERTH_CONTAINER_NAME", "BERTH_CONTAINER_MOUNT_HOME",
-    "BERTH_CONTAINER_READONLY",
+    "BERTH_CONTAINER_READONLY", "BERTH_CONTAINER_BATCH",
+};
+static const char *const opt_name[OPT_COUNT] = {
+    "image", "mounts", "workdir", "env", "name", "mount-home", "readonly", "batch",
 };
 static char *opt_value[OPT_COUNT];
 /* flags: which of a pair was given, to refuse both */
 static int flag_seen[OPT_COUNT][2];
 
-/* val: option index * 2 + (flag value for the boolean pairs) */
+static int is_flag(int opt)
+{
+    return opt == OPT_MOUNT_HOME || opt == OPT_READONLY || opt == OPT_BATCH;
+}
+
+/* val: option index * 2 + (flag value for the boolean ones) */
 static int option_cb(int val, const char *optarg, int remote)
 {
     (void)remote;
@@ -57,7 +64,7 @@ static int option_cb(int val, const char *optarg, int remote)
     if (opt < 0 || opt >= OPT_COUNT)
         return ESPANK_BAD_ARG;
     const char *value = optarg;
-    if (opt == OPT_MOUNT_HOME || opt == OPT_READONLY) {
+    if (is_flag(opt)) {
         flag_seen[opt][on] = 1;
         if (flag_seen[opt][0] && flag_seen[opt][1]) {
             slurm_error("berth: %s are given together; choose one",
@@ -67,12 +74,11 @@ static int option_cb(int val, const char *optarg, int remote)
         }
         value = on ? "1" : "0";
     } else if (value == NULL || value[0] == '\0') {
-        slurm_error("berth: --container-%s needs a value (see sbatch --help)",
-                    opt == OPT_IMAGE ? "image" : opt == OPT_MOUNTS ? "mounts" : opt == OPT_WORKDIR ? "workdir" : opt == OPT_ENV ? "env" : "name");
+        slurm_error("berth: --container-%s needs a value (see srun --help)", opt_name[opt]);
         return ESPANK_BAD_ARG;
     }
     if (strlen(value) > BERTH_VALUE_MAX) {
-        slurm_error("berth: an option value is longer than %d characters", BERTH_VALUE_MAX);
+        slurm_error("berth: --container-%s is longer than %d characters", opt_name[opt], BERTH_VALUE_MAX);
         return ESPANK_BAD_ARG;
     }
     char *copy = strdup(value);
@@ -86,15 +92,16 @@ static int option_cb(int val, const char *optarg, int remote)
 }
 
 static struct spank_option options[] = {
-    { "container-image", "IMAGE", "[berth] run the job in a Docker container made from IMAGE (env BERTH_CONTAINER_IMAGE)", 1, OPT_IMAGE * 2, option_cb },
-    { "container-mounts", "SRC:DST[:ro][,...]", "[berth] bind-mount host paths into the container (env BERTH_CONTAINER_MOUNTS)", 1, OPT_MOUNTS * 2, option_cb },
+    { "container-image", "IMAGE", "[berth] run in a Docker container made from IMAGE (env BERTH_CONTAINER_IMAGE)", 1, OPT_IMAGE * 2, option_cb },
+    { "container-mounts", "SRC[:DST[:ro]][,...]", "[berth] bind-mount host paths into the container (env BERTH_CONTAINER_MOUNTS)", 1, OPT_MOUNTS * 2, option_cb },
     { "container-workdir", "PATH", "[berth] working directory inside the container (env BERTH_CONTAINER_WORKDIR)", 1, OPT_WORKDIR * 2, option_cb },
-    { "container-env", "NAME[,...]", "[berth] host environment variables that override the image's (env BERTH_CONTAINER_ENV)", 1, OPT_ENV * 2, option_cb },
-    { "container-name", "NAME", "[berth] name the container; steps reuse it by name (env BERTH_CONTAINER_NAME)", 1, OPT_NAME * 2, option_cb },
+    { "container-env", "NAME[,...]", "[berth] host variables that win over the image's (env BERTH_CONTAINER_ENV)", 1, OPT_ENV * 2, option_cb },
+    { "container-name", "NAME", "[berth] name the container; later steps of the job join it by name (env BERTH_CONTAINER_NAME)", 1, OPT_NAME * 2, option_cb },
     { "container-mount-home", NULL, "[berth] bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=1)", 0, OPT_MOUNT_HOME * 2 + 1, option_cb },
     { "no-container-mount-home", NULL, "[berth] do not bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=0)", 0, OPT_MOUNT_HOME * 2, option_cb },
     { "container-writable", NULL, "[berth] writable container root file system (env BERTH_CONTAINER_READONLY=0)", 0, OPT_READONLY * 2, option_cb },
     { "container-readonly", NULL, "[berth] read-only container root file system (env BERTH_CONTAINER_READONLY=1)", 0, OPT_READONLY * 2 + 1, option_cb },
+    { "container-batch", NULL, "[berth] sbatch: run the batch script itself in the job's container (env BERTH_CONTAINER_BATCH=1)", 0, OPT_BATCH * 2 + 1, option_cb },
 };
 
 int slurm_spank_init(spank_t sp, int ac, char **av)
@@ -109,6 +116,21 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
         }
     }
     return 0;
+}
+
+void berth_parse_args(int ac, char **av, struct berth_args *a)
+{
+    a->berth = BERTH_BIN;
+    a->site_registries = NULL;
+    a->run_dir = "/run/berth";
+    for (int i = 0; i < ac; i++) {
+        if (strncmp(av[i], "berth=", 6) == 0)
+            a->berth = av[i] + 6;
+        else if (strncmp(av[i], "site_registries=", 16) == 0)
+            a->site_registries = av[i] + 16;
+        else if (strncmp(av[i], "run_dir=", 8) == 0)
+            a->run_dir = av[i] + 8;
+    }
 }
 
 /* Reads all of fd into buf (NUL-terminated, truncated to size - 1). */
@@ -134,14 +156,8 @@ static void read_all(int fd, char *buf, size_t size)
         buf[--n] = '\0';
 }
 
-/*
- * Runs `berth submit-check` (no shell) with the winning option values in its environment:
- * it checks them, pins the image to its digest and prints NAME=VALUE lines for the prolog;
- * a bad value, a missing image or a registry error fail the submission here, with berth's
- * message, instead of draining a node at the prolog. Output and errors go to files, not
- * pipes, so a large error cannot block the child.
- */
-static int submit_check(const char *berth, const char *site_registries, char *out, size_t out_size)
+/* Output and errors go to files, not pipes, so a large message cannot block the child. */
+int berth_run(const char *berth, const char *const argv[], const char *const env[], char *out, size_t out_size)
 {
     FILE *o = tmpfile();
     FILE *e = tmpfile();
@@ -151,6 +167,12 @@ static int submit_check(const char *berth, const char *site_registries, char *ou
         if (e) fclose(e);
         return -1;
     }
+    const char *args[16];
+    int n = 0;
+    args[n++] = berth;
+    for (int i = 0; argv[i] != NULL && n < 15; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(out, out_size, "berth: cannot start %s: %s", berth, strerror(errno));
@@ -161,13 +183,10 @@ static int submit_check(const char *berth, const char *site_registries, char *ou
     if (pid == 0) {
         dup2(fileno(o), STDOUT_FILENO);
         dup2(fileno(e), STDERR_FILENO);
-        if (site_registries != NULL)
-            setenv("BERTH_SITE_REGISTRIES", site_registries, 1);
-        for (int i = 0; i < OPT_COUNT; i++)
-            if (opt_value[i] != NULL)
-                setenv(opt_env[i], opt_value[i], 1);
-        execl(berth, berth, "submit-check", (char *)NULL);
-        fprintf(stderr, "berth: cannot run %s to check the container options: %s", berth, strerror(errno));
+        for (int i = 0; env != NULL && env[i] != NULL && env[i + 1] != NULL; i += 2)
+            setenv(env[i], env[i + 1], 1);
+        execv(berth, (char *const *)args);
+        fprintf(stderr, "berth: cannot run %s: %s", berth, strerror(errno));
         _exit(127);
     }
     int status = 0;
@@ -180,51 +199,87 @@ static int submit_check(const char *berth, const char *site_registries, char *ou
     fclose(o);
     fclose(e);
     if (!ok && out[0] == '\0')
-        snprintf(out, out_size, "berth: %s submit-check failed without a message", berth);
+        snprintf(out, out_size, "berth: %s %s failed without a message", berth, argv[0]);
     return ok ? 0 : -1;
 }
 
-static int any_option(void)
+/* srun's own command line names --container-image or --container-name (not only inherited
+ * from the job's sbatch/salloc options, which Slurm passes on to every srun of the job). */
+static int srun_names_container(void)
 {
-    for (int i = 0; i < OPT_COUNT; i++) {
-        if (opt_value[i] != NULL)
-            return 1;
-        const char *v = getenv(opt_env[i]);
-        if (v != NULL && v[0] != '\0')
+    static char buf[BERTH_OUT_MAX];
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+        if (strncmp(buf + i, "--container-image", 17) == 0 || strncmp(buf + i, "--container-name", 16) == 0)
             return 1;
     }
     return 0;
 }
 
-/* Runs after option processing; job control env can be set only in allocator/local context. */
-int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+/*
+ * Allocator and local context: checks the options as the user (`berth submit-check`), which
+ * pins the image and prints NAME=VALUE lines. For a new job they go to the prolog and epilog
+ * (job control env, SPANK_NAME there); an srun that names a container also sets them, with
+ * BERTH_STEP_CONTAINER=1, in its own environment, which its tasks get and the remote side reads.
+ * Inside an allocation only srun's own command line counts: the job's options, which Slurm
+ * passes on to every srun, and BERTH_CONTAINER_* variables exported for sbatch, do not make
+ * every step a container step.
+ */
+static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
 {
-    const char *berth = BERTH_BIN;
-    const char *site_registries = NULL;
-    for (int i = 0; i < ac; i++) {
-        if (strncmp(av[i], "berth=", 6) == 0)
-            berth = av[i] + 6;
-        else if (strncmp(av[i], "site_registries=", 16) == 0)
-            site_registries = av[i] + 16;
+    int in_job = ctx == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL;
+    /* an srun of its own (not in a job) runs its tasks in the container it asks for */
+    int step_container = ctx == S_CTX_LOCAL && (!in_job || srun_names_container());
+    if (in_job && !step_container)
+        return 0;
+    const char *env[2 * OPT_COUNT + 3];
+    int n = 0;
+    int any = 0;
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const char *v = opt_value[i];
+        if (v == NULL && !in_job) {
+            v = getenv(opt_env[i]);
+            if (v != NULL && v[0] == '\0')
+                v = NULL;
+        }
+        env[n++] = opt_env[i];
+        env[n++] = v != NULL ? v : "";
+        any |= v != NULL;
     }
-    spank_context_t ctx = spank_context();
-    if (ctx != S_CTX_ALLOCATOR && ctx != S_CTX_LOCAL)
+    if (!any)
         return 0;
-    if (!any_option())
-        return 0;
+    if (a->site_registries != NULL) {
+        env[n++] = "BERTH_SITE_REGISTRIES";
+        env[n++] = a->site_registries;
+    }
+    env[n] = NULL;
     static char result[BERTH_OUT_MAX];
-    if (submit_check(berth, site_registries, result, sizeof result) != 0) {
+    const char *argv[] = { "submit-check", NULL };
+    if (berth_run(a->berth, argv, env, result, sizeof result) != 0) {
         slurm_error("%s", result);
         return -1;
     }
-    /* NAME=VALUE lines: each reaches the prolog and epilog as SPANK_NAME */
+    /* srun's own environment is what its tasks get (spank_setenv is for remote context) */
+    if (step_container && setenv("BERTH_STEP_CONTAINER", "1", 1) != 0) {
+        slurm_error("berth: cannot mark the step for its container: %s", strerror(errno));
+        return -1;
+    }
     char *save = NULL;
     for (char *line = strtok_r(result, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         char *eq = strchr(line, '=');
         if (eq == NULL || strncmp(line, "BERTH_", 6) != 0)
             continue;
         *eq = '\0';
-        spank_err_t rc = spank_job_control_setenv(sp, line, eq + 1, 1);
+        spank_err_t rc = ESPANK_SUCCESS;
+        if (!in_job)
+            rc = spank_job_control_setenv(sp, line, eq + 1, 1);
+        if (rc == ESPANK_SUCCESS && step_container && setenv(line, eq + 1, 1) != 0)
+            rc = ESPANK_ERROR;
         if (rc != ESPANK_SUCCESS) {
             slurm_error("berth: cannot pass %s to the job: %s", line, spank_strerror(rc));
             return -1;
@@ -233,11 +288,34 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
     return 0;
 }
 
+/* Runs after option processing: submit checks, or (remote) the step's container. */
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+    struct berth_args a;
+    berth_parse_args(ac, av, &a);
+    spank_context_t ctx = spank_context();
+    if (ctx == S_CTX_REMOTE)
+        return berth_tasks_step_prolog(sp, &a);
+    if (ctx != S_CTX_ALLOCATOR && ctx != S_CTX_LOCAL)
+        return 0;
+    return submit(sp, &a, ctx);
+}
+
+/* Remote, as root in each task before it becomes the user: joins the step's container. */
+int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
+{
+    struct berth_args a;
+    berth_parse_args(ac, av, &a);
+    return berth_tasks_join(sp, &a);
+}
+
 int slurm_spank_exit(spank_t sp, int ac, char **av)
 {
-    (void)sp;
-    (void)ac;
-    (void)av;
+    if (spank_context() == S_CTX_REMOTE) {
+        struct berth_args a;
+        berth_parse_args(ac, av, &a);
+        berth_tasks_step_epilog(sp, &a);
+    }
     for (int i = 0; i < OPT_COUNT; i++) {
         free(opt_value[i]);
         opt_value[i] = NULL;

@@ -70,6 +70,12 @@ export const configSchema = z.object({
   mirrors: z.record(z.string().min(1), z.array(z.string().min(1))).default({}),
   /** image cache garbage collection (least recently used first, between two disk watermarks) */
   imageGc: imageGcSchema.default({}),
+  /**
+   * Slurm's TaskProlog (slurm.conf): slurmstepd runs it after a native container step's task
+   * has joined its container, so it is bind-mounted read-only at the same path into every
+   * container berth makes (when it exists); it must run with the image's /bin/sh.
+   */
+  taskProlog: absolutePath.default('/usr/local/lib/berth/hooks/task-prolog'),
   /** what a job gets when the user gives no --[no-]container-mount-home / --container-readonly */
   containerDefaults: z.object({
     mountHome: z.boolean().default(true),

@@ -32,6 +32,9 @@ import { SitePolicy } from './policy/site-policy';
 import { type PolicyPort, type PreparedDockerAccess, prepareDockerAccess, startAuthzPlugin } from './authz/setup';
 import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
+import { StepContainers } from './steps/step-containers';
+import { TaskFiles } from './steps/task-files';
+import { agentSockets } from '../shared/paths';
 import { AGENT_VERSION } from '../shared/version';
 
 async function main(): Promise<void> {
@@ -115,6 +118,10 @@ async function main(): Promise<void> {
   }, log.child({ component: 'image-gc' }));
   const steps = new StepRunner(engine, jobs, log, config.mounts.map((m) => m.target), undefined,
     prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
+  const stepContainers = new StepContainers({
+    jobs, engine, files: new TaskFiles(path.join(path.dirname(agentSockets(config.runDir, config.node).admin), 'tasks')),
+    node: config.node, stateDir: config.stateDir, stopGraceSeconds: config.stopGraceSeconds, log,
+  });
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
 
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request
@@ -127,6 +134,7 @@ async function main(): Promise<void> {
     dockerOf: prepared ? (jobId) => prepared.dockerAccess.connection(jobId) : undefined,
     imageCache,
     images,
+    stepContainers,
   }, lifecycle);
   log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, docker: config.dockerHost });
 

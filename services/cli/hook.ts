@@ -101,3 +101,50 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
     client.close();
   }
 }
+
+/** The StepPrologue request from what the SPANK plugin passes (see berth_spank_tasks.c). */
+export function stepPrologueRequest(env: Env) {
+  const o = optionsFromEnv(env);
+  return {
+    jobId: env.SLURM_JOB_ID ?? '',
+    stepId: env.SLURM_STEP_ID ?? '',
+    uid: Number(env.SLURM_JOB_UID ?? NaN),
+    gid: Number(env.SLURM_JOB_GID ?? NaN),
+    user: env.SLURM_JOB_USER ?? '',
+    image: (env.BERTH_CONTAINER_IMAGE ?? '').trim(),
+    requestedImage: (env.BERTH_CONTAINER_IMAGE_REQUESTED ?? '').trim(),
+    userMounts: o.mounts,
+    containerWorkdir: o.workdir,
+    envNames: o.envNames,
+    containerName: o.name,
+    mountHome: TOGGLE(o.mountHome),
+    readOnly: TOGGLE(o.readOnly),
+  };
+}
+
+/**
+ * `berth hook step-prolog|step-epilog`: run by the SPANK plugin as root in slurmstepd, once
+ * per container step and node. A failed step-prolog fails the step with this message
+ * (srun prints it); a failed step-epilog is logged by slurmstepd.
+ */
+export async function runStepHook(kind: 'step-prolog' | 'step-epilog', env: Env, stderr: (line: string) => void): Promise<number> {
+  const target: AgentTarget = agentTarget(nodeName(env, os.hostname().split('.')[0] ?? ''), env);
+  const client = connect(target);
+  const where = `job ${env.SLURM_JOB_ID ?? '?'} step ${env.SLURM_STEP_ID ?? '?'} on ${target.node}`;
+  try {
+    if (kind === 'step-prolog') {
+      const req = stepPrologueRequest(env);
+      const md = await callMetadata(target, 'StepPrologue', req.jobId);
+      await withRetry(() => unaryCall(client.StepPrologue.bind(client), req, md, num(env.BERTH_PROLOG_TIMEOUT_SECONDS) * 1000 || 600_000));
+    } else {
+      const md = await callMetadata(target, 'StepEpilogue', env.SLURM_JOB_ID ?? '');
+      await withRetry(() => unaryCall(client.StepEpilogue.bind(client), { jobId: env.SLURM_JOB_ID ?? '', stepId: env.SLURM_STEP_ID ?? '' }, md, 120_000));
+    }
+    return 0;
+  } catch (err) {
+    stderr(`berth: ${where}: ${describeGrpcError(err, target)}`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}

@@ -2,11 +2,17 @@
 // berth CLI entry. slurmd runs `berth hook prolog|epilog` for every job on every node, so a
 // job without a container returns before anything heavy is loaded; srun runs `berth exec`
 // once per task and sbatch runs `berth submit-check` per submission, so they skip the option parser.
-import { containerImage } from './slurm-env';
+import { containerImage, hasStepFiles } from './slurm-env';
 
 async function main(args: string[]): Promise<number> {
+  if (args[0] === 'hook' && (args[1] === 'step-prolog' || args[1] === 'step-epilog') && args.length === 2) {
+    const { runStepHook } = await import('./hook');
+    return runStepHook(args[1], process.env, (l) => process.stderr.write(l + '\n'));
+  }
   if (args[0] === 'hook' && (args[1] === 'prolog' || args[1] === 'epilog') && args.length === 2) {
-    if (!containerImage(process.env)) return 0;
+    // a job without a container returns here; the epilog also runs for a job whose steps had
+    // containers of their own (srun --container-image in a plain allocation)
+    if (!containerImage(process.env) && !(args[1] === 'epilog' && hasStepFiles(process.env))) return 0;
     const { runHook } = await import('./hook');
     return runHook(args[1], process.env, (l) => process.stderr.write(l + '\n'));
   }

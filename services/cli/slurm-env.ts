@@ -1,10 +1,23 @@
-// What the hooks and steps read from Slurm's environment. Kept free of imports: slurmd runs
-// the hooks for every job on every node, and jobs without a container must return at once.
+// What the hooks and steps read from Slurm's environment. Kept free of heavy imports: slurmd
+// runs the hooks for every job on every node, and jobs without a container must return at once.
+import { readdirSync } from 'node:fs';
 export type Env = Record<string, string | undefined>;
 
 /** The image the job asked for with --container-image (SPANK plugin), or ''. */
 export function containerImage(env: Env): string {
   return (env.SPANK_BERTH_CONTAINER_IMAGE ?? env.SPANK__SLURM_SPANK_OPTION_berth_container_image ?? '').trim();
+}
+
+/** berthd left task files for this job's container steps on this node (RUN_DIR/NODE/tasks/JOB.*) */
+export function hasStepFiles(env: Env): boolean {
+  const job = env.SLURM_JOB_ID ?? '';
+  const node = env.SLURMD_NODENAME ?? '';
+  if (!/^[0-9]+$/.test(job) || !node) return false;
+  try {
+    return readdirSync(`${env.BERTH_RUN_DIR || '/run/berth'}/${node}/tasks`).some((f) => f.startsWith(`${job}.`));
+  } catch {
+    return false;
+  }
 }
 
 export function nodeName(env: Env, fallback: string): string {

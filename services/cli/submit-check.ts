@@ -5,11 +5,13 @@
 // then prints NAME=VALUE lines that the plugin hands to the prolog (SPANK_NAME there).
 // A bad value exits 1 with one line saying what was wrong and what to do.
 import os from 'node:os';
-import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, optionsToEnv } from '../shared/container-options';
+import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, optionsToEnv, parseToggle } from '../shared/container-options';
 import { reachablePath } from '../shared/path-access';
 import { runResolve, type ResolveOptions } from './resolve';
 
 export const REQUESTED_IMAGE_ENV = 'BERTH_CONTAINER_IMAGE_REQUESTED';
+/** sbatch --container-batch: the batch script runs in the job's container */
+export const BATCH_ENV = 'BERTH_CONTAINER_BATCH';
 
 export interface SubmitCheckDeps {
   resolve?: ResolveOptions;
@@ -22,8 +24,10 @@ function anyOptionSet(o: ContainerOptions): boolean {
 
 export async function runSubmitCheck(env: Record<string, string | undefined>, out: (s: string) => void, err: (s: string) => void, deps: SubmitCheckDeps = {}): Promise<number> {
   let opts: ContainerOptions;
+  let batch: boolean | undefined;
   try {
     opts = optionsFromEnv(env);
+    batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
     const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
     opts.mounts = opts.mounts.map((m) => ({ ...m, source: reachablePath(m.source, who, `--container-mounts source`) }));
     if (opts.mountHome && !os.userInfo().homedir) throw new OptionError('--container-mount-home: you have no home directory');
@@ -34,8 +38,8 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   }
   const image = (env[OPTION_ENV.image] ?? '').trim();
   if (!image) {
-    if (anyOptionSet(opts)) {
-      err(`berth: --container-mounts, --container-workdir, --container-env, --container-name, --container-mount-home and --container-readonly need --container-image (or ${OPTION_ENV.image}); add the image the job should run in\n`);
+    if (anyOptionSet(opts) || batch) {
+      err(`berth: --container-mounts, --container-workdir, --container-env, --container-name, --container-mount-home, --container-readonly and --container-batch need --container-image (or ${OPTION_ENV.image}); add the image the job should run in\n`);
       return 1;
     }
     return 0;
@@ -43,7 +47,7 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   let pinned = '';
   const code = await runResolve(image, (s) => (pinned += s), err, deps.resolve);
   if (code !== 0) return code;
-  const lines = { [OPTION_ENV.image]: pinned.trim(), [REQUESTED_IMAGE_ENV]: image, ...optionsToEnv(opts) };
+  const lines = { [OPTION_ENV.image]: pinned.trim(), [REQUESTED_IMAGE_ENV]: image, ...optionsToEnv(opts), ...(batch ? { [BATCH_ENV]: '1' } : {}) };
   out(Object.entries(lines).map(([k, v]) => `${k}=${v}\n`).join(''));
   return 0;
 }

@@ -1,4 +1,4 @@
-// The Docker create body for a job container: the job's user, host network, the node's RDMA
+// The Docker create body for a job container: the job's user, host network and PIDs, the node's RDMA
 // devices, no capabilities, no new privileges, the job's allocation as limits, the working
 // directory and site mounts. PID 1 is berth-init, bind-mounted read-only, which keeps the
 // container up for the job's lifetime and reaps orphans, whatever the image holds.
@@ -15,6 +15,8 @@ export interface SiteMount {
 
 export interface JobContainerInput {
   identity: JobIdentity;
+  /** the container's name; default the job container's */
+  name?: string;
   /** repository@sha256:… */
   image: string;
   supplementaryGids: readonly number[];
@@ -33,6 +35,8 @@ export interface JobContainerInput {
   readOnly?: boolean;
   /** --container-workdir: the container's working directory */
   workingDir?: string;
+  /** host files bind-mounted read-only at their own path (Slurm's TaskProlog) */
+  hostFiles?: readonly string[];
 }
 
 export function buildJobContainerSpec(input: JobContainerInput): ContainerCreateSpec {
@@ -42,10 +46,14 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
     `${input.userFiles.passwd}:/etc/passwd:ro`,
     `${input.userFiles.group}:/etc/group:ro`,
   ];
+  for (const f of input.hostFiles ?? []) binds.push(`${f}:${f}:ro`);
   if (id.workDir) binds.push(`${id.workDir}:${id.workDir}`);
   for (const m of [...input.mounts, ...(input.userMounts ?? [])]) if (m.target !== id.workDir) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
   const hostConfig: Record<string, unknown> = {
     NetworkMode: 'host',
+    // the host's PID namespace, as for any Slurm task (and enroot/pyxis containers): tasks that
+    // join the container natively keep their host PIDs, and /proc/self must be theirs
+    PidMode: 'host',
     Binds: binds,
     Devices: input.devices.map((d) => ({ PathOnHost: d, PathInContainer: d, CgroupPermissions: 'rwm' })),
     Ulimits: [{ Name: 'memlock', Soft: input.memlockBytes, Hard: input.memlockBytes }],
@@ -68,7 +76,7 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
     hostConfig.MemorySwap = input.memoryBytes;
   }
   return {
-    name: jobContainerName(id.node, id.jobId),
+    name: input.name ?? jobContainerName(id.node, id.jobId),
     body: {
       Image: input.image,
       Entrypoint: [INIT_PATH, 'pause'],

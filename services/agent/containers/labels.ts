@@ -18,10 +18,13 @@ export const LABEL = {
   envNames: 'io.berth.container.env',
   name: 'io.berth.container.name',
   mountTargets: 'io.berth.container.mount-targets',
+  stepId: 'io.berth.step.id',
   agentVersion: 'io.berth.agent.version',
 } as const;
 
 export const ROLE_JOB = 'job';
+/** a container made for one step (srun --container-image of another image) or named by it */
+export const ROLE_STEP = 'step';
 
 export interface JobIdentity {
   jobId: string;
@@ -41,15 +44,23 @@ export interface JobIdentity {
   name?: string;
   /** targets of the user's mounts and home: directories a step may start in */
   mountTargets?: string[];
+  /** set for step containers */
+  role?: 'step';
+  stepId?: string;
 }
 
 export function jobContainerName(node: string, jobId: string): string {
   return `berth-${node}-job-${jobId}`;
 }
 
+/** a step's own container, or one the user named (--container-name), kept until the job ends */
+export function stepContainerName(node: string, jobId: string, step: { stepId: string; name?: string }): string {
+  return step.name ? `berth-${node}-job-${jobId}-name-${step.name}` : `berth-${node}-job-${jobId}-step-${step.stepId}`;
+}
+
 export function jobLabels(id: JobIdentity): Record<string, string> {
   return {
-    [LABEL.role]: ROLE_JOB,
+    [LABEL.role]: id.role ?? ROLE_JOB,
     [LABEL.jobId]: id.jobId,
     [LABEL.node]: id.node,
     [LABEL.uid]: String(id.uid),
@@ -64,6 +75,7 @@ export function jobLabels(id: JobIdentity): Record<string, string> {
     ...(id.envNames?.length ? { [LABEL.envNames]: id.envNames.join(',') } : {}),
     ...(id.name ? { [LABEL.name]: id.name } : {}),
     ...(id.mountTargets?.length ? { [LABEL.mountTargets]: id.mountTargets.join(',') } : {}),
+    ...(id.stepId ? { [LABEL.stepId]: id.stepId } : {}),
   };
 }
 

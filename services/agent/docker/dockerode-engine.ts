@@ -111,6 +111,8 @@ export class DockerodeEngine implements Engine {
         nanoCpus: i.HostConfig.NanoCpus ?? 0,
         memoryBytes: i.HostConfig.Memory ?? 0,
         devices: ((i.HostConfig.Devices ?? []) as { PathOnHost: string }[]).map((d) => d.PathOnHost),
+        pid: i.State.Pid ?? 0,
+        env: i.Config.Env ?? [],
       };
     } catch (err) {
       if (engineStatus(err) === 404) return undefined;

@@ -38,6 +38,10 @@ export interface ContainerDetails extends ContainerSummary {
   nanoCpus: number;
   memoryBytes: number;
   devices: string[];
+  /** host PID of the container's first process (0 when not running) */
+  pid: number;
+  /** the container's environment: the image's, then what it was created with */
+  env: string[];
 }
 
 export interface ContainerEngine {

@@ -1,6 +1,6 @@
 // Job lifecycle on this node: prologue (image, container), steps bookkeeping, epilogue
 // (stop, remove, account) and recovery from the engine's labels after a restart.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { AccountingLog } from '../accounting/accounting-log';
@@ -12,7 +12,7 @@ import { buildJobContainerSpec } from '../containers/job-container-spec';
 import { type JobIdentity, jobContainerName, jobFromLabels, LABEL } from '../containers/labels';
 import type { ImageUserFilesCache } from '../containers/image-user-files';
 import { mergeGroup, mergePasswd } from '../containers/passwd';
-import type { ContainerEngine } from '../docker/engine';
+import type { ContainerCreateSpec, ContainerEngine } from '../docker/engine';
 import { engineMessage } from '../docker/engine';
 import type { IdentityResolver } from '../identity/nss';
 import type { ImageService } from '../images/image-service';
@@ -26,6 +26,16 @@ export interface PrologueResult {
   job: JobRecord;
   alreadyPrepared: boolean;
   pullMillis: number;
+}
+
+export type ContainerKind = { role: 'job'; name: string; dir: string } | { role: 'step'; stepId: string; name: string; dir: string };
+
+export interface MadeContainer {
+  identity: JobIdentity;
+  containerId: string;
+  spec: ContainerCreateSpec;
+  image: { digestRef: string; localRef: string; pulled: boolean; millis: number };
+  endTime?: Date;
 }
 
 export interface EpilogueResult {
@@ -107,6 +117,44 @@ export class JobService {
         return { job: existing, alreadyPrepared: true, pullMillis: 0 };
       }
     }
+    const made = await this.makeContainer(req, { role: 'job', name: jobContainerName(config.node, req.jobId), dir: this.jobDir(req.jobId) }, log, lap);
+    const { identity, containerId, spec, image } = made;
+    try {
+      // without a time limit the certificate lasts a week; the AuthZ plugin still refuses it once the job ends
+      await this.d.dockerAccess?.grant(identity, made.endTime ?? new Date(Date.now() + 7 * 86_400_000));
+    } catch (err) {
+      await engine.remove(containerId).catch(() => undefined);
+      rmSync(this.jobDir(req.jobId), { recursive: true, force: true });
+      try {
+        this.d.dockerAccess?.revoke(req.jobId);
+      } catch {
+        // nothing was written
+      }
+      throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: could not grant Docker access: ${errorMessage(err)}`, { cause: err });
+    }
+    const job: JobRecord = {
+      ...identity,
+      containerId,
+      containerName: spec.name,
+      state: 'RUNNING',
+      endTime: '',
+      error: '',
+      steps: existing?.steps ?? [],
+      userContainers: existing?.userContainers ?? [],
+    };
+    table.put(job);
+    void this.noteImageUse(image.localRef, log);
+    log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
+    return { job, alreadyPrepared: false, pullMillis: image.millis };
+  }
+
+  /**
+   * Resolves and pulls the image, checks the user's options and the site policy, then creates
+   * and starts a container for the job (the job container, or a step container): nothing is
+   * left behind when any part fails.
+   */
+  async makeContainer(req: PrologueInput, kind: ContainerKind, log: Logger, lap: (phase: string) => void = () => undefined): Promise<MadeContainer> {
+    const { config, engine } = this.d;
     // independent look-ups, side by side: NSS then the registry (and a pull) with the user's
     // credentials, and slurmctld
     const userLookup = this.d.identities.lookup(req.uid, req.user);
@@ -134,21 +182,24 @@ export class JobService {
       envNames: applied.envNames,
       name: applied.name,
       mountTargets: applied.mountTargets,
+      ...(kind.role === 'step' ? { role: 'step', stepId: kind.stepId } : {}),
     };
-    // per-job passwd and group, bind-mounted read-only over the image's
+    // per-container passwd and group, bind-mounted read-only over the image's
     const base = await this.d.imageUserFiles.get(image.localRef);
-    const jobDir = this.jobDir(req.jobId);
-    mkdirSync(jobDir, { recursive: true, mode: 0o755 });
-    const userFiles = { passwd: path.join(jobDir, 'passwd'), group: path.join(jobDir, 'group') };
+    mkdirSync(kind.dir, { recursive: true, mode: 0o755 });
+    const userFiles = { passwd: path.join(kind.dir, 'passwd'), group: path.join(kind.dir, 'group') };
     writeFileSync(userFiles.passwd, mergePasswd(base.passwd, { ...user, shell: '/bin/sh', gid: req.gid }), { mode: 0o644 });
     writeFileSync(userFiles.group, mergeGroup(base.group, user.name, user.groups), { mode: 0o644 });
     lap('filesMillis');
+    const cpus = alloc?.cpus || req.cpus;
+    const memoryBytes = alloc?.memoryBytes || req.memoryBytes;
     const spec = buildJobContainerSpec({
       identity,
+      name: kind.name,
       image: image.localRef,
       supplementaryGids: user.groups.map((g) => g.gid),
-      cpus: alloc?.cpus || req.cpus,
-      memoryBytes: alloc?.memoryBytes || req.memoryBytes,
+      cpus,
+      memoryBytes,
       devices: expandDevices(config.rdmaDevices),
       mounts: config.mounts,
       initBinary: config.initBinary,
@@ -157,21 +208,26 @@ export class JobService {
       userMounts: applied.mounts,
       readOnly: applied.readOnly,
       workingDir: applied.workdir,
+      hostFiles: existsSync(config.taskProlog) ? [config.taskProlog] : [],
     });
     if (this.d.admit) {
-      const verdict = this.d.admit(spec.body, {
+      // the site policy judges what the user chose; the host PID namespace is berth's own
+      // choice for every container it makes (native task launch), which users' docker run may not make
+      const hostConfig = { ...(spec.body.HostConfig as Record<string, unknown>) };
+      delete hostConfig.PidMode;
+      const verdict = this.d.admit({ ...spec.body, HostConfig: hostConfig }, {
         user: user.name,
         groups: user.groups.map((g) => g.name),
         job: {
-          jobId: req.jobId, uid: req.uid, gid: req.gid, cpus: alloc?.cpus || req.cpus, memoryBytes: alloc?.memoryBytes || req.memoryBytes,
+          jobId: req.jobId, uid: req.uid, gid: req.gid, cpus, memoryBytes,
           devices: (spec.body.HostConfig as { Devices: { PathOnHost: string }[] }).Devices.map((d) => d.PathOnHost),
-          // berth's own files (berth-init, the per-job passwd and group) and the job's directories
-          mountPrefixes: [config.initBinary, jobDir, req.workDir, ...config.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
+          // berth's own files (berth-init, the per-container passwd and group) and the job's directories
+          mountPrefixes: [config.initBinary, config.taskProlog, kind.dir, req.workDir, ...config.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
           groupIds: user.groups.map((g) => g.gid),
         },
       });
       if (!verdict.allow) {
-        rmSync(jobDir, { recursive: true, force: true });
+        rmSync(kind.dir, { recursive: true, force: true });
         throw new BerthError('POLICY_DENIED', `job ${req.jobId}: ${verdict.message}`);
       }
     }
@@ -182,34 +238,14 @@ export class JobService {
       lap('createMillis');
       await engine.start(containerId);
       lap('startMillis');
-      // without a time limit the certificate lasts a week; the AuthZ plugin still refuses it once the job ends
-      await this.d.dockerAccess?.grant(identity, alloc?.endTime ?? new Date(Date.now() + 7 * 86_400_000));
     } catch (err) {
       if (containerId) await engine.remove(containerId).catch(() => undefined);
-      rmSync(jobDir, { recursive: true, force: true });
-      try {
-        this.d.dockerAccess?.revoke(req.jobId);
-      } catch {
-        // nothing was written
-      }
-      log.error('job container could not be started', { error: engineMessage(err) });
+      rmSync(kind.dir, { recursive: true, force: true });
+      log.error('container could not be started', { error: engineMessage(err), role: kind.role });
       if (err instanceof BerthError) throw err;
       throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: Docker could not create or start the container from ${image.digestRef}: ${engineMessage(err)}`, { cause: err });
     }
-    const job: JobRecord = {
-      ...identity,
-      containerId,
-      containerName: spec.name,
-      state: 'RUNNING',
-      endTime: '',
-      error: '',
-      steps: existing?.steps ?? [],
-      userContainers: existing?.userContainers ?? [],
-    };
-    table.put(job);
-    void this.noteImageUse(image.localRef, log);
-    log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
-    return { job, alreadyPrepared: false, pullMillis: image.millis };
+    return { identity, containerId, spec, image, endTime: alloc?.endTime };
   }
 
   private async noteImageUse(ref: string, log: Logger): Promise<void> {

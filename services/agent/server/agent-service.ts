@@ -8,6 +8,8 @@ import type { NodeAgentServiceHandlers } from '../../shared/gen/berth/v1/NodeAge
 import { type Caller, type CallerAuthenticator, requireRoot, type Trust } from '../auth/caller';
 import type { IdentityResolver } from '../identity/nss';
 import type { JobRecord } from '../jobs/job-record';
+import type { ContainerOptions } from '../../shared/container-options';
+import type { StepContainers } from '../steps/step-containers';
 import type { JobService } from '../jobs/job-service';
 import type { ImageCache, ImageView } from '../housekeeping/image-cache';
 import type { ImageService } from '../images/image-service';
@@ -29,6 +31,8 @@ export interface AgentServiceDeps {
   images: ImageService;
   /** Docker access of a job, when the site enables it */
   dockerOf?: (jobId: string) => { host: string; certPath: string };
+  /** containers for natively launched steps (SPANK plugin) */
+  stepContainers?: StepContainers;
 }
 
 function toProtoImage(i: ImageView) {
@@ -64,18 +68,31 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
       requireRoot(caller, 'JobPrologue');
       const res = await d.jobs.prologue({
         jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
-        options: {
-          mounts: r.userMounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
-          workdir: r.containerWorkdir, envNames: r.envNames, name: r.containerName,
-          mountHome: toggle(r.mountHome), readOnly: toggle(r.readOnly),
-        },
+        options: optionsOf(r),
       });
       return { job: toProtoJob(res.job), alreadyPrepared: res.alreadyPrepared, pullMillis: res.pullMillis };
     }),
 
     JobEpilogue: unary('JobEpilogue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobEpilogue');
-      return d.jobs.epilogue(r.jobId);
+      const res = await d.jobs.epilogue(r.jobId);
+      d.stepContainers?.forgetJob(r.jobId);
+      return res;
+    }),
+
+    StepPrologue: unary('StepPrologue', (r) => r.jobId, async (caller, r) => {
+      requireRoot(caller, 'StepPrologue');
+      if (!d.stepContainers) throw new BerthError('INVALID_REQUEST', 'this berthd does not launch container steps');
+      return d.stepContainers.prologue({
+        jobId: r.jobId, stepId: r.stepId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage,
+        options: optionsOf(r),
+      });
+    }),
+
+    StepEpilogue: unary('StepEpilogue', (r) => r.jobId, async (caller, r) => {
+      requireRoot(caller, 'StepEpilogue');
+      if (!d.stepContainers) return { containerRemoved: false };
+      return d.stepContainers.epilogue(r.jobId, r.stepId);
     }),
 
     GetJob: unary('GetJob', (r) => r.jobId, async (caller, r) => ({
@@ -189,4 +206,13 @@ function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStre
 
 function toggle(t: string): boolean | undefined {
   return t === 'TOGGLE_ON' ? true : t === 'TOGGLE_OFF' ? false : undefined;
+}
+
+/** the --container-* options of a JobPrologue or StepPrologue request */
+function optionsOf(r: { userMounts: { source: string; target: string; readOnly: boolean }[]; containerWorkdir: string; envNames: string[]; containerName: string; mountHome: string; readOnly: string }): ContainerOptions {
+  return {
+    mounts: r.userMounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
+    workdir: r.containerWorkdir, envNames: r.envNames, name: r.containerName,
+    mountHome: toggle(r.mountHome), readOnly: toggle(r.readOnly),
+  };
 }

@@ -73,6 +73,7 @@ export class FakeEngine implements Engine {
       nanoCpus: Number((spec.body.HostConfig as { NanoCpus?: number } | undefined)?.NanoCpus ?? 0),
       memoryBytes: Number((spec.body.HostConfig as { Memory?: number } | undefined)?.Memory ?? 0),
       devices: ((spec.body.HostConfig as { Devices?: { PathOnHost: string }[] } | undefined)?.Devices ?? []).map((d) => d.PathOnHost),
+      pid: 0, env: ['PATH=/usr/local/bin:/usr/bin:/bin', ...((spec.body.Env as string[] | undefined) ?? [])],
     });
     return id;
   }
@@ -84,6 +85,7 @@ export class FakeEngine implements Engine {
     if (!c) throw Object.assign(new Error('no such container'), { statusCode: 404 });
     c.running = true;
     c.state = 'running';
+    c.pid = process.pid;
   }
 
   private find(idOrName: string): FakeContainer | undefined {

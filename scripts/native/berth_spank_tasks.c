@@ -1,0 +1,238 @@
+/*
+ * Native task launch: the tasks of a container step join the container's mount and IPC
+ * namespaces in slurm_spank_task_init_privileged, as root in the task's own process just
+ * before slurmstepd makes it the job's user and execs the command. The tasks stay
+ * slurmstepd's children, in the job's cgroup: signals, scancel, time limits, srun --pty and
+ * sacct work as for any task, and a task costs no extra process.
+ *
+ * Which steps: an srun that named --container-image/--container-name itself (the local side
+ * sets BERTH_STEP_CONTAINER=1 in the tasks' environment), and the batch step of a job
+ * submitted with --container-batch. `berth hook step-prolog` (run here as root, once per step
+ * and node) asks berthd for the step's container: the job's own, a named one, or a new one
+ * made from the step's image; berthd writes RUN_DIR/NODE/tasks/JOB.STEP (pid, start time,
+ * workdir, environment) for the tasks to read. `berth hook step-epilog` removes the step's
+ * own container when the step ends.
+ *
+ * Every joining task first sets no_new_privs, so no setuid program in the image can give it
+ * back root; its PID is checked against the recorded start time, so a recycled PID is never
+ * joined.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <slurm/slurm.h>
+#include "berth_spank.h"
+
+#define TASK_FILE_MAX 262144
+
+static int step_joins;     /* this step's tasks join a container (set in slurmstepd) */
+static char step_id[32];   /* "0", "1", ..., "batch" */
+static char job_id[32];
+
+/* "batch", a number, or "" for the extern and interactive steps */
+static void step_name(spank_t sp, char *out, size_t n)
+{
+    uint32_t step = 0;
+    out[0] = '\0';
+    if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS)
+        return;
+    if (step == SLURM_BATCH_SCRIPT)
+        snprintf(out, n, "batch");
+    else if (step != SLURM_EXTERN_CONT && step != SLURM_INTERACTIVE_STEP && step < 0xfffffff0u)
+        snprintf(out, n, "%u", step);
+}
+
+static int env_is(spank_t sp, const char *name, const char *value)
+{
+    char buf[16];
+    return spank_getenv(sp, name, buf, sizeof buf) == ESPANK_SUCCESS && strcmp(buf, value) == 0;
+}
+
+/* `srun --container-image=X berth exec -- CMD` keeps working: berth exec joins by itself */
+static int runs_berth_exec(spank_t sp)
+{
+    int argc = 0;
+    char **argv = NULL;
+    if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1 || argv[0] == NULL)
+        return 0;
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    return strcmp(base, "berth") == 0;
+}
+
+int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
+{
+    step_name(sp, step_id, sizeof step_id);
+    if (step_id[0] == '\0')
+        return 0;
+    int batch = strcmp(step_id, "batch") == 0;
+    if (batch ? !env_is(sp, "SLURM_SPANK_BERTH_CONTAINER_BATCH", "1") : !env_is(sp, "BERTH_STEP_CONTAINER", "1"))
+        return 0;
+    if (!batch && runs_berth_exec(sp))
+        return 0;
+    uint32_t job = 0, uid = 0, gid = 0;
+    spank_get_item(sp, S_JOB_ID, &job);
+    spank_get_item(sp, S_JOB_UID, &uid);
+    spank_get_item(sp, S_JOB_GID, &gid);
+    snprintf(job_id, sizeof job_id, "%u", job);
+    char uid_s[16], gid_s[16], user[256] = "";
+    snprintf(uid_s, sizeof uid_s, "%u", uid);
+    snprintf(gid_s, sizeof gid_s, "%u", gid);
+    struct passwd pw, *res = NULL;
+    char pwbuf[4096];
+    if (getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &res) == 0 && res != NULL)
+        snprintf(user, sizeof user, "%s", pw.pw_name);
+    const char *node = getenv("SLURMD_NODENAME");
+    static const char *const names[] = {
+        "BERTH_CONTAINER_IMAGE", "BERTH_CONTAINER_IMAGE_REQUESTED", "BERTH_CONTAINER_MOUNTS",
+        "BERTH_CONTAINER_WORKDIR", "BERTH_CONTAINER_ENV", "BERTH_CONTAINER_NAME",
+        "BERTH_CONTAINER_MOUNT_HOME", "BERTH_CONTAINER_READONLY",
+    };
+    enum { N = sizeof names / sizeof names[0] };
+    static char values[N][4096];
+    const char *env[2 * (N + 8) + 1];
+    int n = 0;
+    env[n++] = "SLURM_JOB_ID"; env[n++] = job_id;
+    env[n++] = "SLURM_STEP_ID"; env[n++] = step_id;
+    env[n++] = "SLURM_JOB_UID"; env[n++] = uid_s;
+    env[n++] = "SLURM_JOB_GID"; env[n++] = gid_s;
+    env[n++] = "SLURM_JOB_USER"; env[n++] = user;
+    env[n++] = "SLURMD_NODENAME"; env[n++] = node ? node : "";
+    env[n++] = "BERTH_RUN_DIR"; env[n++] = a->run_dir;
+    for (int i = 0; i < N && !batch; i++) {
+        if (spank_getenv(sp, names[i], values[i], sizeof values[i]) != ESPANK_SUCCESS)
+            values[i][0] = '\0';
+        env[n++] = names[i];
+        env[n++] = values[i];
+    }
+    env[n] = NULL;
+    static char out[BERTH_OUT_MAX];
+    const char *argv[] = { "hook", "step-prolog", NULL };
+    if (berth_run(a->berth, argv, env, out, sizeof out) != 0) {
+        slurm_error("%s", out);
+        return -1;
+    }
+    step_joins = 1;
+    return 0;
+}
+
+/* the start time (field 22 of /proc/PID/stat) of pid, or 0 */
+static unsigned long long start_time(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return 0;
+    p += 2; /* field 3 */
+    for (int field = 3; field < 22 && p != NULL; field++) {
+        p = strchr(p, ' ');
+        if (p) p++;
+    }
+    return p ? strtoull(p, NULL, 10) : 0;
+}
+
+static int join_ns(long pid, const char *ns, int type)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/ns/%s", pid, ns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        slurm_error("berth: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = setns(fd, type);
+    if (rc != 0)
+        slurm_error("berth: cannot join the container's %s namespace: %s", ns, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+int berth_tasks_join(spank_t sp, const struct berth_args *a)
+{
+    if (!step_joins)
+        return 0;
+    const char *node = getenv("SLURMD_NODENAME");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/tasks/%s.%s", a->run_dir, node ? node : "", job_id, step_id);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        slurm_error("berth: the step's container is not ready (%s: %s); is berthd running on this node?", path, strerror(errno));
+        return -1;
+    }
+    static char text[TASK_FILE_MAX];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    long pid = 0;
+    unsigned long long start = 0;
+    const char *workdir = "", *container = "?";
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "pid=", 4) == 0)
+            pid = strtol(line + 4, NULL, 10);
+        else if (strncmp(line, "start=", 6) == 0)
+            start = strtoull(line + 6, NULL, 10);
+        else if (strncmp(line, "workdir=", 8) == 0)
+            workdir = line + 8;
+        else if (strncmp(line, "container=", 10) == 0)
+            container = line + 10;
+        else if (strncmp(line, "env=", 4) == 0) {
+            char *eq = strchr(line + 4, '=');
+            if (eq == NULL)
+                continue;
+            *eq = '\0';
+            if (spank_setenv(sp, line + 4, eq + 1, 1) != ESPANK_SUCCESS)
+                slurm_info("berth: could not set %s for the task", line + 4);
+        }
+    }
+    if (pid <= 1 || start == 0 || start_time(pid) != start) {
+        slurm_error("berth: container %s is no longer running (pid %ld); the job's containers are gone", container, pid);
+        return -1;
+    }
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        snprintf(cwd, sizeof cwd, "/");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        slurm_error("berth: cannot set no_new_privs: %s", strerror(errno));
+        return -1;
+    }
+    if (join_ns(pid, "ipc", CLONE_NEWIPC) != 0 || join_ns(pid, "mnt", CLONE_NEWNS) != 0)
+        return -1;
+    const char *dir = workdir[0] ? workdir : cwd;
+    if (chdir(dir) != 0) {
+        slurm_error("berth: %s does not exist in container %s; the task starts in /", dir, container);
+        if (chdir("/") != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
+{
+    (void)sp;
+    if (!step_joins)
+        return;
+    const char *node = getenv("SLURMD_NODENAME");
+    const char *env[] = { "SLURM_JOB_ID", job_id, "SLURM_STEP_ID", step_id, "SLURMD_NODENAME", node ? node : "", "BERTH_RUN_DIR", a->run_dir, NULL };
+    const char *argv[] = { "hook", "step-epilog", NULL };
+    static char out[BERTH_OUT_MAX];
+    if (berth_run(a->berth, argv, env, out, sizeof out) != 0)
+        slurm_error("%s", out);
+    step_joins = 0;
+}

@@ -1,0 +1,91 @@
+// Where the SPANK plugin finds the container a step's tasks join (native task launch):
+// RUN_DIR/NODE/tasks/JOB.STEP, root's (the directory is 0700), written by berthd when the step
+// starts and removed when it ends. One "key=value" per line, for a few lines of C to read:
+//   pid=     host PID of the container's first process
+//   start=   its start time (clock ticks since boot, /proc/PID/stat field 22), so that a
+//            recycled PID is never joined
+//   workdir= where tasks start ('' = the directory srun gave them)
+//   container= the container's name, for messages
+//   env=     NAME=VALUE, one per line: the container's environment (the image's, then berth's);
+//            tasks take these over the host's, except the names in --container-env
+// A file JOB.name-NAME marks a named container the job keeps after the step (--container-name).
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+const DOCKER_DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface TaskTarget {
+  pid: number;
+  workdir: string;
+  container: string;
+  env: readonly string[];
+  /** host variables that keep their value (--container-env) */
+  keepEnv: readonly string[];
+}
+
+/** clock ticks since boot at which PID started; 0 when it is gone */
+export function processStartTime(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name (field 2) may hold spaces and parentheses: count from the last ')'
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[19]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+export class TaskFiles {
+  constructor(readonly dir: string) {}
+
+  private file(jobId: string, key: string): string {
+    if (!/^[0-9]+$/.test(jobId) || !/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`bad task file name ${jobId}.${key}`);
+    return path.join(this.dir, `${jobId}.${key}`);
+  }
+
+  write(jobId: string, stepId: string, t: TaskTarget): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const start = processStartTime(t.pid);
+    if (!start) throw new Error(`the container ${t.container} has no running process (pid ${t.pid})`);
+    const lines = [`pid=${t.pid}`, `start=${start}`, `workdir=${t.workdir}`, `container=${t.container}`];
+    // an image without PATH gets Docker's default, as `docker run` would give it
+    if (!t.env.some((kv) => kv.startsWith('PATH='))) lines.push(`env=${DOCKER_DEFAULT_PATH}`);
+    for (const kv of t.env) {
+      const name = kv.slice(0, kv.indexOf('='));
+      if (kv.includes('\n') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || t.keepEnv.includes(name)) continue;
+      lines.push(`env=${kv}`);
+    }
+    const f = this.file(jobId, stepId);
+    writeFileSync(f + '.tmp', lines.join('\n') + '\n', { mode: 0o600 });
+    renameSync(f + '.tmp', f);
+  }
+
+  read(jobId: string, stepId: string): string | undefined {
+    try {
+      return readFileSync(this.file(jobId, stepId), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  remove(jobId: string, stepId: string): void {
+    rmSync(this.file(jobId, stepId), { force: true });
+  }
+
+  markNamed(jobId: string, name: string): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(this.file(jobId, `name-${name}`), '', { mode: 0o600 });
+  }
+
+  /** every file of the job; true when there was any */
+  removeJob(jobId: string): boolean {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((n) => n.startsWith(`${jobId}.`));
+    } catch {
+      return false;
+    }
+    for (const n of names) rmSync(path.join(this.dir, n), { force: true });
+    return names.length > 0;
+  }
+}
