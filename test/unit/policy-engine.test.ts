@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { buildJobContainerSpec } from '../../services/agent/containers/job-container-spec';
+import { buildJobContainerSpec, policyView } from '../../services/agent/containers/job-container-spec';
 import { mapAction, parseQuery } from '../../services/agent/policy/actions';
 import { formatDenial, PolicyEngine } from '../../services/agent/policy/engine';
 import { realHostPath } from '../../services/agent/policy/host-paths';
@@ -261,7 +261,7 @@ describe('policy engine: hpc-default against every bypass class', () => {
       userFiles: { passwd: path.join(files, 'passwd'), group: path.join(files, 'group') },
     });
     const ctx: PolicyContext = { ...ALICE, job: { ...ALICE.job!, mountPrefixes: [home, files] } };
-    const req: PolicyRequest = { action: 'container_create', body: spec.body, query: { name: spec.name }, agent: true };
+    const req: PolicyRequest = { action: 'container_create', body: policyView(spec.body), query: { name: spec.name }, agent: true };
     check(engine.decide(req, ctx), 'allow');
     check(engine.decide({ ...req, agent: false }, ctx), B(/the container name berth-n1-job-42 is not allowed: .*; the labels io\.berth\.role, io\.berth\.job\.id, .* are not allowed/));
   });

@@ -8,7 +8,7 @@ import { toAccountingRecord } from '../accounting/accounting-log';
 import { type AgentConfig, dockerSocketPath } from '../config';
 import { applyUserOptions } from '../containers/user-options';
 import { expandDevices } from '../containers/devices';
-import { buildJobContainerSpec } from '../containers/job-container-spec';
+import { buildJobContainerSpec, policyView } from '../containers/job-container-spec';
 import { type JobIdentity, jobContainerName, jobFromLabels, LABEL } from '../containers/labels';
 import type { ImageUserFilesCache } from '../containers/image-user-files';
 import { mergeGroup, mergePasswd } from '../containers/passwd';
@@ -211,11 +211,7 @@ export class JobService {
       hostFiles: existsSync(config.taskProlog) ? [config.taskProlog] : [],
     });
     if (this.d.admit) {
-      // the site policy judges what the user chose; the host PID namespace is berth's own
-      // choice for every container it makes (native task launch), which users' docker run may not make
-      const hostConfig = { ...(spec.body.HostConfig as Record<string, unknown>) };
-      delete hostConfig.PidMode;
-      const verdict = this.d.admit({ ...spec.body, HostConfig: hostConfig }, {
+      const verdict = this.d.admit(policyView(spec.body), {
         user: user.name,
         groups: user.groups.map((g) => g.name),
         job: {
