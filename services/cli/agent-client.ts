@@ -84,7 +84,9 @@ export function describeGrpcError(err: unknown, target: AgentTarget): string {
   }
   if (isUnreachable(err)) {
     const where = target.remote ? target.remote.address : target.socket;
-    const hint = target.remote ? 'is berthd running with remoteAccess.listen on that port?' : 'is berthd running? (systemctl status berthd, or scripts/sandbox status)';
+    const hint = target.remote
+      ? 'is berthd listening there (remoteAccess.listen), and does the site CA berthd trusts (remoteAccess.caFile) sign --tls-cert?'
+      : 'is berthd running? (systemctl status berthd, or scripts/sandbox status)';
     return `berthd on ${target.node} is not reachable at ${where} (${e.details}); ${hint}`;
   }
   if (e?.code === grpc.status.DEADLINE_EXCEEDED) return `berthd on ${target.node} did not answer in time (${e.details})`;
