@@ -1,6 +1,8 @@
 // Binds berthd's two unix sockets: admin.sock (0600, root: trusted) and user.sock (0666,
 // munge-authenticated), and with remote access configured a TCP listener with mutual TLS
-// (roles per client identity). Each gets the agent service and grpc.health.v1.
+// (roles per client identity). Each gets the agent service, grpc.health.v1 and reflection.
+// Health follows the lifecycle only (recovering and stopping: NOT_SERVING); an admin's drain
+// leaves it SERVING, since running jobs' steps and epilogues are still served (docs/operations.md).
 import * as grpc from '@grpc/grpc-js';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +14,7 @@ import type { RemoteTls } from '../config';
 import type { Lifecycle } from '../lifecycle';
 import { type AgentServiceDeps, makeAgentHandlers } from './agent-service';
 import { HealthService } from './health-service';
+import { addReflection } from './reflection';
 
 export interface BoundServers {
   sockets: { admin: string; user: string };
@@ -50,6 +53,7 @@ export async function startServers(runDir: string, deps: AgentServiceDeps, lifec
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
     server.addService(definition, makeAgentHandlers(trust, deps) as unknown as grpc.UntypedServiceImplementation);
     health.addToServer(server);
+    addReflection(server);
     rmSync(socket, { force: true });
     const oldMask = process.umask(0o177);
     try {
@@ -65,6 +69,7 @@ export async function startServers(runDir: string, deps: AgentServiceDeps, lifec
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
     server.addService(definition, makeAgentHandlers('tcp', deps) as unknown as grpc.UntypedServiceImplementation);
     health.addToServer(server);
+    addReflection(server);
     const port = await bindTcp(server, remote);
     tcp = `${remote.listen.slice(0, remote.listen.lastIndexOf(':'))}:${port}`;
     servers.push(server);
