@@ -2,7 +2,9 @@
 // as one file, the CLI split into chunks so that what slurmd and srun run per job and per
 // task (hooks, exec) loads only the code its path needs, none of the agent's.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 
 rmSync('dist', { recursive: true, force: true });
 const common = {
@@ -31,5 +33,19 @@ const common = {
   logLevel: 'warning',
 };
 await build({ ...common, entryPoints: { berth: 'services/cli/main.ts' }, splitting: true });
-await build({ ...common, entryPoints: { berthd: 'services/agent/main.ts' }, splitting: false, alias: { ssh2: './services/agent/docker/no-ssh.ts' } });
+// @grpc/reflection loads its own reflection.proto at run time from ../../proto beside its
+// module; bundled, it finds it in dist/proto (installed beside berthd.js)
+const reflectionProtos = {
+  name: 'reflection-protos',
+  setup(b) {
+    b.onLoad({ filter: /@grpc[\\/]reflection[\\/]build[\\/]src[\\/]implementations[\\/]reflection-v1(alpha)?\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes("'../../proto/grpc/reflection/")) throw new Error(`${args.path}: @grpc/reflection no longer loads ../../proto; update scripts/bundle.mjs`);
+      return { contents: text.replaceAll("'../../proto/grpc/reflection/", "'proto/grpc/reflection/"), loader: 'js' };
+    });
+  },
+};
+const reflectionDir = path.dirname(createRequire(import.meta.url).resolve('@grpc/reflection/package.json'));
+cpSync(path.join(reflectionDir, 'build/proto/grpc/reflection'), 'dist/proto/grpc/reflection', { recursive: true });
+await build({ ...common, entryPoints: { berthd: 'services/agent/main.ts' }, splitting: false, alias: { ssh2: './services/agent/docker/no-ssh.ts' }, plugins: [reflectionProtos] });
 console.log('bundle: dist/berth.js dist/berthd.js');

@@ -21,4 +21,13 @@ const pbRoot = new protobuf.Root();
 // camelCase field names, as proto-loader produces with keepCase: false (PROTO_OPTIONS)
 pbRoot.loadSync(protos.map((p) => path.join(root, p)), { keepCase: false });
 writeFileSync(path.join(out, 'agent-descriptor.json'), JSON.stringify(pbRoot.toJSON()));
+// the files' FileDescriptorProtos for server reflection (@grpc/reflection): grpcurl lists and
+// calls the API without .proto files
+const protoLoader = require('@grpc/proto-loader');
+const pkgDef = protoLoader.loadSync(protos.map((p) => path.join(root, p)), { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
+const files = new Map();
+for (const def of Object.values(pkgDef)) {
+  for (const bin of def.fileDescriptorProtos ?? []) files.set(Buffer.from(bin).toString('base64'), true);
+}
+writeFileSync(path.join(out, 'reflection-descriptors.json'), JSON.stringify({ files: [...files.keys()] }));
 console.log(`gen-proto: types and descriptor written to ${path.relative(root, out)}`);

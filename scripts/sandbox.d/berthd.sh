@@ -16,6 +16,32 @@ berthd_tls_dir() { echo "$STATE_DIR/$1/berthd/tls"; }
 # where each node's dockerd listens with --tlsverify for job users: n1 2376, n2 2377, n3 2378
 berthd_docker_tls_port() { echo $((2375 + ${1#n})); }
 
+# remote access (mutual TLS) for admins: a sandbox site CA, a server certificate per node for
+# berthd's TCP listener (n1 7441, n2 7442, n3 7443, loopback only) and two client identities:
+# sandbox-admin (role admin) and sandbox-read (role read)
+berthd_site_ca_dir() { echo "$STATE_DIR/site-ca"; }
+berthd_remote_port() { echo $((7440 + ${1#n})); }
+
+berthd_site_ca() {
+  local d c
+  d="$(berthd_site_ca_dir)"
+  install -d -m 0700 "$d"
+  if [ ! -s "$d/ca.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" \
+      -days 3650 -subj "/CN=berth sandbox site CA" 2>/dev/null || die "openssl could not make the sandbox site CA in $d"
+  fi
+  berthd_site_cert() { # NAME CN EXT
+    [ -s "$d/$1.pem" ] && return 0
+    printf '%b' "$3" >"$d/$1.ext"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/$1.key" -out "$d/$1.csr" -subj "/CN=$2" 2>/dev/null \
+      && openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -out "$d/$1.pem" -days 3650 -extfile "$d/$1.ext" 2>/dev/null \
+      || die "openssl could not issue $1 from the sandbox site CA in $d"
+  }
+  for c in "${NODES[@]}"; do berthd_site_cert "server-$c" "$c" 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n'; done
+  berthd_site_cert admin sandbox-admin 'extendedKeyUsage=clientAuth\n'
+  berthd_site_cert read sandbox-read 'extendedKeyUsage=clientAuth\n'
+}
+
 # what a running berthd was started from: its code (the install manifest names every hashed
 # chunk) and its config; `up` restarts a berthd whose stamp no longer matches
 berthd_stamp() {
@@ -39,6 +65,13 @@ berthd_write_config() {
   "rdmaDevices": ["/dev/infiniband/uverbs*", "/dev/infiniband/rdma_cm"],
   "mounts": [],
   "stopGraceSeconds": 5,
+  "remoteAccess": {
+    "listen": "127.0.0.1:$(berthd_remote_port "$n")",
+    "certFile": "$(berthd_site_ca_dir)/server-$n.pem",
+    "keyFile": "$(berthd_site_ca_dir)/server-$n.key",
+    "caFile": "$(berthd_site_ca_dir)/ca.pem",
+    "clients": { "sandbox-admin": ["admin"], "sandbox-read": ["read"] }
+  },
   "authz": {
     "pluginName": "berth-$n",
     "pluginSpecDir": "/etc/docker/plugins",
@@ -57,6 +90,7 @@ berthd_up() {
   local n
   local started=()
   [ -x "$PREFIX/sbin/berthd" ] || die "$PREFIX/sbin/berthd is missing; run scripts/install.sh"
+  berthd_site_ca
   for n in "${NODES[@]}"; do
     install -d -m 0755 "$LOG_DIR/$n" "$RUN_DIR/$n"
     berthd_write_config "$n"

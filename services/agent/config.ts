@@ -25,6 +25,20 @@ const authzSchema = z.object({
   registries: z.array(z.string().min(1)).default([]),
 }).strict();
 
+const remoteAccessSchema = z.object({
+  /** HOST:PORT to listen on with mutual TLS, e.g. 0.0.0.0:7443 or 10.1.2.3:7443 */
+  listen: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 0.0.0.0:7443')
+    .refine((a) => { const p = Number(a.slice(a.lastIndexOf(':') + 1)); return p >= 1 && p <= 65535; }, 'the port must be 1-65535'),
+  /** this node's server certificate (PEM), signed by the site CA; its SAN must name the host clients dial */
+  certFile: absolutePath,
+  keyFile: absolutePath,
+  /** the site CA (PEM): only client certificates it signed pass the TLS handshake */
+  caFile: absolutePath,
+  /** client identity (certificate CN, or a DNS, URI or email SAN) → roles: read, admin (admin includes read) */
+  clients: z.record(z.string().min(1), z.array(z.enum(['read', 'admin'])).min(1, 'give at least one role: read or admin'))
+    .refine((c) => Object.keys(c).length > 0, 'name at least one client identity, e.g. {"ops-monitor": ["read"]}'),
+}).strict();
+
 const imageGcSchema = z.object({
   /** start collecting when the engine's file system is this full */
   highPercent: z.number().min(1).max(100).default(85),
@@ -88,6 +102,8 @@ export const configSchema = z.object({
   }).strict().default({}),
   /** Docker API access for job users through berth's AuthZ plugin; off when absent */
   authz: authzSchema.optional(),
+  /** a TCP listener with mutual TLS for admins' remote `berth` commands; off when absent */
+  remoteAccess: remoteAccessSchema.optional(),
 }).strict();
 
 export type AgentConfig = Readonly<z.infer<typeof configSchema>>;
@@ -130,4 +146,28 @@ export function loadConfig(file: string | undefined, overrides: Record<string, u
 
 export function dockerSocketPath(config: AgentConfig): string {
   return config.dockerHost.slice('unix://'.length);
+}
+
+export interface RemoteTls {
+  listen: string;
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** Reads the remote-access TLS files named in the config; a missing one is a ConfigError. */
+export function loadRemoteTls(config: AgentConfig): RemoteTls | undefined {
+  const r = config.remoteAccess;
+  if (!r) return undefined;
+  const read = (key: string, file: string): Buffer => {
+    let b: Buffer;
+    try {
+      b = readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`remoteAccess.${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!b.toString('utf8').includes('-----BEGIN ')) throw new ConfigError(`remoteAccess.${key}: ${file} is not a PEM file`);
+    return b;
+  };
+  return { listen: r.listen, ca: read('caFile', r.caFile), cert: read('certFile', r.certFile), key: read('keyFile', r.keyFile) };
 }

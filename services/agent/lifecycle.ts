@@ -14,6 +14,11 @@ export class Lifecycle {
     return this.current;
   }
 
+  /** why the agent is not serving (empty when it is) */
+  get reason(): string {
+    return this.detail;
+  }
+
   set(phase: AgentPhase, detail = ''): void {
     this.current = phase;
     this.detail = detail;

@@ -9,7 +9,11 @@ import { UnmungeVerifier } from '../shared/munge';
 import { errorMessage } from '../shared/errors';
 import { AccountingLog } from './accounting/accounting-log';
 import { CallerAuthenticator } from './auth/caller';
-import { ConfigError, dockerSocketPath, loadConfig } from './config';
+import { ConfigError, dockerSocketPath, loadConfig, loadRemoteTls, type RemoteTls } from './config';
+import { DrainStore } from './admin/drain-store';
+import { listManagedContainers } from './admin/managed-containers';
+import { nodeStatus } from './admin/node-status';
+import { RemoteAccessPolicy } from './auth/remote-access';
 import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
 import { DockerodeEngine } from './docker/dockerode-engine';
@@ -55,18 +59,28 @@ async function main(): Promise<void> {
     .help()
     .parseAsync();
 
+  const startedAt = new Date();
   let config;
+  let remoteTls: RemoteTls | undefined;
+  let drain: DrainStore;
   try {
     config = loadConfig(argv.config, {
       node: argv.node, runDir: argv['run-dir'], stateDir: argv['state-dir'], dockerHost: argv['docker-host'],
       accountingFile: argv['accounting-file'], logFile: argv['log-file'], logLevel: argv['log-level'], initBinary: argv['init-binary'],
     });
+    remoteTls = loadRemoteTls(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`berthd: bad configuration:\n${err.message}\n`);
       process.exit(2);
     }
     throw err;
+  }
+  try {
+    drain = new DrainStore(config.stateDir);
+  } catch (err) {
+    process.stderr.write(`berthd: ${errorMessage(err)}\n`);
+    process.exit(2);
   }
 
   const log = createLogger(config.logLevel, config.logFile, config.node);
@@ -122,7 +136,9 @@ async function main(): Promise<void> {
     jobs, engine, files: new TaskFiles(path.join(path.dirname(agentSockets(config.runDir, config.node).admin), 'tasks')),
     node: config.node, stateDir: config.stateDir, stopGraceSeconds: config.stopGraceSeconds, log,
   });
-  const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000));
+  const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000),
+    config.remoteAccess && new RemoteAccessPolicy(config.remoteAccess.clients));
+  const containers = () => listManagedContainers(engine, config.node, jobs.list());
 
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request
   const authzPlugin = prepared && policy && config.authz
@@ -135,8 +151,15 @@ async function main(): Promise<void> {
     imageCache,
     images,
     stepContainers,
-  }, lifecycle);
-  log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, docker: config.dockerHost });
+    drain,
+    containers,
+    status: () => nodeStatus({
+      node: config.node, version: AGENT_VERSION, startedAt, lifecycle: { phase: lifecycle.phase, detail: lifecycle.reason }, drain: () => drain.get(),
+      jobs: () => jobs.list(), ping: () => engine.ping(), containers, images: () => imageCache.list(),
+    }),
+  }, lifecycle, remoteTls);
+  log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, tcp: servers.tcp, docker: config.dockerHost });
+  if (drain.get().drained) log.warn('this node is drained for container jobs (berth resume ends it)', { ...drain.get() });
 
   // recover: retry until dockerd answers, serving health NOT_SERVING meanwhile
   for (let attempt = 1; ; attempt++) {

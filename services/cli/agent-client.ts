@@ -1,5 +1,6 @@
 // A gRPC client for one node's berthd: the admin socket when running as root, otherwise the
-// user socket with a munge credential bound to the method and job.
+// user socket with a munge credential bound to the method and job; or, for admins off the
+// node, berthd's TCP listener with mutual TLS (the client certificate is the identity).
 import * as grpc from '@grpc/grpc-js';
 import type { NodeAgentServiceClient } from '../shared/gen/berth/v1/NodeAgentService';
 import { encodeMunge, mungePayload } from '../shared/munge';
@@ -7,10 +8,26 @@ import { agentSockets, DEFAULT_RUN_DIR } from '../shared/paths';
 import { serviceDefinition } from '../shared/service-definition';
 import { MUNGE_METADATA_KEY, SERVICE_NAME } from '../shared/proto-names';
 
+/** PEM contents of the site CA and of this client's certificate and key */
+export interface ClientTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
 export interface AgentTarget {
   node: string;
   socket: string;
   asRoot: boolean;
+  /** berthd's TCP listener (HOST:PORT) and the client's TLS files, instead of the local socket */
+  remote?: { address: string; tls: ClientTls };
+}
+
+/** NODE over TCP: NODE:PORT as given, else NODE with PORT. */
+export function remoteTarget(node: string, port: number | undefined, tls: ClientTls): AgentTarget {
+  const hasPort = /:\d+$/.test(node);
+  if (!hasPort && port === undefined) throw new Error(`no port for ${node}: give --port or NODE:PORT`);
+  return { node, socket: '', asRoot: false, remote: { address: hasPort ? node : `${node}:${port}`, tls } };
 }
 
 export function agentTarget(node: string, env: Record<string, string | undefined> = process.env): AgentTarget {
@@ -21,14 +38,17 @@ export function agentTarget(node: string, env: Record<string, string | undefined
 
 export function connect(target: AgentTarget): NodeAgentServiceClient {
   const Client = grpc.makeGenericClientConstructor(serviceDefinition(SERVICE_NAME), 'NodeAgentService');
-  return new Client(`unix://${target.socket}`, grpc.credentials.createInsecure(), {
-    'grpc.max_receive_message_length': 8 * 1024 * 1024,
-  }) as unknown as NodeAgentServiceClient;
+  const options = { 'grpc.max_receive_message_length': 8 * 1024 * 1024 };
+  if (target.remote) {
+    const { address, tls } = target.remote;
+    return new Client(address, grpc.credentials.createSsl(tls.ca, tls.key, tls.cert), options) as unknown as NodeAgentServiceClient;
+  }
+  return new Client(`unix://${target.socket}`, grpc.credentials.createInsecure(), options) as unknown as NodeAgentServiceClient;
 }
 
 export async function callMetadata(target: AgentTarget, method: string, jobId: string): Promise<grpc.Metadata> {
   const md = new grpc.Metadata();
-  if (!target.asRoot) md.set(MUNGE_METADATA_KEY, await encodeMunge(mungePayload(method, jobId)));
+  if (!target.asRoot && !target.remote) md.set(MUNGE_METADATA_KEY, await encodeMunge(mungePayload(method, jobId)));
   return md;
 }
 
@@ -37,8 +57,17 @@ export function unaryCall<Req, Res>(
   fn: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
   req: Req, md: grpc.Metadata, deadlineMs: number,
 ): Promise<Res> {
+  return unaryCallAbortable(fn, req, md, deadlineMs);
+}
+
+/** A unary call with a deadline that SIGNAL cancels (a fan-out giving up on a node). */
+export function unaryCallAbortable<Req, Res>(
+  fn: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
+  req: Req, md: grpc.Metadata, deadlineMs: number, signal?: AbortSignal,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
-    fn(req, md, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+    const call = fn(req, md, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res as Res))) as { cancel?: () => void } | undefined;
+    signal?.addEventListener('abort', () => call?.cancel?.(), { once: true });
   });
 }
 
@@ -50,8 +79,15 @@ export function isUnreachable(err: unknown): boolean {
 
 export function describeGrpcError(err: unknown, target: AgentTarget): string {
   const e = err as grpc.ServiceError;
+  if (target.remote && e?.code === grpc.status.UNAVAILABLE && /handshake|certificate|SSL|TLS|alert/i.test(e.details ?? '')) {
+    return `berthd on ${target.node} refused the TLS handshake at ${target.remote.address} (${e.details}); check --tls-ca/--tls-cert/--tls-key: the certificate must be signed by the site CA berthd trusts (remoteAccess.caFile)`;
+  }
   if (isUnreachable(err)) {
-    return `berthd on ${target.node} is not reachable at ${target.socket} (${e.details}); is berthd running? (systemctl status berthd, or scripts/sandbox status)`;
+    const where = target.remote ? target.remote.address : target.socket;
+    const hint = target.remote
+      ? 'is berthd listening there (remoteAccess.listen), and does the site CA berthd trusts (remoteAccess.caFile) sign --tls-cert?'
+      : 'is berthd running? (systemctl status berthd, or scripts/sandbox status)';
+    return `berthd on ${target.node} is not reachable at ${where} (${e.details}); ${hint}`;
   }
   if (e?.code === grpc.status.DEADLINE_EXCEEDED) return `berthd on ${target.node} did not answer in time (${e.details})`;
   return e?.details || (e instanceof Error ? e.message : String(err));

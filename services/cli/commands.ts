@@ -1,11 +1,52 @@
 // The berth command line (yargs): hooks for slurmd, `exec` for job users, queries for admins.
-import yargs from 'yargs';
-import { dockerEnv, listImages, listJobs, pruneImages, showJob, defaultNode } from './admin';
+import yargs, { type Argv } from 'yargs';
+import { dockerEnv, showJob, defaultNode } from './admin';
 import { runExec } from './exec';
+import type { FleetCommand, FleetOptions } from './fleet-run';
 import { runHook } from './hook';
+import { UsageError } from './usage-error';
 import { AGENT_VERSION as VERSION } from '../shared/version';
 
-class UsageError extends Error {}
+const FLEET_EPILOG = 'Exit status: 0 every node answered, 3 some did (the others are on stderr, or error entries with --json), 1 none did, 2 bad usage.';
+
+/** --nodes and the options every many-node command shares */
+function fleetOptions<T>(y: Argv<T>, env: Record<string, string | undefined>) {
+  return y
+    .option('nodes', { alias: 'node', type: 'string', default: defaultNode(env), describe: 'a node or a Slurm host list, e.g. n[001-512,600]; NODE:PORT reaches berthd over TCP' })
+    .option('timeout', { type: 'number', describe: 'seconds to wait for each node (default: 10; images 20, prune 300, pull 900)' })
+    .option('concurrency', { type: 'number', default: 64, describe: 'nodes asked at once' })
+    .option('json', { type: 'boolean', default: false, describe: 'one JSON document for scripts (docs/api.md)' })
+    .option('port', { type: 'number', describe: "berthd's TCP port (remoteAccess.listen): reach the nodes over mutual TLS (default $BERTH_PORT)" })
+    .option('tls-ca', { type: 'string', describe: 'site CA that signed berthd\'s certificate (default $BERTH_TLS_CA)' })
+    .option('tls-cert', { type: 'string', describe: 'client certificate the site CA signed (default $BERTH_TLS_CERT)' })
+    .option('tls-key', { type: 'string', describe: 'its key (default $BERTH_TLS_KEY)' })
+    .epilog(FLEET_EPILOG);
+}
+
+interface FleetArgs {
+  nodes: string;
+  timeout?: number;
+  concurrency: number;
+  json: boolean;
+  port?: number;
+  'tls-ca'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+}
+
+function fleetOpts(a: FleetArgs, env: Record<string, string | undefined>): FleetOptions {
+  if (a.concurrency !== undefined && !(Number.isInteger(a.concurrency) && a.concurrency >= 1)) throw new UsageError(`--concurrency ${a.concurrency} must be a whole number of 1 or more`);
+  if (a.timeout !== undefined && !(a.timeout > 0)) throw new UsageError(`--timeout ${a.timeout} must be a positive number of seconds`);
+  return {
+    nodes: a.nodes, timeoutSeconds: a.timeout, concurrency: a.concurrency, json: a.json,
+    conn: { port: a.port, tls: { ca: a['tls-ca'], cert: a['tls-cert'], key: a['tls-key'] }, env },
+  };
+}
+
+async function fleet<T>(cmd: FleetCommand<T>, a: FleetArgs, env: Record<string, string | undefined>): Promise<number> {
+  const { runFleet } = await import('./fleet-run');
+  return runFleet(cmd, fleetOpts(a, env), { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) });
+}
 
 export async function runCli(args: string[]): Promise<number> {
   try {
@@ -32,23 +73,33 @@ async function parse(args: string[]): Promise<number> {
       .positional('command', { type: 'string', array: true, describe: 'the command and its arguments (put -- before it)' }), async (a) => {
       code = await runExec((a.command ?? []).map(String), env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
     })
-    .command('pull <image>', 'Pre-stage an image on nodes, in parallel, with progress per node (root)', (y) => y
-      .positional('image', { type: 'string', demandOption: true })
-      .option('nodes', { type: 'string', default: defaultNode(env), describe: 'Slurm host list, e.g. n[1-3]' }), async (a) => {
+    .command('pull <image>', 'Pre-stage an image on nodes, in parallel, with progress per node (root)', (y) => fleetOptions(y, env)
+      .positional('image', { type: 'string', demandOption: true }), async (a) => {
       const { runPull } = await import('./pull');
-      code = await runPull(a.image, a.nodes, process.stdout);
+      const o = fleetOpts(a, env);
+      code = await runPull(a.image, a.nodes, process.stdout, { json: o.json, timeoutSeconds: o.timeoutSeconds, concurrency: o.concurrency, conn: o.conn });
     })
-    .command('images', "List a node's image cache: size, whether a container uses it, last use by a job", (y) => y
-      .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
-      .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
-      code = await listImages(a.node, a.json, out);
+    .command('status', 'Per node: agent version, state (serving, draining, recovering), uptime, jobs, containers, image cache, dockerd', (y) => fleetOptions(y, env), async (a) => {
+      code = await fleet((await import('./fleet-commands')).statusCommand, a, env);
     })
-    .command('prune', "Run a node's image GC now: least recently used unused images, down to the low watermark", (y) => y
-      .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
+    .command('containers', 'The containers berth manages on the nodes: job containers and those job users made', (y) => fleetOptions(y, env), async (a) => {
+      code = await fleet((await import('./fleet-commands')).containersCommand, a, env);
+    })
+    .command('drain', 'Refuse new container jobs on the nodes (running jobs go on) until berth resume', (y) => fleetOptions(y, env)
+      .option('reason', { type: 'string', demandOption: true, describe: 'why; shown to users whose jobs are refused' }), async (a) => {
+      if (!a.reason.trim()) throw new UsageError('berth drain needs a --reason, shown to users whose jobs are refused');
+      code = await fleet((await import('./fleet-commands')).drainCommand(true, a.reason), a, env);
+    })
+    .command('resume', 'Accept container jobs again on drained nodes', (y) => fleetOptions(y, env), async (a) => {
+      code = await fleet((await import('./fleet-commands')).drainCommand(false, ''), a, env);
+    })
+    .command('images', "List the nodes' image caches: size, whether a container uses it, last use by a job", (y) => fleetOptions(y, env), async (a) => {
+      code = await fleet((await import('./fleet-commands')).imagesCommand, a, env);
+    })
+    .command('prune', "Run the nodes' image GC now: least recently used unused images, down to the low watermark", (y) => fleetOptions(y, env)
       .option('all', { type: 'boolean', default: false, describe: 'every unused image past the minimum age, whatever the disk usage' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'say what would be removed, remove nothing' })
-      .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
-      code = await pruneImages(a.node, { dryRun: a['dry-run'], all: a.all, json: a.json }, out);
+      .option('dry-run', { type: 'boolean', default: false, describe: 'say what would be removed, remove nothing' }), async (a) => {
+      code = await fleet((await import('./fleet-commands')).pruneCommand({ dryRun: a['dry-run'], all: a.all }), a, env);
     })
     .command('resolve <image>', 'Print IMAGE pinned to its digest (REGISTRY/NAME@sha256:...), as sbatch --container-image does', (y) => y
       .positional('image', { type: 'string', demandOption: true })
@@ -61,10 +112,8 @@ async function parse(args: string[]): Promise<number> {
       const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('./submit-check'), import('./resolve')]);
       code = await runSubmitCheck(env, out, (s) => void process.stderr.write(s), { resolve: { siteRegistries: siteRegistriesFromEnv(env) } });
     })
-    .command('jobs', "List the container jobs a node's agent holds", (y) => y
-      .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
-      .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
-      code = await listJobs(a.node, a.json, out);
+    .command('jobs', "List the container jobs the nodes' agents hold (a user sees their own)", (y) => fleetOptions(y, env), async (a) => {
+      code = await fleet((await import('./fleet-commands')).jobsCommand, a, env);
     })
     .command('job <id>', 'Show one job: container, image digest, steps', (y) => y
       .positional('id', { type: 'string', demandOption: true })

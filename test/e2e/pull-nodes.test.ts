@@ -23,7 +23,7 @@ describe('berth pull across nodes', { timeout: 120_000 }, () => {
     const log = sandbox().registry.log;
     const start = statSync(log).size;
     const r = run('berth', ['pull', image, '--nodes', 'n[1-3],n9']);
-    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal(r.code, 3, 'some nodes have it: exit 3\n' + r.stdout + r.stderr);
     for (const n of ['n1', 'n2', 'n3']) assert.match(r.stdout, new RegExp(`^${n}  pulled in [0-9.]+ s: 127\\.0\\.0\\.1:5000/berth/demo@sha256:[a-f0-9]{64}$`, 'm'));
     assert.match(r.stdout, /^n9  error: berthd on n9 is not reachable/m);
     assert.match(r.stdout, /berth pull: 1 of 4 node\(s\) do not have/);

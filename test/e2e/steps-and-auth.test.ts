@@ -53,26 +53,26 @@ describe('steps and authentication through Slurm', { timeout: 180_000 }, () => {
     cancel.push(jobId);
     const list = run('berth', ['jobs', '--node', nodeName, '--json']);
     assert.equal(list.code, 0, list.stderr);
-    const job = (JSON.parse(list.stdout) as { jobId: string; user: string; state: string; imageDigest: string }[]).find((j) => j.jobId === jobId);
+    const job = (JSON.parse(list.stdout) as { nodes: { result: { jobs: { jobId: string; user: string; state: string; imageDigest: string }[] } }[] }).nodes[0]!.result.jobs.find((j) => j.jobId === jobId);
     assert.ok(job, list.stdout);
     assert.equal(job.user, 'alice');
     assert.equal(job.state, 'JOB_STATE_RUNNING');
     const human = run('berth', ['job', jobId, '--node', nodeName]);
     assert.match(human.stdout, new RegExp(`job ${jobId} on ${nodeName}: RUNNING`));
     assert.match(human.stdout, /digest +127\.0\.0\.1:5000\/berth\/demo@sha256:/);
-    const images = JSON.parse(run('berth', ['images', '--node', nodeName, '--json']).stdout) as { images: { repoDigests: string[]; inUse: boolean; lastUsed: string }[] };
+    const images = (JSON.parse(run('berth', ['images', '--node', nodeName, '--json']).stdout) as { nodes: { result: { images: { repoDigests: string[]; inUse: boolean; lastUsed: string }[] } }[] }).nodes[0]!.result;
     const mine = images.images.find((i) => i.repoDigests.includes(job.imageDigest));
     assert.ok(mine, `berth images lists ${job.imageDigest}`);
     assert.equal(mine.inUse, true);
     assert.notEqual(mine.lastUsed, '');
-    const prune = JSON.parse(run('berth', ['prune', '--node', nodeName, '--all', '--dry-run', '--json']).stdout) as { removed: { repoDigests: string[] }[] };
+    const prune = (JSON.parse(run('berth', ['prune', '--node', nodeName, '--all', '--dry-run', '--json']).stdout) as { nodes: { result: { removed: { repoDigests: string[] }[] } }[] }).nodes[0]!.result;
     assert.ok(!prune.removed.some((i) => i.repoDigests.includes(job.imageDigest)), 'a running job\'s image is never pruned');
     const userImages = run('berth', ['images', '--node', nodeName], { user: 'bob', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
     assert.equal(userImages.code, 1);
     assert.match(userImages.stderr, /ListImages is for root only/);
     const bobs = run('berth', ['jobs', '--node', nodeName, '--json'], { user: 'bob', env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
     assert.equal(bobs.code, 0, bobs.stderr);
-    assert.ok(!(JSON.parse(bobs.stdout) as { jobId: string }[]).some((j) => j.jobId === jobId), 'bob does not see alice\'s job');
+    assert.ok(!(JSON.parse(bobs.stdout) as { nodes: { result: { jobs: { jobId: string }[] } }[] }).nodes[0]!.result.jobs.some((j) => j.jobId === jobId), 'bob does not see alice\'s job');
   });
 
   it('answers grpc.health.v1 Check with SERVING on both sockets', async () => {

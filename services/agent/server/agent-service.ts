@@ -5,7 +5,10 @@ import { BerthError } from '../../shared/errors';
 import type { ExecStepRequest__Output } from '../../shared/gen/berth/v1/ExecStepRequest';
 import type { ExecStepResponse } from '../../shared/gen/berth/v1/ExecStepResponse';
 import type { NodeAgentServiceHandlers } from '../../shared/gen/berth/v1/NodeAgentService';
-import { type Caller, type CallerAuthenticator, requireRoot, type Trust } from '../auth/caller';
+import { type Caller, type CallerAuthenticator, callerName, requireRoot, type Trust } from '../auth/caller';
+import type { DrainState, DrainStore } from '../admin/drain-store';
+import type { ManagedContainerView } from '../admin/managed-containers';
+import type { NodeStatus } from '../admin/node-status';
 import type { IdentityResolver } from '../identity/nss';
 import type { JobRecord } from '../jobs/job-record';
 import type { ContainerOptions } from '../../shared/container-options';
@@ -33,6 +36,17 @@ export interface AgentServiceDeps {
   dockerOf?: (jobId: string) => { host: string; certPath: string };
   /** containers for natively launched steps (SPANK plugin) */
   stepContainers?: StepContainers;
+  drain: DrainStore;
+  status: () => Promise<NodeStatus>;
+  containers: () => Promise<ManagedContainerView[]>;
+}
+
+function toProtoDrain(s: DrainState) {
+  return { drained: s.drained, reason: s.reason, since: s.since, by: s.by };
+}
+
+function toProtoStatus(s: NodeStatus) {
+  return { ...s, state: `AGENT_STATE_${s.state}` as const, drain: toProtoDrain(s.drain) };
 }
 
 function toProtoImage(i: ImageView) {
@@ -51,11 +65,12 @@ function ownJob(caller: Caller, job: JobRecord | undefined, jobId: string, node:
 }
 
 export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentServiceHandlers {
-  const unary = <Req, Res>(method: string, jobIdOf: (r: Req) => string, fn: (caller: Caller, req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
+  /** anyPhase: answered while recovering or stopping too (status for admins) */
+  const unary = <Req, Res>(method: string, jobIdOf: (r: Req) => string, fn: (caller: Caller, req: Req) => Promise<Res>, anyPhase = false): grpc.handleUnaryCall<Req, Res> =>
     (call, callback) => {
       Promise.resolve()
-        .then(() => d.lifecycle.assertServing(d.node))
-        .then(() => d.auth.authenticate(trust, call.metadata, method, jobIdOf(call.request)))
+        .then(() => anyPhase || d.lifecycle.assertServing(d.node))
+        .then(() => d.auth.authenticate(trust, call.metadata, method, jobIdOf(call.request), call.getAuthContext?.()?.sslPeerCertificate))
         .then((caller) => fn(caller, call.request))
         .then((res) => callback(null, res), (err: unknown) => {
           if (!(err instanceof BerthError)) d.log.error(`${method} failed`, { error: String(err) });
@@ -66,6 +81,8 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
   return {
     JobPrologue: unary('JobPrologue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobPrologue');
+      // a drained node still answers a repeated prologue of a job already running here
+      if (d.jobs.get(r.jobId)?.state !== 'RUNNING') d.drain.assertAccepting(d.node, r.jobId);
       const res = await d.jobs.prologue({
         jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
         options: optionsOf(r),
@@ -121,13 +138,31 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
       };
     }),
 
+    GetStatus: unary('GetStatus', () => '', async (caller) => {
+      requireRoot(caller, 'GetStatus');
+      return toProtoStatus(await d.status());
+    }, true),
+
+    ListContainers: unary('ListContainers', () => '', async (caller) => {
+      requireRoot(caller, 'ListContainers');
+      return { containers: (await d.containers()).map((c) => ({ ...c, kind: `CONTAINER_KIND_${c.kind}` as const })) };
+    }),
+
+    SetDrain: unary('SetDrain', () => '', async (caller, r) => {
+      requireRoot(caller, 'SetDrain');
+      const by = callerName(caller);
+      const changed = r.drain ? d.drain.drain(r.reason, by) : d.drain.resume();
+      d.log.info(r.drain ? 'node drained for container jobs' : 'node resumed for container jobs', { reason: r.reason, by, changed });
+      return { drain: toProtoDrain(d.drain.get()), changed };
+    }, true),
+
     ExecStep: (call) => execStep(trust, d, call),
 
     PullImage: (call) => {
       let last = 0;
       Promise.resolve()
         .then(() => d.lifecycle.assertServing(d.node))
-        .then(() => d.auth.authenticate(trust, call.metadata, 'PullImage', ''))
+        .then(() => d.auth.authenticate(trust, call.metadata, 'PullImage', '', call.getAuthContext?.()?.sslPeerCertificate))
         .then((caller) => requireRoot(caller, 'PullImage'))
         .then(() => d.images.ensure(call.request.image, { onProgress: (p) => {
           const now = Date.now();
@@ -173,7 +208,7 @@ function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStre
     const s = m.start;
     void (async () => {
       d.lifecycle.assertServing(d.node);
-      const caller = await d.auth.authenticate(trust, call.metadata, 'ExecStep', s.jobId);
+      const caller = await d.auth.authenticate(trust, call.metadata, 'ExecStep', s.jobId, call.getAuthContext?.()?.sslPeerCertificate);
       const job = ownJob(caller, d.jobs.get(s.jobId), s.jobId, d.node);
       const user = await d.identities.lookup(job.uid);
       const started = await d.steps.start(job, { stepId: s.stepId, taskId: s.taskId, argv: s.argv, cwd: s.cwd, env: s.env, tty: s.tty }, user, {
