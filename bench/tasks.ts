@@ -1,6 +1,8 @@
-// Per-task cost of berth exec (issue #5): inside one 2-node allocation with 8 tasks per node,
-// `srun berth exec -- true` against `srun true` (no container), interleaved, medians of N;
-// then each task's berth exec client measured by /usr/bin/time: peak RSS and CPU time.
+// Per-task cost of a container step (issue #5): inside one 2-node allocation with 8 tasks per
+// node, `srun true` (no container) against `srun berth exec -- true` (a client per task) and
+// `srun --container-image=IMAGE true` (native launch: tasks join the job's container from the
+// SPANK plugin), interleaved, medians of N; then each task's berth exec client measured by
+// /usr/bin/time: peak RSS and CPU time (the native launch adds no process per task).
 //   npm run bench:tasks [-- --runs 8]
 import { readFileSync, writeFileSync, chownSync } from 'node:fs';
 import path from 'node:path';
@@ -17,7 +19,8 @@ srun -O --ntasks-per-node=8 berth exec -- true  # warm the image user files and 
 i=0
 while [ $i -lt ${runs} ]; do
   t0=$(ms); srun -O --ntasks-per-node=8 true; t1=$(ms); srun -O --ntasks-per-node=8 berth exec -- true; t2=$(ms)
-  echo "plain $((t1 - t0))"; echo "berth $((t2 - t1))"
+  srun -O --ntasks-per-node=8 --container-image=${sandbox().demoImage} true; t3=$(ms)
+  echo "plain $((t1 - t0))"; echo "berth $((t2 - t1))"; echo "native $((t3 - t2))"
   i=$((i + 1))
 done
 srun -O --ntasks-per-node=8 /usr/bin/time -f 'task %M %U %S %e' berth exec -- true 2>&1
@@ -35,10 +38,12 @@ const median = (xs: number[]) => {
 };
 const plain = median(col('plain').map((r) => r[0]!));
 const berth = median(col('berth').map((r) => r[0]!));
+const native = median(col('native').map((r) => r[0]!));
 const tasks = col('task');
-if (tasks.length !== 16 || !plain || !berth) throw new Error(`unexpected output:\n${text}`);
+if (tasks.length !== 16 || !plain || !berth || !native) throw new Error(`unexpected output:\n${text}`);
 const rss = median(tasks.map((t) => t[0]! / 1024));
 const cpu = median(tasks.map((t) => (t[1]! + t[2]!) * 1000));
 console.log(`srun -N2 --ntasks-per-node=8 berth exec -- true ÷ srun true, medians of ${runs}: ${berth} / ${plain} ms = ${(berth / plain).toFixed(2)}`);
+console.log(`srun -N2 --ntasks-per-node=8 --container-image=IMAGE true (native launch) ÷ srun true: ${native} / ${plain} ms = ${(native / plain).toFixed(2)}`);
 console.log(`berth exec client per task (16 tasks): peak RSS median ${rss.toFixed(1)} MB (max ${(Math.max(...tasks.map((t) => t[0]!)) / 1024).toFixed(1)}), CPU time median ${cpu.toFixed(0)} ms (user+sys)`);
 console.log(`for 128 tasks on one node that is about ${(rss * 128 / 1024).toFixed(1)} GB of client RSS and ${(cpu * 128 / 1000).toFixed(1)} CPU-seconds per step`);

@@ -203,22 +203,28 @@ int berth_run(const char *berth, const char *const argv[], const char *const env
     return ok ? 0 : -1;
 }
 
-/* srun's own command line names --container-image or --container-name (not only inherited
- * from the job's sbatch/salloc options, which Slurm passes on to every srun of the job). */
-static int srun_names_container(void)
+/*
+ * Which options srun's own command line gives (not only inherited from the job's
+ * sbatch/salloc options, which Slurm passes on to every srun of the job): explicit[i].
+ */
+static void srun_explicit(int explicit[OPT_COUNT])
 {
     static char buf[BERTH_OUT_MAX];
+    memset(explicit, 0, sizeof(int) * OPT_COUNT);
     FILE *f = fopen("/proc/self/cmdline", "r");
     if (f == NULL)
-        return 0;
+        return;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
     for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
-        if (strncmp(buf + i, "--container-image", 17) == 0 || strncmp(buf + i, "--container-name", 16) == 0)
-            return 1;
+        const char *arg = buf + i;
+        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++) {
+            size_t len = strlen(options[k].name);
+            if (strncmp(arg, "--", 2) == 0 && strncmp(arg + 2, options[k].name, len) == 0 && (arg[2 + len] == '\0' || arg[2 + len] == '='))
+                explicit[options[k].val / 2] = 1;
+        }
     }
-    return 0;
 }
 
 /*
@@ -233,15 +239,17 @@ static int srun_names_container(void)
 static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
 {
     int in_job = ctx == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL;
+    int explicit[OPT_COUNT];
+    srun_explicit(explicit);
     /* an srun of its own (not in a job) runs its tasks in the container it asks for */
-    int step_container = ctx == S_CTX_LOCAL && (!in_job || srun_names_container());
+    int step_container = ctx == S_CTX_LOCAL && (!in_job || explicit[OPT_IMAGE] || explicit[OPT_NAME]);
     if (in_job && !step_container)
         return 0;
     const char *env[2 * OPT_COUNT + 3];
     int n = 0;
     int any = 0;
     for (int i = 0; i < OPT_COUNT; i++) {
-        const char *v = opt_value[i];
+        const char *v = in_job && !explicit[i] ? NULL : opt_value[i];
         if (v == NULL && !in_job) {
             v = getenv(opt_env[i]);
             if (v != NULL && v[0] == '\0')

@@ -35,6 +35,9 @@
 #define TASK_FILE_MAX 262144
 
 static int step_joins;     /* this step's tasks join a container (set in slurmstepd) */
+/* why the step's container could not be had: said by each task, where the user sees it
+ * (init_post_opt runs before the step's I/O is connected) */
+static char step_error[BERTH_OUT_MAX];
 static char step_id[32];   /* "0", "1", ..., "batch" */
 static char job_id[32];
 
@@ -117,11 +120,11 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     env[n] = NULL;
     static char out[BERTH_OUT_MAX];
     const char *argv[] = { "hook", "step-prolog", NULL };
+    step_joins = 1;
     if (berth_run(a->berth, argv, env, out, sizeof out) != 0) {
         slurm_error("%s", out);
-        return -1;
+        snprintf(step_error, sizeof step_error, "%s", out);
     }
-    step_joins = 1;
     return 0;
 }
 
@@ -167,6 +170,10 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
 {
     if (!step_joins)
         return 0;
+    if (step_error[0] != '\0') {
+        slurm_error("%s", step_error);
+        return -1;
+    }
     const char *node = getenv("SLURMD_NODENAME");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s/tasks/%s.%s", a->run_dir, node ? node : "", job_id, step_id);

@@ -64,6 +64,7 @@ berthd_write_config() {
   "logLevel": "info",
   "rdmaDevices": ["/dev/infiniband/uverbs*", "/dev/infiniband/rdma_cm"],
   "mounts": [],
+  "slurmdSpoolDir": "$STATE_DIR/$n/slurmd",
   "stopGraceSeconds": 5,
   "remoteAccess": {
     "listen": "127.0.0.1:$(berthd_remote_port "$n")",

@@ -90,6 +90,12 @@ export const configSchema = z.object({
    * container berth makes (when it exists); it must run with the image's /bin/sh.
    */
   taskProlog: absolutePath.default('/usr/local/lib/berth/hooks/task-prolog'),
+  /**
+   * slurmd's SlurmdSpoolDir on this node (%n resolved): bind-mounted read-only into job
+   * containers so that a batch script run in the container (--container-batch) can be exec'd
+   * from where slurmstepd put it.
+   */
+  slurmdSpoolDir: absolutePath.default('/var/lib/slurm/slurmd'),
   /** what a job gets when the user gives no --[no-]container-mount-home / --container-readonly */
   containerDefaults: z.object({
     mountHome: z.boolean().default(true),

@@ -37,6 +37,11 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
     return 1;
   }
   const image = (env[OPTION_ENV.image] ?? '').trim();
+  if (!image && opts.name && env.SLURM_JOB_ID) {
+    // srun --container-name=NAME inside a job: the step joins the job's container of that name, or one a step made
+    out(Object.entries(optionsToEnv(opts)).map(([k, v]) => `${k}=${v}\n`).join(''));
+    return 0;
+  }
   if (!image) {
     if (anyOptionSet(opts) || batch) {
       err(`berth: --container-mounts, --container-workdir, --container-env, --container-name, --container-mount-home, --container-readonly and --container-batch need --container-image (or ${OPTION_ENV.image}); add the image the job should run in\n`);

@@ -1,24 +1,16 @@
 // A tag moved while a job runs does not change what the job's later steps run: the job was
 // pinned to the digest at submit, and every node runs that digest.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chownSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { node } from '../support/stack';
+import { pushBusyboxImage } from '../support/images';
 import { jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
 
 const TAG = '127.0.0.1:5000/berth/moving:1';
 
 function pushImage(marker: string): void {
-  const sock = node('n1').dockerSocket;
-  const root = mkdtempSync(path.join(os.tmpdir(), 'berth-moving-'));
-  for (const d of ['bin', 'etc']) mkdirSync(path.join(root, d));
-  execFileSync('cp', ['/bin/busybox', path.join(root, 'bin/busybox')]);
-  for (const a of ['sh', 'cat']) execFileSync('ln', ['-s', 'busybox', path.join(root, 'bin', a)]);
-  writeFileSync(path.join(root, 'etc/marker'), `${marker}\n`);
-  execFileSync('sh', ['-c', `tar -C ${root} -c . | docker -H unix://${sock} import - ${TAG} >/dev/null && docker -H unix://${sock} push ${TAG} >/dev/null && docker -H unix://${sock} rmi ${TAG} >/dev/null`]);
+  pushBusyboxImage(TAG, { 'etc/marker': `${marker}\n` });
 }
 
 describe('a tag moved during a job', { timeout: 180_000 }, () => {

@@ -189,3 +189,14 @@ describe('berth submit-check', () => {
     assert.deepEqual(d, { code: 0, out: '', err: '' });
   });
 });
+
+describe('berth submit-check inside a job', () => {
+  it('lets srun --container-name alone through, to join a container the job has', async () => {
+    let out = '';
+    let err = '';
+    const code = await runSubmitCheck({ SLURM_JOB_ID: '12', BERTH_CONTAINER_NAME: 'box', BERTH_CONTAINER_WORKDIR: '/w' }, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] } });
+    assert.deepEqual({ code, out, err }, { code: 0, out: 'BERTH_CONTAINER_WORKDIR=/w\nBERTH_CONTAINER_NAME=box\n', err: '' });
+    const outside = await runSubmitCheck({ BERTH_CONTAINER_NAME: 'box' }, () => undefined, (s) => (err += s), { who: { uid: 4242, gids: [4242] } });
+    assert.equal(outside, 1);
+  });
+});

@@ -35,7 +35,7 @@ export interface JobContainerInput {
   readOnly?: boolean;
   /** --container-workdir: the container's working directory */
   workingDir?: string;
-  /** host files bind-mounted read-only at their own path (Slurm's TaskProlog) */
+  /** host paths bind-mounted read-only at their own path (Slurm's TaskProlog, slurmd's spool) */
   hostFiles?: readonly string[];
 }
 

@@ -208,7 +208,7 @@ export class JobService {
       userMounts: applied.mounts,
       readOnly: applied.readOnly,
       workingDir: applied.workdir,
-      hostFiles: existsSync(config.taskProlog) ? [config.taskProlog] : [],
+      hostFiles: [config.taskProlog, config.slurmdSpoolDir].filter((f) => existsSync(f)),
     });
     if (this.d.admit) {
       const verdict = this.d.admit(policyView(spec.body), {
@@ -218,7 +218,7 @@ export class JobService {
           jobId: req.jobId, uid: req.uid, gid: req.gid, cpus, memoryBytes,
           devices: (spec.body.HostConfig as { Devices: { PathOnHost: string }[] }).Devices.map((d) => d.PathOnHost),
           // berth's own files (berth-init, the per-container passwd and group) and the job's directories
-          mountPrefixes: [config.initBinary, config.taskProlog, kind.dir, req.workDir, ...config.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
+          mountPrefixes: [config.initBinary, config.taskProlog, config.slurmdSpoolDir, kind.dir, req.workDir, ...config.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
           groupIds: user.groups.map((g) => g.gid),
         },
       });

@@ -1,0 +1,117 @@
+// Container steps whose tasks the SPANK plugin launches natively: srun --container-image in a
+// plain allocation and with another image than the job's (a step container, made at step
+// start, gone at step end), --container-name to join the job's or a named container, the
+// batch script in the job's container (--container-batch), and exit statuses in sacct.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { node, sandbox } from '../support/stack';
+import { pushBusyboxImage } from '../support/images';
+import { containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
+
+const PATH = '/usr/local/bin:/usr/bin:/bin';
+const TOOLS = '127.0.0.1:5000/berth/tools:1';
+
+function stepContainers(nodeName: string, jobId: string): string[] {
+  const r = run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, 'ps', '-q', '--filter', `label=io.berth.job.id=${jobId}`, '--filter', 'label=io.berth.role=step']);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+function sacctSteps(jobId: string): Record<string, string> {
+  const out = run('sacct', ['-n', '-P', '-j', jobId, '-o', 'JobID,State,ExitCode']).stdout;
+  return Object.fromEntries(out.trim().split('\n').filter(Boolean).map((l) => {
+    const [id, state, exit] = l.split('|');
+    return [id!, `${state} ${exit}`];
+  }));
+}
+
+describe('container steps launched natively by the SPANK plugin', { timeout: 300_000 }, () => {
+  const demo = sandbox().demoImage;
+  before(() => pushBusyboxImage(TOOLS, { 'etc/berth-tools-release': 'berth tools image 1\n' }));
+
+  it('runs srun --container-image in a plain allocation in a step container on every node, made at step start and gone at step end', () => {
+    const dir = jobDir('alice', 'step-container');
+    const out = path.join(dir, 'out.txt');
+    const script = `srun -N2 --container-image=${TOOLS} sh -c 'echo "task=$SLURM_PROCID node=$SLURMD_NODENAME uid=$(id -u) release=$(cat /etc/berth-tools-release) self=$(test -d /proc/self/fd && echo ok)"; sleep 6'
+echo "step-exit=$?"
+test -f /etc/berth-tools-release && echo "batch-on-host=no" || echo "batch-on-host=yes"
+sleep 8`;
+    const sub = run('sbatch', ['-N2', '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH } });
+    assert.equal(sub.code, 0, sub.stderr);
+    const jobId = jobIdFrom(sub.stdout);
+    const nodes = waitFor('the job to run', () => (jobState(jobId) === 'RUNNING' ? run('squeue', ['-h', '-j', jobId, '-o', '%N']).stdout.trim() : undefined));
+    const names = run('scontrol', ['show', 'hostnames', nodes]).stdout.trim().split('\n');
+    for (const n of names) waitFor(`a step container of job ${jobId} on ${n}`, () => stepContainers(n, jobId).length === 1 || undefined);
+    waitFor('the step to end', () => /step-exit=/.test(readFileSync(out, 'utf8')) || undefined, 60_000);
+    assert.equal(jobState(jobId), 'RUNNING', 'the job goes on after the step');
+    for (const n of names) waitFor(`the step container of job ${jobId} on ${n} removed at step end`, () => stepContainers(n, jobId).length === 0 || undefined, 20_000);
+    waitFor('the job to end', () => jobState(jobId) === '' || undefined, 60_000);
+    const text = readFileSync(out, 'utf8');
+    const tasks = text.split('\n').filter((l) => l.startsWith('task='));
+    assert.equal(tasks.length, 2, text);
+    assert.deepEqual(tasks.map((l) => l.match(/node=(\S+)/)![1]).sort(), [...names].sort());
+    for (const l of tasks) assert.match(l, /uid=\d+ release=berth tools image 1 self=ok$/);
+    assert.match(text, /^step-exit=0$/m);
+    assert.match(text, /^batch-on-host=yes$/m);
+  });
+
+  it('gives a step of a container job its own container when it names another image, and the job container when it names the job', () => {
+    const dir = jobDir('alice', 'other-image');
+    const out = path.join(dir, 'out.txt');
+    const script = [
+      `srun --container-image=${TOOLS} sh -c 'echo "other: $(cat /etc/berth-tools-release)"; test -f /etc/berth-demo-release || echo "other: no demo file"'`,
+      `srun --container-name=box sh -c 'touch /tmp/in-job-container; echo "named: $(cat /etc/berth-demo-release)"'`,
+      `srun berth exec -- sh -c 'test -f /tmp/in-job-container && echo "exec: same container"'`,
+      `srun --container-name=box sh -c 'exit 3'; echo "failing-step=$?"`,
+    ].join('\n');
+    const sub = run('sbatch', ['-N1', '--wait', `--container-image=${demo}`, '--container-name=box', '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 180_000 });
+    const text = readFileSync(out, 'utf8');
+    assert.equal(sub.code, 0, `${sub.stderr}\n${text}`);
+    const jobId = jobIdFrom(sub.stdout);
+    assert.match(text, /^other: berth tools image 1$/m);
+    assert.match(text, /^other: no demo file$/m);
+    assert.match(text, /^named: berth demo image 1\.0$/m);
+    assert.match(text, /^exec: same container$/m);
+    assert.match(text, /^failing-step=3$/m);
+    const steps = waitFor('sacct to have the steps', () => {
+      const s = sacctSteps(jobId);
+      return s[`${jobId}.3`] ? s : undefined;
+    });
+    assert.equal(steps[`${jobId}.0`], 'COMPLETED 0:0');
+    assert.equal(steps[`${jobId}.1`], 'COMPLETED 0:0');
+    assert.equal(steps[`${jobId}.3`], 'FAILED 3:0');
+  });
+
+  it('keeps a named step container for the later steps of the job, and says so when a name is unknown', () => {
+    const dir = jobDir('alice', 'named');
+    const out = path.join(dir, 'out.txt');
+    const script = [
+      `srun --container-image=${TOOLS} --container-name=tools sh -c 'echo kept > /tmp/note'`,
+      `srun --container-name=tools cat /tmp/note`,
+      `srun --container-name=nosuch true; echo "unknown-exit=$?"`,
+    ].join('\n');
+    const sub = run('sbatch', ['-N1', '--wait', '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 180_000 });
+    const text = readFileSync(out, 'utf8');
+    assert.equal(sub.code, 0, `${sub.stderr}\n${text}`);
+    const jobId = jobIdFrom(sub.stdout);
+    assert.match(text, /^kept$/m);
+    assert.match(text, /job \d+ has no container named 'nosuch' on n\d; make it first with srun --container-image=IMAGE --container-name=nosuch/);
+    assert.match(text, /^unknown-exit=[1-9]/m);
+    for (const n of sandbox().nodes) waitFor(`no container of job ${jobId} left on ${n.name}`, () => containersOfJob(n.name, jobId).length === 0 || undefined);
+  });
+
+  it('runs the batch script itself in the job container with --container-batch', () => {
+    const dir = jobDir('alice', 'batch');
+    const out = path.join(dir, 'out.txt');
+    const sub = run('sbatch', ['-N1', '--wait', `--container-image=${demo}`, '--container-batch', '-o', out, '--wrap', 'echo "release=$(cat /etc/berth-demo-release) pwd=$(pwd) job=$SLURM_JOB_ID"; exit 4'],
+      { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 180_000 });
+    const text = readFileSync(out, 'utf8');
+    assert.equal(sub.code, 4, `${sub.stderr}\n${text}`);
+    const jobId = jobIdFrom(sub.stdout);
+    assert.match(text, new RegExp(`^release=berth demo image 1\\.0 pwd=${dir.replace(/[.]/g, '\\.')} job=${jobId}$`, 'm'));
+    const steps = waitFor('sacct to have the batch step', () => sacctSteps(jobId)[`${jobId}.batch`] ? sacctSteps(jobId) : undefined);
+    assert.equal(steps[jobId], 'FAILED 4:0');
+    assert.equal(steps[`${jobId}.batch`], 'FAILED 4:0');
+  });
+});

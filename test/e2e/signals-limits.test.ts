@@ -1,0 +1,71 @@
+// scancel and the time limit reach the processes in the containers (SIGTERM first, SIGKILL
+// after KillWait), and sacct shows the same states and exit codes for a container job as for
+// the same job without containers.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { sandbox } from '../support/stack';
+import { containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
+
+const PATH = '/usr/local/bin:/usr/bin:/bin';
+
+/** JobID → "State ExitCode" from sacct, once it has every id in `want` */
+function sacctOf(jobId: string, want: string[]): Record<string, string> {
+  return waitFor(`sacct to show ${want.join(', ')}`, () => {
+    const out = run('sacct', ['-n', '-P', '-j', jobId, '-o', 'JobID,State,ExitCode']).stdout;
+    const rows = Object.fromEntries(out.trim().split('\n').filter(Boolean).map((l) => {
+      const [id, state, exit] = l.split('|');
+      return [id!.replace(jobId, 'JOB'), `${state!.replace(/ by \d+$/, '')} ${exit}`];
+    }));
+    return want.every((w) => rows[w] && !/RUNNING|PENDING/.test(rows[w]!)) ? rows : undefined;
+  }, 60_000);
+}
+
+/** submits the same step with and without a container, waits for `ready` in both outputs, then acts on both jobs */
+function sideBySide(name: string, step: string, sbatchArgs: string[], act: (jobIds: string[]) => void): { plain: Record<string, string>; container: Record<string, string>; outs: string[]; jobIds: string[] } {
+  const dir = jobDir('alice', name);
+  const image = sandbox().demoImage;
+  const runs = [[], [`--container-image=${image}`]].map((extra, i) => {
+    const out = path.join(dir, `out-${i}.txt`);
+    const srun = i === 0 ? 'srun' : `srun --container-image=${image}`;
+    const sub = run('sbatch', ['-N1', ...sbatchArgs, ...extra, '-o', out, '--wrap', `${srun} sh -c '${step}'`], { user: 'alice', cwd: dir, env: { PATH } });
+    assert.equal(sub.code, 0, sub.stderr);
+    return { jobId: jobIdFrom(sub.stdout), out };
+  });
+  for (const r of runs) waitFor(`job ${r.jobId} ready`, () => (readFileSync(r.out, { encoding: 'utf8', flag: 'a+' }).includes('ready') || undefined), 90_000);
+  act(runs.map((r) => r.jobId));
+  const want = ['JOB', 'JOB.batch', 'JOB.0'];
+  const [plain, container] = runs.map((r) => sacctOf(r.jobId, want));
+  for (const r of runs) waitFor(`job ${r.jobId} gone`, () => jobState(r.jobId) === '' || undefined, 60_000);
+  return { plain: plain!, container: container!, outs: runs.map((r) => readFileSync(r.out, 'utf8')), jobIds: runs.map((r) => r.jobId) };
+}
+
+describe('signals and limits through Slurm', { timeout: 300_000 }, () => {
+  const trapping = 'trap "echo got-TERM; exit 143" TERM; echo ready; sleep 300 & wait';
+
+  it('scancel: SIGTERM reaches the step in the container, and sacct matches the job without containers', () => {
+    const r = sideBySide('scancel', trapping, [], (ids) => {
+      for (const id of ids) assert.equal(run('scancel', [id], { user: 'alice' }).code, 0);
+    });
+    for (const out of r.outs) assert.match(out, /got-TERM/, 'the trap ran: SIGTERM came first');
+    assert.deepEqual(r.container, r.plain);
+    assert.match(r.container.JOB!, /^CANCELLED/);
+    for (const id of r.jobIds) for (const n of sandbox().nodes) waitFor(`no container of job ${id} on ${n.name}`, () => containersOfJob(n.name, id).length === 0 || undefined);
+  });
+
+  it('a process that ignores SIGTERM is killed after KillWait, as without containers', () => {
+    const r = sideBySide('killwait', 'trap "" TERM; echo ready; while :; do sleep 1; done', [], (ids) => {
+      for (const id of ids) run('scancel', [id], { user: 'alice' });
+    });
+    assert.deepEqual(r.container, r.plain);
+    assert.match(r.container['JOB.0']!, /^CANCELLED 0:9$/);
+  });
+
+  it('the time limit ends the job as TIMEOUT, with the same sacct as without containers', { timeout: 240_000 }, () => {
+    const r = sideBySide('timeout', trapping, ['-t', '1'], () => undefined);
+    assert.deepEqual(r.container, r.plain);
+    assert.match(r.container.JOB!, /^TIMEOUT/);
+    for (const out of r.outs) assert.match(out, /got-TERM/);
+  });
+});
