@@ -71,7 +71,7 @@ describe('berth accounting', () => {
       [{ nodes: '' }, /--nodes '' names no node/],
     ] as const) {
       const t = io();
-      const code = await runAccounting({ nodes: 'n1', format: 'csv', ...args }, t.sinks({ n1: [] }));
+      const code = await runAccounting({ nodes: 'n1', ...{ format: 'csv' }, ...args }, t.sinks({ n1: [] }));
       assert.equal(code, 2, JSON.stringify(args));
       assert.match(t.err, re);
       assert.equal(t.asked.length, 0);
