@@ -6,7 +6,7 @@ import { createReadStream, openSync, closeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BerthError } from '../../shared/errors';
 import { accountingFiles } from './accounting-log';
-import type { AccountingRecord } from './accounting-record';
+import { ACCOUNTING_FORMAT, type AccountingRecord } from './accounting-record';
 
 export interface AccountingFilter {
   /** ms since the epoch: records that ended at or after it */
@@ -53,13 +53,20 @@ export function matches(r: AccountingRecord, f: AccountingFilter): boolean {
   return true;
 }
 
-/** Cheap pre-checks on the raw line, so that most lines of a selective query are never parsed. */
+/**
+ * Cheap checks on the raw line, so that most lines of a selective query are never parsed.
+ * They are exact, not guesses: inside a JSON string value a quote is escaped (\"), so
+ * `"JobID":"42"` can only be the key itself.
+ */
 function mayMatch(line: string, f: AccountingFilter): boolean {
   if (f.jobId !== undefined && !line.includes(`"JobID":"${f.jobId}"`)) return false;
+  if (f.user !== undefined && !line.includes(`"User":${JSON.stringify(f.user)}`)) return false;
   if (f.uid !== undefined && !line.includes(`"UID":${f.uid},`) && !line.includes(`"UID":${f.uid}}`)) return false;
   if (f.jobsOnly && !line.includes('"RecordType":"job"')) return false;
   return true;
 }
+
+const FORMAT_PREFIX = `{"Format":${ACCOUNTING_FORMAT},`;
 
 export interface QueryStats {
   files: number;
@@ -97,14 +104,20 @@ export async function* queryAccounting(file: string, keep: number, filter: Accou
       for await (const line of lines) {
         if (stats) stats.lines++;
         if (line === '' || !mayMatch(line, filter)) continue;
-        let rec: AccountingRecord;
-        try {
-          rec = JSON.parse(line) as AccountingRecord;
-        } catch {
-          if (stats) stats.skipped++;
-          continue;
+        // without a time filter the checks above decided, and a well-formed line of
+        // this format goes out unparsed (the writer puts Format first and ends every line)
+        const decided = filter.since === undefined && filter.until === undefined
+          && line.startsWith(FORMAT_PREFIX) && line.endsWith('}');
+        if (!decided) {
+          let rec: AccountingRecord;
+          try {
+            rec = JSON.parse(line) as AccountingRecord;
+          } catch {
+            if (stats) stats.skipped++;
+            continue;
+          }
+          if (typeof rec !== 'object' || rec === null || typeof rec.Format !== 'number' || !matches(rec, filter)) continue;
         }
-        if (typeof rec !== 'object' || rec === null || typeof rec.Format !== 'number' || !matches(rec, filter)) continue;
         if (stats) stats.matched++;
         if (bytes + line.length > maxBatchBytes && batch.length > 0) {
           yield batch;
