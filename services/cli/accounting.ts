@@ -1,14 +1,15 @@
 // `berth accounting --since 1d [--until T] [--job ID] [--user NAME] --nodes n[1-3] --format csv|json`:
 // asks every node's agent for its accounting records in parallel (QueryAccounting), merges
 // them sorted by start time and prints them. A node that cannot be asked is named on stderr
-// and the exit status is 1, while the other nodes' records are still printed.
+// while the other nodes' records are still printed; the exit status is that of the other
+// fleet commands (fanout.ts): 0 every node answered, 3 some did (partial), 1 none did.
 import type * as grpc from '@grpc/grpc-js';
 import type { QueryAccountingBatch__Output } from '../shared/gen/berth/v1/QueryAccountingBatch';
 import type { QueryAccountingRequest } from '../shared/gen/berth/v1/QueryAccountingRequest';
 import { expandHostlist } from '../shared/hostlist';
 import { compareRecords, formatCsv, formatJson, type QueriedRecord } from './accounting-format';
 import { agentTarget, callMetadata, connect, describeGrpcError } from './agent-client';
-import { fanOutNodes } from './node-fanout';
+import { fanOut, fanoutExitStatus } from './fanout';
 import { parseTimeSpec, TimeSpecError } from './time-spec';
 
 export const ACCOUNTING_FORMATS = ['csv', 'json'] as const;
@@ -91,7 +92,10 @@ export async function runAccounting(a: AccountingArgs, io: AccountingIo): Promis
     io.err(`berth accounting: ${err.message}\n`);
     return 2;
   }
-  const outcomes = await fanOutNodes(nodes, (n) => (io.query ?? queryNode)(n, req));
+  const outcomes = await fanOut(nodes, (n) => (io.query ?? queryNode)(n, req), {
+    timeoutMs: 300_000,
+    describe: (err) => ({ code: 'ERROR', message: err instanceof Error ? err.message : String(err) }),
+  });
   const records: QueriedRecord[] = [];
   let failed = 0;
   for (const o of outcomes) {
@@ -99,14 +103,13 @@ export async function runAccounting(a: AccountingArgs, io: AccountingIo): Promis
       for (const r of o.value) records.push(r);
     } else {
       failed++;
-      io.err(`berth accounting: ${o.node}: ${o.error instanceof Error ? o.error.message : String(o.error)}\n`);
+      io.err(`berth accounting: ${o.node}: ${o.error.message}\n`);
     }
   }
   records.sort((x, y) => compareRecords(x.rec, y.rec));
   io.out(a.format === 'csv' ? formatCsv(records) : formatJson(records));
   if (failed > 0) {
     io.err(`berth accounting: partial result: ${failed} of ${nodes.length} node(s) could not be asked; their records are missing\n`);
-    return 1;
   }
-  return 0;
+  return fanoutExitStatus(outcomes);
 }

@@ -3,7 +3,6 @@ import { describe, it } from 'node:test';
 import { CSV_COLUMNS, csvCell } from '../../services/cli/accounting-format';
 import { runAccounting } from '../../services/cli/accounting';
 import type { QueryAccountingRequest } from '../../services/shared/gen/berth/v1/QueryAccountingRequest';
-import { fanOutNodes } from '../../services/cli/node-fanout';
 import { record } from './fakes/accounting-records';
 
 const NOW = new Date('2026-05-10T12:00:00.000Z');
@@ -48,10 +47,10 @@ describe('berth accounting', () => {
     assert.deepEqual(got.map((r) => `${r.NodeList}:${r.StepID ?? 'job'}`), ['n2:job', 'n1:job', 'n1:0', 'n2:0', 'n2:1']);
   });
 
-  it('prints the reachable nodes and names the others on stderr with exit 1 (partial)', async () => {
+  it('prints the reachable nodes and names the others on stderr with exit 3 (partial), 1 when none answered', async () => {
     const t = io();
     const code = await runAccounting({ nodes: 'n[1-3]', format: 'csv', since: '1d' }, t.sinks({ n1: [record()], n3: new Error('berthd on n3 is not reachable at /run/berth/n3/admin.sock') }));
-    assert.equal(code, 1);
+    assert.equal(code, 3);
     assert.match(t.err, /^berth accounting: n2: no agent for n2$/m);
     assert.match(t.err, /^berth accounting: n3: berthd on n3 is not reachable/m);
     assert.match(t.err, /partial result: 2 of 3 node\(s\) could not be asked/);
@@ -59,6 +58,9 @@ describe('berth accounting', () => {
     assert.equal(lines[0], CSV_COLUMNS.join(','));
     assert.equal(lines.length, 2);
     assert.match(lines[1]!, /^job,42,,,alice,2001,2001,physics,batch,n1,2026-05-01T10:00:00.000Z,/);
+    const none = io();
+    assert.equal(await runAccounting({ nodes: 'n[4-5]', format: 'json' }, none.sinks({})), 1);
+    assert.equal(none.out, '[]\n');
   });
 
   it('refuses bad input with exit 2 and what to do, asking no node', async () => {
@@ -86,23 +88,5 @@ describe('berth accounting', () => {
     assert.equal(csvCell(null), '');
     assert.equal(csvCell(['sh', '-c', 'echo a,b']), '"sh -c echo a,b"');
     assert.equal(csvCell([{ Source: '/a', Target: '/b', ReadOnly: true }, { Source: '/c', Target: '/c', ReadOnly: false }]), '/a:/b:ro /c:/c');
-  });
-
-  it('fans out with bounded concurrency and keeps every outcome in node order', async () => {
-    let running = 0;
-    let peak = 0;
-    const nodes = Array.from({ length: 20 }, (_, i) => `c${i}`);
-    const res = await fanOutNodes(nodes, async (n) => {
-      running++;
-      peak = Math.max(peak, running);
-      await new Promise((r) => setTimeout(r, 5));
-      running--;
-      if (n === 'c7') throw new Error('down');
-      return n.toUpperCase();
-    }, 4);
-    assert.equal(peak, 4);
-    assert.deepEqual(res.map((r) => r.node), nodes);
-    assert.equal(res.filter((r) => !r.ok).map((r) => r.node).join(), 'c7');
-    assert.equal(res[0]!.ok && res[0]!.value, 'C0');
   });
 });

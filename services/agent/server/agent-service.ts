@@ -168,7 +168,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
 
     QueryAccounting: (call) => {
       Promise.resolve()
-        .then(() => d.auth.authenticate(trust, call.metadata, 'QueryAccounting', ''))
+        .then(() => d.auth.authenticate(trust, call.metadata, 'QueryAccounting', '', call.getAuthContext?.()?.sslPeerCertificate))
         .then(async (caller) => {
           const filter = parseAccountingFilter(call.request);
           if (caller.kind === 'user') {
