@@ -109,7 +109,9 @@ export async function runAccounting(a: AccountingArgs, io: AccountingIo): Promis
   records.sort((x, y) => compareRecords(x.rec, y.rec));
   io.out(a.format === 'csv' ? formatCsv(records) : formatJson(records));
   if (failed > 0) {
-    io.err(`berth accounting: partial result: ${failed} of ${nodes.length} node(s) could not be asked; their records are missing\n`);
+    io.err(failed === nodes.length
+      ? `berth accounting: no node could be asked (${nodes.length}); no records\n`
+      : `berth accounting: partial result: ${failed} of ${nodes.length} node(s) could not be asked; their records are missing\n`);
   }
   return fanoutExitStatus(outcomes);
 }

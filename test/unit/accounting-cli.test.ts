@@ -61,6 +61,7 @@ describe('berth accounting', () => {
     const none = io();
     assert.equal(await runAccounting({ nodes: 'n[4-5]', format: 'json' }, none.sinks({})), 1);
     assert.equal(none.out, '[]\n');
+    assert.match(none.err, /no node could be asked \(2\); no records/);
   });
 
   it('refuses bad input with exit 2 and what to do, asking no node', async () => {
