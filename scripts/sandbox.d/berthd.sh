@@ -15,6 +15,8 @@ berthd_authz_sock() { echo "$BERTH_RUN_DIR/$1/authz.sock"; }
 berthd_tls_dir() { echo "$STATE_DIR/$1/berthd/tls"; }
 # where each node's dockerd listens with --tlsverify for job users: n1 2376, n2 2377, n3 2378
 berthd_docker_tls_port() { echo $((2375 + ${1#n})); }
+# each node's Prometheus endpoint (GET /metrics): n1 9462, n2 9463, n3 9464
+berthd_metrics_port() { echo $((9461 + ${1#n})); }
 
 # remote access (mutual TLS) for admins: a sandbox site CA, a server certificate per node for
 # berthd's TCP listener (n1 7441, n2 7442, n3 7443, loopback only) and two client identities:
@@ -73,6 +75,7 @@ berthd_write_config() {
     "caFile": "$(berthd_site_ca_dir)/ca.pem",
     "clients": { "sandbox-admin": ["admin"], "sandbox-read": ["read"] }
   },
+  "metrics": { "listen": "127.0.0.1:$(berthd_metrics_port "$n")" },
   "authz": {
     "pluginName": "berth-$n",
     "pluginSpecDir": "/etc/docker/plugins",

@@ -21,8 +21,8 @@ status_json() {
   for n in "${NODES[@]}"; do
     [ -n "$first" ] || printf ','
     first=""
-    printf '{"name":"%s","dockerSocket":"%s","dockerTlsAddress":"127.0.0.1:%s","berthdAdminSocket":"%s","berthdUserSocket":"%s","authzSocket":"%s","berthdConfig":"%s",' \
-      "$n" "$(docker_sock "$n")" "$(berthd_docker_tls_port "$n")" "$(berthd_admin_sock "$n")" "$(berthd_user_sock "$n")" "$(berthd_authz_sock "$n")" "$(berthd_config "$n")"
+    printf '{"name":"%s","dockerSocket":"%s","dockerTlsAddress":"127.0.0.1:%s","metricsAddress":"127.0.0.1:%s","berthdAdminSocket":"%s","berthdUserSocket":"%s","authzSocket":"%s","berthdConfig":"%s",' \
+      "$n" "$(docker_sock "$n")" "$(berthd_docker_tls_port "$n")" "$(berthd_metrics_port "$n")" "$(berthd_admin_sock "$n")" "$(berthd_user_sock "$n")" "$(berthd_authz_sock "$n")" "$(berthd_config "$n")"
     printf '"running":{"dockerd":%s,"berthd":%s,"slurmd":%s},' \
       "$(bool docker_running "$n")" "$(bool berthd_running "$n")" \
       "$(bool is_running "$(slurmd_pidfile "$n")" "$(slurmd_marker "$n")")"

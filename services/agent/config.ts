@@ -51,6 +51,19 @@ const imageGcSchema = z.object({
   dryRun: z.boolean().default(false),
 }).strict().refine((g) => g.lowPercent < g.highPercent, { message: 'lowPercent must be below highPercent' });
 
+const accountingRotationSchema = z.object({
+  /** rotate before an append would take the file past this; 0 = never (rotate it outside berthd) */
+  maxBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+  /** rotated files kept (FILE.1 … FILE.keep); QueryAccounting reads all of them */
+  keep: z.number().int().min(0).max(1000).default(10),
+}).strict().refine((r) => r.maxBytes === 0 || r.maxBytes >= 4096, { message: 'maxBytes must be 0 (no rotation) or at least 4096' });
+
+/** host:port; a bracketed IPv6 address or a host name. Off when the section is absent. */
+const metricsSchema = z.object({
+  listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:9464 (or [::1]:9464)')
+    .refine((l) => { const p = Number(l.slice(l.lastIndexOf(':') + 1)); return p >= 1 && p <= 65535; }, { message: 'port must be 1-65535' }),
+}).strict();
+
 export const configSchema = z.object({
   node: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a Slurm node name (letters, digits, . _ -)').default(os.hostname().split('.')[0] ?? 'localhost'),
   runDir: absolutePath.default(DEFAULT_RUN_DIR),
@@ -58,6 +71,10 @@ export const configSchema = z.object({
   dockerHost: z.string().regex(/^unix:\/\/\//, 'must be unix:///path/to/docker.sock').default('unix:///var/run/docker.sock'),
   initBinary: absolutePath.default('/usr/local/lib/berth/berth-init'),
   accountingFile: absolutePath.default('/var/log/berth/accounting.jsonl'),
+  /** size-based rotation of accountingFile by berthd itself */
+  accountingRotation: accountingRotationSchema.default({}),
+  /** Prometheus endpoint (GET /metrics over plain HTTP); off when absent */
+  metrics: metricsSchema.optional(),
   logFile: absolutePath.optional(),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   rdmaDevices: z.array(absolutePath).default(['/dev/infiniband/uverbs*', '/dev/infiniband/rdma_cm']),

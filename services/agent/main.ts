@@ -8,6 +8,9 @@ import { hideBin } from 'yargs/helpers';
 import { UnmungeVerifier } from '../shared/munge';
 import { errorMessage } from '../shared/errors';
 import { AccountingLog } from './accounting/accounting-log';
+import { LABEL } from './containers/labels';
+import { AgentMetrics } from './metrics/agent-metrics';
+import { startMetricsServer } from './metrics/metrics-server';
 import { CallerAuthenticator } from './auth/caller';
 import { ConfigError, dockerSocketPath, loadConfig, loadRemoteTls, type RemoteTls } from './config';
 import { DrainStore } from './admin/drain-store';
@@ -86,12 +89,14 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, config.logFile, config.node);
   const lifecycle = new Lifecycle();
   const engine = new DockerodeEngine(dockerSocketPath(config));
+  // built only when the endpoint is on: the services then count into it
+  const metrics = config.metrics ? new AgentMetrics(config.node) : undefined;
   const identities = new CachingIdentityResolver(new NssIdentityResolver());
   const table = new JobTable(config.stateDir);
   await checkSiteCredentials(config.registryCredentialsFile);
   const imageAccess = new FileImageAccess(config.stateDir);
   const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log, config.mirrors,
-    imageAccess, new CredentialStore(config.registryCredentialsFile));
+    imageAccess, new CredentialStore(config.registryCredentialsFile), metrics);
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
@@ -120,7 +125,9 @@ async function main(): Promise<void> {
   }
   const sitePolicy = policy;
   const imageUses = new FileImageUseLog(config.stateDir);
-  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
+  const accounting = new AccountingLog(config.accountingFile, config.accountingRotation);
+  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
+    usage: engine, metrics,
     dockerAccess: prepared?.dockerAccess,
     admit: sitePolicy && ((body, ctx) => {
       const v = sitePolicy.admit('container_create', body, ctx);
@@ -143,7 +150,7 @@ async function main(): Promise<void> {
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request
   const authzPlugin = prepared && policy && config.authz
     ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log,
-      images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) } })
+      images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics })
     : undefined;
   const servers = await startServers(config.runDir, {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,
@@ -151,6 +158,8 @@ async function main(): Promise<void> {
     imageCache,
     images,
     stepContainers,
+    accounting,
+    metrics,
     drain,
     containers,
     status: () => nodeStatus({
@@ -160,6 +169,21 @@ async function main(): Promise<void> {
   }, lifecycle, remoteTls);
   log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, tcp: servers.tcp, docker: config.dockerHost });
   if (drain.get().drained) log.warn('this node is drained for container jobs (berth resume ends it)', { ...drain.get() });
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  if (metrics && config.metrics) {
+    metrics.watch({
+      jobsRunning: () => jobs.list().filter((j) => j.state === 'RUNNING').length,
+      containersRunning: async () => (await engine.listByLabel(LABEL.node, config.node)).filter((c) => c.state === 'running').length,
+      imageCacheBytes: async () => (await engine.listImages()).reduce((sum, i) => sum + i.sizeBytes, 0),
+    });
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metrics.listen, (err) => log.warn('metrics scrape failed', { error: errorMessage(err) }));
+    } catch (err) {
+      process.stderr.write(`berthd: ${errorMessage(err)}; change metrics.listen in the config, or remove the metrics section\n`);
+      process.exit(2);
+    }
+    log.info('serving Prometheus metrics', { url: `http://${metricsServer.address}/metrics` });
+  }
 
   // recover: retry until dockerd answers, serving health NOT_SERVING meanwhile
   for (let attempt = 1; ; attempt++) {
@@ -193,7 +217,7 @@ async function main(): Promise<void> {
     void orphanTask.stop();
     void gcTask.stop();
     policy?.close();
-    void Promise.all([servers.shutdown(5000), authzPlugin?.close()]).then(() => {
+    void Promise.all([servers.shutdown(5000), authzPlugin?.close(), metricsServer?.close()]).then(() => {
       log.end();
       setTimeout(() => process.exit(0), 100).unref();
     });

@@ -121,6 +121,18 @@ async function parse(args: string[]): Promise<number> {
       .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
       code = await showJob(a.node, a.id, a.json, out);
     })
+    .command('accounting', "Accounting records (a job's and each step's, per node) from nodes' agents, merged by start time", (y) => y
+      .option('since', { type: 'string', default: '1d', describe: 'records that ended at or after: ISO time (2026-05-01T08:00:00Z), a duration ago (30m, 2h, 7d) or now-30m' })
+      .option('until', { type: 'string', describe: 'records that started at or before (same forms)' })
+      .option('job', { type: 'string', describe: 'one job id' })
+      .option('user', { type: 'string', describe: 'one user name (users see only their own records)' })
+      .option('jobs-only', { type: 'boolean', default: false, describe: 'job records only, no step records' })
+      .option('nodes', { type: 'string', default: defaultNode(env), describe: 'Slurm host list, e.g. n[1-3]' })
+      .option('format', { type: 'string', default: 'csv', describe: 'csv or json (field reference: docs/accounting.md)' }), async (a) => {
+      const { runAccounting } = await import('./accounting');
+      code = await runAccounting({ since: a.since, until: a.until, job: a.job, user: a.user, nodes: a.nodes, format: a.format, jobsOnly: a['jobs-only'] },
+        { out, err: (s) => void process.stderr.write(s) });
+    })
     .command('docker-env', 'Print shell exports for the docker CLI in this job: eval "$(berth docker-env)"', (y) => y
       .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
       .option('job', { type: 'string', default: env.SLURM_JOB_ID, describe: 'job id (default: SLURM_JOB_ID)' }), async (a) => {

@@ -31,15 +31,16 @@ describe('a 2-node container job through Slurm', { timeout: 240_000 }, () => {
     // sbatch --wait returns before the epilogs have run: wait for them
     for (const n of sandbox().nodes) waitFor(`no container of job ${jobId} left on ${n.name}`, () => containersOfJob(n.name, jobId).length === 0 || undefined);
     for (const n of nodes) {
-      const rec = waitFor(`accounting record for job ${jobId} on ${n}`, () => accountingRecords(n).find((r) => r.job_id === jobId && String(r.start) >= began));
+      const ours = (r: Record<string, unknown>) => r.JobID === jobId && String(r.Start) >= began;
+      const rec = waitFor(`accounting record for job ${jobId} on ${n}`, () => accountingRecords(n).find((r) => ours(r) && r.RecordType === 'job'));
       assert.ok(rec, `accounting record for job ${jobId} on ${n}`);
-      assert.equal(rec.uid, uid);
-      assert.equal(rec.user, 'alice');
-      assert.equal(rec.image, image);
-      assert.match(String(rec.image_digest), /^127\.0\.0\.1:5000\/berth\/demo@sha256:[a-f0-9]{64}$/);
-      const steps = rec.steps as { step_id: string; exit_code: number; state: string }[];
-      assert.deepEqual(steps.map((s) => s.step_id).sort(), ['0', '1']);
-      assert.ok(steps.every((s) => s.exit_code === 0 && s.state === 'EXITED'), JSON.stringify(steps));
+      assert.equal(rec.UID, uid);
+      assert.equal(rec.User, 'alice');
+      assert.equal(rec.Image, image);
+      assert.match(String(rec.ImageDigest), /^127\.0\.0\.1:5000\/berth\/demo@sha256:[a-f0-9]{64}$/);
+      const steps = accountingRecords(n).filter((r) => ours(r) && r.RecordType === 'step');
+      assert.deepEqual(steps.map((s) => s.StepID).sort(), ['0', '1']);
+      assert.ok(steps.every((s) => s.ExitCode === '0:0' && s.State === 'COMPLETED'), JSON.stringify(steps));
     }
   });
 });

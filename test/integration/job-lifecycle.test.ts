@@ -130,17 +130,17 @@ describe('job lifecycle on a real engine', { timeout: 120_000 }, () => {
     assert.ok(job.steps.length >= 4);
   });
 
-  it('ends the job: no container left, one accounting record with the steps', async () => {
+  it('ends the job: no container left, a job accounting record and one per step', async () => {
     const containerId = h.jobs.get('900001')!.containerId;
     const res = await h.jobs.epilogue('900001');
     assert.equal(res.containersRemoved, 1);
     assert.equal(await h.engine.inspect(containerId), undefined);
     const recs = readFileSync(h.config.accountingFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const rec = recs.find((r) => r.job_id === '900001');
+    const rec = recs.find((r) => r.JobID === '900001' && r.RecordType === 'job');
     assert.ok(rec);
-    assert.equal(rec.uid, alice);
-    assert.match(rec.image_digest, /@sha256:/);
-    assert.ok(rec.steps.length >= 4);
+    assert.equal(rec.UID, alice);
+    assert.match(rec.ImageDigest, /@sha256:/);
+    assert.ok(recs.filter((r) => r.JobID === '900001' && r.RecordType === 'step').length >= 4);
     assert.deepEqual(await h.jobs.epilogue('900001'), { containersRemoved: 0, wasKnown: false });
   });
 

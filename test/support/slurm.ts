@@ -46,10 +46,12 @@ export function containersOfJob(nodeName: string, jobId: string, status?: string
   return r.stdout.split('\n').filter(Boolean);
 }
 
+/** The node's accounting records of the current format (docs/accounting.md), from its current log file. */
 export function accountingRecords(nodeName: string): Record<string, unknown>[] {
   const cfg = JSON.parse(readFileSync(node(nodeName).berthdConfig, 'utf8')) as { accountingFile: string };
   if (!existsSync(cfg.accountingFile)) return [];
-  return readFileSync(cfg.accountingFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(cfg.accountingFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => typeof r.Format === 'number');
 }
 
 export function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 60_000): T {

@@ -12,6 +12,8 @@ export interface SandboxNode {
   berthdConfig: string;
   /** 127.0.0.1:PORT where dockerd listens with --tlsverify for job users */
   dockerTlsAddress: string;
+  /** 127.0.0.1:PORT where the node's berthd serves Prometheus metrics (GET /metrics) */
+  metricsAddress: string;
   authzSocket: string;
   running: { dockerd: boolean; berthd: boolean; slurmd: boolean };
   logs: Record<string, string>;

@@ -70,20 +70,51 @@ describe('job prologue', () => {
 });
 
 describe('job epilogue', () => {
-  it('stops and removes the job containers, accounts the job with its steps, and forgets it', async () => {
+  it('stops and removes the job containers, writes a job record and a step record, and forgets the job', async () => {
     const h = harness();
-    const { job } = await h.jobs.prologue(prologueInput());
+    const { job } = await h.jobs.prologue(prologueInput({ account: 'physics', partition: 'batch' }));
     const step = h.jobs.recordStepStart('42', { stepId: '0', taskId: 0, argv: ['id'], startTime: new Date().toISOString() })!;
-    h.jobs.recordStepEnd('42', step, { state: 'EXITED', exitCode: 3 });
+    await h.jobs.recordStepEnd('42', step, { state: 'EXITED', exitCode: 3 });
     const res = await h.jobs.epilogue('42');
     assert.deepEqual(res, { containersRemoved: 1, wasKnown: true });
     assert.ok(h.engine.calls.includes(`stop ${job.containerId}`));
     assert.equal(h.engine.containers.size, 0);
-    const [rec] = h.accounting();
-    assert.equal(rec!.job_id, '42');
-    assert.equal(rec!.uid, 2001);
-    assert.equal(rec!.image_digest, job.imageDigest);
-    assert.deepEqual((rec!.steps as { exit_code: number }[]).map((s) => s.exit_code), [3]);
+    const [rec, stepRec, ...rest] = h.accounting();
+    assert.equal(rest.length, 0);
+    assert.equal(rec!.RecordType, 'job');
+    assert.equal(rec!.JobID, '42');
+    assert.equal(rec!.StepID, null);
+    assert.equal(rec!.UID, 2001);
+    assert.equal(rec!.User, 'alice');
+    assert.equal(rec!.Account, 'physics');
+    assert.equal(rec!.Partition, 'batch');
+    assert.equal(rec!.NodeList, 'n1');
+    assert.equal(rec!.ImageDigest, job.imageDigest);
+    assert.equal(rec!.Registry, '127.0.0.1:5000');
+    assert.equal(rec!.Pulled, true);
+    assert.equal(typeof rec!.StartLatencySeconds, 'number');
+    // the container's binds as the spec made them (more may come from the user's options and the site)
+    const mounts = rec!.Mounts as { Source: string; Target: string; ReadOnly: boolean }[];
+    for (const m of [
+      { Source: '/opt/berth/berth-init', Target: '/.berth/init', ReadOnly: true },
+      { Source: path.join(h.config.stateDir, 'jobs', '42', 'passwd'), Target: '/etc/passwd', ReadOnly: true },
+      { Source: path.join(h.config.stateDir, 'jobs', '42', 'group'), Target: '/etc/group', ReadOnly: true },
+      { Source: '/home/alice/run', Target: '/home/alice/run', ReadOnly: false },
+    ]) assert.ok(mounts.some((x) => x.Source === m.Source && x.Target === m.Target && x.ReadOnly === m.ReadOnly), `${JSON.stringify(m)} in ${JSON.stringify(mounts)}`);
+    assert.equal(rec!.State, 'FAILED', 'a step failed');
+    assert.equal(rec!.ExitCode, '3:0');
+    // three reads of the fake cgroup: step start (1.5 s), step end (3 s), epilogue (4.5 s)
+    assert.equal(rec!.TotalCPUSeconds, 4.5);
+    assert.equal(rec!.MaxRSSBytes, 13 * 1024 * 1024);
+    assert.equal(rec!.UsageSource, 'cgroup-v2');
+    assert.equal(stepRec!.RecordType, 'step');
+    assert.equal(stepRec!.StepID, '0');
+    assert.equal(stepRec!.ExitCode, '3:0');
+    assert.equal(stepRec!.State, 'FAILED');
+    assert.equal(stepRec!.TotalCPUSeconds, 1.5, "the container's CPU between the step's start and end");
+    assert.equal(stepRec!.MaxRSSBytes, 12 * 1024 * 1024);
+    assert.equal(stepRec!.PullBytes, null, 'pull figures are on the job record only');
+    assert.deepEqual(stepRec!.Argv, ['id']);
     assert.equal(h.jobs.get('42'), undefined);
     assert.ok(!existsSync(path.join(h.config.stateDir, 'jobs', '42.json')));
   });
@@ -101,8 +132,34 @@ describe('job epilogue', () => {
     await h.jobs.prologue(prologueInput());
     h.jobs.recordStepStart('42', { stepId: '1', taskId: 0, argv: ['sleep', '100'], startTime: new Date().toISOString() });
     await h.jobs.epilogue('42');
-    const steps = h.accounting()[0]!.steps as { state: string }[];
-    assert.equal(steps[0]!.state, 'KILLED');
+    const [job, step] = h.accounting();
+    assert.equal(step!.State, 'CANCELLED');
+    assert.equal(step!.ExitCode, '0:9', 'SIGKILL, as sacct prints a signal');
+    assert.equal(job!.State, 'CANCELLED');
+  });
+
+  it('still accounts the job when its cgroup cannot be read, with null figures', async () => {
+    const h = harness();
+    await h.jobs.prologue(prologueInput());
+    h.usage.fail = true;
+    await h.jobs.epilogue('42');
+    const [job] = h.accounting();
+    assert.equal(job!.TotalCPUSeconds, null);
+    assert.equal(job!.MaxRSSBytes, null);
+    assert.equal(job!.UsageSource, '');
+    assert.equal(job!.State, 'COMPLETED');
+    assert.equal(job!.ExitCode, '0:0');
+  });
+
+  it('keeps the account and pull figures across an agent restart', async () => {
+    const h = harness();
+    await h.jobs.prologue(prologueInput({ account: 'chem' }));
+    const fresh = h.newJobService(new JobTable(h.config.stateDir));
+    await fresh.recover();
+    await fresh.epilogue('42');
+    const [job] = h.accounting();
+    assert.equal(job!.Account, 'chem');
+    assert.equal(job!.Pulled, true);
   });
 });
 
@@ -111,7 +168,7 @@ describe('recovery after a restart', () => {
     const h = harness();
     await h.jobs.prologue(prologueInput());
     const s = h.jobs.recordStepStart('42', { stepId: '0', taskId: 0, argv: ['true'], startTime: 'x' })!;
-    h.jobs.recordStepEnd('42', s, { state: 'EXITED', exitCode: 0 });
+    await h.jobs.recordStepEnd('42', s, { state: 'EXITED', exitCode: 0 });
     const fresh = h.newJobService(new JobTable(h.config.stateDir));
     assert.deepEqual(await fresh.recover(), { recovered: 1, unknown: 0 });
     const job = fresh.get('42')!;

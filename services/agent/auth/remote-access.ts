@@ -15,6 +15,7 @@ export const METHOD_ROLE: Readonly<Record<string, Role>> = Object.freeze({
   GetJob: 'read',
   ListContainers: 'read',
   ListImages: 'read',
+  QueryAccounting: 'read',
   PullImage: 'admin',
   PruneImages: 'admin',
   SetDrain: 'admin',

@@ -31,6 +31,8 @@ export interface AuthorizerDeps {
   /** why a container_create body's image may not be used by uid (private to other users), or undefined */
   imageRefusal?(bodyText: string | undefined, uid: number): Promise<string | undefined>;
   audit: AuditSink;
+  /** counts every decision by result (metrics/agent-metrics.ts) */
+  metrics?: { authzDecision(allow: boolean): void };
   log: Logger;
   now?: () => Date;
 }
@@ -45,6 +47,7 @@ export class Authorizer {
       this.d.audit.write({
         time: (this.d.now?.() ?? new Date()).toISOString(), node: this.d.node, user, job, action, method: req.method, uri: req.uri, allow, policy, reason,
       });
+      this.d.metrics?.authzDecision(allow);
       return allow ? { Allow: true } : { Allow: false, Msg: msg ?? reason };
     };
 

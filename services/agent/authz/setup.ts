@@ -63,6 +63,7 @@ export async function startAuthzPlugin(opts: {
   jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void };
   /** private images (pulled with a user's own login) and the names a local image carries */
   images: { access: ImageAccess; repoDigests(ref: string): Promise<string[]> };
+  metrics?: { authzDecision(allow: boolean): void };
   log: Logger;
 }): Promise<{ close(): Promise<void> }> {
   const { config, ca, engine, identities, jobs, policy } = opts;
@@ -107,6 +108,7 @@ export async function startAuthzPlugin(opts: {
       return image === undefined ? undefined : privateImageRefusal(image, uid, opts.images.access, opts.images.repoDigests);
     },
     audit: new AuditLog(authz.auditFile),
+    metrics: opts.metrics,
     log,
   });
   const server = await startPluginServer({

@@ -10,6 +10,8 @@ import { engineMessage, engineStatus } from './engine';
 import type { CachedImage } from '../housekeeping/image-gc';
 import type { RegistryAuth } from '../../shared/images/credentials';
 import { consumePullStream, type ProgressSink } from './pull-stream';
+import type { ContainerUsage } from '../accounting/accounting-record';
+import { readCgroupUsage, usageFromDockerStats } from '../accounting/container-usage';
 
 export class DockerodeEngine implements Engine {
   readonly docker: Docker;
@@ -118,6 +120,26 @@ export class DockerodeEngine implements Engine {
       if (engineStatus(err) === 404) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * CPU and memory the container used so far: from its cgroup files (found through its init
+   * process), else from dockerd's one-shot stats; undefined when it is not running.
+   */
+  async containerUsage(id: string): Promise<ContainerUsage | undefined> {
+    let pid: number;
+    try {
+      const i = await this.docker.getContainer(id).inspect();
+      if (!i.State.Running) return undefined;
+      pid = i.State.Pid;
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
+    const fromCgroup = readCgroupUsage(pid);
+    if (fromCgroup) return fromCgroup;
+    const stats = await this.docker.getContainer(id).stats({ stream: false });
+    return usageFromDockerStats(stats as Parameters<typeof usageFromDockerStats>[0]);
   }
 
   async listByLabel(label: string, value?: string): Promise<ContainerSummary[]> {

@@ -4,8 +4,9 @@
 // caller's credentials; a cached private image is gated per user (checkPrivate).
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { Logger } from '../logger';
+import type { ImageMetrics } from '../metrics/agent-metrics';
 import type { ImageEngine, PullOptions } from '../docker/engine';
-import type { ProgressSink } from '../docker/pull-stream';
+import type { ProgressSink, PullProgress } from '../docker/pull-stream';
 import { type ImageReference, parseImageReference, pinned } from '../../shared/images/reference';
 import type { DigestResolver } from '../../shared/images/registry-client';
 import type { CredentialLookup, RegistryAuth } from '../../shared/images/credentials';
@@ -23,6 +24,8 @@ export interface EnsuredImage {
   digest: string;
   pulled: boolean;
   millis: number;
+  /** bytes this call's pull downloaded (compressed layers the engine lacked); 0 without a pull */
+  pullBytes: number;
 }
 
 /** who a registry call speaks as: callers with different credentials never share one */
@@ -38,7 +41,7 @@ export interface EnsureOptions {
 }
 
 export class ImageService {
-  private readonly pulls = new SingleFlight<string>();
+  private readonly pulls = new SingleFlight<{ localRef: string; bytes: number }>();
   private readonly resolves = new SingleFlight<string>();
 
   constructor(
@@ -50,6 +53,7 @@ export class ImageService {
     private readonly mirrors: Readonly<Record<string, readonly string[]>> = {},
     private readonly access: ImageAccess = new MemoryImageAccess(),
     private readonly credentialStore = new CredentialStore(),
+    private readonly metrics?: ImageMetrics,
   ) {}
 
   async ensure(reference: string, opts: EnsureOptions = {}): Promise<EnsuredImage> {
@@ -73,54 +77,74 @@ export class ImageService {
     const viaMirrors = (this.mirrors[ref.domain] ?? []).map((m) => `${m}/${ref.path}@${digest}`);
     let localRef: string | undefined;
     let pulled = false;
+    let pullBytes = 0;
     for (const local of [digestRef, ...viaMirrors]) {
       if (await this.engine.imagePresent(local)) {
         localRef = local;
         break;
       }
     }
-    if (!localRef) {
+    if (localRef) this.metrics?.cacheHit();
+    else {
+      this.metrics?.cacheMiss();
       const log = this.log.child({ image: digestRef });
       // one pull per digest and credential: a pull another caller started anonymously (or
       // with their own login) must not decide for one who brings different credentials
       const flight = `${digestRef}\0${credentialKey(auth)}`;
       const result = await this.pulls.do(flight, async () => {
-        const got = await this.pull(ref, digestRef, viaMirrors, creds.lookup, auth, opts, log, began);
+        const pullBegan = Date.now();
+        let got;
+        try {
+          got = await this.pull(ref, digestRef, viaMirrors, creds.lookup, auth, opts, log, began);
+        } catch (err) {
+          this.metrics?.pullFailed(err instanceof BerthError ? err.code : 'PULL_FAILED');
+          throw err;
+        }
+        this.metrics?.pullSucceeded((Date.now() - pullBegan) / 1000, got.bytes);
         // marked private (or public) before any caller sharing this pull goes on to checkPrivate;
         // a fresh pull replaces what an earlier copy of the image was known to allow
         if (auth && opts.user && creds.isUsers(auth)) this.access.reset(digestRef, opts.user.uid);
         else this.access.forget(digestRef);
         return got;
       });
-      localRef = result.value;
+      localRef = result.value.localRef;
       pulled = !result.shared;
+      if (pulled) pullBytes = result.value.bytes;
       if (pulled) confirmed = true; // the registry served it to this caller
     }
     await this.checkPrivate(ref, digestRef, digest, auth, opts, confirmed);
-    return { ref, digestRef, localRef, digest, pulled, millis: Date.now() - began };
+    return { ref, digestRef, localRef, digest, pulled, millis: Date.now() - began, pullBytes };
   }
 
   private async pull(ref: ImageReference, digestRef: string, viaMirrors: string[], credentials: CredentialLookup, auth: RegistryAuth | undefined,
-    opts: EnsureOptions, log: Logger, began: number): Promise<string> {
+    opts: EnsureOptions, log: Logger, began: number): Promise<{ localRef: string; bytes: number }> {
+    // the bytes a pull downloaded: the layer sizes its progress stream reported
+    let bytes = 0;
+    const onProgress = (p: PullProgress): void => {
+      bytes = Math.max(bytes, p.totalBytes);
+      opts.onProgress?.(p);
+    };
     for (const mirrored of viaMirrors) {
       log.info('pulling image through a mirror', { mirror: mirrored });
       try {
-        await this.engine.pull(mirrored, this.pullOptions, opts.onProgress, await credentials(mirrored.slice(0, mirrored.indexOf('/'))));
-        log.info('pulled image', { from: mirrored, millis: Date.now() - began });
-        return mirrored;
+        bytes = 0;
+        await this.engine.pull(mirrored, this.pullOptions, onProgress, await credentials(mirrored.slice(0, mirrored.indexOf('/'))));
+        log.info('pulled image', { from: mirrored, millis: Date.now() - began, bytes });
+        return { localRef: mirrored, bytes };
       } catch (err) {
         log.warn('mirror failed; trying the next one, then the registry itself', { mirror: mirrored, error: errorMessage(err) });
       }
     }
     log.info('pulling image', auth ? { credentials: auth.source } : {});
     try {
-      await this.engine.pull(digestRef, this.pullOptions, opts.onProgress, auth);
+      bytes = 0;
+      await this.engine.pull(digestRef, this.pullOptions, onProgress, auth);
     } catch (err) {
       log.warn('pull failed', { error: errorMessage(err) });
       throw classifyRegistryError(ref, err);
     }
-    log.info('pulled image', { millis: Date.now() - began });
-    return digestRef;
+    log.info('pulled image', { millis: Date.now() - began, bytes });
+    return { localRef: digestRef, bytes };
   }
 
   /**

@@ -1,5 +1,6 @@
 // What berthd knows of one job on this node. The container labels are the source of truth
 // for identity; steps live here and in the job's checkpoint file.
+import type { ContainerUsage, JobProvenance } from '../accounting/accounting-record';
 import type { JobIdentity } from '../containers/labels';
 
 export type JobState = 'PREPARING' | 'RUNNING' | 'ENDING' | 'ENDED' | 'FAILED' | 'UNKNOWN';
@@ -14,6 +15,12 @@ export interface StepRecord {
   signal: string;
   startTime: string;
   endTime: string;
+  /**
+   * The job container's CPU used while the step ran (end − start sample) and its memory peak
+   * at the step's end: steps share the container's cgroup. Absent until the step ends, or
+   * when the cgroup could not be read.
+   */
+  usage?: ContainerUsage;
 }
 
 export interface JobRecord extends JobIdentity {
@@ -25,4 +32,6 @@ export interface JobRecord extends JobIdentity {
   steps: StepRecord[];
   /** containers the job's user made through the Docker API (AuthZ plugin), removed with the job */
   userContainers: string[];
+  /** account, registry, mounts, devices, pull and start figures, for accounting */
+  provenance?: JobProvenance;
 }

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { AccountingLog } from '../accounting/accounting-log';
-import { toAccountingRecord } from '../accounting/accounting-log';
+import { accountingRecords, type ContainerUsage, mountsFromBinds, stepState } from '../accounting/accounting-record';
 import { type AgentConfig, dockerSocketPath } from '../config';
 import { applyUserOptions } from '../containers/user-options';
 import { expandDevices } from '../containers/devices';
@@ -17,6 +17,7 @@ import { engineMessage } from '../docker/engine';
 import type { IdentityResolver } from '../identity/nss';
 import type { ImageService } from '../images/image-service';
 import type { Logger } from '../logger';
+import type { JobMetrics } from '../metrics/agent-metrics';
 import type { JobRecord, StepRecord } from './job-record';
 import type { JobTable } from './job-table';
 import type { AllocationSource } from './slurm-allocation';
@@ -34,8 +35,10 @@ export interface MadeContainer {
   identity: JobIdentity;
   containerId: string;
   spec: ContainerCreateSpec;
-  image: { digestRef: string; localRef: string; pulled: boolean; millis: number };
+  image: { ref: { domain: string }; digestRef: string; localRef: string; pulled: boolean; millis: number; pullBytes: number };
   endTime?: Date;
+  /** container create + start */
+  startLatencyMillis: number;
 }
 
 export interface EpilogueResult {
@@ -65,12 +68,19 @@ export interface JobServiceDeps {
   imageUses?: { used(imageId: string): void };
   /** Docker API access for the job's user (authz/docker-access.ts), when the site enables it */
   dockerAccess?: { grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date): Promise<void>; revoke(jobId: string): void };
+  /** CPU and memory of a container from its cgroup (docker stats otherwise), for accounting */
+  usage?: { containerUsage(id: string): Promise<ContainerUsage | undefined> };
+  metrics?: JobMetrics;
   now?: () => Date;
 }
 
 export class JobService {
   private readonly inProgress = new Map<string, Promise<PrologueResult>>();
   private readonly now: () => Date;
+  /** each running step's usage sample at its start, awaited by its end */
+  private readonly stepStartUsage = new WeakMap<StepRecord, Promise<ContainerUsage | undefined>>();
+  /** steps of a job whose end usage is being read: the epilogue waits for them */
+  private readonly stepEnds = new Map<string, Set<Promise<void>>>();
 
   constructor(private readonly d: JobServiceDeps) {
     this.now = d.now ?? (() => new Date());
@@ -141,6 +151,17 @@ export class JobService {
       error: '',
       steps: existing?.steps ?? [],
       userContainers: existing?.userContainers ?? [],
+      provenance: {
+        account: req.account ?? '',
+        partition: req.partition ?? '',
+        registry: image.ref.domain || 'docker.io',
+        mounts: mountsFromBinds((spec.body.HostConfig as { Binds: string[] }).Binds),
+        devices: (spec.body.HostConfig as { Devices: { PathOnHost: string }[] }).Devices.map((d) => d.PathOnHost),
+        pulled: image.pulled,
+        pullMillis: image.millis,
+        pullBytes: image.pullBytes,
+        startLatencyMillis: made.startLatencyMillis,
+      },
     };
     table.put(job);
     void this.noteImageUse(image.localRef, log);
@@ -229,11 +250,15 @@ export class JobService {
     }
     await this.removeStale(spec.name, log);
     let containerId = '';
+    let startLatencyMillis = 0;
     try {
+      const createdAt = Date.now();
       containerId = await engine.create(spec);
       lap('createMillis');
       await engine.start(containerId);
       lap('startMillis');
+      startLatencyMillis = Date.now() - createdAt;
+      this.d.metrics?.containerStarted(startLatencyMillis / 1000);
     } catch (err) {
       if (containerId) await engine.remove(containerId).catch(() => undefined);
       rmSync(kind.dir, { recursive: true, force: true });
@@ -241,7 +266,7 @@ export class JobService {
       if (err instanceof BerthError) throw err;
       throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: Docker could not create or start the container from ${image.digestRef}: ${engineMessage(err)}`, { cause: err });
     }
-    return { identity, containerId, spec, image, endTime: alloc?.endTime };
+    return { identity, containerId, spec, image, endTime: alloc?.endTime, startLatencyMillis };
   }
 
   private async noteImageUse(ref: string, log: Logger): Promise<void> {
@@ -272,11 +297,14 @@ export class JobService {
     const { engine, table, config } = this.d;
     const log = this.d.log.child({ job: jobId });
     await this.inProgress.get(jobId)?.catch(() => undefined);
+    await Promise.all([...(this.stepEnds.get(jobId) ?? [])]);
     const job = table.get(jobId);
     if (job) {
       job.state = 'ENDING';
     }
     const labelled = (await engine.listByLabel(LABEL.jobId, jobId)).filter((c) => c.labels[LABEL.node] === config.node).map((c) => c.id);
+    // the container's CPU and memory, while its cgroup still exists
+    const usage = job?.containerId ? await this.usageOf(job.containerId, log) : undefined;
     // with the containers the job's user made through the Docker API
     const containers = [...new Set([...labelled, ...(job?.userContainers ?? [])])];
     await Promise.all(containers.map(async (id) => {
@@ -295,7 +323,7 @@ export class JobService {
       }
       job.state = job.state === 'ENDING' ? 'ENDED' : job.state;
       job.endTime = end;
-      this.d.accounting.append(toAccountingRecord(job, end));
+      this.d.accounting.append(accountingRecords(job, end, usage));
       table.delete(jobId);
       log.info('job ended', { steps: job.steps.length, containers: containers.length });
     }
@@ -326,6 +354,7 @@ export class JobService {
         error: running ? '' : `job container found ${c.state} when berthd started`,
         steps: (saved?.steps ?? []).map((s) => (s.state === 'RUNNING' ? { ...s, state: 'KILLED', signal: s.signal || 'unknown (berthd restarted)' } : s)),
         userContainers: saved?.userContainers ?? [],
+        ...(saved?.provenance ? { provenance: saved.provenance } : {}),
       };
       table.put(job);
       if (running) recovered++;
@@ -354,16 +383,48 @@ export class JobService {
     const rec: StepRecord = { ...step, state: 'RUNNING', exitCode: 0, signal: '', endTime: '' };
     job.steps.push(rec);
     this.safeCheckpoint(job);
+    if (this.d.usage) this.stepStartUsage.set(rec, this.usageOf(job.containerId, this.d.log.child({ job: jobId })));
+    this.d.metrics?.stepStarted();
     return rec;
   }
 
-  recordStepEnd(jobId: string, rec: StepRecord, end: { state: StepRecord['state']; exitCode: number; signal?: string }): void {
+  /** Records the step's end at once, then its usage (the container's CPU over the step, its memory peak so far). */
+  async recordStepEnd(jobId: string, rec: StepRecord, end: { state: StepRecord['state']; exitCode: number; signal?: string }): Promise<void> {
     rec.state = end.state;
     rec.exitCode = end.exitCode;
     rec.signal = end.signal ?? '';
     rec.endTime = this.now().toISOString();
+    this.d.metrics?.stepEnded(stepState(rec));
     const job = this.d.table.get(jobId);
     if (job) this.safeCheckpoint(job);
+    const atStart = this.stepStartUsage.get(rec);
+    if (!atStart || !job) return;
+    this.stepStartUsage.delete(rec);
+    const pending = this.stepEnds.get(jobId) ?? new Set<Promise<void>>();
+    this.stepEnds.set(jobId, pending);
+    const measured = (async () => {
+      const [first, last] = await Promise.all([atStart, this.usageOf(job.containerId, this.d.log.child({ job: jobId }))]);
+      if (!first || !last) return;
+      rec.usage = { cpuNanos: Math.max(0, last.cpuNanos - first.cpuNanos), memoryPeakBytes: last.memoryPeakBytes, source: last.source };
+      if (this.d.table.get(jobId) === job) this.safeCheckpoint(job);
+    })();
+    pending.add(measured);
+    try {
+      await measured;
+    } finally {
+      pending.delete(measured);
+      if (pending.size === 0) this.stepEnds.delete(jobId);
+    }
+  }
+
+  private async usageOf(containerId: string, log: Logger): Promise<ContainerUsage | undefined> {
+    if (!this.d.usage || !containerId) return undefined;
+    try {
+      return await this.d.usage.containerUsage(containerId);
+    } catch (err) {
+      log.warn('could not read the container\'s CPU and memory use for accounting', { container: containerId, error: engineMessage(err) });
+      return undefined;
+    }
   }
 
   private safeCheckpoint(job: JobRecord): void {

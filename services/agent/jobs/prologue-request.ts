@@ -16,6 +16,9 @@ export interface PrologueInput {
   memoryBytes: number;
   /** the user's --container-* options */
   options?: ContainerOptions;
+  /** Slurm account and partition, for accounting */
+  account?: string;
+  partition?: string;
 }
 
 export function checkPrologueRequest(req: PrologueInput): void {

@@ -1,7 +1,9 @@
 // berth.v1.NodeAgentService handlers. One instance per socket: the trust level of the
 // socket decides how callers are authenticated (auth/caller.ts).
 import type * as grpc from '@grpc/grpc-js';
+import { once } from 'node:events';
 import { BerthError } from '../../shared/errors';
+import { parseAccountingFilter, queryAccounting } from '../accounting/accounting-query';
 import type { ExecStepRequest__Output } from '../../shared/gen/berth/v1/ExecStepRequest';
 import type { ExecStepResponse } from '../../shared/gen/berth/v1/ExecStepResponse';
 import type { NodeAgentServiceHandlers } from '../../shared/gen/berth/v1/NodeAgentService';
@@ -18,6 +20,7 @@ import type { ImageCache, ImageView } from '../housekeeping/image-cache';
 import type { ImageService } from '../images/image-service';
 import type { Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
+import type { HookMetrics } from '../metrics/agent-metrics';
 import type { RunningStep, StepRunner } from '../steps/step-runner';
 import { toProtoJob, toServiceError } from './proto-mapping';
 
@@ -32,6 +35,9 @@ export interface AgentServiceDeps {
   log: Logger;
   imageCache: ImageCache;
   images: ImageService;
+  /** the accounting log QueryAccounting reads: the current file and `keep` rotated ones */
+  accounting: { file: string; rotation: { keep: number } };
+  metrics?: HookMetrics;
   /** Docker access of a job, when the site enables it */
   dockerOf?: (jobId: string) => { host: string; certPath: string };
   /** containers for natively launched steps (SPANK plugin) */
@@ -81,18 +87,20 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
   return {
     JobPrologue: unary('JobPrologue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobPrologue');
-      // a drained node still answers a repeated prologue of a job already running here
-      if (d.jobs.get(r.jobId)?.state !== 'RUNNING') d.drain.assertAccepting(d.node, r.jobId);
-      const res = await d.jobs.prologue({
-        jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
-        options: optionsOf(r),
+      const res = await countFailure(d, 'prolog', () => {
+        // a drained node still answers a repeated prologue of a job already running here
+        if (d.jobs.get(r.jobId)?.state !== 'RUNNING') d.drain.assertAccepting(d.node, r.jobId);
+        return d.jobs.prologue({
+          jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
+          options: optionsOf(r), account: r.account, partition: r.partition,
+        });
       });
       return { job: toProtoJob(res.job), alreadyPrepared: res.alreadyPrepared, pullMillis: res.pullMillis };
     }),
 
     JobEpilogue: unary('JobEpilogue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobEpilogue');
-      const res = await d.jobs.epilogue(r.jobId);
+      const res = await countFailure(d, 'epilog', () => d.jobs.epilogue(r.jobId));
       d.stepContainers?.forgetJob(r.jobId);
       return res;
     }),
@@ -158,6 +166,30 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
 
     ExecStep: (call) => execStep(trust, d, call),
 
+    QueryAccounting: (call) => {
+      Promise.resolve()
+        .then(() => d.auth.authenticate(trust, call.metadata, 'QueryAccounting', '', call.getAuthContext?.()?.sslPeerCertificate))
+        .then(async (caller) => {
+          const filter = parseAccountingFilter(call.request);
+          if (caller.kind === 'user') {
+            if (filter.uid !== undefined && filter.uid !== caller.uid) {
+              throw new BerthError('PERMISSION_DENIED', `QueryAccounting: uid ${filter.uid} is another user's; you can only read your own records (leave out --user, or ask root)`);
+            }
+            filter.uid = caller.uid;
+          }
+          // batches of at most 1 MiB, well under the 8 MiB message limit; written as fast as the client reads
+          for await (const batch of queryAccounting(d.accounting.file, d.accounting.rotation.keep, filter)) {
+            if (call.cancelled) return;
+            if (!call.write({ recordsJson: batch })) await once(call, 'drain');
+          }
+          call.end();
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof BerthError)) d.log.error('QueryAccounting failed', { error: String(err) });
+          call.emit('error', toServiceError(err));
+        });
+    },
+
     PullImage: (call) => {
       let last = 0;
       Promise.resolve()
@@ -176,6 +208,16 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
         }, (err: unknown) => call.emit('error', toServiceError(err)));
     },
   };
+}
+
+/** A failed hook call counted by its error code (what slurmd logged), then rethrown. */
+async function countFailure<T>(d: AgentServiceDeps, hook: 'prolog' | 'epilog', fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    d.metrics?.hookFailed(hook, err instanceof BerthError ? err.code : 'INTERNAL');
+    throw err;
+  }
 }
 
 function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStream<ExecStepRequest__Output, ExecStepResponse>): void {

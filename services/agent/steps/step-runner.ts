@@ -173,7 +173,7 @@ export class StepRunner {
     const step = new RunningStep(handle.id, handle, stream, io, req.tty, this.signaller, log);
     log.info('step started', { exec: handle.id, argv0: req.argv[0] });
     void step.done.then((o) => {
-      if (record) this.jobs.recordStepEnd(job.jobId, record, o);
+      if (record) void this.jobs.recordStepEnd(job.jobId, record, o);
       log.info('step ended', { exec: handle.id, exitCode: o.exitCode, signal: o.signal, state: o.state });
     });
     return { step, record };

@@ -11,6 +11,7 @@ import { JobService } from '../../../services/agent/jobs/job-service';
 import { JobTable } from '../../../services/agent/jobs/job-table';
 import { silentLogger } from '../../../services/agent/logger';
 import { FakeEngine } from './fake-engine';
+import type { ContainerUsage } from '../../../services/agent/accounting/accounting-record';
 
 export const ALICE: UserIdentity = {
   name: 'alice', uid: 2001, gid: 2001, gecos: 'Alice', home: '/home/alice', shell: '/bin/bash',
@@ -22,6 +23,21 @@ export class FakeIdentities implements IdentityResolver {
     if (uid !== ALICE.uid) throw new Error(`uid ${uid} unknown`);
     if (expectedName && expectedName !== ALICE.name) throw new Error('name mismatch');
     return ALICE;
+  }
+}
+
+/** A container's cgroup as the epilogue and steps read it: each read finds 1.5 CPU seconds more and a higher peak. */
+export class FakeUsage {
+  reads: string[] = [];
+  cpuNanos = 0;
+  peak = 10 * 1024 * 1024;
+  fail = false;
+  async containerUsage(id: string): Promise<ContainerUsage | undefined> {
+    this.reads.push(id);
+    if (this.fail) throw new Error('cgroup gone');
+    this.cpuNanos += 1_500_000_000;
+    this.peak += 1024 * 1024;
+    return { cpuNanos: this.cpuNanos, memoryPeakBytes: this.peak, source: 'cgroup-v2' };
   }
 }
 
@@ -40,14 +56,15 @@ export function harness(overrides: Record<string, unknown> = {}) {
   const images = new ImageService(engine, engine, { timeoutMs: 1000, inactivityMs: 1000 }, log);
   const table = new JobTable(config.stateDir);
   const imageUserFiles = new ImageUserFilesCache(engine, config.node);
+  const usage = new FakeUsage();
   const newJobService = (t = table) => new JobService({
-    config, engine, images, imageUserFiles, identities: new FakeIdentities(), table: t, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1,
+    config, engine, images, imageUserFiles, identities: new FakeIdentities(), table: t, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1, usage,
   });
   const jobs = newJobService();
   const accounting = (): Record<string, unknown>[] => existsSync(config.accountingFile)
     ? readFileSync(config.accountingFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
-  return { dir, config, engine, images, table, jobs, log, accounting, newJobService };
+  return { dir, config, engine, images, table, jobs, log, accounting, newJobService, usage };
 }
 
 export function prologueInput(over: Partial<Parameters<JobService['prologue']>[0]> = {}) {

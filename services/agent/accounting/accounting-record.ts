@@ -1,0 +1,187 @@
+// The accounting record: one JSON object per line of the accounting log, one per job and
+// one per step on this node. Names follow sacct where it has one (JobID, User, UID, Account,
+// NodeList, Start, End, State, ExitCode); figures carry their unit in the name
+// (ElapsedSeconds, TotalCPUSeconds, MaxRSSBytes). docs/accounting.md is the reference.
+import { constants } from 'node:os';
+import type { JobRecord, StepRecord } from '../jobs/job-record';
+
+export const ACCOUNTING_FORMAT = 2;
+
+export interface AccountingMount {
+  Source: string;
+  Target: string;
+  ReadOnly: boolean;
+}
+
+export interface AccountingRecord {
+  Format: number;
+  RecordType: 'job' | 'step';
+  JobID: string;
+  /** SLURM_STEP_ID and SLURM_PROCID of a step; null on job records */
+  StepID: string | null;
+  TaskID: number | null;
+  User: string;
+  UID: number;
+  GID: number;
+  Account: string;
+  Partition: string;
+  /** the node this record was written on (each node accounts its own share of a job) */
+  NodeList: string;
+  Image: string;
+  ImageDigest: string;
+  Registry: string;
+  ContainerID: string;
+  Mounts: AccountingMount[];
+  Devices: string[];
+  /** job records: whether this prologue pulled the image; null on step records */
+  Pulled: boolean | null;
+  PullSeconds: number | null;
+  PullBytes: number | null;
+  /** job records: container create + start, seconds; null on step records */
+  StartLatencySeconds: number | null;
+  Start: string;
+  End: string;
+  ElapsedSeconds: number;
+  State: 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'UNKNOWN';
+  /** "code:signal" as sacct prints it */
+  ExitCode: string;
+  Reason: string;
+  /** CPU seconds (user + system) of the job container; null when it could not be read */
+  TotalCPUSeconds: number | null;
+  /** peak memory of the job container in bytes (cgroup: RSS plus page cache); null when unknown */
+  MaxRSSBytes: number | null;
+  /** where the two figures above came from: cgroup-v2, cgroup-v1, docker-stats, or "" */
+  UsageSource: string;
+  /** step records: the command; [] on job records */
+  Argv: string[];
+}
+
+/** CPU and memory of a container, read from its cgroup (or dockerd's stats) while it still exists. */
+export interface ContainerUsage {
+  cpuNanos: number;
+  memoryPeakBytes: number;
+  source: 'cgroup-v2' | 'cgroup-v1' | 'docker-stats';
+}
+
+/** What the prologue learnt about the job's container that labels do not hold (checkpointed). */
+export interface JobProvenance {
+  account: string;
+  partition: string;
+  registry: string;
+  mounts: AccountingMount[];
+  devices: string[];
+  pulled: boolean;
+  pullMillis: number;
+  pullBytes: number;
+  startLatencyMillis: number;
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+function elapsed(start: string, end: string): number {
+  const s = Date.parse(start);
+  const e = Date.parse(end);
+  return Number.isFinite(s) && Number.isFinite(e) && e >= s ? round3((e - s) / 1000) : 0;
+}
+
+function signalNumber(name: string, exitCode: number): number {
+  const n = (constants.signals as Record<string, number>)[name];
+  if (n) return n;
+  return exitCode > 128 && exitCode < 128 + 65 ? exitCode - 128 : 0;
+}
+
+export function stepExitCode(s: Pick<StepRecord, 'state' | 'exitCode' | 'signal'>): string {
+  if (s.state === 'KILLED') return `0:${signalNumber(s.signal, s.exitCode)}`;
+  return `${s.exitCode}:0`;
+}
+
+export function stepState(s: Pick<StepRecord, 'state' | 'exitCode'>): 'COMPLETED' | 'FAILED' | 'CANCELLED' {
+  if (s.state === 'KILLED') return 'CANCELLED';
+  if (s.state === 'FAILED' || s.exitCode !== 0) return 'FAILED';
+  return 'COMPLETED';
+}
+
+function jobOutcome(job: JobRecord): { state: AccountingRecord['State']; exitCode: string } {
+  if (job.state === 'UNKNOWN' || job.state === 'FAILED') return { state: 'UNKNOWN', exitCode: '0:0' };
+  const cancelled = job.steps.find((s) => stepState(s) === 'CANCELLED');
+  if (cancelled) return { state: 'CANCELLED', exitCode: stepExitCode(cancelled) };
+  const failed = job.steps.find((s) => stepState(s) === 'FAILED');
+  if (failed) return { state: 'FAILED', exitCode: stepExitCode(failed) };
+  return { state: 'COMPLETED', exitCode: '0:0' };
+}
+
+function common(job: JobRecord): Omit<AccountingRecord, 'RecordType' | 'StepID' | 'TaskID' | 'Pulled' | 'PullSeconds' | 'PullBytes' | 'StartLatencySeconds'
+  | 'Start' | 'End' | 'ElapsedSeconds' | 'State' | 'ExitCode' | 'Reason' | 'TotalCPUSeconds' | 'MaxRSSBytes' | 'UsageSource' | 'Argv'> {
+  const p = job.provenance;
+  return {
+    Format: ACCOUNTING_FORMAT,
+    JobID: job.jobId,
+    User: job.user,
+    UID: job.uid,
+    GID: job.gid,
+    Account: p?.account ?? '',
+    Partition: p?.partition ?? '',
+    NodeList: job.node,
+    Image: job.imageRef,
+    ImageDigest: job.imageDigest,
+    Registry: p?.registry ?? (job.imageDigest.includes('/') ? job.imageDigest.slice(0, job.imageDigest.indexOf('/')) : ''),
+    ContainerID: job.containerId,
+    Mounts: p?.mounts ?? [],
+    Devices: p?.devices ?? [],
+  };
+}
+
+/** The job's record and one per step, in that order: written together at the epilogue. */
+export function accountingRecords(job: JobRecord, end: string, usage: ContainerUsage | undefined): AccountingRecord[] {
+  const base = common(job);
+  const p = job.provenance;
+  const outcome = jobOutcome(job);
+  const jobRec: AccountingRecord = {
+    ...base,
+    RecordType: 'job',
+    StepID: null,
+    TaskID: null,
+    Pulled: p ? p.pulled : null,
+    PullSeconds: p ? round3(p.pullMillis / 1000) : null,
+    PullBytes: p ? p.pullBytes : null,
+    StartLatencySeconds: p ? round3(p.startLatencyMillis / 1000) : null,
+    Start: job.startTime,
+    End: end,
+    ElapsedSeconds: elapsed(job.startTime, end),
+    State: outcome.state,
+    ExitCode: outcome.exitCode,
+    Reason: job.error,
+    TotalCPUSeconds: usage ? round3(usage.cpuNanos / 1e9) : null,
+    MaxRSSBytes: usage ? usage.memoryPeakBytes : null,
+    UsageSource: usage?.source ?? '',
+    Argv: [],
+  };
+  return [jobRec, ...job.steps.map((s): AccountingRecord => ({
+    ...base,
+    RecordType: 'step',
+    StepID: s.stepId,
+    TaskID: s.taskId,
+    Pulled: null,
+    PullSeconds: null,
+    PullBytes: null,
+    StartLatencySeconds: null,
+    Start: s.startTime,
+    End: s.endTime || end,
+    ElapsedSeconds: elapsed(s.startTime, s.endTime || end),
+    State: stepState(s),
+    ExitCode: stepExitCode(s),
+    Reason: s.state === 'KILLED' && s.signal ? `killed by ${s.signal}` : '',
+    TotalCPUSeconds: s.usage?.cpuNanos !== undefined ? round3(s.usage.cpuNanos / 1e9) : null,
+    MaxRSSBytes: s.usage?.memoryPeakBytes ?? null,
+    UsageSource: s.usage?.source ?? '',
+    Argv: s.argv,
+  }))];
+}
+
+/** Docker bind specs (SOURCE:TARGET[:ro]) as accounting mounts. */
+export function mountsFromBinds(binds: readonly string[]): AccountingMount[] {
+  return binds.map((b) => {
+    const [source = '', target = '', mode = ''] = b.split(':');
+    return { Source: source, Target: target, ReadOnly: mode.split(',').includes('ro') };
+  });
+}
