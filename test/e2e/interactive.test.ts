@@ -1,0 +1,97 @@
+// Interactive use through Slurm: `srun --pty berth exec -- sh` on a real pseudo-terminal
+// (test/support/pty-driver.py, 40x100): a terminal of that size inside the job's container that
+// follows a resize, Ctrl-C interrupting the foreground job, Ctrl-D and `exit 5` ending the shell
+// with their status; without --pty no terminal, as before.
+import assert from 'node:assert/strict';
+import { chownSync, copyFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { REPO, sandbox, uidOf } from '../support/stack';
+import { jobDir, run } from '../support/slurm';
+
+type Step =
+  | { expect: string; timeout?: number }
+  | { send: string }
+  | { resize: [number, number] }
+  | { sleep: number }
+  | { until: string; send: string; every?: number; timeout?: number };
+
+interface Conversation {
+  transcript: string;
+  exit_code: number | null;
+  signal: number | null;
+  failed: { index: number; step: unknown } | null;
+}
+
+const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: 'xterm' };
+// busybox ash's prompt ('~/berth-tests/... $ ')
+const PROMPT = '\\$ ';
+
+function converse(dir: string, argv: string[], steps: Step[]): Conversation {
+  const uid = uidOf('alice');
+  const driver = path.join(dir, 'pty-driver.py');
+  copyFileSync(path.join(REPO, 'test/support/pty-driver.py'), driver);
+  chownSync(driver, uid, uid);
+  const spec = path.join(dir, `conversation-${Date.now()}.json`);
+  writeFileSync(spec, JSON.stringify({ argv, rows: 40, cols: 100, timeout: 150, steps }));
+  chownSync(spec, uid, uid);
+  const r = run('/usr/bin/python3', [driver, spec], { user: 'alice', cwd: dir, env: ENV, timeoutMs: 180_000 });
+  assert.equal(r.code, 0, `pty driver: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Conversation;
+}
+
+const srunPty = (...cmd: string[]) => ['srun', '-N1', `--container-image=${sandbox().demoImage}`, '--pty', 'berth', 'exec', '--', ...cmd];
+
+describe('interactive use: srun --pty berth exec', { timeout: 200_000 }, () => {
+  it('gives a shell a terminal of the window size that follows resizes; Ctrl-C interrupts the foreground job; exit status comes back', () => {
+    const dir = jobDir('alice', 'interactive');
+    const c = converse(dir, srunPty('sh'), [
+      { expect: PROMPT, timeout: 90 },
+      { send: 'tty; stty size; id -u; echo "procid=$SLURM_PROCID term=$TERM"\r' },
+      { expect: `/dev/pts/\\d+\\r\\n40 100\\r\\n${uidOf('alice')}\\r\\nprocid=0 term=xterm\\r\\n` },
+      { expect: PROMPT },
+      // srun passes the change to slurmstepd's pty, berth exec gets SIGWINCH, berthd resizes
+      { resize: [50, 132] },
+      { until: '\\r\\n50 132\\r\\n', send: 'stty size\r', every: 1, timeout: 20 },
+      { expect: PROMPT },
+      { send: 'sleep 100\r' },
+      { sleep: 2 },
+      { send: '\u0003' },
+      { expect: '\\^C', timeout: 10 },
+      { expect: PROMPT, timeout: 10 },
+      { send: 'echo "status=$?"\r' },
+      { expect: 'status=130\\r\\n' },
+      { send: 'exit 5\r' },
+    ]);
+    assert.equal(c.failed, null, `conversation stopped at ${JSON.stringify(c.failed)}:\n${c.transcript}`);
+    assert.equal(c.exit_code, 5, c.transcript);
+    assert.doesNotMatch(c.transcript, /berth exec:|srun: error/);
+  });
+
+  it('ends the shell with Ctrl-D at an empty prompt, exit status 0', () => {
+    const dir = jobDir('alice', 'interactive-eof');
+    const c = converse(dir, srunPty('sh'), [{ expect: PROMPT, timeout: 90 }, { send: '\u0004' }]);
+    assert.equal(c.failed, null, c.transcript);
+    assert.equal(c.exit_code, 0, c.transcript);
+  });
+
+  it('gives the terminal to task 0 only, as srun --pty does', () => {
+    const dir = jobDir('alice', 'interactive-tasks');
+    const argv = ['srun', '-N1', '-n2', `--container-image=${sandbox().demoImage}`, '--pty', 'berth', 'exec', '--', 'sh', '-c',
+      'if [ -t 0 ]; then echo "task $SLURM_PROCID: tty $(stty size)"; else echo "task $SLURM_PROCID: no tty"; fi'];
+    const c = converse(dir, argv, [{ expect: 'task 0: tty 40 100', timeout: 90 }]);
+    assert.equal(c.failed, null, c.transcript);
+    assert.equal(c.exit_code, 0, c.transcript);
+    // srun --pty sends the other tasks' output to /dev/null: only task 0 is seen
+    assert.doesNotMatch(c.transcript, /task 1/);
+  });
+
+  it('without --pty: no terminal, and stdout and stderr stay apart, as before', () => {
+    const dir = jobDir('alice', 'not-interactive');
+    const r = run('srun', ['-N1', `--container-image=${sandbox().demoImage}`, 'berth', 'exec', '--', 'sh', '-c',
+      'if [ -t 0 ] || [ -t 1 ]; then echo tty; else echo no-tty; fi; echo to-stderr >&2; exit 4'], { user: 'alice', cwd: dir, env: ENV });
+    assert.equal(r.code, 4, r.stderr);
+    assert.equal(r.stdout, 'no-tty\n');
+    assert.equal(r.stderr, 'to-stderr\n');
+  });
+});
