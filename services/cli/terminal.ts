@@ -2,8 +2,10 @@
 // key, Ctrl-C (0x03) and Ctrl-D (0x04) included, goes to the container's terminal, whose line
 // discipline turns it into SIGINT for the foreground job or an EOF, as a local terminal would.
 // Raw mode is undone on every way out: the step's end, an error, and process exit.
+import { spawnSync } from 'node:child_process';
 
 export interface TtyInput {
+  fd?: number;
   isTTY?: boolean;
   isRaw?: boolean;
   setRawMode?(raw: boolean): unknown;
@@ -40,11 +42,27 @@ export interface ExitHooks {
   off(event: 'exit', fn: () => void): unknown;
 }
 
+/**
+ * Node's raw mode (libuv) keeps output post-processing on: every \n the container's terminal
+ * sends as \r\n would reach the screen as \r\r\n, and a full-screen program that moves the
+ * cursor down with a bare \n would see it go to column 0. `stty -opost` turns that off as
+ * docker and ssh do; leaving raw mode (libuv restores the settings it found) turns it back on.
+ */
+export function outputPostProcessingOff(input: TtyInput): void {
+  if (typeof input.fd !== 'number') return;
+  // without stty the screen just gets doubled carriage returns: nothing worth failing for
+  spawnSync('stty', ['-opost'], { stdio: [input.fd, 'ignore', 'ignore'] });
+}
+
 export class RawTerminal {
   private wasRaw: boolean | undefined;
   private readonly onExit = (): void => this.restore();
 
-  constructor(private readonly input: TtyInput, private readonly hooks: ExitHooks = process) {}
+  constructor(
+    private readonly input: TtyInput,
+    private readonly hooks: ExitHooks = process,
+    private readonly rawOutput: (input: TtyInput) => void = outputPostProcessingOff,
+  ) {}
 
   /** Puts the input terminal in raw mode; false when it is not a terminal (nothing changed). */
   enter(): boolean {
@@ -54,6 +72,7 @@ export class RawTerminal {
     this.input.setRawMode(true);
     this.wasRaw = was;
     this.hooks.on('exit', this.onExit);
+    if (!was) this.rawOutput(this.input);
     return true;
   }
 

@@ -26,6 +26,9 @@ interface Conversation {
 const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', TERM: 'xterm' };
 // busybox ash's prompt ('~/berth-tests/... $ ')
 const PROMPT = '\\$ ';
+// a line end: the container's terminal sends \r\n, and srun's local raw mode may keep output
+// post-processing on (another \r)
+const NL = '\\r+\\n';
 
 function converse(dir: string, argv: string[], steps: Step[]): Conversation {
   const uid = uidOf('alice');
@@ -48,11 +51,11 @@ describe('interactive use: srun --pty berth exec', { timeout: 200_000 }, () => {
     const c = converse(dir, srunPty('sh'), [
       { expect: PROMPT, timeout: 90 },
       { send: 'tty; stty size; id -u; echo "procid=$SLURM_PROCID term=$TERM"\r' },
-      { expect: `/dev/pts/\\d+\\r\\n40 100\\r\\n${uidOf('alice')}\\r\\nprocid=0 term=xterm\\r\\n` },
+      { expect: `/dev/pts/\\d+${NL}40 100${NL}${uidOf('alice')}${NL}procid=0 term=xterm${NL}` },
       { expect: PROMPT },
       // srun passes the change to slurmstepd's pty, berth exec gets SIGWINCH, berthd resizes
       { resize: [50, 132] },
-      { until: '\\r\\n50 132\\r\\n', send: 'stty size\r', every: 1, timeout: 20 },
+      { until: `${NL}50 132${NL}`, send: 'stty size\r', every: 1, timeout: 20 },
       { expect: PROMPT },
       { send: 'sleep 100\r' },
       { sleep: 2 },
@@ -60,7 +63,7 @@ describe('interactive use: srun --pty berth exec', { timeout: 200_000 }, () => {
       { expect: '\\^C', timeout: 10 },
       { expect: PROMPT, timeout: 10 },
       { send: 'echo "status=$?"\r' },
-      { expect: 'status=130\\r\\n' },
+      { expect: `status=130${NL}` },
       { send: 'exit 5\r' },
     ]);
     assert.equal(c.failed, null, `conversation stopped at ${JSON.stringify(c.failed)}:\n${c.transcript}`);

@@ -77,13 +77,15 @@ describe('berth exec command line', () => {
 });
 
 describe('raw terminal', () => {
-  it('enters raw mode once, restores the mode it found, and unhooks from exit', () => {
+  it('enters raw mode once, output post-processing off too, restores the mode it found, and unhooks from exit', () => {
     const input = new FakeTtyIn();
     const hooks = new FakeHooks();
-    const raw = new RawTerminal(input, hooks);
+    const opostOff: unknown[] = [];
+    const raw = new RawTerminal(input, hooks, (i) => opostOff.push(i));
     assert.equal(raw.enter(), true);
     assert.equal(raw.enter(), true);
     assert.equal(input.isRaw, true);
+    assert.deepEqual(opostOff, [input]);
     assert.equal(hooks.listenerCount('exit'), 1);
     raw.restore();
     raw.restore();
@@ -103,10 +105,12 @@ describe('raw terminal', () => {
   it('leaves a terminal that was raw already raw', () => {
     const input = new FakeTtyIn();
     input.isRaw = true;
-    const raw = new RawTerminal(input, new FakeHooks());
+    const opostOff: unknown[] = [];
+    const raw = new RawTerminal(input, new FakeHooks(), (i) => opostOff.push(i));
     raw.enter();
     raw.restore();
     assert.deepEqual(input.modes, [true, true]);
+    assert.deepEqual(opostOff, [], 'whoever made it raw chose its output settings');
   });
 
   it('does nothing to an input that is not a terminal, and survives a terminal that hung up', () => {
