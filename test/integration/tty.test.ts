@@ -115,7 +115,8 @@ describe('interactive steps on a real engine', { timeout: 120_000 }, () => {
   it('gives a command the window size before it runs: a one-shot `stty size`', async () => {
     // docker's exec resize comes after the process started; this would see 0x0 most times
     for (let i = 0; i < 3; i++) {
-      const s = await session(['stty', 'size'], { rows: 40, cols: 100 });
+      // the demo image has no stty link: busybox's shell runs its applet
+      const s = await session(['sh', '-c', 'stty size'], { rows: 40, cols: 100 });
       const outcome = await s.ended();
       assert.equal(s.out, '40 100\r\n', `run ${i}`);
       assert.equal(outcome.exitCode, 0);
