@@ -3,7 +3,7 @@
 // follows a resize, Ctrl-C interrupting the foreground job, Ctrl-D and `exit 5` ending the shell
 // with their status; without --pty no terminal, as before.
 import assert from 'node:assert/strict';
-import { chownSync, copyFileSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { REPO, sandbox, uidOf } from '../support/stack';
@@ -80,13 +80,15 @@ describe('interactive use: srun --pty berth exec', { timeout: 200_000 }, () => {
 
   it('gives the terminal to task 0 only, as srun --pty does', () => {
     const dir = jobDir('alice', 'interactive-tasks');
+    // srun --pty sends the other tasks' output to /dev/null: each task writes what it saw to a file
     const argv = ['srun', '-N1', '-n2', `--container-image=${sandbox().demoImage}`, '--pty', 'berth', 'exec', '--', 'sh', '-c',
-      'if [ -t 0 ]; then echo "task $SLURM_PROCID: tty $(stty size)"; else echo "task $SLURM_PROCID: no tty"; fi'];
-    const c = converse(dir, argv, [{ expect: 'task 0: tty 40 100', timeout: 90 }]);
+      `if [ -t 0 ] && [ -t 1 ]; then echo "tty $(stty size)"; else echo no-tty; fi > ${dir}/task-$SLURM_PROCID.txt; echo "task $SLURM_PROCID done"`];
+    const c = converse(dir, argv, [{ expect: 'task 0 done', timeout: 90 }]);
     assert.equal(c.failed, null, c.transcript);
     assert.equal(c.exit_code, 0, c.transcript);
-    // srun --pty sends the other tasks' output to /dev/null: only task 0 is seen
-    assert.doesNotMatch(c.transcript, /task 1/);
+    assert.equal(readFileSync(path.join(dir, 'task-0.txt'), 'utf8'), 'tty 40 100\n');
+    assert.equal(readFileSync(path.join(dir, 'task-1.txt'), 'utf8'), 'no-tty\n');
+    assert.doesNotMatch(c.transcript, /task 1 done/);
   });
 
   it('without --pty: no terminal, and stdout and stderr stay apart, as before', () => {
