@@ -7,12 +7,16 @@
  *   berth-init exec -- CMD ...  wraps every step: makes CMD the leader of a new session and
  *                               process group, so berthd can signal the step's whole process
  *                               tree (kill(-pgid)) when srun is cancelled or the client dies,
- *                               which a plain `docker exec` does not do.
+ *                               which a plain `docker exec` does not do. With a terminal and
+ *                               BERTH_TTY_SIZE=ROWSxCOLS it sets the window size before CMD
+ *                               runs (docker's resize comes after the process started, too late
+ *                               for `stty size` or a full-screen program's first draw).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
@@ -34,6 +38,20 @@ static int do_pause(void) {
     }
 }
 
+/* BERTH_TTY_SIZE=ROWSxCOLS (from berthd) onto the terminal; the variable never reaches CMD */
+static void set_tty_size(void) {
+    const char *v = getenv("BERTH_TTY_SIZE");
+    if (!v) return;
+    unsigned rows = 0, cols = 0;
+    char rest = 0;
+    if (isatty(STDIN_FILENO) && sscanf(v, "%ux%u%c", &rows, &cols, &rest) == 2 && rows > 0 && cols > 0 &&
+        rows <= 0xffff && cols <= 0xffff) {
+        struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+        (void)ioctl(STDIN_FILENO, TIOCSWINSZ, &ws);
+    }
+    unsetenv("BERTH_TTY_SIZE");
+}
+
 static int do_exec(int argc, char **argv) {
     int i = 0;
     if (i < argc && strcmp(argv[i], "--") == 0) i++;
@@ -46,6 +64,7 @@ static int do_exec(int argc, char **argv) {
         return 126;
     }
     if (isatty(STDIN_FILENO)) (void)ioctl(STDIN_FILENO, TIOCSCTTY, 0);
+    set_tty_size();
     execvp(argv[i], &argv[i]);
     int err = errno;
     fprintf(stderr, "berth: %s: %s\n", argv[i], err == ENOENT ? "command not found in the container" : strerror(err));

@@ -69,9 +69,10 @@ async function parse(args: string[]): Promise<number> {
       .positional('kind', { choices: ['prolog', 'epilog'] as const, demandOption: true }), async (a) => {
       code = await runHook(a.kind, env, (l) => process.stderr.write(l + '\n'));
     })
-    .command('exec [command..]', "Run a command in the job's container on this node: srun berth exec -- CMD [ARGS...]", (y) => y
-      .positional('command', { type: 'string', array: true, describe: 'the command and its arguments (put -- before it)' }), async (a) => {
-      code = await runExec((a.command ?? []).map(String), env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+    .command('exec [command..]', "Run a command in the job's container on this node: srun berth exec -- CMD [ARGS...]; interactive: srun --pty berth exec -- bash", (y) => y
+      .positional('command', { type: 'string', array: true, describe: 'the command and its arguments (put -- before it)' })
+      .option('tty', { alias: 't', type: 'boolean', describe: 'give the command a terminal (default: when stdin and stdout are terminals, as with srun --pty); --no-tty for none' }), async (a) => {
+      code = await runExec((a.command ?? []).map(String), env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }, { tty: a.tty });
     })
     .command('pull <image>', 'Pre-stage an image on nodes, in parallel, with progress per node (root)', (y) => fleetOptions(y, env)
       .positional('image', { type: 'string', demandOption: true }), async (a) => {

@@ -1,10 +1,15 @@
 // `berth exec [--] CMD ARGS...`: run by the job's user inside an allocation (usually via
 // srun), runs CMD in the job's container on this node and exits with its status. Signals
 // that reach this process are forwarded to the step; if this process dies, berthd kills it.
+// With a terminal (terminal.ts) the step gets one of the same size, the client's terminal is
+// raw while attached and the window size follows SIGWINCH.
 import type * as grpc from '@grpc/grpc-js';
 import type { ExecStepResponse__Output } from '../shared/gen/berth/v1/ExecStepResponse';
 import { agentTarget, callMetadata, connect, describeGrpcError } from './agent-client';
 import { type Env, nodeName } from './slurm-env';
+import { type ExitHooks, RawTerminal, type TtyInput, type TtyOutput, wantTty, windowSize } from './terminal';
+
+export { parseExecArgs } from './terminal';
 
 /** Exit status for berth's own failures (as docker and podman use 125). */
 export const EXIT_BERTH_ERROR = 125;
@@ -12,13 +17,22 @@ export const EXIT_BERTH_ERROR = 125;
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGCONT', 'SIGALRM'];
 
 export interface ExecIo {
-  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stdin: NodeJS.ReadableStream & TtyInput;
+  stdout: NodeJS.WritableStream & TtyOutput;
   stderr: NodeJS.WritableStream;
 }
 
-export async function runExec(command: string[], env: Env, io: ExecIo): Promise<number> {
+export interface ExecOptions {
+  /** true: a terminal for the step, false: none, undefined: one when stdin and stdout are terminals */
+  tty?: boolean;
+  /** where the raw terminal's restore-on-exit hook goes (process by default) */
+  exitHooks?: ExitHooks;
+}
+
+export async function runExec(command: string[], env: Env, io: ExecIo, opts: ExecOptions = {}): Promise<number> {
+  const raw = new RawTerminal(io.stdin, opts.exitHooks);
   const fail = (msg: string): number => {
+    raw.restore(); // before the message: in raw mode a newline does not return the cursor
     io.stderr.write(`berth exec: ${msg}\n`);
     return EXIT_BERTH_ERROR;
   };
@@ -36,7 +50,8 @@ export async function runExec(command: string[], env: Env, io: ExecIo): Promise<
   }
   const client = connect(target);
   const call = client.ExecStep(md);
-  const tty = Boolean(io.stdin.isTTY && io.stdout.isTTY);
+  const tty = wantTty(opts.tty, io.stdin, io.stdout);
+  const size = tty ? windowSize(io.stdout) : undefined;
   const childEnv = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
   call.write({
     start: {
@@ -47,8 +62,12 @@ export async function runExec(command: string[], env: Env, io: ExecIo): Promise<
       cwd: process.cwd(),
       env: childEnv,
       tty,
+      rows: size?.rows ?? 0,
+      cols: size?.cols ?? 0,
     },
   });
+  // raw from now on, so that keys typed while the step starts are not echoed or acted on here
+  if (tty) raw.enter();
 
   const onSignal = (sig: NodeJS.Signals): void => {
     call.write({ signal: sig });
@@ -60,6 +79,12 @@ export async function runExec(command: string[], env: Env, io: ExecIo): Promise<
   const onStdinEnd = (): void => {
     call.write({ stdinClose: true });
   };
+  // Node's tty streams emit 'resize' on SIGWINCH (srun --pty passes window changes on that way)
+  const onResize = (): void => {
+    const now = windowSize(io.stdout);
+    if (now) call.write({ resize: now });
+  };
+  if (tty) io.stdout.on('resize', onResize);
 
   return await new Promise<number>((resolve) => {
     let exitCode: number | undefined;
@@ -69,6 +94,8 @@ export async function runExec(command: string[], env: Env, io: ExecIo): Promise<
       if (done) return;
       done = true;
       for (const s of FORWARDED_SIGNALS) process.off(s, onSignal);
+      io.stdout.off('resize', onResize);
+      raw.restore();
       io.stdin.off('data', onStdin);
       io.stdin.off('end', onStdinEnd);
       io.stdin.pause();

@@ -17,9 +17,9 @@ async function main(args: string[]): Promise<number> {
     return runHook(args[1], process.env, (l) => process.stderr.write(l + '\n'));
   }
   if (args[0] === 'exec' && args[1] !== '--help' && args[1] !== '-h') {
-    const command = args[1] === '--' ? args.slice(2) : args.slice(1);
-    const { runExec } = await import('./exec');
-    return runExec(command, process.env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+    const { runExec, parseExecArgs } = await import('./exec');
+    const { command, tty } = parseExecArgs(args.slice(1));
+    return runExec(command, process.env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }, { tty });
   }
   if (args[0] === 'resolve' && args.length === 2 && !args[1]!.startsWith('-')) {
     const { runResolve, siteRegistriesFromEnv } = await import('./resolve');

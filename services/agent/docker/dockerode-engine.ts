@@ -242,7 +242,13 @@ export class DockerodeEngine implements Engine {
     });
     return {
       id: exec.id,
-      start: async () => (await exec.start({ hijack: true, stdin: true, Tty: opts.tty })) as Duplex,
+      // ConsoleSize is read by engines with API >= 1.42 and ignored by older ones, where
+      // berth-init sets the initial size instead (step-runner.ts)
+      start: async () => (await exec.start({ hijack: true, stdin: true, Tty: opts.tty,
+        ...(opts.tty && opts.consoleSize ? { ConsoleSize: [opts.consoleSize.rows, opts.consoleSize.cols] } : {}) })) as Duplex,
+      resize: async (rows, cols) => {
+        await exec.resize({ h: rows, w: cols });
+      },
       inspect: async () => {
         const i = await exec.inspect();
         return { pid: i.Pid, running: i.Running, exitCode: i.ExitCode ?? null };

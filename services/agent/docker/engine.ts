@@ -63,6 +63,8 @@ export interface ExecCreateOptions {
   workingDir: string;
   env: string[];
   tty: boolean;
+  /** with tty: the terminal's size when the process starts (engines with API >= 1.42 apply it at start) */
+  consoleSize?: { rows: number; cols: number };
 }
 
 export interface ExecState {
@@ -76,6 +78,8 @@ export interface ExecHandle {
   /** Starts the process; the stream carries stdin one way and (multiplexed unless tty) output the other. */
   start(): Promise<Duplex>;
   inspect(): Promise<ExecState>;
+  /** Sets the window size of a tty exec's terminal (the process gets SIGWINCH). */
+  resize(rows: number, cols: number): Promise<void>;
 }
 
 export interface ExecEngine {

@@ -236,6 +236,7 @@ function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStre
       if (m.msg === 'stdin' && m.stdin) step.write(m.stdin);
       else if (m.msg === 'stdinClose') step.closeStdin();
       else if (m.msg === 'signal' && m.signal) step.signal(m.signal);
+      else if (m.msg === 'resize' && m.resize) step.resize(m.resize.rows, m.resize.cols);
     } catch (err) {
       call.write({ stderr: Buffer.from(`berth: ${(err as Error).message}\n`) });
     }
@@ -253,7 +254,10 @@ function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStre
       const caller = await d.auth.authenticate(trust, call.metadata, 'ExecStep', s.jobId, call.getAuthContext?.()?.sslPeerCertificate);
       const job = ownJob(caller, d.jobs.get(s.jobId), s.jobId, d.node);
       const user = await d.identities.lookup(job.uid);
-      const started = await d.steps.start(job, { stepId: s.stepId, taskId: s.taskId, argv: s.argv, cwd: s.cwd, env: s.env, tty: s.tty }, user, {
+      const started = await d.steps.start(job, {
+        stepId: s.stepId, taskId: s.taskId, argv: s.argv, cwd: s.cwd, env: s.env, tty: s.tty,
+        ...(s.tty && s.rows > 0 && s.cols > 0 ? { size: { rows: s.rows, cols: s.cols } } : {}),
+      }, user, {
         stdout: (chunk) => call.write({ stdout: chunk }),
         stderr: (chunk) => call.write({ stderr: chunk }),
       });

@@ -13,6 +13,7 @@ import type { Logger } from '../logger';
 import { Demuxer, type Sink } from './demux';
 import { checkSignal } from './signals';
 import { stepEnv } from './step-env';
+import { initTtySizeEnv, Resizer, type TerminalSize, terminalSize } from './terminal-size';
 
 export interface StepRequest {
   stepId: string;
@@ -21,6 +22,8 @@ export interface StepRequest {
   cwd: string;
   env: string[];
   tty: boolean;
+  /** with tty: the client's window size at start, when it knows one */
+  size?: TerminalSize;
 }
 
 export interface StepOutcome {
@@ -39,23 +42,34 @@ export class RunningStep {
   private queued: NodeJS.Signals[] = [];
   private lastSignal = '';
   private killTimer: NodeJS.Timeout | undefined;
+  private ended = false;
+  private readonly resizer: Resizer | undefined;
 
   constructor(
     readonly execId: string,
     private readonly handle: ExecHandle,
     private readonly stream: Duplex,
     io: { stdout: Sink; stderr: Sink },
-    tty: boolean,
+    private readonly tty: boolean,
     private readonly signaller: Signaller,
     private readonly log: Logger,
   ) {
+    this.resizer = tty
+      ? new Resizer((size) => handle.resize(size.rows, size.cols), (err, size) => {
+        // a resize that arrives as the process exits finds it gone: nothing to tell anyone
+        if (!this.ended) this.log.warn('could not resize the step\'s terminal', { rows: size.rows, cols: size.cols, error: engineMessage(err) });
+      })
+      : undefined;
     const demux = new Demuxer(io.stdout, io.stderr);
     stream.on('data', (chunk: Buffer) => (tty ? io.stdout(chunk) : demux.push(chunk)));
     this.done = new Promise<void>((resolve) => {
       stream.once('end', resolve);
       stream.once('close', resolve);
       stream.once('error', () => resolve());
-    }).then(() => this.collectExit());
+    }).then(() => {
+      this.ended = true;
+      return this.collectExit();
+    });
     void this.learnPid();
   }
 
@@ -65,6 +79,19 @@ export class RunningStep {
 
   closeStdin(): void {
     if (!this.stream.writableEnded) this.stream.end();
+  }
+
+  /** The client's window changed size. A step without a terminal has no window: ignored. */
+  resize(rows: number, cols: number): void {
+    const size = terminalSize(rows, cols);
+    if (!size) throw new Error(`window size ${rows}x${cols} is not one a terminal can have (rows and columns from 1 to 65535)`);
+    if (!this.tty || this.ended) return;
+    this.resizer?.request(size);
+  }
+
+  /** Resolves once the resizes asked so far have reached the engine (or failed). */
+  resized(): Promise<void> {
+    return this.resizer?.idle() ?? Promise.resolve();
   }
 
   signal(name: string): void {
@@ -154,6 +181,7 @@ export class StepRunner {
     const cwd = job.containerWorkdir || req.cwd || job.workDir || '/';
     if (!cwd.startsWith('/')) throw new BerthError('INVALID_REQUEST', `working directory '${cwd}' is not an absolute path`);
     await this.checkCwd(job, cwd);
+    const size = req.tty && req.size ? terminalSize(req.size.rows, req.size.cols) : undefined;
     const log = this.log.child({ job: job.jobId, step: req.stepId, task: req.taskId });
     let handle: ExecHandle;
     let stream: Duplex;
@@ -162,8 +190,9 @@ export class StepRunner {
         cmd: [INIT_PATH, 'exec', '--', ...req.argv],
         user: `${job.uid}:${job.gid}`,
         workingDir: cwd,
-        env: [...stepEnv(req.env, user, job.envNames), ...this.jobEnv(job.jobId)],
+        env: [...stepEnv(req.env, user, job.envNames), ...this.jobEnv(job.jobId), ...(size ? [initTtySizeEnv(size)] : [])],
         tty: req.tty,
+        ...(size ? { consoleSize: size } : {}),
       });
       stream = await handle.start();
     } catch (err) {
@@ -171,6 +200,8 @@ export class StepRunner {
     }
     const record = this.jobs.recordStepStart(job.jobId, { stepId: req.stepId, taskId: req.taskId, argv: req.argv, startTime: new Date().toISOString() });
     const step = new RunningStep(handle.id, handle, stream, io, req.tty, this.signaller, log);
+    // an older berth-init ignores BERTH_TTY_SIZE: the engine's resize sets the size then, a moment late
+    if (size) step.resize(size.rows, size.cols);
     log.info('step started', { exec: handle.id, argv0: req.argv[0] });
     void step.done.then((o) => {
       if (record) void this.jobs.recordStepEnd(job.jobId, record, o);

@@ -125,7 +125,11 @@ export class FakeEngine implements Engine {
     return this.find(id)?.files.get(file);
   }
 
-  execs: { containerId: string; opts: ExecCreateOptions; stream: Duplex; exitCode: number | null; pid: number }[] = [];
+  execs: {
+    containerId: string; opts: ExecCreateOptions; stream: Duplex; exitCode: number | null; pid: number;
+    /** window sizes the step runner set, in order; resizeError makes the next resize fail */
+    resizes: [number, number][]; resizeError?: Error;
+  }[] = [];
 
   async execContainerId(execId: string): Promise<string | undefined> {
     const n = Number(execId.replace(/^exec/, ''));
@@ -133,12 +137,19 @@ export class FakeEngine implements Engine {
   }
 
   async createExec(containerId: string, opts: ExecCreateOptions): Promise<ExecHandle> {
-    const rec = { containerId, opts, stream: new PassThrough() as Duplex, exitCode: null as number | null, pid: 4242 };
+    const rec: FakeEngine['execs'][number] = { containerId, opts, stream: new PassThrough() as Duplex, exitCode: null, pid: 4242, resizes: [] };
     this.execs.push(rec);
     return {
       id: `exec${this.execs.length}`,
       start: async () => rec.stream,
       inspect: async () => ({ pid: rec.pid, running: rec.exitCode === null, exitCode: rec.exitCode }),
+      resize: async (rows, cols) => {
+        await new Promise((r) => setImmediate(r));
+        const err = rec.resizeError;
+        rec.resizeError = undefined;
+        if (err) throw err;
+        rec.resizes.push([rows, cols]);
+      },
     };
   }
 }
