@@ -30,6 +30,7 @@ up_cmd() {
   mirror_up
   image_up
   private_up
+  slurmdbd_up
   slurm_up
   say "up: everything is running ('scripts/sandbox status' for pids and logs)"
 }
@@ -55,6 +56,7 @@ down_cmd() {
   done
   berthd_down
   slurm_down
+  slurmdbd_down
   mirror_down
   private_down
   registry_down

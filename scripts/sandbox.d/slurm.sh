@@ -50,8 +50,11 @@ KillWait=5
 MinJobAge=10
 Waittime=0
 MailProg=/bin/true
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=$SLURMDBD_PORT
 JobCompType=jobcomp/none
 PlugStackConfig=$PLUGSTACK_CONF
 Prolog=$BERTH_LIB/hooks/prolog
@@ -99,6 +102,7 @@ slurm_write_conf() {
 slurm_up() {
   install -d -m 0755 "$STATE_DIR/slurmctld" "$LOG_DIR"
   slurm_write_conf
+  slurmdbd_register_cluster
   if [ -n "$SLURM_CONF_CHANGED" ] && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER"; then
     # some settings (SelectType*, nodes) need a restart, so always restart: jobs survive it
     say "slurm: $SLURM_CONF changed; restarting the Slurm daemons"

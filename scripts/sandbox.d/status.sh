@@ -7,6 +7,7 @@ pid_or_dash() { pid_of "$1" "$2" || echo -; }
 status_all_running() {
   local n
   munge_running && registry_running && mirror_running && private_running && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER" || return 1
+  is_running "$SLURMDBD_PIDFILE" "$SLURMDBD_MARKER" && is_running "$MARIADB_PIDFILE" "$MARIADB_MARKER" || return 1
   for n in "${NODES[@]}"; do
     docker_running "$n" && berthd_running "$n" \
       && is_running "$(slurmd_pidfile "$n")" "$(slurmd_marker "$n")" || return 1
@@ -34,6 +35,8 @@ status_json() {
     "$PRIVATE_ADDR" "$(bool private_running)" "$PRIVATE_LOG" "$PRIVATE_IMAGE" "$PRIVATE_LOGINS"
   printf '"registry":{"address":"%s","running":%s,"log":"%s"},' \
     "$REGISTRY_ADDR" "$(bool registry_running)" "$REGISTRY_LOG"
+  printf '"slurmdbd":{"running":%s,"log":"%s","mariadb":{"running":%s,"log":"%s"}},' \
+    "$(bool is_running "$SLURMDBD_PIDFILE" "$SLURMDBD_MARKER")" "$SLURMDBD_LOG" "$(bool is_running "$MARIADB_PIDFILE" "$MARIADB_MARKER")" "$MARIADB_OUT"
   printf '"slurm":{"slurmctld":{"running":%s,"log":"%s","output":"%s"},"conf":"%s"},' \
     "$(bool is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER")" "$SLURMCTLD_LOG" "$SLURMCTLD_OUT" "$SLURM_CONF"
   printf '"munge":{"running":%s,"startedBySandbox":%s,"log":"%s"},' \
@@ -55,6 +58,8 @@ status_table() {
   row registry - "$(pid_or_dash "$REGISTRY_PIDFILE" "$REGISTRY_MARKER")" "$REGISTRY_LOG"
   row mirror - "$(pid_or_dash "$MIRROR_PIDFILE" "$MIRROR_MARKER")" "$MIRROR_LOG"
   row private - "$(pid_or_dash "$PRIVATE_PIDFILE" "$PRIVATE_MARKER")" "$PRIVATE_LOG"
+  row mariadb - "$(pid_or_dash "$MARIADB_PIDFILE" "$MARIADB_MARKER")" "$MARIADB_OUT"
+  row slurmdbd - "$(pid_or_dash "$SLURMDBD_PIDFILE" "$SLURMDBD_MARKER")" "$SLURMDBD_LOG"
   row slurmctld - "$(pid_or_dash "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER")" "$SLURMCTLD_LOG"
   for n in "${NODES[@]}"; do
     row dockerd "$n" "$(pid_or_dash "$(docker_pidfile "$n")" "$(docker_marker "$n")")" "$(docker_log "$n")"
