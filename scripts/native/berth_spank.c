@@ -198,8 +198,12 @@ int berth_run(const char *berth, const char *const argv[], const char *const env
     read_all(fileno(f), out, out_size);
     fclose(o);
     fclose(e);
-    if (!ok && out[0] == '\0')
-        snprintf(out, out_size, "berth: %s %s failed without a message", berth, argv[0]);
+    if (!ok && out[0] == '\0') {
+        if (WIFSIGNALED(status))
+            snprintf(out, out_size, "berth: %s %s %s was killed by signal %d", berth, argv[0], argv[1] ? argv[1] : "", WTERMSIG(status));
+        else
+            snprintf(out, out_size, "berth: %s %s %s exited with status %d without a message", berth, argv[0], argv[1] ? argv[1] : "", WEXITSTATUS(status));
+    }
     return ok ? 0 : -1;
 }
 

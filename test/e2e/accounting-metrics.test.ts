@@ -4,6 +4,7 @@
 // records; each node's /metrics shows the pull and the container start.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { node, sandbox, uidOf } from '../support/stack';
@@ -11,10 +12,23 @@ import { containersOfJob, jobDir, jobIdFrom, run, waitFor, writeScript } from '.
 
 type Rec = Record<string, unknown>;
 
+/** GET over a fresh connection: the test blocks in spawnSync for seconds, and a pooled
+ * keep-alive socket the server closed meanwhile would be reused ("other side closed") */
+function get(address: string, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http.get(`http://${address}${urlPath}`, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
 async function scrape(nodeName: string): Promise<string> {
-  const res = await fetch(`http://${node(nodeName).metricsAddress}/metrics`);
+  const res = await get(node(nodeName).metricsAddress, '/metrics');
   assert.equal(res.status, 200, `GET /metrics on ${nodeName}`);
-  return res.text();
+  return res.body;
 }
 
 function value(text: string, name: string): number {
@@ -120,6 +134,6 @@ describe('accounting and metrics of a 2-node container job', { timeout: 300_000 
       assert.match(now, new RegExp(`^process_resident_memory_bytes\\{node="${n}"\\} \\d+`, 'm'));
     }
     const other = nodes.find((n) => !ran.includes(n))!;
-    assert.equal((await fetch(`http://${node(other).metricsAddress}/nothing`)).status, 404);
+    assert.equal((await get(node(other).metricsAddress, '/nothing')).status, 404);
   });
 });

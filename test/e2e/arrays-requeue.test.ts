@@ -5,11 +5,11 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { sandbox } from '../support/stack';
-import { containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
+import { containersOfJob, jobDir, readIfExists, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
 
-describe('arrays and requeue through Slurm', { timeout: 300_000 }, () => {
+describe('arrays and requeue through Slurm', { timeout: 420_000 }, () => {
   const image = sandbox().demoImage;
 
   it('gives each array task its own container, unseen by the others on the same node', () => {
@@ -40,9 +40,11 @@ describe('arrays and requeue through Slurm', { timeout: 300_000 }, () => {
     const sub = run('sbatch', ['-N1', '--requeue', '--open-mode=append', `--container-image=${image}`, '--container-batch', '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH } });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
-    waitFor('the first run', () => readFileSync(out, { encoding: 'utf8', flag: 'a+' }).includes('ready') || undefined, 90_000);
+    waitFor('the first run', () => readIfExists(out).includes('ready') || undefined, 90_000);
     assert.equal(run('scontrol', ['requeue', jobId]).code, 0);
-    waitFor('the second run', () => /run=1/.test(readFileSync(out, 'utf8')) || undefined, 120_000);
+    // Slurm holds a requeued job back (BeginTime, about two minutes, until the old job
+    // credential has expired); started earlier by hand, slurmd would launch it without its prolog
+    waitFor('the second run', () => /run=1/.test(readFileSync(out, 'utf8')) || undefined, 240_000);
     run('scancel', [jobId]);
     waitFor('the job to end', () => jobState(jobId) === '' || undefined, 60_000);
     const text = readFileSync(out, 'utf8');

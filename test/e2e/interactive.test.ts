@@ -77,6 +77,27 @@ describe('interactive use: srun --pty berth exec', { timeout: 200_000 }, () => {
     assert.doesNotMatch(c.transcript, /berth exec:/);
   });
 
+  it('srun --pty --container-image: a native container step gets the pty itself, with Ctrl-C and the exit status', () => {
+    const dir = jobDir('alice', 'interactive-native');
+    const c = converse(dir, ['srun', '-N1', '--pty', `--container-image=${sandbox().demoImage}`, 'sh'], [
+      { expect: PROMPT, timeout: 90 },
+      // the terminal is srun's pty from the host's devpts: a terminal (isatty), though tty(1)
+      // finds no name for it in the container's /dev/pts
+      { send: 'test -t 0 && test -t 1 && echo is-a-terminal; stty size; cat /etc/berth-demo-release\r' },
+      { expect: `is-a-terminal${NL}40 100${NL}berth demo image 1\\.0${NL}` },
+      { expect: PROMPT },
+      { send: 'sleep 100\r' },
+      { sleep: 2 },
+      { send: '\u0003' },
+      { expect: PROMPT, timeout: 10 },
+      { send: 'echo "status=$?"\r' },
+      { expect: `status=130${NL}` },
+      { send: 'exit 6\r' },
+    ]);
+    assert.equal(c.failed, null, `conversation stopped at ${JSON.stringify(c.failed)}:\n${c.transcript}`);
+    assert.equal(c.exit_code, 6, c.transcript);
+  });
+
   it('ends the shell with Ctrl-D at an empty prompt, exit status 0', () => {
     const dir = jobDir('alice', 'interactive-eof');
     const c = converse(dir, srunPty('sh'), [{ expect: PROMPT, timeout: 90 }, { send: '\u0004' }]);
@@ -88,7 +109,7 @@ describe('interactive use: srun --pty berth exec', { timeout: 200_000 }, () => {
     const dir = jobDir('alice', 'interactive-tasks');
     // srun --pty sends the other tasks' output to /dev/null: each task writes what it saw to a file
     const argv = inAllocation(['-N1', '-n2'], ['-n2', '--pty'], 'sh', '-c',
-      `if [ -t 0 ] && [ -t 1 ]; then echo "tty $(stty size)"; else echo no-tty; fi > ${dir}/task-$SLURM_PROCID.txt; echo "task $SLURM_PROCID done"`);
+      `if [ -t 0 ]; then echo "tty $(stty size)"; else echo no-tty; fi > ${dir}/task-$SLURM_PROCID.txt; echo "task $SLURM_PROCID done"`);
     const c = converse(dir, argv, [{ expect: 'task 0 done', timeout: 90 }]);
     assert.equal(c.failed, null, c.transcript);
     assert.equal(c.exit_code, 0, c.transcript);

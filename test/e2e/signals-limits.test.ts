@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { sandbox } from '../support/stack';
-import { containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
+import { containersOfJob, jobDir, readIfExists, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
 
@@ -33,7 +33,7 @@ function sideBySide(name: string, step: string, sbatchArgs: string[], act: (jobI
     assert.equal(sub.code, 0, sub.stderr);
     return { jobId: jobIdFrom(sub.stdout), out };
   });
-  for (const r of runs) waitFor(`job ${r.jobId} ready`, () => (readFileSync(r.out, { encoding: 'utf8', flag: 'a+' }).includes('ready') || undefined), 90_000);
+  for (const r of runs) waitFor(`job ${r.jobId} ready`, () => (readIfExists(r.out).includes('ready') || undefined), 90_000);
   act(runs.map((r) => r.jobId));
   const want = ['JOB', 'JOB.batch', 'JOB.0'];
   const [plain, container] = runs.map((r) => sacctOf(r.jobId, want));

@@ -33,6 +33,11 @@ export function writeScript(dir: string, name: string, body: string, user: strin
   return file;
 }
 
+/** a job's output so far; '' before Slurm made the file (which the job's user must own, so never create it here) */
+export function readIfExists(file: string): string {
+  return existsSync(file) ? readFileSync(file, 'utf8') : '';
+}
+
 export function jobIdFrom(sbatchOut: string): string {
   const m = sbatchOut.match(/Submitted batch job (\d+)/);
   if (!m) throw new Error(`no job id in sbatch output: ${sbatchOut}`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseJobDetail } from '../../services/agent/jobs/slurm-allocation';
+import { lineOfJob, parseJobDetail } from '../../services/agent/jobs/slurm-allocation';
 import { countCpuIds, expandHostlist } from '../../services/shared/hostlist';
 
 describe('Slurm host lists and allocations', () => {
@@ -23,5 +23,17 @@ describe('Slurm host lists and allocations', () => {
     assert.deepEqual(parseJobDetail('Nodes=n[1-2] CPU_IDs=0-1 Mem=1000 GRES=', 'n2'), { cpus: 2, memoryBytes: 1000 * 1024 * 1024 });
     assert.deepEqual(parseJobDetail('JobId=3 StartTime=2026-11-29T05:00:00 EndTime=2026-11-29T06:00:00 Nodes=n1 CPU_IDs=0 Mem=10', 'n1')!.endTime, new Date('2026-11-29T06:00:00'));
     assert.equal(parseJobDetail('JobId=3 EndTime=Unknown Nodes=n1 CPU_IDs=0 Mem=10', 'n1')!.endTime, undefined);
+  });
+});
+
+describe('the line of one job among an array', () => {
+  it("picks the job's own line, not another array task's that shares its ArrayJobId", () => {
+    const out = [
+      'JobId=466 ArrayJobId=465 ArrayTaskId=1 JobState=COMPLETED EndTime=2026-11-29T09:52:21 Nodes=n1 CPU_IDs=0 Mem=1000',
+      'JobId=465 ArrayJobId=465 ArrayTaskId=3 JobState=PENDING EndTime=2027-11-29T09:52:21 Nodes=n1 CPU_IDs=1 Mem=2000',
+    ].join('\n');
+    assert.equal(lineOfJob(out, '465'), out.split('\n')[1]);
+    assert.equal(lineOfJob(out, '46'), undefined);
+    assert.equal(parseJobDetail(lineOfJob(out, '465')!, 'n1')?.memoryBytes, 2000 * 1024 * 1024);
   });
 });

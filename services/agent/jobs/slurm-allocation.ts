@@ -39,11 +39,20 @@ export function parseJobDetail(line: string, node: string): NodeAllocation | und
   return undefined;
 }
 
+/**
+ * The line of job JOBID itself: for an array's first id scontrol prints one line per array
+ * task, and the other tasks (some long ended) carry the same ArrayJobId.
+ */
+export function lineOfJob(stdout: string, jobId: string): string | undefined {
+  return stdout.split('\n').find((l) => new RegExp(`(?:^|\\s)JobId=${jobId}(?:\\s|$)`).test(l));
+}
+
 export class ScontrolAllocationSource implements AllocationSource {
   async allocation(jobId: string, node: string): Promise<NodeAllocation | undefined> {
     try {
       const { stdout } = await run('scontrol', ['show', 'job', '-d', '-o', jobId], { timeout: 10_000 });
-      return parseJobDetail(stdout, node);
+      const line = lineOfJob(stdout, jobId);
+      return line === undefined ? undefined : parseJobDetail(line, node);
     } catch {
       return undefined;
     }
