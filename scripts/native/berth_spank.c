@@ -321,6 +321,14 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
     return berth_tasks_join(sp, &a);
 }
 
+int slurm_spank_task_exit(spank_t sp, int ac, char **av)
+{
+    (void)ac;
+    (void)av;
+    berth_tasks_exited(sp);
+    return 0;
+}
+
 int slurm_spank_exit(spank_t sp, int ac, char **av)
 {
     if (spank_context() == S_CTX_REMOTE) {

@@ -39,6 +39,8 @@ static int step_joins;     /* this step's tasks join a container (set in slurmst
  * (init_post_opt runs before the step's I/O is connected) */
 static char step_error[BERTH_OUT_MAX];
 static char step_id[32];   /* "0", "1", ..., "batch" */
+static int step_status;    /* wait status of the first task that failed, else of the last */
+static int step_tasks_ended;
 static char job_id[32];
 
 /* "batch", a number, or "" for the extern and interactive steps */
@@ -102,7 +104,7 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     };
     enum { N = sizeof names / sizeof names[0] };
     static char values[N][4096];
-    const char *env[2 * (N + 8) + 1];
+    const char *env[2 * (N + 9) + 1];
     int n = 0;
     env[n++] = "SLURM_JOB_ID"; env[n++] = job_id;
     env[n++] = "SLURM_STEP_ID"; env[n++] = step_id;
@@ -111,6 +113,21 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     env[n++] = "SLURM_JOB_USER"; env[n++] = user;
     env[n++] = "SLURMD_NODENAME"; env[n++] = node ? node : "";
     env[n++] = "BERTH_RUN_DIR"; env[n++] = a->run_dir;
+    /* the command, for accounting: arguments joined by the unit separator (0x1f) */
+    static char argv_text[4096];
+    argv_text[0] = '\0';
+    int argc = 0;
+    char **targv = NULL;
+    if (spank_get_item(sp, S_JOB_ARGV, &argc, &targv) == ESPANK_SUCCESS) {
+        size_t used = 0;
+        for (int i = 0; i < argc && i < 32 && targv[i] != NULL; i++) {
+            int w = snprintf(argv_text + used, sizeof argv_text - used, "%s%s", i ? "\x1f" : "", targv[i]);
+            if (w < 0 || (size_t)w >= sizeof argv_text - used)
+                break;
+            used += (size_t)w;
+        }
+    }
+    env[n++] = "BERTH_STEP_ARGV"; env[n++] = argv_text;
     for (int i = 0; i < N && !batch; i++) {
         if (spank_getenv(sp, names[i], values[i], sizeof values[i]) != ESPANK_SUCCESS)
             values[i][0] = '\0';
@@ -236,10 +253,25 @@ void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
     if (!step_joins)
         return;
     const char *node = getenv("SLURMD_NODENAME");
-    const char *env[] = { "SLURM_JOB_ID", job_id, "SLURM_STEP_ID", step_id, "SLURMD_NODENAME", node ? node : "", "BERTH_RUN_DIR", a->run_dir, NULL };
+    char status[16] = "";
+    if (step_tasks_ended > 0)
+        snprintf(status, sizeof status, "%d", step_status);
+    const char *env[] = { "SLURM_JOB_ID", job_id, "SLURM_STEP_ID", step_id, "SLURMD_NODENAME", node ? node : "", "BERTH_RUN_DIR", a->run_dir,
+                          "BERTH_STEP_WAIT_STATUS", status, NULL };
     const char *argv[] = { "hook", "step-epilog", NULL };
     static char out[BERTH_OUT_MAX];
     if (berth_run(a->berth, argv, env, out, sizeof out) != 0)
         slurm_error("%s", out);
     step_joins = 0;
+}
+
+/* slurmstepd, after each task of the step ended: keep the first failure, for accounting */
+void berth_tasks_exited(spank_t sp)
+{
+    int status = 0;
+    if (!step_joins || spank_get_item(sp, S_TASK_EXIT_STATUS, &status) != ESPANK_SUCCESS)
+        return;
+    if (step_tasks_ended == 0 || step_status == 0)
+        step_status = status;
+    step_tasks_ended++;
 }

@@ -2,7 +2,7 @@
 // A failure prints one line naming the job, the image and the reason to stderr (slurmd logs
 // it) and exits non-zero; Slurm then drains the node and requeues the job (docs/operations.md).
 import type * as grpc from '@grpc/grpc-js';
-import os from 'node:os';
+import os, { constants } from 'node:os';
 import { agentTarget, type AgentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
 import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
@@ -119,7 +119,20 @@ export function stepPrologueRequest(env: Env) {
     containerName: o.name,
     mountHome: TOGGLE(o.mountHome),
     readOnly: TOGGLE(o.readOnly),
+    argv: (env.BERTH_STEP_ARGV ?? '').split('\x1f').filter((a, i) => a !== '' || i > 0),
   };
+}
+
+/** The StepEpilogue request: with how the tasks ended when slurmstepd said (a wait status). */
+export function stepEpilogueRequest(env: Env) {
+  const text = (env.BERTH_STEP_WAIT_STATUS ?? '').trim();
+  const base = { jobId: env.SLURM_JOB_ID ?? '', stepId: env.SLURM_STEP_ID ?? '' };
+  if (!/^-?[0-9]+$/.test(text)) return { ...base, hasStatus: false, exitCode: 0, signal: '' };
+  const status = Number(text);
+  const sig = status & 0x7f;
+  if (sig === 0) return { ...base, hasStatus: true, exitCode: (status >> 8) & 0xff, signal: '' };
+  const name = Object.entries(constants.signals).find(([, n]) => n === sig)?.[0] ?? `SIG${sig}`;
+  return { ...base, hasStatus: true, exitCode: 128 + sig, signal: name };
 }
 
 /**
@@ -138,7 +151,7 @@ export async function runStepHook(kind: 'step-prolog' | 'step-epilog', env: Env,
       await withRetry(() => unaryCall(client.StepPrologue.bind(client), req, md, num(env.BERTH_PROLOG_TIMEOUT_SECONDS) * 1000 || 600_000));
     } else {
       const md = await callMetadata(target, 'StepEpilogue', env.SLURM_JOB_ID ?? '');
-      await withRetry(() => unaryCall(client.StepEpilogue.bind(client), { jobId: env.SLURM_JOB_ID ?? '', stepId: env.SLURM_STEP_ID ?? '' }, md, 120_000));
+      await withRetry(() => unaryCall(client.StepEpilogue.bind(client), stepEpilogueRequest(env), md, 120_000));
     }
     return 0;
   } catch (err) {

@@ -8,7 +8,7 @@ import { reachablePath } from '../../services/shared/path-access';
 import { applyUserOptions, type UserOptionRules } from '../../services/agent/containers/user-options';
 import { buildJobContainerSpec } from '../../services/agent/containers/job-container-spec';
 import { stepEnv } from '../../services/agent/steps/step-env';
-import { prologueRequest } from '../../services/cli/hook';
+import { prologueRequest, stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
 import { runSubmitCheck } from '../../services/cli/submit-check';
 import { BerthError } from '../../services/shared/errors';
 
@@ -198,5 +198,19 @@ describe('berth submit-check inside a job', () => {
     assert.deepEqual({ code, out, err }, { code: 0, out: 'BERTH_CONTAINER_WORKDIR=/w\nBERTH_CONTAINER_NAME=box\n', err: '' });
     const outside = await runSubmitCheck({ BERTH_CONTAINER_NAME: 'box' }, () => undefined, (s) => (err += s), { who: { uid: 4242, gids: [4242] } });
     assert.equal(outside, 1);
+  });
+});
+
+describe('the step hooks of native container steps', () => {
+  it("decode slurmstepd's wait status for the step's accounting", () => {
+    const env = { SLURM_JOB_ID: '9', SLURM_STEP_ID: '2' };
+    assert.deepEqual(stepEpilogueRequest({ ...env, BERTH_STEP_WAIT_STATUS: String(3 << 8) }), { jobId: '9', stepId: '2', hasStatus: true, exitCode: 3, signal: '' });
+    assert.deepEqual(stepEpilogueRequest({ ...env, BERTH_STEP_WAIT_STATUS: '9' }), { jobId: '9', stepId: '2', hasStatus: true, exitCode: 137, signal: 'SIGKILL' });
+    assert.deepEqual(stepEpilogueRequest({ ...env, BERTH_STEP_WAIT_STATUS: '' }), { jobId: '9', stepId: '2', hasStatus: false, exitCode: 0, signal: '' });
+  });
+
+  it('split the command the plugin joined with the unit separator', () => {
+    assert.deepEqual(stepPrologueRequest({ BERTH_STEP_ARGV: 'sh\x1f-c\x1fecho a b\x1f' }).argv, ['sh', '-c', 'echo a b', '']);
+    assert.deepEqual(stepPrologueRequest({}).argv, []);
   });
 });

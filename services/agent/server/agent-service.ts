@@ -109,7 +109,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
       requireRoot(caller, 'StepPrologue');
       if (!d.stepContainers) throw new BerthError('INVALID_REQUEST', 'this berthd does not launch container steps');
       return d.stepContainers.prologue({
-        jobId: r.jobId, stepId: r.stepId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage,
+        jobId: r.jobId, stepId: r.stepId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, argv: r.argv,
         options: optionsOf(r),
       });
     }),
@@ -117,7 +117,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
     StepEpilogue: unary('StepEpilogue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'StepEpilogue');
       if (!d.stepContainers) return { containerRemoved: false };
-      return d.stepContainers.epilogue(r.jobId, r.stepId);
+      return d.stepContainers.epilogue(r.jobId, r.stepId, r.hasStatus ? { exitCode: r.exitCode, signal: r.signal } : undefined);
     }),
 
     GetJob: unary('GetJob', (r) => r.jobId, async (caller, r) => ({

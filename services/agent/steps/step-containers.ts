@@ -12,6 +12,7 @@ import type { ContainerOptions } from '../../shared/container-options';
 import type { ContainerEngine } from '../docker/engine';
 import { LABEL, stepContainerName } from '../containers/labels';
 import type { JobService } from '../jobs/job-service';
+import type { StepRecord } from '../jobs/job-record';
 import type { PrologueInput } from '../jobs/prologue-request';
 import { checkPrologueRequest } from '../jobs/prologue-request';
 import type { Logger } from '../logger';
@@ -21,6 +22,8 @@ import { rmSync } from 'node:fs';
 
 export interface StepPrologueInput extends Omit<PrologueInput, 'cpus' | 'memoryBytes' | 'workDir'> {
   stepId: string;
+  /** the step's command, for the job's accounting */
+  argv?: string[];
 }
 
 export interface StepPrologueResult {
@@ -51,6 +54,8 @@ const OWN_ENV = ['HOME', 'USER', 'LOGNAME', 'HOSTNAME', 'TERM'];
 
 export class StepContainers {
   private readonly making = new Map<string, Promise<unknown>>();
+  /** native steps of jobs berthd holds, recorded like berth exec steps (JOB.STEP → record) */
+  private readonly records = new Map<string, StepRecord>();
 
   constructor(private readonly d: {
     jobs: JobService;
@@ -105,13 +110,21 @@ export class StepContainers {
       keepEnv: [...OWN_ENV, ...o.envNames, ...target.envNames],
     });
     if (o.name && stepContainer) this.d.files.markNamed(req.jobId, o.name);
+    const rec = this.d.jobs.recordStepStart(req.jobId, { stepId: req.stepId, taskId: 0, argv: req.argv ?? [], startTime: new Date().toISOString() });
+    if (rec) this.records.set(`${req.jobId}.${req.stepId}`, rec);
     return { containerName: target.name, stepContainer, pullMillis, imageDigest: target.digest };
   }
 
   /** The task file goes; the step's own container too, unless it is named (kept for the job). */
-  async epilogue(jobId: string, stepId: string): Promise<{ containerRemoved: boolean }> {
+  async epilogue(jobId: string, stepId: string, outcome?: { exitCode: number; signal: string }): Promise<{ containerRemoved: boolean }> {
     if (!/^[0-9]+$/.test(jobId) || !STEP_ID.test(stepId)) throw new BerthError('INVALID_REQUEST', `'${jobId}.${stepId}' is not a Slurm job and step id`);
     this.d.files.remove(jobId, stepId);
+    const rec = this.records.get(`${jobId}.${stepId}`);
+    if (rec) {
+      this.records.delete(`${jobId}.${stepId}`);
+      const state = !outcome ? 'EXITED' : outcome.signal ? 'KILLED' : 'EXITED';
+      void this.d.jobs.recordStepEnd(jobId, rec, { state, exitCode: outcome?.exitCode ?? 0, signal: outcome?.signal ?? '' });
+    }
     const name = stepContainerName(this.d.node, jobId, { stepId });
     const c = await this.d.engine.inspect(name);
     if (!c) return { containerRemoved: false };
@@ -125,6 +138,7 @@ export class StepContainers {
   /** After the job's epilogue: its task files (named step containers went with the job's label). */
   forgetJob(jobId: string): void {
     this.d.files.removeJob(jobId);
+    for (const k of this.records.keys()) if (k.startsWith(`${jobId}.`)) this.records.delete(k);
   }
 
   private stepDir(jobId: string, name: string): string {
