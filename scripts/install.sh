@@ -2,18 +2,38 @@
 # Installs the built berth onto this machine (run `npm run build` and scripts/build-native.sh
 # first):
 #   PREFIX/lib/berth/        dist/* (berth.js, berthd.js, ...), build/native/* (berth_spank.so,
-#                            berth-init), hooks/prolog and hooks/epilog for slurm.conf
+#                            berth-init), hooks/{prolog,epilog,task-prolog} for slurm.conf
 #   PREFIX/bin/berth         wrapper: exec NODE PREFIX/lib/berth/berth.js
 #   PREFIX/sbin/berthd       wrapper: exec NODE PREFIX/lib/berth/berthd.js
-# Usage: scripts/install.sh [PREFIX]   (default /usr/local; NODE=/path/to/node to pick a node)
+#   PREFIX/share/berth/      examples/ (berthd.json, daemon.json, slurm.conf and plugstack.conf
+#                            lines, logrotate, Prometheus) and systemd/ (berthd.service and
+#                            the docker.service and slurmd.service drop-ins), for reference
+#   PREFIX/share/doc/berth/  docs/*.md
+# With --systemd also UNIT_DIR/berthd.service (UNIT_DIR: $SYSTEMD_UNIT_DIR, default
+# /etc/systemd/system), its paths set to PREFIX. Nothing is enabled, started or restarted, and
+# nothing else outside PREFIX is written: /etc/berth, daemon.json, slurm.conf and the drop-ins
+# are the admin's (docs/install.md).
+# Usage: scripts/install.sh [--systemd] [PREFIX]   (default /usr/local; NODE=/path/to/node to
+# pick a node)
 # Idempotent; every file is written to a temporary name and renamed, so running hooks and
 # daemons never see a half-written file.
 set -euo pipefail
 
 die() { echo "install: $*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PREFIX="${1:-/usr/local}"
+SYSTEMD=""
+PREFIX=""
+for arg in "$@"; do
+  case "$arg" in
+    --systemd) SYSTEMD=1 ;;
+    -h | --help) usage; exit 0 ;;
+    -*) die "unknown option '$arg'; usage: scripts/install.sh [--systemd] [PREFIX]" ;;
+    *) [ -z "$PREFIX" ] || die "one PREFIX only, got '$PREFIX' and '$arg'"; PREFIX="$arg" ;;
+  esac
+done
+PREFIX="${PREFIX:-/usr/local}"
 case "$PREFIX" in /*) ;; *) die "PREFIX must be an absolute path, got '$PREFIX'";; esac
 PREFIX="${PREFIX%/}"
 case "$PREFIX" in *[[:space:]\'\"\|\\]*) die "PREFIX must not contain spaces, quotes, | or \\, got '$PREFIX'";; esac
@@ -53,7 +73,7 @@ write() {
 MANIFEST="$LIB/.dist-manifest"
 new_manifest="$(mktemp)"
 (cd "$REPO/dist" && find . -type f | sed 's|^\./||' | sort) >"$new_manifest"
-grep -vxE 'berthd?\.js' "$new_manifest" | while IFS= read -r rel; do
+{ grep -vxE 'berthd?\.js' "$new_manifest" || true; } | while IFS= read -r rel; do
   mkdir -p "$LIB/$(dirname "$rel")"
   put 0644 "$REPO/dist/$rel" "$LIB/$rel"
 done
@@ -95,5 +115,30 @@ done
 printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE_BIN" "$LIB/berth.js" | write 0755 "$PREFIX/bin/berth"
 # a small young generation: the agent is mostly idle and its bursts are small (RSS budget 80 MB)
 printf '#!/bin/sh\nexec %s --max-semi-space-size=1 %s "$@"\n' "$NODE_BIN" "$LIB/berthd.js" | write 0755 "$PREFIX/sbin/berthd"
+
+# reference files: examples, systemd units, docs. The units name /usr/local; say PREFIX instead.
+SHARE="$PREFIX/share/berth"
+mkdir -p "$SHARE/examples" "$SHARE/systemd/docker.service.d" "$SHARE/systemd/slurmd.service.d" "$PREFIX/share/doc/berth"
+for f in "$REPO"/scripts/examples/*; do
+  [ -f "$f" ] || continue
+  sed -e "s|/usr/local/|$PREFIX/|g" "$f" | write 0644 "$SHARE/examples/$(basename "$f")"
+done
+for rel in berthd.service docker.service.d/berth.conf slurmd.service.d/berth.conf; do
+  sed -e "s|/usr/local/|$PREFIX/|g" "$REPO/scripts/systemd/$rel" | write 0644 "$SHARE/systemd/$rel"
+done
+for f in "$REPO"/docs/*.md; do
+  [ -f "$f" ] || continue
+  put 0644 "$f" "$PREFIX/share/doc/berth/$(basename "$f")"
+done
+
+if [ -n "$SYSTEMD" ]; then
+  UNIT_DIR="${SYSTEMD_UNIT_DIR:-/etc/systemd/system}"
+  case "$UNIT_DIR" in /*) ;; *) die "SYSTEMD_UNIT_DIR must be an absolute path, got '$UNIT_DIR'";; esac
+  mkdir -p "$UNIT_DIR"
+  put 0644 "$SHARE/systemd/berthd.service" "$UNIT_DIR/berthd.service"
+  echo "install: wrote $UNIT_DIR/berthd.service (not enabled, not started)"
+  echo "install: next: /etc/berth/berthd.json (example: $SHARE/examples/berthd.json), then"
+  echo "install:   systemctl daemon-reload && systemctl enable --now berthd   (docs/install.md)"
+fi
 
 echo "install: berth installed under $PREFIX (node: $NODE_BIN)"
