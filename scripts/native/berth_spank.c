@@ -323,9 +323,9 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 
 int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 {
-    (void)ac;
-    (void)av;
-    berth_tasks_exited(sp);
+    struct berth_args a;
+    berth_parse_args(ac, av, &a);
+    berth_tasks_exited(sp, &a);
     return 0;
 }
 

@@ -23,5 +23,5 @@ int berth_run(const char *berth, const char *const argv[], const char *const env
 int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a);
 int berth_tasks_join(spank_t sp, const struct berth_args *a);
 void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a);
-void berth_tasks_exited(spank_t sp);
+void berth_tasks_exited(spank_t sp, const struct berth_args *a);
 #endif

@@ -265,8 +265,13 @@ void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
     step_joins = 0;
 }
 
-/* slurmstepd, after each task of the step ended: keep the first failure, for accounting */
-void berth_tasks_exited(spank_t sp)
+/*
+ * slurmstepd, after each task of the step ended: keep the first failure, for accounting, and
+ * once the node's last task has ended say so to berthd at once. slurmstepd reports the exits
+ * to srun after this returns, so berthd has the step's end before the batch script goes on
+ * (and, for the job's last step, before the job's epilog).
+ */
+void berth_tasks_exited(spank_t sp, const struct berth_args *a)
 {
     int status = 0;
     if (!step_joins || spank_get_item(sp, S_TASK_EXIT_STATUS, &status) != ESPANK_SUCCESS)
@@ -274,4 +279,7 @@ void berth_tasks_exited(spank_t sp)
     if (step_tasks_ended == 0 || step_status == 0)
         step_status = status;
     step_tasks_ended++;
+    uint32_t local = 0;
+    if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &local) == ESPANK_SUCCESS && (uint32_t)step_tasks_ended >= local)
+        berth_tasks_step_epilog(sp, a);
 }

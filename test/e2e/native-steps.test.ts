@@ -81,6 +81,18 @@ sleep 8`;
     assert.equal(steps[`${jobId}.0`], 'COMPLETED 0:0');
     assert.equal(steps[`${jobId}.1`], 'COMPLETED 0:0');
     assert.equal(steps[`${jobId}.3`], 'FAILED 3:0');
+    // berth's own accounting has the native steps too, with the command and how they ended
+    const recs = waitFor('berth accounting to have the job', () => {
+      const r = run('berth', ['accounting', '--nodes', 'n[1-3]', '--format', 'json', '--job', jobId, '--since', '1h']);
+      const list = r.code === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>[]) : [];
+      return list.some((x) => x.RecordType === 'job') ? list : undefined;
+    });
+    const byStep = new Map(recs.filter((x) => x.RecordType === 'step').map((x) => [String(x.StepID), x]));
+    assert.deepEqual([...byStep.keys()].sort(), ['0', '1', '2', '3'], JSON.stringify(recs));
+    assert.equal(byStep.get('3')!.ExitCode, '3:0');
+    assert.equal(byStep.get('3')!.State, 'FAILED');
+    assert.equal(byStep.get('1')!.ExitCode, '0:0');
+    assert.deepEqual(byStep.get('3')!.Argv, ['sh', '-c', 'exit 3']);
   });
 
   it('keeps a named step container for the later steps of the job, and says so when a name is unknown', () => {
