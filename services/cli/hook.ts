@@ -6,7 +6,19 @@ import os, { constants } from 'node:os';
 import { agentTarget, type AgentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
 import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
-import { optionsFromEnv } from '../shared/container-options';
+import { type ContainerOptions, optionsFromEnv } from '../shared/container-options';
+
+/** the container options as JobPrologueRequest and StepPrologueRequest carry them */
+function optionFields(o: ContainerOptions) {
+  return {
+    userMounts: o.mounts,
+    containerWorkdir: o.workdir,
+    envNames: o.envNames,
+    containerName: o.name,
+    mountHome: TOGGLE(o.mountHome),
+    readOnly: TOGGLE(o.readOnly),
+  };
+}
 
 const TOGGLE = (b: boolean | undefined): 'TOGGLE_UNSPECIFIED' | 'TOGGLE_ON' | 'TOGGLE_OFF' => (b === undefined ? 'TOGGLE_UNSPECIFIED' : b ? 'TOGGLE_ON' : 'TOGGLE_OFF');
 
@@ -50,12 +62,7 @@ export function prologueRequest(env: Env) {
     numNodes: num(env.SLURM_JOB_NUM_NODES),
     partition: env.SLURM_JOB_PARTITION ?? '',
     account: env.SLURM_JOB_ACCOUNT ?? '',
-    userMounts: o.mounts,
-    containerWorkdir: o.workdir,
-    envNames: o.envNames,
-    containerName: o.name,
-    mountHome: TOGGLE(o.mountHome),
-    readOnly: TOGGLE(o.readOnly),
+    ...optionFields(o),
   };
 }
 
@@ -113,12 +120,7 @@ export function stepPrologueRequest(env: Env) {
     user: env.SLURM_JOB_USER ?? '',
     image: (env.BERTH_CONTAINER_IMAGE ?? '').trim(),
     requestedImage: (env.BERTH_CONTAINER_IMAGE_REQUESTED ?? '').trim(),
-    userMounts: o.mounts,
-    containerWorkdir: o.workdir,
-    envNames: o.envNames,
-    containerName: o.name,
-    mountHome: TOGGLE(o.mountHome),
-    readOnly: TOGGLE(o.readOnly),
+    ...optionFields(o),
     argv: (env.BERTH_STEP_ARGV ?? '').split('\x1f').filter((a, i) => a !== '' || i > 0),
   };
 }
