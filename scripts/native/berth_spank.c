@@ -277,7 +277,9 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
         return -1;
     }
     /* srun's own environment is what its tasks get (spank_setenv is for remote context) */
-    if (step_container && setenv("BERTH_STEP_CONTAINER", "1", 1) != 0) {
+    /* "job": an srun of its own made the job with these options, so its steps join the job's
+     * container as it is; "1": an srun in a job asks for a container of its own */
+    if (step_container && setenv("BERTH_STEP_CONTAINER", in_job ? "1" : "job", 1) != 0) {
         slurm_error("berth: cannot mark the step for its container: %s", strerror(errno));
         return -1;
     }
@@ -319,6 +321,14 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
     struct berth_args a;
     berth_parse_args(ac, av, &a);
     return berth_tasks_join(sp, &a);
+}
+
+/* Remote, as the user in each task just before the exec: the step's working directory. */
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+    (void)ac;
+    (void)av;
+    return berth_tasks_user_init(sp);
 }
 
 int slurm_spank_task_exit(spank_t sp, int ac, char **av)

@@ -22,6 +22,7 @@ int berth_run(const char *berth, const char *const argv[], const char *const env
 /* remote context: prepares the step's container (berthd), joins tasks to it, cleans up */
 int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a);
 int berth_tasks_join(spank_t sp, const struct berth_args *a);
+int berth_tasks_user_init(spank_t sp);
 void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a);
 void berth_tasks_exited(spank_t sp, const struct berth_args *a);
 #endif

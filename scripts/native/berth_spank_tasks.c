@@ -6,8 +6,8 @@
  * sacct work as for any task, and a task costs no extra process.
  *
  * Which steps: an srun that named --container-image/--container-name itself (the local side
- * sets BERTH_STEP_CONTAINER=1 in the tasks' environment), and the batch step of a job
- * submitted with --container-batch. `berth hook step-prolog` (run here as root, once per step
+ * sets BERTH_STEP_CONTAINER=1 in the tasks' environment, or =job when that srun made the job
+ * and its container), and the batch step of a job submitted with --container-batch. `berth hook step-prolog` (run here as root, once per step
  * and node) asks berthd for the step's container: the job's own, a named one, or a new one
  * made from the step's image; berthd writes RUN_DIR/NODE/tasks/JOB.STEP (pid, start time,
  * workdir, environment) for the tasks to read. `berth hook step-epilog` removes the step's
@@ -41,6 +41,7 @@ static char step_error[BERTH_OUT_MAX];
 static char step_id[32];   /* "0", "1", ..., "batch" */
 static int step_status;    /* wait status of the first task that failed, else of the last */
 static int step_tasks_ended;
+static char task_workdir[PATH_MAX]; /* --container-workdir of this task's step, '' = srun's */
 static char job_id[32];
 
 /* "batch", a number, or "" for the extern and interactive steps */
@@ -80,7 +81,8 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     if (step_id[0] == '\0')
         return 0;
     int batch = strcmp(step_id, "batch") == 0;
-    if (batch ? !env_is(sp, "SLURM_SPANK_BERTH_CONTAINER_BATCH", "1") : !env_is(sp, "BERTH_STEP_CONTAINER", "1"))
+    int job_container = batch || env_is(sp, "BERTH_STEP_CONTAINER", "job");
+    if (batch ? !env_is(sp, "SLURM_SPANK_BERTH_CONTAINER_BATCH", "1") : !(job_container || env_is(sp, "BERTH_STEP_CONTAINER", "1")))
         return 0;
     if (!batch && runs_berth_exec(sp))
         return 0;
@@ -128,7 +130,8 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
         }
     }
     env[n++] = "BERTH_STEP_ARGV"; env[n++] = argv_text;
-    for (int i = 0; i < N && !batch; i++) {
+    /* the job's own container (batch step, or the steps of the srun that made the job): as it is */
+    for (int i = 0; i < N && !job_container; i++) {
         if (spank_getenv(sp, names[i], values[i], sizeof values[i]) != ESPANK_SUCCESS)
             values[i][0] = '\0';
         env[n++] = names[i];
@@ -243,6 +246,21 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
         slurm_error("berth: %s does not exist in container %s; the task starts in /", dir, container);
         if (chdir("/") != 0)
             return -1;
+    }
+    /* slurmstepd changes to srun's directory again after this hook: --container-workdir is
+     * applied once more in task_init, as the user, just before the exec */
+    snprintf(task_workdir, sizeof task_workdir, "%s", workdir);
+    return 0;
+}
+
+int berth_tasks_user_init(spank_t sp)
+{
+    (void)sp;
+    if (!step_joins || task_workdir[0] == '\0')
+        return 0;
+    if (chdir(task_workdir) != 0) {
+        slurm_error("berth: cannot enter the working directory %s in the container: %s", task_workdir, strerror(errno));
+        return -1;
     }
     return 0;
 }

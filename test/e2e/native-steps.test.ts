@@ -113,6 +113,18 @@ sleep 8`;
     for (const n of sandbox().nodes) waitFor(`no container of job ${jobId} left on ${n.name}`, () => containersOfJob(n.name, jobId).length === 0 || undefined);
   });
 
+  it('runs the tasks of an srun of its own in the job container it made, with its mounts and working directory', () => {
+    const dir = jobDir('alice', 'own-srun');
+    const r = run('srun', ['-N1', `--container-image=${demo}`, `--container-mounts=${dir}:/data`, '--container-workdir=/data', 'sh', '-c', 'echo "pwd=$(pwd) release=$(cat /etc/berth-demo-release)"; touch /data/made-here; echo "role=$SLURM_JOB_ID"'],
+      { user: 'alice', cwd: dir, env: { PATH } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^pwd=\/data release=berth demo image 1\.0$/m);
+    assert.ok(readFileSync(path.join(dir, 'made-here'), 'utf8') === '', 'the task wrote through the mount');
+    const jobId = r.stdout.match(/^role=(\d+)$/m)![1]!;
+    const log = sandbox().nodes.map((n) => readFileSync(n.logs.berthd!, 'utf8')).join('');
+    assert.doesNotMatch(log, new RegExp(`"job":"${jobId}".*step container started`), 'no step container: the job container has the options');
+  });
+
   it('runs the batch script itself in the job container with --container-batch', () => {
     const dir = jobDir('alice', 'batch');
     const out = path.join(dir, 'out.txt');
