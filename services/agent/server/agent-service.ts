@@ -100,6 +100,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
 
     JobEpilogue: unary('JobEpilogue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobEpilogue');
+      await d.stepContainers?.settle(r.jobId);
       const res = await countFailure(d, 'epilog', () => d.jobs.epilogue(r.jobId));
       d.stepContainers?.forgetJob(r.jobId);
       return res;

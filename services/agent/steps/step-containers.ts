@@ -7,7 +7,7 @@
 //                                        when the step ends, or kept for the job's later
 //                                        steps when it is also named
 //   sbatch --container-batch (batch)     the job's container
-import { BerthError } from '../../shared/errors';
+import { BerthError, errorMessage } from '../../shared/errors';
 import type { ContainerOptions } from '../../shared/container-options';
 import type { ContainerEngine } from '../docker/engine';
 import { LABEL, stepContainerName } from '../containers/labels';
@@ -54,6 +54,7 @@ const OWN_ENV = ['HOME', 'USER', 'LOGNAME', 'HOSTNAME', 'TERM'];
 
 export class StepContainers {
   private readonly making = new Map<string, Promise<unknown>>();
+  private readonly removing = new Map<string, Set<Promise<void>>>();
   /** native steps of jobs berthd holds, recorded like berth exec steps (JOB.STEP → record) */
   private readonly records = new Map<string, StepRecord>();
 
@@ -128,11 +129,31 @@ export class StepContainers {
     const name = stepContainerName(this.d.node, jobId, { stepId });
     const c = await this.d.engine.inspect(name);
     if (!c) return { containerRemoved: false };
-    await this.d.engine.stop(c.id, this.d.stopGraceSeconds);
-    await this.d.engine.remove(c.id);
-    rmSync(this.stepDir(jobId, name), { recursive: true, force: true });
-    this.d.log.info('step container removed', { job: jobId, step: stepId, container: c.id });
+    // removed in the background: the step's tasks have ended and srun waits for this answer;
+    // the job's epilogue settles what is still being removed before it lists the job's containers
+    const removal = (async () => {
+      try {
+        await this.d.engine.stop(c.id, this.d.stopGraceSeconds);
+        await this.d.engine.remove(c.id);
+        rmSync(this.stepDir(jobId, name), { recursive: true, force: true });
+        this.d.log.info('step container removed', { job: jobId, step: stepId, container: c.id });
+      } catch (err) {
+        this.d.log.warn('could not remove a step container; the job\'s epilogue removes it', { job: jobId, step: stepId, container: c.id, error: errorMessage(err) });
+      }
+    })();
+    const pending = this.removing.get(jobId) ?? new Set<Promise<void>>();
+    this.removing.set(jobId, pending);
+    pending.add(removal);
+    void removal.finally(() => {
+      pending.delete(removal);
+      if (pending.size === 0 && this.removing.get(jobId) === pending) this.removing.delete(jobId);
+    });
     return { containerRemoved: true };
+  }
+
+  /** Waits for the step containers of the job still being removed (before its epilogue). */
+  async settle(jobId: string): Promise<void> {
+    await Promise.all([...(this.removing.get(jobId) ?? [])]);
   }
 
   /** After the job's epilogue: its task files (named step containers went with the job's label). */
