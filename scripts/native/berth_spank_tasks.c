@@ -285,9 +285,9 @@ void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
 
 /*
  * slurmstepd, after each task of the step ended: keep the first failure, for accounting, and
- * once the node's last task has ended say so to berthd at once. slurmstepd reports the exits
- * to srun after this returns, so berthd has the step's end before the batch script goes on
- * (and, for the job's last step, before the job's epilog).
+ * once the node's last task has ended tell berthd at once. It must be now: at
+ * slurm_spank_exit the step's process tracking (proctrack) kills what is left of the step,
+ * this hook's child included. slurmstepd reports the exits to srun after this returns.
  */
 void berth_tasks_exited(spank_t sp, const struct berth_args *a)
 {

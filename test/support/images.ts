@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { node } from './stack';
 
-const APPLETS = ['sh', 'cat', 'sleep', 'touch', 'ls', 'id', 'test', 'echo', 'grep', 'cut', 'pwd', 'kill'];
+const APPLETS = ['sh', 'cat', 'sleep', 'touch', 'ls', 'id', 'test', 'echo', 'grep', 'cut', 'pwd', 'kill', 'true', 'false'];
 
 /** pushes TAG holding busybox (as /bin/sh and friends) and `files` (path → content) */
 export function pushBusyboxImage(tag: string, files: Record<string, string>): void {

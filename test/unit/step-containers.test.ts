@@ -88,4 +88,29 @@ describe('containers of native steps', () => {
     assert.equal(res.containersRemoved, 1, 'only the job container was left');
     assert.ok(readFileSync(h.config.accountingFile, 'utf8').includes('"StepID":"0"'));
   });
+
+  it("holds the job's epilogue until an open native step's end arrives, so the step is recorded with its exit", async () => {
+    const { h, steps, step } = setup();
+    await h.jobs.prologue(prologueInput());
+    await steps.prologue(step({ image: IMAGE }));
+    let settled = false;
+    const settling = steps.settle('42', 5_000).then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(settled, false, 'still waiting for the step end');
+    await steps.epilogue('42', '0', { exitCode: 137, signal: 'SIGKILL' });
+    await settling;
+    await h.jobs.epilogue('42');
+    const rec = h.accounting().find((r) => r.RecordType === 'step' && r.StepID === '0')!;
+    assert.equal(rec.ExitCode, '0:9');
+    assert.equal(rec.State, 'CANCELLED');
+  });
+
+  it('gives up waiting for a step end that never comes', async () => {
+    const { h, steps, step } = setup();
+    await h.jobs.prologue(prologueInput());
+    await steps.prologue(step({ image: IMAGE }));
+    const t0 = Date.now();
+    await steps.settle('42', 200);
+    assert.ok(Date.now() - t0 >= 200 && Date.now() - t0 < 2_000);
+  });
 });

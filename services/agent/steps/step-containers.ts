@@ -151,8 +151,15 @@ export class StepContainers {
     return { containerRemoved: true };
   }
 
-  /** Waits for the step containers of the job still being removed (before its epilogue). */
-  async settle(jobId: string): Promise<void> {
+  /**
+   * Before the job's epilogue: waits (at most `waitMs`) for the ends of its native steps still
+   * open here — slurmstepd sends them right after srun has heard of the tasks' exits, so the
+   * job's epilog may overtake them — then for step containers still being removed.
+   */
+  async settle(jobId: string, waitMs = 10_000): Promise<void> {
+    const open = () => [...this.records.keys()].some((k) => k.startsWith(`${jobId}.`));
+    const until = Date.now() + waitMs;
+    while (open() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     await Promise.all([...(this.removing.get(jobId) ?? [])]);
   }
 
