@@ -20,7 +20,8 @@ i=0
 while [ $i -lt ${runs} ]; do
   t0=$(ms); srun -O --ntasks-per-node=8 true; t1=$(ms); srun -O --ntasks-per-node=8 berth exec -- true; t2=$(ms)
   srun -O --ntasks-per-node=8 --container-image=${sandbox().demoImage} true; t3=$(ms)
-  echo "plain $((t1 - t0))"; echo "berth $((t2 - t1))"; echo "native $((t3 - t2))"
+  srun --ntasks-per-node=1 true; t4=$(ms); srun --ntasks-per-node=1 --container-image=${sandbox().demoImage} true; t5=$(ms)
+  echo "plain $((t1 - t0))"; echo "berth $((t2 - t1))"; echo "native $((t3 - t2))"; echo "plain1 $((t4 - t3))"; echo "native1 $((t5 - t4))"
   i=$((i + 1))
 done
 srun -O --ntasks-per-node=8 /usr/bin/time -f 'task %M %U %S %e' berth exec -- true 2>&1
@@ -39,11 +40,14 @@ const median = (xs: number[]) => {
 const plain = median(col('plain').map((r) => r[0]!));
 const berth = median(col('berth').map((r) => r[0]!));
 const native = median(col('native').map((r) => r[0]!));
+const plain1 = median(col('plain1').map((r) => r[0]!));
+const native1 = median(col('native1').map((r) => r[0]!));
 const tasks = col('task');
 if (tasks.length !== 16 || !plain || !berth || !native) throw new Error(`unexpected output:\n${text}`);
 const rss = median(tasks.map((t) => t[0]! / 1024));
 const cpu = median(tasks.map((t) => (t[1]! + t[2]!) * 1000));
 console.log(`srun -N2 --ntasks-per-node=8 berth exec -- true ÷ srun true, medians of ${runs}: ${berth} / ${plain} ms = ${(berth / plain).toFixed(2)}`);
 console.log(`srun -N2 --ntasks-per-node=8 --container-image=IMAGE true (native launch) ÷ srun true: ${native} / ${plain} ms = ${(native / plain).toFixed(2)}`);
+console.log(`per step, native launch minus plain srun: ${native1 - plain1} ms with 1 task per node, ${native - plain} ms with 8 (the cost does not grow with the tasks)`);
 console.log(`berth exec client per task (16 tasks): peak RSS median ${rss.toFixed(1)} MB (max ${(Math.max(...tasks.map((t) => t[0]!)) / 1024).toFixed(1)}), CPU time median ${cpu.toFixed(0)} ms (user+sys)`);
 console.log(`for 128 tasks on one node that is about ${(rss * 128 / 1024).toFixed(1)} GB of client RSS and ${(cpu * 128 / 1000).toFixed(1)} CPU-seconds per step`);
