@@ -72,6 +72,7 @@ export class StepContainers {
     const bad = (msg: string): never => {
       throw new BerthError('INVALID_REQUEST', `job ${req.jobId} step ${req.stepId}: ${msg}`);
     };
+    if (!/^[0-9]+$/.test(req.jobId)) bad(`job id '${req.jobId}' is not a Slurm job id (digits only)`);
     if (!STEP_ID.test(req.stepId)) bad(`step id '${req.stepId}' is not a Slurm step id`);
     const o: ContainerOptions = req.options ?? { mounts: [], workdir: '', envNames: [], name: '' };
     const log = this.d.log.child({ job: req.jobId, step: req.stepId });
