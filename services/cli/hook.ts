@@ -11,12 +11,14 @@ import { type ContainerOptions, optionsFromEnv } from '../shared/container-optio
 /** the container options as JobPrologueRequest and StepPrologueRequest carry them */
 function optionFields(o: ContainerOptions) {
   return {
-    userMounts: o.mounts,
-    containerWorkdir: o.workdir,
-    envNames: o.envNames,
-    containerName: o.name,
-    mountHome: TOGGLE(o.mountHome),
-    readOnly: TOGGLE(o.readOnly),
+    options: {
+      mounts: o.mounts,
+      workdir: o.workdir,
+      envNames: o.envNames,
+      name: o.name,
+      mountHome: TOGGLE(o.mountHome),
+      readOnly: TOGGLE(o.readOnly),
+    },
   };
 }
 

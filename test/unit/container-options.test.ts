@@ -66,12 +66,9 @@ describe('the other options', () => {
       SPANK_BERTH_CONTAINER_MOUNTS: '/data:/in:ro', SPANK_BERTH_CONTAINER_WORKDIR: '/in', SPANK_BERTH_CONTAINER_ENV: 'FOO',
       SPANK_BERTH_CONTAINER_NAME: 'box', SPANK_BERTH_CONTAINER_MOUNT_HOME: '0',
     });
-    assert.deepEqual(req.userMounts, [{ source: '/data', target: '/in', readOnly: true }]);
-    assert.equal(req.containerWorkdir, '/in');
-    assert.deepEqual(req.envNames, ['FOO']);
-    assert.equal(req.containerName, 'box');
-    assert.equal(req.mountHome, 'TOGGLE_OFF');
-    assert.equal(req.readOnly, 'TOGGLE_UNSPECIFIED');
+    assert.deepEqual(req.options, {
+      mounts: [{ source: '/data', target: '/in', readOnly: true }], workdir: '/in', envNames: ['FOO'], name: 'box', mountHome: 'TOGGLE_OFF', readOnly: 'TOGGLE_UNSPECIFIED',
+    });
   });
 });
 

@@ -14,6 +14,7 @@ import type { NodeStatus } from '../admin/node-status';
 import type { IdentityResolver } from '../identity/nss';
 import type { JobRecord } from '../jobs/job-record';
 import type { ContainerOptions } from '../../shared/container-options';
+import type { ContainerOptions__Output } from '../../shared/gen/berth/v1/ContainerOptions';
 import type { StepContainers } from '../steps/step-containers';
 import type { JobService } from '../jobs/job-service';
 import type { ImageCache, ImageView } from '../housekeeping/image-cache';
@@ -291,10 +292,11 @@ function toggle(t: string): boolean | undefined {
 }
 
 /** the --container-* options of a JobPrologue or StepPrologue request */
-function optionsOf(r: { userMounts: { source: string; target: string; readOnly: boolean }[]; containerWorkdir: string; envNames: string[]; containerName: string; mountHome: string; readOnly: string }): ContainerOptions {
+function optionsOf(r: { options: ContainerOptions__Output | null }): ContainerOptions {
+  const o = r.options;
   return {
-    mounts: r.userMounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
-    workdir: r.containerWorkdir, envNames: r.envNames, name: r.containerName,
-    mountHome: toggle(r.mountHome), readOnly: toggle(r.readOnly),
+    mounts: (o?.mounts ?? []).map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
+    workdir: o?.workdir ?? '', envNames: o?.envNames ?? [], name: o?.name ?? '',
+    mountHome: toggle(o?.mountHome ?? ''), readOnly: toggle(o?.readOnly ?? ''),
   };
 }
