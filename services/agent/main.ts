@@ -41,7 +41,7 @@ import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
 import { StepContainers } from './steps/step-containers';
 import { TaskFiles } from './steps/task-files';
-import { agentSockets } from '../shared/paths';
+import { agentTasksDir } from '../shared/paths';
 import { AGENT_VERSION } from '../shared/version';
 
 async function main(): Promise<void> {
@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   const steps = new StepRunner(engine, jobs, log, config.mounts.map((m) => m.target), undefined,
     prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
   const stepContainers = new StepContainers({
-    jobs, engine, files: new TaskFiles(path.join(path.dirname(agentSockets(config.runDir, config.node).admin), 'tasks')),
+    jobs, engine, files: new TaskFiles(agentTasksDir(config.runDir, config.node)),
     node: config.node, stateDir: config.stateDir, stopGraceSeconds: config.stopGraceSeconds, log,
   });
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000),

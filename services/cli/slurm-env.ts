@@ -1,6 +1,7 @@
 // What the hooks and steps read from Slurm's environment. Kept free of heavy imports: slurmd
 // runs the hooks for every job on every node, and jobs without a container must return at once.
 import { readdirSync } from 'node:fs';
+import { agentTasksDir, DEFAULT_RUN_DIR } from '../shared/paths';
 export type Env = Record<string, string | undefined>;
 
 /** The image the job asked for with --container-image (SPANK plugin), or ''. */
@@ -14,7 +15,7 @@ export function hasStepFiles(env: Env): boolean {
   const node = env.SLURMD_NODENAME ?? '';
   if (!/^[0-9]+$/.test(job) || !node) return false;
   try {
-    return readdirSync(`${env.BERTH_RUN_DIR || '/run/berth'}/${node}/tasks`).some((f) => f.startsWith(`${job}.`));
+    return readdirSync(agentTasksDir(env.BERTH_RUN_DIR || DEFAULT_RUN_DIR, node)).some((f) => f.startsWith(`${job}.`));
   } catch {
     return false;
   }

@@ -15,3 +15,8 @@ export function agentSockets(runDir: string, node: string): AgentSockets {
   const dir = path.join(runDir, node);
   return { admin: path.join(dir, 'admin.sock'), user: path.join(dir, 'user.sock') };
 }
+
+/** where berthd writes the task files of native container steps (steps/task-files.ts); the SPANK plugin reads them there */
+export function agentTasksDir(runDir: string, node: string): string {
+  return path.join(runDir, node, 'tasks');
+}

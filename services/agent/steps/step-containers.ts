@@ -184,7 +184,9 @@ export class StepContainers {
   private async find(req: StepPrologueInput, o: ContainerOptions): Promise<Target | undefined> {
     const job = this.jobTarget(req.jobId);
     const ownMounts = o.mounts.length > 0 || o.mountHome !== undefined || o.readOnly !== undefined;
-    const sameImage = (digest: string): boolean => !req.image || (digestOf(req.image) !== '' && digestOf(req.image) === digestOf(digest)) || req.image === digest;
+    // a pinned reference is the same image when the digest is; an unpinned one only when written the same
+    const wanted = digestOf(req.image);
+    const sameImage = (digest: string): boolean => !req.image || (wanted ? wanted === digestOf(digest) : req.image === digest);
     const mismatch = (t: Target): never => {
       throw new BerthError('INVALID_REQUEST', `job ${req.jobId}: the container named '${o.name}' runs ${t.digest}, not ${req.image}; drop --container-image to join it, or use another name`);
     };
