@@ -23,6 +23,8 @@ const authzSchema = z.object({
   dockerTlsAddress: z.string().regex(/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}$/, 'must be a loopback host:port, e.g. 127.0.0.1:2376').default('127.0.0.1:2376'),
   /** registries job users may pull from and run images of ({{registries}} in policies) */
   registries: z.array(z.string().min(1)).default([]),
+  /** the oldest Docker API version job users may use (/vX.Y/ in the path); older ones apply legacy forms berth cannot check */
+  minApiVersion: z.string().regex(/^1\.[0-9]+$/, 'must be 1.N, e.g. 1.40').refine((v) => Number(v.split('.')[1]) >= 24, 'must be 1.24 or later: older versions apply a HostConfig sent with start').default('1.40'),
 }).strict();
 
 const remoteAccessSchema = z.object({

@@ -5,6 +5,7 @@ import { Authorizer, type AuthorizerDeps, type MappedAction } from '../../servic
 import { parseAuthzRequest, type AuthzRequest } from '../../services/agent/authz/plugin-protocol';
 import type { JobRecord } from '../../services/agent/jobs/job-record';
 import { silentLogger } from '../../services/agent/logger';
+import { mapAction } from '../../services/agent/policy/actions';
 
 function job(over: Partial<JobRecord>): JobRecord {
   return {
@@ -58,8 +59,12 @@ function harness() {
   return { authorizer: new Authorizer(deps), audit, jobs, containers };
 }
 
+/** a request as the docker CLI frames it: Content-Length on every POST, the body's length when there is one */
 function req(over: Partial<AuthzRequest>): AuthzRequest {
-  return { user: 'alice', authnMethod: 'TLS', method: 'GET', uri: '/v1.41/containers/json', body: undefined, headers: {}, peerCertificates: [CERT], ...over };
+  const base: AuthzRequest = { user: 'alice', authnMethod: 'TLS', method: 'GET', uri: '/v1.41/containers/json', body: undefined, headers: {}, peerCertificates: [CERT], ...over };
+  const bodyBytes = base.body === undefined ? undefined : Buffer.byteLength(base.body);
+  const framed: Record<string, string> = bodyBytes !== undefined ? { 'content-length': String(bodyBytes) } : base.method === 'POST' ? { 'content-length': '0' } : {};
+  return { bodyBytes, ...base, headers: over.headers ?? framed };
 }
 
 describe('AuthZ plugin decisions', () => {
@@ -118,6 +123,53 @@ describe('AuthZ plugin decisions', () => {
     await h.authorizer.response(req({ method: 'POST', uri: '/v1.41/containers/create', responseStatus: 201, responseBody: JSON.stringify({ Id: id, Warnings: [] }) }));
     assert.deepEqual(h.jobs.get('10')!.userContainers, [id]);
     assert.equal((await h.authorizer.request(req({ uri: `/v1.41/containers/${id}/json` }))).Allow, true);
+  });
+});
+
+describe('AuthZ plugin: what berth must see before it judges', () => {
+  /** the harness with dockerd's real route table */
+  const routed = (over: Partial<AuthorizerDeps> = {}) => {
+    const h = harness();
+    return { ...h, authorizer: new Authorizer({ ...(h.authorizer as unknown as { d: AuthorizerDeps }).d, mapAction, ...over }) };
+  };
+  const create = (over: Partial<AuthzRequest>) => req({ method: 'POST', uri: '/v1.41/containers/create', ...over });
+  const denials: [string, Partial<AuthzRequest>, RegExp][] = [
+    ['a body over 1 MiB dockerd kept back', { uri: `/v1.41/containers/${'a'.repeat(64)}/stop`, headers: { 'content-length': '1100027', 'content-type': 'application/json' } }, /did not show berth this request's body \(1100027 bytes/],
+    ['a padded create', { method: 'POST', uri: '/v1.41/containers/create', headers: { 'content-length': String(2 << 20) } }, /did not show berth/],
+    ['a form body behind a repeated Content-Type', { uri: `/v1.41/containers/${'a'.repeat(64)}/stop`, headers: { 'content-length': '12', 'content-type': 'application/json' } }, /did not show berth/],
+    ['a chunked POST (Go drops the header: no Content-Length, no body)', { uri: `/v1.41/containers/${'a'.repeat(64)}/stop`, headers: {} }, /without a Content-Length header is not allowed/],
+    ['a chunked PUT', { method: 'PUT', uri: `/v1.41/containers/${'a'.repeat(64)}/archive`, headers: {} }, /PUT request without a Content-Length/],
+    ['a Transfer-Encoding header that reached the plugin', { uri: `/v1.41/containers/${'a'.repeat(64)}/stop`, headers: { 'transfer-encoding': 'chunked', 'content-length': '0' } }, /Transfer-Encoding header/],
+    ['a Content-Length that is not one number', { uri: `/v1.41/containers/${'a'.repeat(64)}/stop`, headers: { 'content-length': '5, 5' } }, /not one decimal number/],
+    ['a body that is not what Content-Length says', { ...{ method: 'POST' }, uri: '/v1.41/containers/create', body: '{}', bodyBytes: 2, headers: { 'content-length': '9' } }, /is not the 9 bytes/],
+    ['API version 1.23 (start applies a HostConfig)', { uri: `/v1.23/containers/${'a'.repeat(64)}/stop` }, /API version 1\.23 is older than 1\.40/],
+    ['API version 1.39', { uri: `/v1.39/containers/${'a'.repeat(64)}/stop` }, /API version 1\.39 is older than 1\.40/],
+  ];
+  for (const [what, over, why] of denials) {
+    it(`denies ${what}, whatever the action`, async () => {
+      const h = routed();
+      const a = await h.authorizer.request(req({ method: 'POST', ...over }));
+      assert.equal(a.Allow, false);
+      assert.match(a.Msg!, why);
+      assert.match(a.Msg!, /^berth denies /);
+      assert.equal(h.audit.at(-1)!.policy, 'berth');
+    });
+  }
+
+  it('allows what the docker CLI sends: Content-Length 0, a JSON body of its length, GET without one, no version prefix, 1.41', async () => {
+    const h = routed();
+    assert.equal((await h.authorizer.request(req({ method: 'POST', uri: `/v1.41/containers/${'a'.repeat(64)}/stop` }))).Allow, true);
+    assert.equal((await h.authorizer.request(req({ method: 'POST', uri: `/containers/${'a'.repeat(64)}/stop` }))).Allow, true);
+    assert.equal((await h.authorizer.request(create({ body: '{"Image":"x"}' }))).Allow, true);
+    assert.equal((await h.authorizer.request(req({ uri: '/v1.41/containers/json' }))).Allow, true);
+    assert.equal((await h.authorizer.request(req({ uri: '/v1.40/containers/json' }))).Allow, true);
+    // a chunked body under 1 MiB: dockerd shows it whole
+    assert.equal((await h.authorizer.request(create({ body: '{"Image":"x"}', headers: {} }))).Allow, true);
+  });
+
+  it('takes the site minimum', async () => {
+    const a = routed({ minApiVersion: '1.41' }).authorizer;
+    assert.match((await a.request(req({ uri: '/v1.40/containers/json' }))).Msg!, /older than 1\.41/);
   });
 });
 

@@ -7,6 +7,7 @@ import type { JobRecord } from '../jobs/job-record';
 import type { Logger } from '../logger';
 import type { AuditSink } from './audit-log';
 import type { AuthzAnswer, AuthzRequest } from './plugin-protocol';
+import { apiVersionProblem, DEFAULT_MIN_API_VERSION, framingProblem } from './request-framing';
 import type { MappedAction } from '../policy/actions';
 import type { Decision as PolicyVerdict, PolicyContext as JobPolicyContext } from '../policy/policy-types';
 
@@ -30,6 +31,8 @@ export interface AuthorizerDeps {
   execContainer(execId: string): Promise<string | undefined>;
   /** why a container_create body's image may not be used by uid (private to other users), or undefined */
   imageRefusal?(bodyText: string | undefined, uid: number): Promise<string | undefined>;
+  /** the oldest API version (/vX.Y/ in the path) job users may use; default DEFAULT_MIN_API_VERSION */
+  minApiVersion?: string;
   audit: AuditSink;
   /** counts every decision by result (metrics/agent-metrics.ts) */
   metrics?: { authzDecision(allow: boolean): void };
@@ -66,6 +69,8 @@ export class Authorizer {
     if (!mapped) {
       return finish(false, req.user, job.jobId, '', `${req.method} ${req.uri.split('?')[0]} is not an API endpoint berth allows`);
     }
+    const framing = framingProblem(req) ?? apiVersionProblem(mapped.apiVersion, this.d.minApiVersion ?? DEFAULT_MIN_API_VERSION);
+    if (framing) return finish(false, req.user, job.jobId, 'berth', framing, `berth denies ${mapped.action}: ${framing}`);
     const owned = await this.ownership(mapped, job);
     if (owned !== true) return finish(false, req.user, job.jobId, '', owned);
 

@@ -14,6 +14,8 @@ export interface AuthzRequest {
   uri: string;
   /** undefined when dockerd sent none (no body, too large, not JSON, chunked) */
   body: string | undefined;
+  /** the body's length in bytes as dockerd passed it; undefined when it passed none */
+  bodyBytes?: number;
   headers: Record<string, string>;
   peerCertificates: string[]; // PEM
   responseStatus?: number;
@@ -26,9 +28,13 @@ export interface AuthzAnswer {
   Err?: string;
 }
 
-function b64(value: unknown): string | undefined {
+function bytesOf(value: unknown): Buffer | undefined {
   if (typeof value !== 'string' || value === '') return undefined;
-  return Buffer.from(value, 'base64').toString('utf8');
+  return Buffer.from(value, 'base64');
+}
+
+function b64(value: unknown): string | undefined {
+  return bytesOf(value)?.toString('utf8');
 }
 
 /** Reads dockerd's AuthZReq/AuthZRes JSON; throws on anything that is not that shape. */
@@ -50,6 +56,7 @@ export function parseAuthzRequest(text: string): AuthzRequest {
     method: method.toUpperCase(),
     uri,
     body: b64(raw.RequestBody),
+    bodyBytes: bytesOf(raw.RequestBody)?.length,
     headers,
     peerCertificates: certs.map((c) => b64(c) ?? '').filter((p) => p.includes('BEGIN CERTIFICATE')),
     responseStatus: typeof raw.ResponseStatusCode === 'number' ? raw.ResponseStatusCode : undefined,

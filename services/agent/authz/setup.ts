@@ -107,6 +107,7 @@ export async function startAuthzPlugin(opts: {
       const image = createBodyImage(body);
       return image === undefined ? undefined : privateImageRefusal(image, uid, opts.images.access, opts.images.repoDigests);
     },
+    minApiVersion: authz.minApiVersion,
     audit: new AuditLog(authz.auditFile),
     metrics: opts.metrics,
     log,

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import type {
-  ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, PullOptions,
+  ContainerCreateSpec, ContainerDetails, ContainerSummary, Engine, ExecCreateOptions, ExecHandle, PullOptions, StateEngine, StoredContainer, StoredExec, VolumeInfo,
 } from './engine';
 import { engineMessage, engineStatus } from './engine';
 import type { CachedImage } from '../housekeeping/image-gc';
@@ -13,7 +13,7 @@ import { consumePullStream, type ProgressSink } from './pull-stream';
 import type { ContainerUsage } from '../accounting/accounting-record';
 import { readCgroupUsage, usageFromDockerStats } from '../accounting/container-usage';
 
-export class DockerodeEngine implements Engine {
+export class DockerodeEngine implements Engine, StateEngine {
   readonly docker: Docker;
 
   constructor(private readonly socketPath: string) {
@@ -218,6 +218,54 @@ export class DockerodeEngine implements Engine {
       (archive as Readable).on('error', reject).pipe(extract);
     });
     return found;
+  }
+
+  async storedContainer(idOrName: string): Promise<StoredContainer | undefined> {
+    let i: Docker.ContainerInspectInfo;
+    try {
+      i = await this.docker.getContainer(idOrName).inspect();
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
+    const mounts = (i.Mounts ?? []) as unknown as { Type?: string; Name?: string; Source?: string; Destination?: string; Driver?: string }[];
+    return {
+      id: i.Id,
+      name: i.Name.replace(/^\//, ''),
+      labels: i.Config.Labels ?? {},
+      running: i.State.Running,
+      config: i.Config as unknown as Record<string, unknown>,
+      hostConfig: i.HostConfig as unknown as Record<string, unknown>,
+      mounts: mounts.map((m) => ({ type: m.Type ?? '', name: m.Name, source: m.Source ?? '', destination: m.Destination ?? '', driver: m.Driver })),
+    };
+  }
+
+  async storedExec(execId: string): Promise<StoredExec | undefined> {
+    try {
+      const i = (await this.docker.getExec(execId).inspect()) as unknown as { ContainerID: string; Running: boolean; ProcessConfig?: { user?: string; privileged?: boolean } };
+      return { containerId: i.ContainerID, user: i.ProcessConfig?.user ?? '', privileged: i.ProcessConfig?.privileged === true, running: i.Running };
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async volume(name: string): Promise<VolumeInfo | undefined> {
+    try {
+      const v = (await this.docker.getVolume(name).inspect()) as unknown as { Name: string; Driver: string; Options?: Record<string, string> | null; Labels?: Record<string, string> | null };
+      return { name: v.Name, driver: v.Driver, options: v.Options ?? {}, labels: v.Labels ?? {} };
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove({ force: true });
+    } catch (err) {
+      if (engineStatus(err) !== 404) throw err;
+    }
   }
 
   async execContainerId(execId: string): Promise<string | undefined> {

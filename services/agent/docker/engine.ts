@@ -44,6 +44,52 @@ export interface ContainerDetails extends ContainerSummary {
   env: string[];
 }
 
+/** A container as dockerd stored it (inspect): what it will act on at start, whatever the create request said. */
+export interface StoredContainer {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  running: boolean;
+  /** inspect's Config: User, Image, Env, Cmd, Entrypoint, Labels, ... */
+  config: Record<string, unknown>;
+  /** inspect's HostConfig, with dockerd's defaults filled in */
+  hostConfig: Record<string, unknown>;
+  /** inspect's Mounts: binds, named and anonymous volumes, tmpfs, as dockerd will mount them */
+  mounts: StoredMount[];
+}
+
+export interface StoredMount {
+  type: string;
+  /** a volume's name */
+  name?: string;
+  source: string;
+  destination: string;
+  driver?: string;
+}
+
+/** An exec instance as dockerd stored it. */
+export interface StoredExec {
+  containerId: string;
+  user: string;
+  privileged: boolean;
+  running: boolean;
+}
+
+export interface VolumeInfo {
+  name: string;
+  driver: string;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+/** Reading what dockerd made, for judging it before it runs (authz/effect-gate.ts). */
+export interface StateEngine {
+  storedContainer(idOrName: string): Promise<StoredContainer | undefined>;
+  storedExec(execId: string): Promise<StoredExec | undefined>;
+  volume(name: string): Promise<VolumeInfo | undefined>;
+  removeVolume(name: string): Promise<void>;
+}
+
 export interface ContainerEngine {
   create(spec: ContainerCreateSpec): Promise<string>;
   start(id: string): Promise<void>;
