@@ -4,7 +4,8 @@
 # 127.0.0.1 with --tlsverify for job users, with TLS files berthd makes from its node CA, so
 # berthd starts first. Each engine has its own data-root,
 # exec-root (so its own managed containerd), pid file and socket, and its own containerd
-# namespaces in case a system containerd is running and gets shared.
+# namespaces in case a system containerd is running and gets shared. Container logs are bounded
+# (max-size, max-file), as berth's AuthZ plugin requires of users' containers.
 
 docker_sock() { echo "$RUN_DIR/$1/docker.sock"; }
 docker_pidfile() { echo "$RUN_DIR/$1/docker.pid"; }
@@ -33,6 +34,7 @@ docker_start() {
     --bridge=none --iptables=false --ip-masq=false \
     --containerd-namespace "berth-$n" --containerd-plugins-namespace "berth-$n-plugins" \
     --authorization-plugin "berth-$n" \
+    --log-opt max-size=10m --log-opt max-file=3 \
     --host "tcp://127.0.0.1:$(berthd_docker_tls_port "$n")" --tlsverify \
     --tlscacert "$(berthd_tls_dir "$n")/ca.pem" --tlscert "$(berthd_tls_dir "$n")/server.pem" --tlskey "$(berthd_tls_dir "$n")/server-key.pem"
 }

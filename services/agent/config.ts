@@ -24,6 +24,16 @@ const authzSchema = z.object({
   /** registries job users may pull from and run images of ({{registries}} in policies) */
   registries: z.array(z.string().min(1)).default([]),
   /** the oldest Docker API version job users may use (/vX.Y/ in the path); older ones apply legacy forms berth cannot check */
+  /** the OCI runtime job users' containers run with: dockerd's default runtime (berth-runc where the runtime gate is installed) */
+  runtime: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/).default('runc'),
+  /** log drivers users' containers may use, and bounds on their max-size and max-file */
+  logDrivers: z.array(z.string().min(1)).min(1).default(['json-file', 'local', 'none']),
+  logMaxSizeBytes: z.number().int().min(1024).default(100 * 1024 * 1024),
+  logMaxFiles: z.number().int().min(1).max(100).default(5),
+  /** false: users' containers get no swap (memory plus swap = memory) */
+  allowSwap: z.boolean().default(false),
+  /** bound on one container's --pids-limit; the job's cgroup bounds the sum */
+  pidsLimit: z.number().int().min(0).default(32768),
   minApiVersion: z.string().regex(/^1\.[0-9]+$/, 'must be 1.N, e.g. 1.40').refine((v) => Number(v.split('.')[1]) >= 24, 'must be 1.24 or later: older versions apply a HostConfig sent with start').default('1.40'),
 }).strict();
 

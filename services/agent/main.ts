@@ -30,6 +30,7 @@ import { CredentialStore } from './images/credential-store';
 import { parseDockerConfig, readPrivateFile } from '../shared/images/credentials';
 import { RegistryClient } from '../shared/images/registry-client';
 import { JobService } from './jobs/job-service';
+import { ContainerSeal } from './containers/seal';
 import { JobTable } from './jobs/job-table';
 import { ScontrolAllocationSource } from './jobs/slurm-allocation';
 import { Lifecycle } from './lifecycle';
@@ -113,6 +114,10 @@ async function main(): Promise<void> {
         resolvePath: realHostPath,
         // never mountable into a container: dockerd's socket, berth's sockets and job certificates, its CA
         protectedPaths: [dockerSocketPath(config), config.runDir, config.stateDir],
+        site: {
+          runtime: config.authz.runtime, logDrivers: config.authz.logDrivers, logMaxSizeBytes: config.authz.logMaxSizeBytes,
+          logMaxFiles: config.authz.logMaxFiles, allowSwap: config.authz.allowSwap, pidsLimit: config.authz.pidsLimit,
+        },
       });
       site.load();
       site.watch();
@@ -126,8 +131,9 @@ async function main(): Promise<void> {
   const sitePolicy = policy;
   const imageUses = new FileImageUseLog(config.stateDir);
   const accounting = new AccountingLog(config.accountingFile, config.accountingRotation);
+  const seal = ContainerSeal.loadOrCreate(config.stateDir);
   const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
-    usage: engine, metrics,
+    usage: engine, metrics, seal, volumes: engine,
     dockerAccess: prepared?.dockerAccess,
     admit: sitePolicy && ((body, ctx) => {
       const v = sitePolicy.admit('container_create', body, ctx);
@@ -149,7 +155,7 @@ async function main(): Promise<void> {
 
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request
   const authzPlugin = prepared && policy && config.authz
-    ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log,
+    ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log, seal,
       images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics })
     : undefined;
   const servers = await startServers(config.runDir, {

@@ -46,6 +46,7 @@ function harness() {
       get: (id) => jobs.get(id),
       list: () => [...jobs.values()],
       addUserContainer: (id, c) => void jobs.get(id)!.userContainers.push(c),
+      addUserVolume: (id, v) => void (jobs.get(id)!.userVolumes ??= []).push(v),
     },
     contextFor: async (j) => ({ user: j.user, groups: [], job: { jobId: j.jobId, uid: j.uid, gid: j.gid, cpus: 1, memoryBytes: 0, devices: [], mountPrefixes: [] } }),
     container: async (ref) => {

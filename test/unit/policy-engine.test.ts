@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -15,6 +15,7 @@ const hpcDefault = parsePolicyFile(readFileSync(path.join(POLICIES, 'hpc-default
 
 // A host tree for bind checks: the job's directory, symlinks out of it, a stand-in Docker socket.
 const root = mkdtempSync(path.join(os.tmpdir(), 'berth-policy-'));
+chmodSync(root, 0o755); // the job user must be able to reach what they mount
 const home = path.join(root, 'home', 'alice');
 mkdirSync(path.join(home, 'run'), { recursive: true });
 mkdirSync(path.join(root, 'other'), { recursive: true });
@@ -25,6 +26,15 @@ symlinkSync('..', path.join(home, 'up'));
 symlinkSync(fakeSocket, path.join(home, 'sock-link'));
 symlinkSync('/var/run/docker.sock', path.join(home, 'docker-sock-link'));
 symlinkSync(path.join(root, 'other'), path.join(home, 'other-link'));
+// under the job's prefix, yet not the job user's to reach: a directory of another uid, mode 0700, and a readable one below it
+const locked = path.join(home, 'locked');
+mkdirSync(path.join(locked, 'proj'), { recursive: true });
+chownSync(locked, 3000, 3000);
+chmodSync(locked, 0o700);
+const unreadable = path.join(home, 'unreadable');
+mkdirSync(unreadable);
+chownSync(unreadable, 3000, 3000);
+chmodSync(unreadable, 0o711);
 
 const engine = new PolicyEngine(hpcDefault, { resolvePath: realHostPath, protectedPaths: [fakeSocket], registries: ['127.0.0.1:5000'] });
 
@@ -34,7 +44,7 @@ const ALICE: PolicyContext = {
   groups: ['alice', 'hpc'],
   job: {
     jobId: '42', uid: 2001, gid: 2001, cpus: 2, memoryBytes: GiB, groupIds: [2100],
-    devices: ['/dev/infiniband/uverbs0', '/dev/infiniband/rdma_cm'], mountPrefixes: [home],
+    devices: ['/dev/infiniband/uverbs0', '/dev/infiniband/rdma_cm'], mountPrefixes: [home], volumes: ['scratch'],
   },
 };
 const NO_JOB: PolicyContext = { user: 'alice', groups: ['alice'] };
@@ -49,7 +59,7 @@ function good(): Body {
       Binds: [`${home}/run:/work`], NetworkMode: 'default', PortBindings: {}, RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
       LogConfig: { Type: '', Config: {} }, AutoRemove: true, VolumeDriver: '', VolumesFrom: null, CapAdd: null, CapDrop: ['ALL'], CgroupnsMode: '',
       GroupAdd: null, IpcMode: '', Cgroup: '', OomScoreAdj: 0, PidMode: '', Privileged: false, PublishAllPorts: false, SecurityOpt: ['no-new-privileges'],
-      UTSMode: '', UsernsMode: '', ShmSize: 0, Memory: GiB, NanoCpus: 2e9, CgroupParent: '', CpuQuota: 0, CpuPeriod: 0, CpusetCpus: '', CpusetMems: '',
+      UTSMode: '', UsernsMode: '', ShmSize: 0, Memory: GiB, MemorySwap: GiB, NanoCpus: 2e9, CgroupParent: '', CpuQuota: 0, CpuPeriod: 0, CpusetCpus: '', CpusetMems: '',
       Devices: [], DeviceCgroupRules: null, DeviceRequests: null, OomKillDisable: null, MaskedPaths: null, ReadonlyPaths: null, Mounts: null,
     },
   };
@@ -88,6 +98,12 @@ const cases: Case[] = [
   { name: "the job's devices", req: hc({ Devices: [{ PathOnHost: '/dev/infiniband/uverbs0', PathInContainer: '/dev/infiniband/uverbs0', CgroupPermissions: 'rwm' }] }), expect: 'allow' },
   { name: 'a bind mount under the prefix via Mounts', req: hc({ Mounts: [{ Type: 'bind', Source: `${home}/run`, Target: '/w' }] }), expect: 'allow' },
   { name: 'a named volume', req: hc({ Binds: ['scratch:/scratch'] }), expect: 'allow' },
+  { name: "a readable directory under another uid's 0700 directory", req: hc({ Binds: [`${locked}/proj:/x`] }), expect: B(/uid 2001 may not enter .*locked \(mode 700\), so it may not mount what is below it; a container may mount only what you could open yourself/) },
+  { name: 'the same through Mounts', req: hc({ Mounts: [{ Type: 'bind', Source: `${locked}/proj`, Target: '/x' }] }), expect: B(/may not enter .*locked/) },
+  { name: 'a directory the user may enter but not read', req: hc({ Binds: [`${unreadable}:/x`] }), expect: B(/is not readable by uid 2001 \(mode 711/) },
+  { name: 'a bounded log and pids limit', req: hc({ LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } }, PidsLimit: 100 }), expect: 'allow' },
+  { name: "a named volume the job did not create (another user's)", req: hc({ Binds: ['bobs:/data'] }), expect: B(/volume bobs is not one your job created/) },
+  { name: 'a named volume through Mounts', req: hc({ Mounts: [{ Type: 'volume', Source: 'bobs', Target: '/x' }] }), expect: B(/volume bobs is not one your job created/) },
   { name: 'a tmpfs mount', req: hc({ Mounts: [{ Type: 'tmpfs', Target: '/tmp' }] }), expect: 'allow' },
   { name: 'a CPU quota within the job (no NanoCpus)', req: hc({ NanoCpus: 0, CpuQuota: 150000, CpuPeriod: 100000 }), expect: 'allow' },
   { name: "the job user's supplementary group", req: hc({ GroupAdd: ['2100'] }), expect: 'allow' },
@@ -204,7 +220,17 @@ const cases: Case[] = [
   { name: 'memory -1', req: hc({ Memory: -1 }), expect: D(/HostConfig\.Memory=-1 means no limit/) },
   { name: 'unlimited swap (--memory-swap -1)', req: hc({ MemorySwap: -1 }), expect: D(/HostConfig\.MemorySwap=-1 means no limit/) },
   { name: 'swap beyond the job', req: hc({ MemorySwap: 4 * GiB }), expect: D(/^HostConfig\.MemorySwap=4294967296 is not allowed: it must be at most 1073741824/) },
-  { name: 'swap left to dockerd (0)', req: hc({ MemorySwap: 0 }), expect: 'allow' },
+  { name: 'swap within the job but beyond the memory', req: hc({ Memory: GiB / 2, MemorySwap: GiB }), expect: B(/^HostConfig\.MemorySwap=1073741824: the site allows no swap; give --memory-swap equal to --memory \(536870912\)/) },
+  { name: 'a runtime other than the site\'s', req: hc({ Runtime: 'io.containerd.runc.v2' }), expect: B(/Runtime=io\.containerd\.runc\.v2 is not allowed: containers run with the site's runtime runc/) },
+  { name: 'a log driver other than the site\'s', req: hc({ LogConfig: { Type: 'syslog', Config: {} } }), expect: D(/LogConfig\.Type=syslog is not allowed/) },
+  { name: 'a log without size bound (max-size -1)', req: hc({ LogConfig: { Type: 'json-file', Config: { 'max-size': '-1' } } }), expect: B(/--log-opt max-size=-1 is not allowed: it must be a size of at most 100m/) },
+  { name: 'a log bigger than the site allows', req: hc({ LogConfig: { Type: 'json-file', Config: { 'max-size': '10g' } } }), expect: B(/--log-opt max-size=10g is not allowed: it must be at most 100m/) },
+  { name: 'too many log files', req: hc({ LogConfig: { Type: 'local', Config: { 'max-file': '500' } } }), expect: B(/--log-opt max-file=500 is not allowed: it must be 1 to 5/) },
+  { name: 'a log option that is the site\'s', req: hc({ LogConfig: { Type: 'json-file', Config: { 'labels-regex': '.*' } } }), expect: B(/--log-opt labels-regex is not allowed/) },
+  { name: 'no pids limit (--pids-limit -1)', req: hc({ PidsLimit: -1 }), expect: B(/PidsLimit=-1 means no limit/) },
+  { name: 'a pids limit over the site\'s', req: hc({ PidsLimit: 10_000_000 }), expect: B(/PidsLimit=10000000 is not allowed: it must be at most 32768/) },
+  { name: "swap left to dockerd (0), which gives twice the memory", req: hc({ MemorySwap: 0 }), expect: B(/MemorySwap is not set, so Docker gives the container as much swap as memory \(memory plus swap 2147483648\)/) },
+  { name: 'swap left out', req: create((b) => { delete b.HostConfig.MemorySwap; }), expect: B(/MemorySwap is not set/) },
   { name: 'more CPUs than the job has', req: hc({ NanoCpus: 4e9 }), expect: D(/^HostConfig\.NanoCpus=4000000000 \(4 CPUs\) is not allowed: it must be at most 2 CPUs/) },
   { name: 'no CPU limit', req: hc({ NanoCpus: 0 }), expect: D(/^HostConfig\.NanoCpus is not set \(no CPU limit\)/) },
   { name: 'a CPU quota above the job', req: hc({ NanoCpus: 0, CpuQuota: 400000, CpuPeriod: 100000 }), expect: D(/HostConfig\.CpuQuota=400000 with CpuPeriod 100000 \(4 CPUs\) is not allowed/) },

@@ -23,7 +23,9 @@ export interface AuthorizerDeps {
   decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: JobPolicyContext): PolicyVerdict;
   formatDenial(v: PolicyVerdict): string;
   jobFromCertificate(pem: string): { user: string; jobId: string } | undefined;
-  jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void };
+  jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void; addUserVolume(jobId: string, name: string): void };
+  /** after the policy allowed: what dockerd made, judged before it runs (effect-gate.ts); why not, or undefined */
+  effects?: { check(mapped: MappedAction, ctx: JobPolicyContext, bodyText: string | undefined): Promise<string | undefined> };
   /** the job's policy context: groups, allocation, devices, mount prefixes */
   contextFor(job: JobRecord): Promise<JobPolicyContext>;
   /** the container's full id and the berth job in its labels, undefined when there is no such container */
@@ -80,12 +82,30 @@ export class Authorizer {
       const refused = await this.d.imageRefusal(req.body, job.uid);
       if (refused) return finish(false, req.user, job.jobId, 'berth', refused);
     }
+    if (verdict.allow && this.d.effects) {
+      const refused = await this.d.effects.check(mapped, ctx, req.body);
+      if (refused) return finish(false, req.user, job.jobId, 'berth', refused);
+    }
     return finish(verdict.allow, req.user, job.jobId, verdict.policy, verdict.reason, verdict.allow ? undefined : this.d.formatDenial(verdict));
   }
 
   /** After the request: containers a user creates become part of their job. */
   async response(req: AuthzRequest): Promise<AuthzAnswer> {
     const mapped = this.d.mapAction(req.method, req.uri);
+    if (mapped?.action === 'volume_create' && (req.responseStatus === 201 || req.responseStatus === 200) && req.user !== '' && req.responseBody) {
+      const cert = req.peerCertificates.length ? this.d.jobFromCertificate(req.peerCertificates[0]!) : undefined;
+      let name: unknown;
+      try {
+        name = (JSON.parse(req.responseBody) as { Name?: unknown }).Name;
+      } catch {
+        name = undefined;
+      }
+      const taken = this.d.jobs.list().some((j) => typeof name === 'string' && j.uid !== this.d.jobs.get(cert?.jobId ?? '')?.uid && (j.userVolumes ?? []).includes(name));
+      if (cert && typeof name === 'string' && name !== '' && !taken) {
+        this.d.jobs.addUserVolume(cert.jobId, name);
+        this.d.log.info('volume created by the job user joins the job', { job: cert.jobId, volume: name, user: req.user });
+      }
+    }
     if (mapped?.action === 'container_create' && req.responseStatus === 201 && req.user !== '' && req.responseBody) {
       const cert = req.peerCertificates.length ? this.d.jobFromCertificate(req.peerCertificates[0]!) : undefined;
       let id: unknown;

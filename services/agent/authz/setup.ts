@@ -8,7 +8,10 @@ import { createBodyImage, privateImageRefusal } from '../images/private-image-ga
 import { agentSockets } from '../../shared/paths';
 import type { AgentConfig } from '../config';
 import { LABEL } from '../containers/labels';
-import type { ContainerEngine, ExecEngine } from '../docker/engine';
+import type { ContainerEngine, ExecEngine, StateEngine } from '../docker/engine';
+import type { ContainerSeal } from '../containers/seal';
+import { existsSync } from 'node:fs';
+import { EffectGate } from './effect-gate';
 import type { IdentityResolver } from '../identity/nss';
 import type { JobRecord } from '../jobs/job-record';
 import type { Logger } from '../logger';
@@ -23,6 +26,8 @@ export interface PolicyPort {
   mapAction(method: string, uri: string): MappedAction | undefined;
   decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: JobPolicyContext): PolicyVerdict;
   formatDenial(v: PolicyVerdict): string;
+  /** a container as dockerd stored it, judged before it starts */
+  judgeStored(body: Record<string, unknown>, ctx: JobPolicyContext, name: string): PolicyVerdict;
   /** berthd's own requests (its job containers), judged by the same policies */
   admit(action: string, body: unknown, ctx: JobPolicyContext): PolicyVerdict;
   /** rereads the policy file; false (and the old policy kept) when the new one is bad */
@@ -58,9 +63,10 @@ export async function startAuthzPlugin(opts: {
   config: AgentConfig & { authz: NonNullable<AgentConfig['authz']> };
   ca: NodeCertificateAuthority;
   policy: PolicyPort;
-  engine: ContainerEngine & ExecEngine;
+  engine: ContainerEngine & ExecEngine & StateEngine;
   identities: IdentityResolver;
-  jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void };
+  jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void; addUserVolume(jobId: string, name: string): void };
+  seal: ContainerSeal;
   /** private images (pulled with a user's own login) and the names a local image carries */
   images: { access: ImageAccess; repoDigests(ref: string): Promise<string[]> };
   metrics?: { authzDecision(allow: boolean): void };
@@ -85,6 +91,8 @@ export async function startAuthzPlugin(opts: {
         devices: c?.devices ?? [],
         mountPrefixes: [job.workDir, ...config.mounts.map((m) => m.source)].filter(Boolean),
         groupIds: user.groups.map((g) => g.gid),
+        // a user's volumes serve all their running jobs on the node
+        volumes: jobs.list().filter((j) => j.uid === job.uid && j.state === 'RUNNING').flatMap((j) => j.userVolumes ?? []),
       },
     };
   };
@@ -108,6 +116,15 @@ export async function startAuthzPlugin(opts: {
       return image === undefined ? undefined : privateImageRefusal(image, uid, opts.images.access, opts.images.repoDigests);
     },
     minApiVersion: authz.minApiVersion,
+    effects: new EffectGate({
+      engine,
+      judgeStored: (body, ctx, name) => policy.judgeStored(body, ctx, name),
+      formatDenial: (v) => policy.formatDenial(v),
+      // dockerd stores an unset cgroup namespace mode as the host's default: host on cgroup v1, private on v2
+      daemon: { cgroupnsMode: existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'private' : 'host' },
+      berthMade: (c) => c.labels[LABEL.node] === config.node && opts.seal.verify(c.name, c.labels),
+      log,
+    }),
     audit: new AuditLog(authz.auditFile),
     metrics: opts.metrics,
     log,

@@ -32,6 +32,8 @@ export interface JobRecord extends JobIdentity {
   steps: StepRecord[];
   /** containers the job's user made through the Docker API (AuthZ plugin), removed with the job */
   userContainers: string[];
+  /** named volumes the job's user created through the Docker API, removed with the job */
+  userVolumes?: string[];
   /** account, registry, mounts, devices, pull and start figures, for accounting */
   provenance?: JobProvenance;
 }

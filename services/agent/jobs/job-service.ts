@@ -13,6 +13,7 @@ import { type JobIdentity, jobContainerName, jobFromLabels, LABEL } from '../con
 import type { ImageUserFilesCache } from '../containers/image-user-files';
 import { mergeGroup, mergePasswd } from '../containers/passwd';
 import type { ContainerCreateSpec, ContainerEngine } from '../docker/engine';
+import type { ContainerSeal } from '../containers/seal';
 import { engineMessage } from '../docker/engine';
 import type { IdentityResolver } from '../identity/nss';
 import type { ImageService } from '../images/image-service';
@@ -49,6 +50,8 @@ export interface EpilogueResult {
 export interface JobServiceDeps {
   config: AgentConfig;
   engine: ContainerEngine;
+  /** removes the named volumes a job's user made (the engine, where Docker access is on) */
+  volumes?: { removeVolume(name: string): Promise<void> };
   images: ImageService;
   imageUserFiles: ImageUserFilesCache;
   identities: IdentityResolver;
@@ -64,6 +67,8 @@ export interface JobServiceDeps {
    * engine that judges users' Docker requests); absent when no policy is configured.
    */
   admit?: (body: Record<string, unknown>, ctx: { user: string; groups: string[]; job: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[]; groupIds: number[] } }) => { allow: boolean; message: string };
+  /** seals the containers berthd makes, so that recovery trusts only those (containers/seal.ts) */
+  seal?: ContainerSeal;
   /** records when each image was last used by a job, for the image GC's order */
   imageUses?: { used(imageId: string): void };
   /** Docker API access for the job's user (authz/docker-access.ts), when the site enables it */
@@ -248,6 +253,7 @@ export class JobService {
         throw new BerthError('POLICY_DENIED', `job ${req.jobId}: ${verdict.message}`);
       }
     }
+    if (this.d.seal) spec.body.Labels = this.d.seal.seal(spec.name, spec.body.Labels as Record<string, string>);
     await this.removeStale(spec.name, log);
     let containerId = '';
     let startLatencyMillis = 0;
@@ -312,6 +318,14 @@ export class JobService {
       await engine.remove(id);
       log.info('removed job container', { container: id });
     }));
+    for (const name of job?.userVolumes ?? []) {
+      try {
+        await this.d.volumes?.removeVolume(name);
+        log.info('removed the job user\'s volume', { volume: name });
+      } catch (err) {
+        log.warn('could not remove the job user\'s volume', { volume: name, error: engineMessage(err) });
+      }
+    }
     const end = this.now().toISOString();
     if (job) {
       for (const s of job.steps) {
@@ -342,6 +356,10 @@ export class JobService {
     for (const c of containers) {
       const id = jobFromLabels(c.labels);
       if (!id || c.name !== jobContainerName(config.node, id.jobId)) continue;
+      if (this.d.seal && !this.d.seal.verify(c.name, c.labels)) {
+        this.d.log.warn('a container carries berth\'s job labels without berth\'s seal: not trusted as a job container', { container: c.id, name: c.name, job: id.jobId });
+        continue;
+      }
       const saved = checkpoints.get(id.jobId);
       checkpoints.delete(id.jobId);
       const running = c.state === 'running';
@@ -354,6 +372,7 @@ export class JobService {
         error: running ? '' : `job container found ${c.state} when berthd started`,
         steps: (saved?.steps ?? []).map((s) => (s.state === 'RUNNING' ? { ...s, state: 'KILLED', signal: s.signal || 'unknown (berthd restarted)' } : s)),
         userContainers: saved?.userContainers ?? [],
+        ...(saved?.userVolumes ? { userVolumes: saved.userVolumes } : {}),
         ...(saved?.provenance ? { provenance: saved.provenance } : {}),
       };
       table.put(job);
@@ -367,6 +386,16 @@ export class JobService {
     }
     this.d.log.info('recovered job table from the engine', { recovered, unknown });
     return { recovered, unknown };
+  }
+
+  /** A volume the job's user created through the Docker API belongs to the job, and goes with it. */
+  addUserVolume(jobId: string, name: string): void {
+    const job = this.d.table.get(jobId);
+    if (!job) return;
+    job.userVolumes ??= [];
+    if (job.userVolumes.includes(name)) return;
+    job.userVolumes.push(name);
+    this.safeCheckpoint(job);
   }
 
   /** A container the job's user created through the Docker API belongs to the job from now on. */

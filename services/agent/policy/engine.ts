@@ -15,6 +15,7 @@ import { parseFieldPath, type FieldPath } from './field-path';
 import { hostSourceOf, HostPaths, type ResolvePath } from './host-paths';
 import { checkRule, checkUnsetFields, type RuleInput } from './payload-rules';
 import { NoJobValue, PlaceholderValues } from './placeholders';
+import { DEFAULT_SITE_LIMITS, siteLimitViolations, type SiteLimits } from './site-limits';
 import { BUILTIN_POLICY, type Decision, type Policy, type PolicyContext, type PolicyRequest, type PolicySet, type Violation } from './policy-types';
 
 export interface PolicyEngineOptions {
@@ -24,6 +25,8 @@ export interface PolicyEngineOptions {
   protectedPaths?: string[];
   /** the site's registries (berthd's authz.registries): {{registries}} of policies without their own */
   registries?: string[];
+  /** the site's runtime, log, swap and pids settings for users' containers */
+  site?: SiteLimits;
 }
 
 /** Actions whose body is their substance: without one berth can read, they are denied. */
@@ -51,10 +54,12 @@ export function formatDenial(d: Decision): string {
 export class PolicyEngine {
   private readonly paths: HostPaths;
   private readonly registries: readonly string[];
+  private readonly site: SiteLimits;
 
   constructor(private readonly set: PolicySet, opts: PolicyEngineOptions = {}) {
     this.paths = new HostPaths(opts.resolvePath, opts.protectedPaths);
     this.registries = opts.registries ?? [];
+    this.site = opts.site ?? DEFAULT_SITE_LIMITS;
   }
 
   get policySet(): PolicySet {
@@ -91,7 +96,7 @@ export class PolicyEngine {
     }
     const query = req.query ?? {};
 
-    const builtin = this.builtinViolations(action, body, query, req);
+    const builtin = this.builtinViolations(action, body, query, req, ctx);
     if (builtin.length) return deny(BUILTIN_POLICY, action, builtin);
 
     const applying = this.set.policies.filter((p) => applies(p, ctx));
@@ -117,6 +122,11 @@ export class PolicyEngine {
       const violations = this.payloadViolations(p, action, input, ctx);
       if (violations.length) return deny(p.name, action, violations);
     }
+    // what the site sets for every user's container, after the policy's own (more specific) rules
+    if (action === 'container_create' && body !== undefined && !req.agent) {
+      const site = siteLimitViolations(body, ctx, this.site, req.stored === true);
+      if (site.length) return deny(BUILTIN_POLICY, action, site);
+    }
     return { allow: true, policy: allowing[0]!.name, action, reason: `allowed by policy '${allowing[0]!.name}'` };
   }
 
@@ -140,7 +150,7 @@ export class PolicyEngine {
   }
 
   /** What berth refuses whatever the policies say. */
-  private builtinViolations(action: string, body: BodyValue | undefined, query: Record<string, string | string[]>, req: PolicyRequest): Violation[] {
+  private builtinViolations(action: string, body: BodyValue | undefined, query: Record<string, string | string[]>, req: PolicyRequest, ctx: PolicyContext): Violation[] {
     const out: Violation[] = [];
     const mediaType = req.contentType?.split(';')[0]?.trim().toLowerCase();
     if (mediaType === 'application/x-www-form-urlencoded') {

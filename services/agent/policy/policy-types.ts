@@ -26,6 +26,8 @@ export interface PolicyContext {
     mountPrefixes: string[];
     /** the user's supplementary group ids; with gid they make {{gids}} */
     groupIds?: number[];
+    /** named volumes the job's user created in their running jobs on this node */
+    volumes?: string[];
   };
 }
 
@@ -46,6 +48,8 @@ export interface PolicyRequest {
   contentType?: string;
   /** true when berthd makes the request for its own job container or step: berth's reserved names and labels are then allowed */
   agent?: boolean;
+  /** the body is a container as dockerd stored it (before its start), not a request */
+  stored?: boolean;
 }
 
 export interface Violation {

@@ -50,6 +50,11 @@ export class SitePolicy {
     return this.current().decide({ action, body, query, agent: true }, ctx);
   }
 
+  /** A container as dockerd stored it (authz/stored-body.ts), judged as the create that would make it, before it starts. */
+  judgeStored(body: Record<string, unknown>, ctx: PolicyContext, name: string): Decision {
+    return this.current().decide({ action: 'container_create', body, query: { name }, stored: true }, ctx);
+  }
+
   formatDenial(d: Decision): string {
     return formatDenial(d);
   }
