@@ -3,6 +3,7 @@
 #   berth_spank.so  the SPANK plugin: the --container-* options of sbatch/salloc/srun and the
 #                   native launch of container steps' tasks
 #   berth-init      a static helper bind-mounted into job containers (if its source exists)
+#   berth-runc      the OCI runtime dockerd runs containers with: asks berthd, pins binds, then runc
 set -euo pipefail
 
 die() { echo "build-native: $*" >&2; exit 1; }
@@ -21,6 +22,11 @@ gcc -shared -fPIC -O2 -Wall -Werror -I/usr/include/slurm \
   || die "compiling $SRC/berth_spank*.c failed (see above)"
 mv -f "$OUT/berth_spank.so.tmp" "$OUT/berth_spank.so"
 echo "build-native: $OUT/berth_spank.so"
+
+gcc -O2 -Wall -Werror -o "$OUT/berth-runc.tmp" "$SRC/berth-runc.c" \
+  || die "compiling $SRC/berth-runc.c failed (see above)"
+mv -f "$OUT/berth-runc.tmp" "$OUT/berth-runc"
+echo "build-native: $OUT/berth-runc"
 
 if [ -f "$SRC/berth-init.c" ]; then
   gcc -static -O2 -Wall -o "$OUT/berth-init.tmp" "$SRC/berth-init.c" \

@@ -82,7 +82,8 @@ berthd_write_config() {
     "policyFile": "$BERTH_LIB/policies/hpc-default.json",
     "auditFile": "$(berthd_audit "$n")",
     "dockerTlsAddress": "127.0.0.1:$(berthd_docker_tls_port "$n")",
-    "registries": ["127.0.0.1:5000", "127.0.0.1:5002"]
+    "registries": ["127.0.0.1:5000", "127.0.0.1:5002"],
+    "runtime": "berth"
   }
 }
 JSON

@@ -14,6 +14,22 @@ docker_marker() { echo "--host unix://$(docker_sock "$1")"; }
 
 docker_ping() { probe unix-http "$(docker_sock "$1")" /_ping; }
 
+# runtimes for the node's dockerd: berth-runc (berthd's runtime gate in front of runc) is the
+# default, so every container of a job runs in the job's cgroup with its binds pinned
+docker_daemon_json() {
+  local n="$1" f="$STATE_DIR/$1/daemon.json"
+  cat >"$f.tmp" <<JSON
+{
+  "runtimes": {
+    "berth": { "path": "$BERTH_LIB/berth-runc", "runtimeArgs": ["--berth-socket=$BERTH_RUN_DIR/$n/runtime.sock", "--berth-runc=$(command -v runc)"] }
+  },
+  "default-runtime": "berth"
+}
+JSON
+  mv -f "$f.tmp" "$f"
+  echo "$f"
+}
+
 docker_start() {
   local n="$1" pidfile sock
   pidfile="$(docker_pidfile "$n")"
@@ -23,10 +39,13 @@ docker_start() {
   # pid_of said it is not our dockerd, so the file is stale
   rm -f "$pidfile" "$sock"
   install -d -m 0711 "$STATE_DIR/$n/docker" "$RUN_DIR/$n/docker-exec"
+  local daemon_json
+  daemon_json="$(docker_daemon_json "$n")"
   install -d -m 0755 "$LOG_DIR/$n"
   # dockerd writes the same pid to --pidfile itself and would take our copy for another
   # daemon's, so start_bg's record goes to a scratch file and dockerd owns docker.pid
   start_bg "$RUN_DIR/$n/dockerd.launch" "$(docker_log "$n")" /usr/sbin/dockerd \
+    --config-file "$daemon_json" \
     --host "unix://$sock" \
     --data-root "$STATE_DIR/$n/docker" \
     --exec-root "$RUN_DIR/$n/docker-exec" \

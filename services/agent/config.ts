@@ -93,6 +93,8 @@ export const configSchema = z.object({
   mounts: z.array(mountSchema).default([]),
   /** bytes, or "unlimited" (what RDMA wants) */
   memlock: z.union([z.literal('unlimited'), z.number().int().min(0)]).default('unlimited'),
+  /** the pids bound of a job's cgroup on this node: the sum over its containers */
+  jobPidsLimit: z.number().int().min(0).default(16384),
   stopGraceSeconds: z.number().int().min(0).max(600).default(10),
   pullTimeoutSeconds: z.number().int().min(1).default(600),
   pullInactivitySeconds: z.number().int().min(1).default(120),

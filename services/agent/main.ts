@@ -31,6 +31,9 @@ import { parseDockerConfig, readPrivateFile } from '../shared/images/credentials
 import { RegistryClient } from '../shared/images/registry-client';
 import { JobService } from './jobs/job-service';
 import { ContainerSeal } from './containers/seal';
+import { expandDevices } from './containers/devices';
+import { JobCgroups } from './runtime/job-cgroups';
+import { ContainerOwners, RuntimeGate } from './runtime/runtime-gate';
 import { JobTable } from './jobs/job-table';
 import { ScontrolAllocationSource } from './jobs/slurm-allocation';
 import { Lifecycle } from './lifecycle';
@@ -132,8 +135,24 @@ async function main(): Promise<void> {
   const imageUses = new FileImageUseLog(config.stateDir);
   const accounting = new AccountingLog(config.accountingFile, config.accountingRotation);
   const seal = ContainerSeal.loadOrCreate(config.stateDir);
+  // berth-runc's gate: every container of a job runs in the job's cgroup, its binds pinned as the user
+  const cgroups = new JobCgroups(config.node);
+  let dataRoot: string | undefined;
+  const owners = new ContainerOwners(async (id) => {
+    const job = table.list().find((j) => j.containerId === id || j.userContainers.includes(id));
+    if (!job) return undefined;
+    const user = await identities.lookup(job.uid);
+    return { jobId: job.jobId, uid: job.uid, gid: job.gid, gids: user.groups.map((g) => g.gid), role: job.containerId === id ? 'job' : 'user', limits: { cpus: 0, memoryBytes: 0, pids: config.jobPidsLimit } };
+  });
+  const nodeRun = path.join(config.runDir, config.node);
+  const runtimeGate = new RuntimeGate({
+    socket: path.join(nodeRun, 'runtime.sock'), node: config.node, owners, cgroups, dataRoot: () => dataRoot,
+    berthFiles: [config.initBinary, path.join(config.stateDir, 'jobs'), config.taskProlog, config.slurmdSpoolDir],
+    jobDevices: () => expandDevices(config.rdmaDevices), pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
+  });
+  await runtimeGate.start();
   const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
-    usage: engine, metrics, seal, volumes: engine,
+    usage: engine, metrics, seal, volumes: engine, runtime: { owners, cgroups, jobPidsLimit: config.jobPidsLimit },
     dockerAccess: prepared?.dockerAccess,
     admit: sitePolicy && ((body, ctx) => {
       const v = sitePolicy.admit('container_create', body, ctx);
@@ -156,6 +175,7 @@ async function main(): Promise<void> {
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request
   const authzPlugin = prepared && policy && config.authz
     ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log, seal,
+      expectStart: (id, owner) => owners.expect(id, { ...owner, limits: { ...owner.limits, pids: config.jobPidsLimit } }),
       images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics })
     : undefined;
   const servers = await startServers(config.runDir, {
@@ -195,6 +215,7 @@ async function main(): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await engine.ping();
+      dataRoot = await engine.dataRoot();
       await jobs.recover();
       break;
     } catch (err) {
@@ -223,7 +244,7 @@ async function main(): Promise<void> {
     void orphanTask.stop();
     void gcTask.stop();
     policy?.close();
-    void Promise.all([servers.shutdown(5000), authzPlugin?.close(), metricsServer?.close()]).then(() => {
+    void Promise.all([servers.shutdown(5000), authzPlugin?.close(), metricsServer?.close(), runtimeGate.close()]).then(() => {
       log.end();
       setTimeout(() => process.exit(0), 100).unref();
     });

@@ -9,11 +9,11 @@ import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, run, waitFor } 
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
 /** what hpc-default asks of a container: the job's user, no new privileges, within the job's CPUs and memory */
-const ALLOWED = (uid: string): string[] => ['--user', `${uid}:${uid}`, '--network', 'host', '--security-opt', 'no-new-privileges', '--memory', '500m', '--cpus', '1'];
+const ALLOWED = (uid: string): string[] => ['--user', `${uid}:${uid}`, '--network', 'host', '--security-opt', 'no-new-privileges', '--memory', '500m', '--memory-swap', '500m', '--cpus', '1'];
 
-function runningJob(user: string, name: string): { jobId: string; nodeName: string; dir: string } {
+function runningJob(user: string, name: string, on?: string): { jobId: string; nodeName: string; dir: string } {
   const dir = jobDir(user, name);
-  const sub = run('sbatch', ['-N1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
+  const sub = run('sbatch', ['-N1', ...(on ? ['-w', on] : []), `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
   assert.equal(sub.code, 0, sub.stderr);
   const jobId = jobIdFrom(sub.stdout);
   waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
@@ -123,7 +123,7 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
   it("refuses another user, another user's container, and the same user once the job has ended", () => {
     const a = runningJob('alice', 'docker-owner');
     cancel.push(a.jobId);
-    const b = runningJob('bob', 'docker-other');
+    const b = runningJob('bob', 'docker-other', a.nodeName);
     cancel.push(b.jobId);
     // bob with his own certificate may not touch alice's job container
     const aliceContainer = containersOfJob(a.nodeName, a.jobId, 'running')[0]!;

@@ -18,6 +18,8 @@ export interface EffectGateDeps {
   daemon: DaemonDefaults;
   /** true for the job and step containers berthd made (and judged) itself: sealed (containers/seal.ts) */
   berthMade(c: StoredContainer): boolean;
+  /** a user's container passed: it is the job's, about to be created by the runtime (berth-runc's gate) */
+  admitted?(containerId: string, ctx: PolicyContext): void;
   log: Logger;
 }
 
@@ -56,7 +58,10 @@ export class EffectGate {
     const verdict = this.d.judgeStored(createBodyOfStored(c, this.d.daemon), ctx, c.name);
     if (!verdict.allow) problems.push(this.d.formatDenial(verdict));
     problems.push(...(await this.volumeProblems(c, ctx)));
-    if (problems.length === 0) return undefined;
+    if (problems.length === 0) {
+      this.d.admitted?.(c.id, ctx);
+      return undefined;
+    }
     try {
       await this.d.engine.remove(c.id);
     } catch (err) {

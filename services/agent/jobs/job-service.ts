@@ -14,6 +14,8 @@ import type { ImageUserFilesCache } from '../containers/image-user-files';
 import { mergeGroup, mergePasswd } from '../containers/passwd';
 import type { ContainerCreateSpec, ContainerEngine } from '../docker/engine';
 import type { ContainerSeal } from '../containers/seal';
+import type { ContainerOwners } from '../runtime/runtime-gate';
+import type { JobCgroups } from '../runtime/job-cgroups';
 import { engineMessage } from '../docker/engine';
 import type { IdentityResolver } from '../identity/nss';
 import type { ImageService } from '../images/image-service';
@@ -67,6 +69,8 @@ export interface JobServiceDeps {
    * engine that judges users' Docker requests); absent when no policy is configured.
    */
   admit?: (body: Record<string, unknown>, ctx: { user: string; groups: string[]; job: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[]; groupIds: number[] } }) => { allow: boolean; message: string };
+  /** berth-runc's gate: whose containers are about to run, and the job's cgroup (runtime/runtime-gate.ts) */
+  runtime?: { owners: ContainerOwners; cgroups: JobCgroups; jobPidsLimit: number };
   /** seals the containers berthd makes, so that recovery trusts only those (containers/seal.ts) */
   seal?: ContainerSeal;
   /** records when each image was last used by a job, for the image GC's order */
@@ -261,6 +265,10 @@ export class JobService {
       const createdAt = Date.now();
       containerId = await engine.create(spec);
       lap('createMillis');
+      this.d.runtime?.owners.expect(containerId, {
+        jobId: req.jobId, uid: req.uid, gid: req.gid, gids: user.groups.map((g) => g.gid), role: kind.role,
+        limits: { cpus, memoryBytes, pids: this.d.runtime.jobPidsLimit },
+      });
       await engine.start(containerId);
       lap('startMillis');
       startLatencyMillis = Date.now() - createdAt;
@@ -343,6 +351,11 @@ export class JobService {
     }
     rmSync(this.jobDir(jobId), { recursive: true, force: true });
     this.d.dockerAccess?.revoke(jobId);
+    if (this.d.runtime) {
+      this.d.runtime.owners.forgetJob(jobId);
+      const left = this.d.runtime.cgroups.remove(jobId);
+      if (left.length) log.warn('the job\'s cgroups still hold processes and stay', { cgroups: left });
+    }
     return { containersRemoved: containers.length, wasKnown: job !== undefined || containers.length > 0 };
   }
 

@@ -1,0 +1,98 @@
+// One cgroup per job and node, the parent of every container of the job (berth's and the
+// user's): its memory, CPU and pids limits bound the SUM over the job's containers, however
+// many a user starts. cgroup v1 with dockerd's cgroupfs driver: /sys/fs/cgroup/<controller>/
+// berth/<node>/job_<id>; runc makes each container's own cgroup below it (and the parents it
+// needs in the other controllers). Removed at the job's end, once its containers are gone.
+import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface JobLimits {
+  cpus: number;
+  memoryBytes: number;
+  pids: number;
+}
+
+const CFS_PERIOD_US = 100_000;
+
+export class JobCgroups {
+  constructor(
+    private readonly node: string,
+    /** where the cgroup v1 controllers are mounted */
+    private readonly root = '/sys/fs/cgroup',
+  ) {}
+
+  /** the cgroup path runc is given (relative to each controller's root) */
+  parentOf(jobId: string): string {
+    return `/berth/${this.node}/job_${jobId}`;
+  }
+
+  /** the path a container of the job gets */
+  pathFor(jobId: string, containerId: string): string {
+    return `${this.parentOf(jobId)}/${containerId}`;
+  }
+
+  /** cgroup v1 only: on cgroup v2 (or a systemd-driven dockerd) berth leaves placement to dockerd */
+  get supported(): boolean {
+    return existsSync(path.join(this.root, 'memory', 'memory.limit_in_bytes'));
+  }
+
+  private dir(controller: string, jobId: string): string {
+    return path.join(this.root, controller, this.parentOf(jobId));
+  }
+
+  /** Makes the job's cgroups and sets their limits; limits of 0 are left unlimited. Idempotent. */
+  ensure(jobId: string, limits: JobLimits): void {
+    const mem = this.dir('memory', jobId);
+    mkdirSync(mem, { recursive: true });
+    if (limits.memoryBytes > 0) {
+      const swapFile = path.join(mem, 'memory.memsw.limit_in_bytes');
+      // memsw must stay >= the memory limit: lower it last when lowering, raise it first when raising
+      try {
+        writeFileSync(path.join(mem, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+        if (existsSync(swapFile)) writeFileSync(swapFile, String(limits.memoryBytes));
+      } catch {
+        if (existsSync(swapFile)) writeFileSync(swapFile, String(limits.memoryBytes));
+        writeFileSync(path.join(mem, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      }
+    }
+    const cpu = this.dir('cpu', jobId);
+    mkdirSync(cpu, { recursive: true });
+    if (limits.cpus > 0) {
+      writeFileSync(path.join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+      writeFileSync(path.join(cpu, 'cpu.cfs_quota_us'), String(Math.round(limits.cpus * CFS_PERIOD_US)));
+    }
+    const pids = this.dir('pids', jobId);
+    mkdirSync(pids, { recursive: true });
+    if (limits.pids > 0) writeFileSync(path.join(pids, 'pids.max'), String(limits.pids));
+  }
+
+  /** Removes the job's cgroups in every controller (after its containers are gone); what still holds tasks stays. */
+  remove(jobId: string): string[] {
+    const left: string[] = [];
+    let controllers: string[] = [];
+    try {
+      controllers = readdirSync(this.root);
+    } catch {
+      return left;
+    }
+    for (const c of controllers) {
+      const dir = path.join(this.root, c, this.parentOf(jobId));
+      if (!existsSync(dir)) continue;
+      // leaf first: the containers' own cgroups runc left, then the job's
+      let children: string[] = [];
+      try {
+        children = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name));
+      } catch {
+        children = [];
+      }
+      for (const d of [...children, dir]) {
+        try {
+          rmdirSync(d);
+        } catch {
+          left.push(d);
+        }
+      }
+    }
+    return left;
+  }
+}
