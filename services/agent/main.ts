@@ -217,6 +217,11 @@ async function main(): Promise<void> {
       await engine.ping();
       dataRoot = await engine.dataRoot();
       await jobs.recover();
+      // the running jobs' Docker endpoints, as they were before the restart
+      for (const j of jobs.list()) {
+        if (j.state !== 'RUNNING') continue;
+        await prepared?.dockerAccess.open(j).catch((err: unknown) => log.warn('could not reopen the job\'s Docker endpoint', { job: j.jobId, error: errorMessage(err) }));
+      }
       break;
     } catch (err) {
       lifecycle.set('recovering', `dockerd at ${config.dockerHost} not answering: ${errorMessage(err)}`);

@@ -48,7 +48,7 @@ export function dockerEnv(node: string, jobId: string, out: (s: string) => void)
   return query('docker-env', node, 'GetJob', jobId, async (client, md) => {
     const res = await unaryCall<object, GetJobResponse__Output>(client.GetJob.bind(client), { jobId }, md, 10_000);
     if (!res.job?.dockerHost) throw new Error(`Docker access is not enabled on node ${node} (berthd config: authz)`);
-    return `export DOCKER_HOST=${res.job.dockerHost}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH=${res.job.dockerCertPath}\n`;
+    return `export DOCKER_HOST=${res.job.dockerHost}\nunset DOCKER_TLS_VERIFY DOCKER_CERT_PATH\n`;
   }, out);
 }
 

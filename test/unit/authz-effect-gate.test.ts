@@ -29,7 +29,7 @@ const CTX: PolicyContext = { user: 'alice', groups: ['alice'], job: { jobId: '42
 function stored(over: { config?: Record<string, unknown>; hostConfig?: Record<string, unknown>; mounts?: StoredContainer['mounts']; name?: string } = {}): StoredContainer {
   return {
     id: 'c'.repeat(64), name: over.name ?? 'mine', labels: {}, running: false,
-    config: { User: '2001:2001', Image: '127.0.0.1:5000/berth/demo:1.0', Env: ['PATH=/bin'], Cmd: ['true'], Labels: {}, Hostname: 'cccccccccccc', ...over.config },
+    config: { User: '2001:2001', Image: '127.0.0.1:5000/berth/demo:1.0', Env: ['PATH=/bin'], Cmd: ['true'], Labels: { 'io.berth.job.id': '42', 'io.berth.role': 'user' }, Hostname: 'cccccccccccc', ...over.config },
     hostConfig: {
       Binds: [`${work}:/work`], NetworkMode: 'host', RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
       CgroupnsMode: 'host', IpcMode: 'private', PidMode: '', Privileged: false, SecurityOpt: ['no-new-privileges'], Memory: GiB, MemorySwap: GiB, NanoCpus: 1e9,

@@ -54,7 +54,7 @@ type Body = Record<string, unknown> & { HostConfig: Record<string, unknown> };
 /** A create body hpc-default allows, as the docker CLI sends it (zero values included). */
 function good(): Body {
   return {
-    Hostname: '', User: '2001:2001', Env: null, Cmd: ['sh'], Image: '127.0.0.1:5000/berth/demo:1.0', Labels: {}, Volumes: null, WorkingDir: '',
+    Hostname: '', User: '2001:2001', Env: null, Cmd: ['sh'], Image: '127.0.0.1:5000/berth/demo:1.0', Labels: { 'io.berth.job.id': '42', 'io.berth.role': 'user' }, Volumes: null, WorkingDir: '',
     HostConfig: {
       Binds: [`${home}/run:/work`], NetworkMode: 'default', PortBindings: {}, RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
       LogConfig: { Type: '', Config: {} }, AutoRemove: true, VolumeDriver: '', VolumesFrom: null, CapAdd: null, CapDrop: ['ALL'], CgroupnsMode: '',
@@ -252,11 +252,14 @@ const cases: Case[] = [
   { name: 'the same in capitals', req: { ...create(() => {}), query: { name: 'BERTH-n1-job-43' } }, expect: B(/the container name BERTH-n1-job-43 is not allowed/) },
   { name: "a rename to berth's names", req: { action: 'container_rename', query: { name: 'berth-n1-job-7' } }, expect: B(/berth-n1-job-7 is not allowed/) },
   { name: "berth's job label", req: create((b) => { b.Labels = { 'io.berth.job.id': '43' }; }), expect: B(/the label io\.berth\.job\.id is not allowed/) },
-  { name: "berth's label hidden by a case-variant duplicate", req: { action: 'container_create', bodyText: JSON.stringify(good()).replace('"Labels":{}', '"Labels":{"io.berth.job.id":"43","IO.BERTH.JOB.ID":"x"}') }, expect: B(/the label io\.berth\.job\.id is not allowed/) },
+  { name: "berth's label hidden by a case-variant duplicate", req: { action: 'container_create', bodyText: JSON.stringify(good()).replace('"Labels":{"io.berth.job.id":"42","io.berth.role":"user"}', '"Labels":{"io.berth.job.id":"42","io.berth.role":"user","IO.BERTH.JOB.ID":"43"}') }, expect: B(/the labels io\.berth\.job\.id, IO\.BERTH\.JOB\.ID are not allowed/) },
+  { name: "another job's label", req: create((b) => { b.Labels = { 'io.berth.job.id': '43', 'io.berth.role': 'user' }; }), expect: B(/the label io\.berth\.job\.id is not allowed/) },
+  { name: "berth's role", req: create((b) => { b.Labels = { 'io.berth.job.id': '42', 'io.berth.role': 'job' }; }), expect: B(/the label io\.berth\.role is not allowed/) },
+  { name: 'no job label (the container would hide from the job)', req: create((b) => { b.Labels = {}; }), expect: B(/carries the labels io\.berth\.job\.id=42 and io\.berth\.role=user: give --label io\.berth\.job\.id=42 --label io\.berth\.role=user/) },
 
   // who
   { name: 'root is never one of *', req: { action: 'docker_ping' }, ctx: { user: 'root', groups: ['root'] }, expect: B(/^no policy applies to user 'root'/) },
-  { name: 'a user without a job here', req: create(() => {}), ctx: NO_JOB, expect: D(/cannot be checked without the user's job, and user 'alice' has no job on this node/) },
+  { name: 'a user without a job here', req: create((b) => { b.Labels = {}; }), ctx: NO_JOB, expect: D(/cannot be checked without the user's job, and user 'alice' has no job on this node/) },
 ];
 
 function check(d: Decision, expect: Case['expect']): void {
@@ -289,7 +292,7 @@ describe('policy engine: hpc-default against every bypass class', () => {
     const ctx: PolicyContext = { ...ALICE, job: { ...ALICE.job!, mountPrefixes: [home, files] } };
     const req: PolicyRequest = { action: 'container_create', body: policyView(spec.body), query: { name: spec.name }, agent: true };
     check(engine.decide(req, ctx), 'allow');
-    check(engine.decide({ ...req, agent: false }, ctx), B(/the container name berth-n1-job-42 is not allowed: .*; the labels io\.berth\.role, io\.berth\.job\.id, .* are not allowed/));
+    check(engine.decide({ ...req, agent: false }, ctx), B(/the container name berth-n1-job-42 is not allowed: .*; the labels io\.berth\.role, io\.berth\.node, .* are not allowed/));
   });
 
   it('maps, then decides: an encoded path reaches the rules of the action dockerd runs', () => {
@@ -316,7 +319,7 @@ describe('policy engine: hpc-default against every bypass class', () => {
   });
 
   it('reads a 1 MiB body of many keys and duplicates in linear time (dockerd forwards up to 1 MiB)', () => {
-    const labels = Object.fromEntries(Array.from({ length: 50000 }, (_, i) => [`l${i}`, 'v']));
+    const labels = { ...Object.fromEntries(Array.from({ length: 50000 }, (_, i) => [`l${i}`, 'v'])), 'io.berth.job.id': '42', 'io.berth.role': 'user' };
     const text = JSON.stringify({ ...good(), Labels: labels }).replace(/}$/, `,${Array.from({ length: 20000 }, () => '"Labels":{}').join(',')}}`);
     const t0 = process.hrtime.bigint();
     check(engine.decide({ action: 'container_create', bodyText: text }, ALICE), 'allow');

@@ -7,6 +7,7 @@ import type { JobRecord } from '../jobs/job-record';
 import type { Logger } from '../logger';
 import type { AuditSink } from './audit-log';
 import type { AuthzAnswer, AuthzRequest } from './plugin-protocol';
+import { ownerFilterProblem } from './owner-filter';
 import { apiVersionProblem, DEFAULT_MIN_API_VERSION, framingProblem } from './request-framing';
 import type { MappedAction } from '../policy/actions';
 import type { Decision as PolicyVerdict, PolicyContext as JobPolicyContext } from '../policy/policy-types';
@@ -73,6 +74,10 @@ export class Authorizer {
     }
     const framing = framingProblem(req) ?? apiVersionProblem(mapped.apiVersion, this.d.minApiVersion ?? DEFAULT_MIN_API_VERSION);
     if (framing) return finish(false, req.user, job.jobId, 'berth', framing, `berth denies ${mapped.action}: ${framing}`);
+    if (mapped.action === 'container_list' || mapped.action === 'docker_events' || mapped.action === 'volume_list') {
+      const why = ownerFilterProblem(req.uri, job.jobId);
+      if (why) return finish(false, req.user, job.jobId, 'berth', why, `berth denies ${mapped.action}: ${why}`);
+    }
     const owned = await this.ownership(mapped, job);
     if (owned !== true) return finish(false, req.user, job.jobId, '', owned);
 

@@ -4,11 +4,12 @@
 // DOCKER_CERT_PATH so that `docker ps/run/exec/logs/rm` work inside the allocation. The
 // epilogue removes the directory; from then on the AuthZ plugin refuses the certificate
 // anyway, because its job no longer runs.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { NodeCertificateAuthority } from '../certs/node-ca';
 import { removeJobClientBundle, writeJobClientBundle } from '../certs/job-bundle';
 import type { Logger } from '../logger';
+import { type JobEndpoint, startJobEndpoint } from './job-docker-endpoint';
 
 export interface DockerTlsFiles {
   ca: string;
@@ -17,6 +18,9 @@ export interface DockerTlsFiles {
 }
 
 export class DockerAccess {
+  /** each job's Docker endpoint (job-docker-endpoint.ts), by job id */
+  private readonly endpoints = new Map<string, Promise<JobEndpoint>>();
+
   constructor(
     private readonly ca: NodeCertificateAuthority,
     /** where job bundles go: RUN_DIR/NODE/jobs/<id> (the parent must be traversable by users) */
@@ -47,18 +51,41 @@ export class DockerAccess {
     const issued = await this.ca.issueClientCertificate({ user: job.user, uid: job.uid, jobId: job.jobId, notAfter });
     writeJobClientBundle(this.bundleDir(job.jobId), { caPem: this.ca.certPem, certPem: issued.certPem, keyPem: issued.keyPem }, { uid: job.uid, gid: job.gid });
     this.log.info('issued the job user a Docker client certificate', { job: job.jobId, user: job.user, serial: issued.serial, notAfter: issued.notAfter.toISOString() });
+    await this.open(job);
+  }
+
+  /** Serves the job's Docker endpoint (again, after a restart of berthd) while its certificate is there. */
+  async open(job: { jobId: string; uid: number; gid: number }): Promise<void> {
+    if (this.endpoints.has(job.jobId) || !existsSync(this.bundleDir(job.jobId))) return;
+    const started = startJobEndpoint({
+      socket: this.endpointSocket(job.jobId), jobId: job.jobId, uid: job.uid, gid: job.gid, certDir: this.bundleDir(job.jobId), dockerTls: this.tlsAddress, log: this.log,
+    });
+    this.endpoints.set(job.jobId, started);
+    try {
+      await started;
+    } catch (err) {
+      this.endpoints.delete(job.jobId);
+      throw err;
+    }
   }
 
   revoke(jobId: string): void {
+    const ep = this.endpoints.get(jobId);
+    this.endpoints.delete(jobId);
+    void ep?.then((e) => e.close(), () => undefined);
     removeJobClientBundle(this.bundleDir(jobId));
   }
 
-  connection(jobId: string): { host: string; certPath: string } {
-    return { host: `tcp://${this.tlsAddress}`, certPath: this.bundleDir(jobId) };
+  endpointSocket(jobId: string): string {
+    return path.join(this.jobsDir, `${jobId}.docker.sock`);
+  }
+
+  /** DOCKER_HOST for the job's tasks (its endpoint); certPath for direct TLS to dockerd */
+  connection(jobId: string): { host: string; certPath: string; tls: string } {
+    return { host: `unix://${this.endpointSocket(jobId)}`, certPath: this.bundleDir(jobId), tls: `tcp://${this.tlsAddress}` };
   }
 
   env(jobId: string): string[] {
-    const c = this.connection(jobId);
-    return [`DOCKER_HOST=${c.host}`, 'DOCKER_TLS_VERIFY=1', `DOCKER_CERT_PATH=${c.certPath}`];
+    return [`DOCKER_HOST=${this.connection(jobId).host}`];
   }
 }

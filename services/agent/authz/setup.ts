@@ -48,9 +48,8 @@ export async function prepareDockerAccess(config: AgentConfig, log: Logger): Pro
   const ca = await Ca.loadOrCreate(path.join(config.stateDir, 'ca'), config.node);
   await DockerAccess.writeServerFiles(ca, path.join(config.stateDir, 'tls'), config.node);
   const dockerAccess = new DockerAccess(ca, path.join(nodeRunDir(config), 'jobs'), config.authz.dockerTlsAddress, log.child({ component: 'authz' }));
-  // for Slurm's TaskProlog (scripts/slurm/task-prolog), which gives every task of a job with
-  // a certificate DOCKER_HOST & co. without starting Node.js
-  writeFileSync(path.join(nodeRunDir(config), 'docker-host'), `${dockerAccess.connection('').host}\n`, { mode: 0o644 });
+  // dockerd's TLS address, for job users who talk to it directly with their job's certificate
+  writeFileSync(path.join(nodeRunDir(config), 'docker-host'), `${dockerAccess.connection('').tls}\n`, { mode: 0o644 });
   return { ca, dockerAccess };
 }
 

@@ -10,7 +10,7 @@
 // and labels in a user's request, and settings smuggled where dockerd still reads them.
 import { actionInfo } from './actions';
 import { patternMatches } from './action-patterns';
-import { BodyObject, type BodyValue, bodyFromPlain, display, lookup, parseBody } from './docker-body';
+import { BodyObject, type BodyValue, bodyFromPlain, display, goFold, lookup, parseBody } from './docker-body';
 import { parseFieldPath, type FieldPath } from './field-path';
 import { hostSourceOf, HostPaths, type ResolvePath } from './host-paths';
 import { checkRule, checkUnsetFields, type RuleInput } from './payload-rules';
@@ -33,6 +33,8 @@ export interface PolicyEngineOptions {
 const BODY_REQUIRED = new Set(['container_create', 'container_exec_create', 'container_update']);
 const RESERVED_NAME_PREFIX = 'berth-';
 const RESERVED_LABEL_PREFIX = 'io.berth.';
+/** the two io.berth. labels a job user's own container carries: its job, and that it is the user's */
+export const USER_LABELS = { job: 'io.berth.job.id', role: 'io.berth.role' } as const;
 
 function path(text: string): FieldPath {
   return parseFieldPath(text) as FieldPath;
@@ -170,7 +172,21 @@ export class PolicyEngine {
     }
     if (action === 'container_create' && body !== undefined) {
       if (!req.agent) {
-        const reserved = lookup(body, LABEL_KEYS).filter((i) => typeof i.value === 'string' && i.value.startsWith(RESERVED_LABEL_PREFIX));
+        // a user's container carries its job's label and the role 'user' (the job's Docker endpoint adds them); every other io.berth. label is berth's
+        const jobLabel = (key: string): BodyValue | undefined => {
+          const labels = body instanceof BodyObject ? body.get('Labels')?.value : undefined;
+          if (!(labels instanceof BodyObject)) return undefined;
+          // a map: keys are exact in Go; one written once, with no case variant beside it, has one value
+          if (labels.keys.filter((k) => goFold(k) === goFold(key)).length !== 1 || !labels.keys.includes(key)) return undefined;
+          return labels.get(key)?.value;
+        };
+        const own = (key: string): boolean => (key === USER_LABELS.job && ctx.job !== undefined && jobLabel(key) === ctx.job.jobId) || (key === USER_LABELS.role && jobLabel(key) === 'user');
+        const reserved = lookup(body, LABEL_KEYS).filter((i) => typeof i.value === 'string' && i.value.toLowerCase().startsWith(RESERVED_LABEL_PREFIX) && !own(i.value));
+        if (ctx.job && !own(USER_LABELS.job)) {
+          out.push({ field: `Labels.${USER_LABELS.job}`, reason: `a container of job ${ctx.job.jobId} carries the labels ${USER_LABELS.job}=${ctx.job.jobId} and ${USER_LABELS.role}=user: give --label ${USER_LABELS.job}=${ctx.job.jobId} --label ${USER_LABELS.role}=user, or use the DOCKER_HOST berth set for the job, which adds them` });
+        } else if (ctx.job && !own(USER_LABELS.role)) {
+          out.push({ field: `Labels.${USER_LABELS.role}`, reason: `a job user's container carries the label ${USER_LABELS.role}=user: give --label ${USER_LABELS.role}=user` });
+        }
         if (reserved.length) {
           const names = reserved.map((i) => i.value as string);
           const shown = names.length > 6 ? `${names.slice(0, 5).join(', ')}, … (${names.length} in all)` : names.join(', ');
