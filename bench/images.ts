@@ -11,6 +11,7 @@ import { DockerodeEngine } from '../services/agent/docker/dockerode-engine';
 import { ImageService } from '../services/agent/images/image-service';
 import { silentLogger } from '../services/agent/logger';
 import { RegistryClient } from '../services/shared/images/registry-client';
+import { pushAsSite } from '../test/support/images';
 import { node, sandbox } from '../test/support/stack';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 10;
@@ -34,7 +35,7 @@ const IMAGE = '127.0.0.1:5000/berth/bench-layers:1';
     base = `${IMAGE}-step${i}`;
   }
   docker('tag', base, IMAGE);
-  docker('push', IMAGE);
+  pushAsSite(sock, IMAGE);
   for (let i = 0; i < 3; i++) docker('rmi', `${IMAGE}-step${i}`);
 }
 

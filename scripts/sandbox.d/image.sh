@@ -1,7 +1,8 @@
 # The demo image 127.0.0.1:5000/berth/demo:1.0 (sourced by scripts/sandbox): busybox-static
-# plus a marker file, imported on n1, pushed to the sandbox registry, then removed from n1 so
-# every node gets it by pulling through berth. Skipped when the registry already has it, so
-# its digest stays stable across `up` runs.
+# plus a marker file, imported on n1, pushed to the sandbox registry as the site does (through
+# the push address, with the site login), then removed from n1 so every node gets it by pulling
+# through berth. Skipped when the registry already has it, so its digest stays stable across
+# `up` runs.
 
 DEMO_APPLETS=(sh ls id cat sleep echo env hostname true false pwd whoami wc grep head tail touch mkdir rm printf)
 DEMO_RELEASE_TEXT="berth demo image 1.0"
@@ -37,8 +38,8 @@ image_up() {
   tar -C "$dir" -c . | docker -H "$host" import - "$DEMO_IMAGE" >/dev/null \
     || { rm -rf "$dir"; die "docker import of the demo image on n1 failed (log: $(docker_log n1))"; }
   rm -rf "$dir"
-  docker -H "$host" push "$DEMO_IMAGE" >/dev/null \
-    || die "pushing $DEMO_IMAGE failed (logs: $REGISTRY_LOG, $(docker_log n1))"
+  registry_push_as_site "$DEMO_IMAGE" \
+    || die "pushing $DEMO_IMAGE through $REGISTRY_PUSH_ADDR failed (logs: $REGISTRY_FRONT_LOG, $REGISTRY_LOG, $(docker_log n1))"
   docker -H "$host" rmi "$DEMO_IMAGE" >/dev/null \
     || die "could not remove $DEMO_IMAGE from n1's engine after pushing it"
   demo_image_in_registry || die "$DEMO_IMAGE was pushed but the registry does not list it (log: $REGISTRY_LOG)"

@@ -33,8 +33,8 @@ status_json() {
   printf '],"mirror":{"address":"%s","running":%s,"log":"%s"},' "$MIRROR_ADDR" "$(bool mirror_running)" "$MIRROR_LOG"
   printf '"privateRegistry":{"address":"%s","running":%s,"log":"%s","image":"%s","logins":"%s"},' \
     "$PRIVATE_ADDR" "$(bool private_running)" "$PRIVATE_LOG" "$PRIVATE_IMAGE" "$PRIVATE_LOGINS"
-  printf '"registry":{"address":"%s","running":%s,"log":"%s"},' \
-    "$REGISTRY_ADDR" "$(bool registry_running)" "$REGISTRY_LOG"
+  printf '"registry":{"address":"%s","pushAddress":"%s","running":%s,"log":"%s","frontLog":"%s","pushLogins":"%s"},' \
+    "$REGISTRY_ADDR" "$REGISTRY_PUSH_ADDR" "$(bool registry_running)" "$REGISTRY_LOG" "$REGISTRY_FRONT_LOG" "$REGISTRY_PUSH_LOGINS"
   printf '"slurmdbd":{"running":%s,"log":"%s","mariadb":{"running":%s,"log":"%s"}},' \
     "$(bool is_running "$SLURMDBD_PIDFILE" "$SLURMDBD_MARKER")" "$SLURMDBD_LOG" "$(bool is_running "$MARIADB_PIDFILE" "$MARIADB_MARKER")" "$MARIADB_OUT"
   printf '"slurm":{"slurmctld":{"running":%s,"log":"%s","output":"%s"},"conf":"%s"},' \
@@ -56,6 +56,7 @@ status_table() {
     row munged - - "$MUNGE_LOG"
   fi
   row registry - "$(pid_or_dash "$REGISTRY_PIDFILE" "$REGISTRY_MARKER")" "$REGISTRY_LOG"
+  row reg-front - "$(pid_or_dash "$REGISTRY_FRONT_PIDFILE" "$REGISTRY_FRONT_MARKER")" "$REGISTRY_FRONT_LOG"
   row mirror - "$(pid_or_dash "$MIRROR_PIDFILE" "$MIRROR_MARKER")" "$MIRROR_LOG"
   row private - "$(pid_or_dash "$PRIVATE_PIDFILE" "$PRIVATE_MARKER")" "$PRIVATE_LOG"
   row mariadb - "$(pid_or_dash "$MARIADB_PIDFILE" "$MARIADB_MARKER")" "$MARIADB_OUT"
@@ -68,6 +69,7 @@ status_table() {
   done
   echo "(PID '-' = not running)"
   echo "demo image: $DEMO_IMAGE   users: ${DEMO_USERS[*]}   slurm.conf: $SLURM_CONF"
+  echo "registry: pulls $REGISTRY_ADDR (anonymous), pushes $REGISTRY_PUSH_ADDR (login 'site', password in $REGISTRY_PUSH_LOGINS)"
 }
 
 status_cmd() {

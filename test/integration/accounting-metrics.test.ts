@@ -39,6 +39,7 @@ import { mungePayload } from '../../services/shared/munge';
 import { MUNGE_METADATA_KEY } from '../../services/shared/proto-names';
 import { agentSockets } from '../../services/shared/paths';
 import { RegistryClient } from '../../services/shared/images/registry-client';
+import { pushAsSite } from '../support/images';
 import { node, sandbox, uidOf } from '../support/stack';
 import { record } from '../unit/fakes/accounting-records';
 
@@ -84,7 +85,7 @@ describe('accounting and metrics on a real engine', { timeout: 180_000 }, () => 
     docker('cp', path.join(ctx, 'payload.bin'), `${c}:/payload.bin`);
     docker('commit', c, tag);
     docker('rm', c);
-    docker('push', '-q', tag);
+    pushAsSite(n1.dockerSocket, tag);
     docker('rmi', tag);
     image = tag;
     work = mkdtempSync(path.join(os.tmpdir(), 'berth-acct-work-'));

@@ -11,6 +11,7 @@ import { DockerodeEngine } from '../../services/agent/docker/dockerode-engine';
 import { ImageService } from '../../services/agent/images/image-service';
 import { silentLogger } from '../../services/agent/logger';
 import { RegistryClient } from '../../services/shared/images/registry-client';
+import { pushAsSite } from '../support/images';
 import { node, sandbox } from '../support/stack';
 
 const NODES = ['n1', 'n2', 'n3'];
@@ -47,7 +48,7 @@ describe('pull-through mirrors', { timeout: 90_000 }, () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-mirror-'));
     writeFileSync(path.join(dir, 'data.bin'), Buffer.from(Array.from({ length: 512 * 1024 }, () => Math.floor(Math.random() * 256))));
     execFileSync('sh', ['-c', `tar -C ${dir} -c . | docker -H unix://${node('n1').dockerSocket} import - ${tag} >/dev/null`]);
-    docker('n1', 'push', tag);
+    pushAsSite(node('n1').dockerSocket, tag);
     clean();
     const origin = sandbox().registry.log;
     const mirrorLog = sandbox().mirror.log;

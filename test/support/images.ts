@@ -4,7 +4,31 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { node } from './stack';
+import { node, registryPushLogin, sandbox } from './stack';
+
+/**
+ * pushes the local image TAG (named after the registry's pull address, 127.0.0.1:5000/...) as
+ * the site does: through the push address with the site login, from a config dir of its own.
+ * TAG itself then pulls anonymously (same repository, same digest).
+ */
+export function pushAsSite(dockerSocket: string, tag: string): void {
+  const { address, pushAddress } = sandbox().registry;
+  if (!tag.startsWith(`${address}/`)) throw new Error(`pushAsSite: ${tag} is not an image of the sandbox registry ${address}`);
+  const pushTag = pushAddress + tag.slice(address.length);
+  const config = mkdtempSync(path.join(os.tmpdir(), 'berth-push-login-'));
+  const docker = (...args: string[]): void => void execFileSync('docker', ['--config', config, '-H', `unix://${dockerSocket}`, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    writeFileSync(path.join(config, 'config.json'), JSON.stringify({ auths: { [pushAddress]: { auth: Buffer.from(`site:${registryPushLogin()}`).toString('base64') } } }), { mode: 0o600 });
+    docker('tag', tag, pushTag);
+    try {
+      docker('push', '-q', pushTag);
+    } finally {
+      docker('rmi', pushTag);
+    }
+  } finally {
+    rmSync(config, { recursive: true, force: true });
+  }
+}
 
 const APPLETS = ['sh', 'cat', 'sleep', 'touch', 'ls', 'id', 'test', 'echo', 'grep', 'cut', 'pwd', 'kill', 'true', 'false'];
 
@@ -21,7 +45,9 @@ export function pushBusyboxImage(tag: string, files: Record<string, string>): vo
       mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
       writeFileSync(path.join(root, f), text);
     }
-    execFileSync('sh', ['-c', `tar -C ${root} -c . | docker -H unix://${sock} import - ${tag} >/dev/null && docker -H unix://${sock} push ${tag} >/dev/null && docker -H unix://${sock} rmi ${tag} >/dev/null`]);
+    execFileSync('sh', ['-c', `tar -C ${root} -c . | docker -H unix://${sock} import - ${tag} >/dev/null`]);
+    pushAsSite(sock, tag);
+    execFileSync('docker', ['-H', `unix://${sock}`, 'rmi', tag], { stdio: 'ignore' });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -21,7 +21,8 @@ export interface SandboxNode {
 
 export interface SandboxStatus {
   nodes: SandboxNode[];
-  registry: { address: string; running: boolean; log: string };
+  /** `address` serves anonymous pulls only; pushes go to `pushAddress` with the login in `pushLogins` (site only) */
+  registry: { address: string; pushAddress: string; running: boolean; log: string; frontLog: string; pushLogins: string };
   /** a pull-through mirror of the registry (proxy mode) */
   mirror: { address: string; running: boolean; log: string };
   /** a registry with htpasswd logins (alice, bob, site), holding `image` */
@@ -74,6 +75,13 @@ export function privateLogin(user: string): string {
   const logins = JSON.parse(readFileSync(sandbox().privateRegistry.logins, 'utf8')) as Record<string, string>;
   const pw = logins[user];
   if (!pw) throw new Error(`the sandbox's private registry has no login ${user}`);
+  return pw;
+}
+
+/** the password of the registry's push login `site` (users have none) */
+export function registryPushLogin(): string {
+  const pw = (JSON.parse(readFileSync(sandbox().registry.pushLogins, 'utf8')) as Record<string, string>).site;
+  if (!pw) throw new Error(`${sandbox().registry.pushLogins} has no login 'site': rerun 'scripts/sandbox up'`);
   return pw;
 }
 

@@ -41,6 +41,17 @@ describe('image service', () => {
     await assert.rejects(h.images.ensure(IMAGE), (e: unknown) => e instanceof BerthError && e.code === 'REGISTRY_UNAVAILABLE' && /could not be reached/.test(e.message));
   });
 
+  it('says the registry is unreachable when the proxy in front of it says so (502, 503, 504)', async () => {
+    for (const status of ['502 Bad Gateway', '503 Service Unavailable', '504 Gateway Timeout']) {
+      const h = harness();
+      h.engine.failOn.set('resolve', new Error(`(HTTP code 500) server error - received unexpected HTTP status: ${status}`));
+      await assert.rejects(h.images.ensure(IMAGE), (e: unknown) => e instanceof BerthError && e.code === 'REGISTRY_UNAVAILABLE' && e.message.includes(status));
+    }
+    const h = harness();
+    h.engine.failOn.set('resolve', new Error('(HTTP code 500) server error - received unexpected HTTP status: 500 Internal Server Error'));
+    await assert.rejects(h.images.ensure(IMAGE), (e: unknown) => e instanceof BerthError && e.code === 'PULL_FAILED', 'a registry that answers 500 itself was reached');
+  });
+
   it('gives every waiter the failure of a shared pull, and lets a later call retry', async () => {
     const h = harness();
     h.engine.pullDelayMs = 20;

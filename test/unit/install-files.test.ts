@@ -333,6 +333,51 @@ describe('log rotation and metrics', () => {
   });
 });
 
+describe('site registry (docker-compose.yml, registry-nginx.conf)', () => {
+  const conf = (): string => read(EXAMPLES, 'registry-nginx.conf');
+  const compose = (): string => read(REPO, 'docker-compose.yml');
+  /** the text of the `server { ... }` that listens on addr (servers hold blocks one level deep) */
+  const server = (addr: string): string => {
+    const s = [...conf().matchAll(/^ {2}server \{\n([\s\S]*?)^ {2}\}$/gm)].map((m) => m[1]!).find((b) => b.includes(`listen ${addr};`));
+    assert.ok(s, `a server listening on ${addr}`);
+    return s;
+  };
+
+  it('pulls on 5000 refuse every method but GET and HEAD; 5003 wants a login for everything', () => {
+    const pull = server('127.0.0.1:5000');
+    assert.match(pull, /if \(\$request_method !~ \^\(GET\|HEAD\)\$\) \{[^}]*return 401 /);
+    assert.doesNotMatch(pull, /auth_basic/);
+    const push = server('127.0.0.1:5003');
+    assert.match(push, /^ {4}auth_basic "[^"]+";$/m, 'auth_basic for the whole server, GET /v2/ too: docker sends a login only after that 401');
+    assert.match(push, /^ {4}auth_basic_user_file \/etc\/nginx\/registry-push\.htpasswd;$/m);
+    assert.deepEqual([...conf().matchAll(/^\s*listen ([^;]+);/gm)].map((m) => m[1]), ['127.0.0.1:5000', '127.0.0.1:5003'], 'loopback only as shipped');
+    // the sandbox and compose give these on the command line (-g); in the file they would clash
+    assert.doesNotMatch(conf(), /^\s*(user|pid|daemon)\s/m);
+  });
+
+  it('compose wires the registry\'s socket and the htpasswd file to the paths the nginx config names', () => {
+    const socket = /server unix:([^;]+);/.exec(conf())?.[1];
+    assert.ok(socket);
+    const c = compose();
+    assert.ok(c.includes(`REGISTRY_HTTP_ADDR: ${socket}`) && c.includes('REGISTRY_HTTP_NET: unix'), 'the registry listens on the socket nginx proxies to');
+    assert.equal([...c.matchAll(new RegExp(`- registry-socket:${path.dirname(socket)}$`, 'gm'))].length, 2, 'both containers mount the socket volume');
+    assert.match(c, /^ {2}registry:\n(?: {4}.*\n)*? {4}network_mode: none$/m, 'the registry has no network: only nginx reaches it');
+    assert.match(c, /- \.\/scripts\/examples\/registry-nginx\.conf:\/etc\/nginx\/nginx\.conf:ro$/m);
+    assert.match(c, /- \/etc\/berth\/registry-push\.htpasswd:\/etc\/nginx\/registry-push\.htpasswd:ro$/m);
+    assert.ok(read(REPO, 'docs', 'install.md').includes('htpasswd -B -c /etc/berth/registry-push.htpasswd site'), 'install.md creates the file compose mounts');
+  });
+
+  it('nginx accepts the config, where nginx is installed', (t) => {
+    if (spawnSync('sh', ['-c', 'command -v nginx']).status !== 0) return t.skip('nginx is not installed here');
+    if (process.getuid?.() !== 0) return t.skip('nginx -t wants root for its default paths');
+    const dir = tmp('nginx');
+    // stdout and stderr to a file: nginx opens /dev/stdout, which a socket (node's pipes) refuses
+    const out = path.join(dir, 'out');
+    const r = spawnSync('sh', ['-c', `nginx -t -q -c "$1" -g "pid ${dir}/nginx.pid;" >"$2" 2>&1`, 'sh', path.join(EXAMPLES, 'registry-nginx.conf'), out]);
+    assert.equal(r.status, 0, readFileSync(out, 'utf8'));
+  });
+});
+
 describe('docs/install.md', () => {
   const md = read(REPO, 'docs', 'install.md');
 

@@ -9,7 +9,8 @@ function detailOf(err: unknown): string {
 }
 
 const NOT_FOUND = /manifest unknown|not found|name unknown|does not exist|no such image|repository .* not found/i;
-const UNREACHABLE = /connection refused|ECONNREFUSED|no such host|i\/o timeout|dial tcp|network is unreachable|timeout|EOF|server gave HTTP response|TLS handshake/i;
+// a proxy in front of a registry that is down (nginx, a load balancer) answers 502, 503 or 504
+const UNREACHABLE = /connection refused|ECONNREFUSED|no such host|i\/o timeout|dial tcp|network is unreachable|timeout|EOF|server gave HTTP response|TLS handshake|\b50[234] (Bad Gateway|Service Unavailable|Gateway Timeout)\b/i;
 
 const AUTH = /unauthorized|authentication required|no basic auth credentials|incorrect username or password/i;
 
