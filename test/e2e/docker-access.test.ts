@@ -22,13 +22,16 @@ function runningJob(user: string, name: string, on?: string): { jobId: string; n
   return { jobId, nodeName, dir };
 }
 
+/** the docker CLI through the job's Docker endpoint (what TaskProlog gives the job's tasks) */
 function dockerAs(user: string, jobId: string, nodeName: string, args: string[], cwd?: string) {
+  const env = { PATH, DOCKER_HOST: `unix:///run/berth/${nodeName}/jobs/${jobId}.docker.sock`, HOME: `/home/${user}` };
+  return run('docker', args, { user, env, cwd });
+}
+
+/** the docker CLI straight at dockerd's TLS port with the job's certificate */
+function dockerTls(user: string, jobId: string, nodeName: string, args: string[], cwd?: string) {
   const env = {
-    PATH,
-    DOCKER_HOST: `tcp://${node(nodeName).dockerTlsAddress}`,
-    DOCKER_TLS_VERIFY: '1',
-    DOCKER_CERT_PATH: `/run/berth/${nodeName}/jobs/${jobId}`,
-    HOME: `/home/${user}`,
+    PATH, DOCKER_HOST: `tcp://${node(nodeName).dockerTlsAddress}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: `/run/berth/${nodeName}/jobs/${jobId}`, HOME: `/home/${user}`,
   };
   return run('docker', args, { user, env, cwd });
 }
@@ -51,8 +54,7 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
     cancel.push(jobId);
     const uid = run('id', ['-u', 'alice']).stdout.trim();
     const image = sandbox().demoImage;
-    assert.equal(dockerEnvOf('alice', jobId, nodeName),
-      `export DOCKER_HOST=tcp://${node(nodeName).dockerTlsAddress}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH=/run/berth/${nodeName}/jobs/${jobId}\n`);
+    assert.equal(dockerEnvOf('alice', jobId, nodeName), `export DOCKER_HOST=unix:///run/berth/${nodeName}/jobs/${jobId}.docker.sock\nunset DOCKER_TLS_VERIFY DOCKER_CERT_PATH\n`);
     const ps = dockerAs('alice', jobId, nodeName, ['ps']);
     assert.equal(ps.code, 0, ps.stderr);
     const started = dockerAs('alice', jobId, nodeName, ['run', '-d', ...ALLOWED(uid), '-v', `${dir}:${dir}`, image, 'sleep', '200'], dir);
@@ -115,9 +117,9 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
     const text = readFileSync(out, 'utf8');
     assert.equal(sub.code, 0, `${sub.stderr}\n${text}`);
     const jobId = jobIdFrom(sub.stdout);
-    assert.match(text, new RegExp(`^host=tcp://${node('n2').dockerTlsAddress.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(text, new RegExp(`^host=unix:///run/berth/n2/jobs/${jobId}\\.docker\\.sock$`, 'm'));
     assert.match(text, new RegExp(`^name=berth-n2-job-${jobId}$`, 'm'));
-    assert.match(text, /^task host=tcp:\/\/127\.0\.0\.1:\d+$/m);
+    assert.match(text, new RegExp(`^task host=unix:///run/berth/n2/jobs/${jobId}\\.docker\\.sock$`, 'm'));
   });
 
   it("refuses another user, another user's container, and the same user once the job has ended", () => {
@@ -130,9 +132,11 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
     const peek = dockerAs('bob', b.jobId, b.nodeName, ['inspect', aliceContainer]);
     assert.notEqual(peek.code, 0);
     assert.match(peek.stderr, /does not belong to your running jobs/);
-    // bob cannot read alice's certificate
+    // bob can use neither alice's endpoint nor her certificate
     const steal = dockerAs('bob', a.jobId, a.nodeName, ['ps']);
     assert.notEqual(steal.code, 0);
+    assert.match(steal.stderr, /permission denied/);
+    assert.notEqual(dockerTls('bob', a.jobId, a.nodeName, ['ps']).code, 0);
     run('scancel', [a.jobId]);
     waitFor(`job ${a.jobId} gone`, () => jobState(a.jobId) === '' || undefined);
     const late = dockerAs('alice', a.jobId, a.nodeName, ['ps']);

@@ -88,6 +88,8 @@ export async function startJobEndpoint(o: JobEndpointOptions): Promise<JobEndpoi
       const hasBody = r.body !== undefined || !['GET', 'HEAD', 'DELETE'].includes(req.method ?? 'GET');
       const upstream = https.request({ agent, host, port, method: req.method, path: r.url, headers: headersOf(req, hasBody ? (r.body?.length ?? 0) : undefined) }, (up) => {
         res.writeHead(up.statusCode ?? 502, up.statusMessage, up.headers);
+        // dockerd sends the headers of a long answer (wait, events, logs -f) before its body: so does the endpoint
+        res.flushHeaders();
         up.pipe(res);
       });
       upstream.on('error', (err) => {
