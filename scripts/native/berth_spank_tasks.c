@@ -166,7 +166,7 @@ static void copy_confinement(const struct berth_args *a)
     double t0 = now_us();
     if (berth_confine_copy(tf.pid, &step_confinement, err, sizeof err) != 0) {
         snprintf(step_error, sizeof step_error,
-                 "berth: the tasks of step %s.%s do not start: they would run less confined than the container: %s",
+                 "berth: the tasks of step %s.%s do not start: the container's confinement cannot be copied onto them: %s",
                  job_id, step_id, err);
         slurm_error("%s", step_error);
         return;
@@ -367,6 +367,7 @@ void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
     if (berth_run(a->berth, argv, env, out, sizeof out) != 0)
         slurm_error("%s", out);
     step_joins = 0;
+    berth_confine_free(&step_confinement);
 }
 
 /*

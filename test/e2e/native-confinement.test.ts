@@ -161,7 +161,7 @@ describe('confinement of native container steps', { timeout: 300_000 }, () => {
     }
     waitFor(`job ${jobId} to end`, () => jobState(jobId) === '' || undefined, 60_000);
     const text = readIfExists(out);
-    assert.match(text, new RegExp(`berth: the tasks of step ${jobId}\\.0 do not start: they would run less confined than the container: pid ${init} is traced by pid ${holder.pid}, so its seccomp filter cannot be read`), text);
+    assert.match(text, new RegExp(`berth: the tasks of step ${jobId}\\.0 do not start: the container's confinement cannot be copied onto them: pid ${init} is traced by pid ${holder.pid}, so its seccomp filter cannot be read`), text);
     assert.doesNotMatch(text, /^native-ran$/m);
     assert.match(text, /^native-exit=[1-9]\d*$/m);
     assert.match(text, /^exec-ran$/m);
