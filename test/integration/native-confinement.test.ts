@@ -48,6 +48,7 @@ describe('copying a job container\'s confinement onto a process', { timeout: 120
   const steps = new StepRunner(engine, jobs, log);
   const alice = uidOf('alice');
   let initPid = 0;
+  let work = '';
 
   /** a berth exec step in the job container: what it printed on stdout and stderr */
   async function exec(script: string, onOut?: (text: string) => void): Promise<{ out: string; err: string; exitCode: number }> {
@@ -68,7 +69,7 @@ describe('copying a job container\'s confinement onto a process', { timeout: 120
   before(async () => {
     execFileSync('gcc', ['-static', '-O2', '-Wall', '-o', initBinary, path.join(REPO, 'scripts/native/berth-init.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
     confineProbe();
-    const work = mkdtempSync(path.join(os.tmpdir(), 'berth-confine-itest-work-'));
+    work = mkdtempSync(path.join(os.tmpdir(), 'berth-confine-itest-work-'));
     chownSync(work, alice, alice);
     await jobs.prologue({ jobId: JOB, uid: alice, gid: alice, user: 'alice', image: sandbox().demoImage, workDir: work, cpus: 1, memoryBytes: 256 * 1024 * 1024 });
     const info = await engine.docker.getContainer(jobs.get(JOB)!.containerId).inspect();
@@ -78,6 +79,7 @@ describe('copying a job container\'s confinement onto a process', { timeout: 120
   after(async () => {
     await jobs.epilogue(JOB).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it('copies from the container\'s first process the filter a berth exec process runs under, answer for answer', async () => {

@@ -2,7 +2,7 @@
 // reads a process's seccomp filters as the SPANK plugin copies them, and takes a copy on as a
 // native task does. Built once per test process; the tests run it as root.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO } from './stack';
@@ -11,7 +11,9 @@ let built: string | undefined;
 
 export function confineProbe(): string {
   if (built) return built;
-  const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'berth-confine-probe-')), 'confine-probe');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-confine-probe-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'confine-probe');
   const native = path.join(REPO, 'scripts/native');
   execFileSync('gcc', ['-O2', '-Wall', '-Werror', `-I${native}`, '-o', out, path.join(REPO, 'test/native/confine-probe.c'), path.join(native, 'berth_confine.c')],
     { stdio: ['ignore', 'ignore', 'pipe'] });
