@@ -18,7 +18,7 @@ command -v gcc >/dev/null || die "gcc not found; run scripts/install-deps.sh (in
 mkdir -p "$OUT"
 
 gcc -shared -fPIC -O2 -Wall -Werror -I/usr/include/slurm \
-  -o "$OUT/berth_spank.so.tmp" "$SRC/berth_spank.c" "$SRC/berth_spank_tasks.c" \
+  -o "$OUT/berth_spank.so.tmp" "$SRC/berth_spank.c" "$SRC/berth_spank_tasks.c" "$SRC/berth_confine.c" \
   || die "compiling $SRC/berth_spank*.c failed (see above)"
 mv -f "$OUT/berth_spank.so.tmp" "$OUT/berth_spank.so"
 echo "build-native: $OUT/berth_spank.so"

@@ -15,7 +15,10 @@
  *
  * Every joining task first sets no_new_privs, so no setuid program in the image can give it
  * back root; its PID is checked against the recorded start time, so a recycled PID is never
- * joined.
+ * joined. The last thing a task does as root is take on the container's own confinement
+ * (berth_confine.c): the seccomp filters and capability bounding set of the container's
+ * first process, copied once per step and node right after the step prologue. A task whose
+ * confinement cannot be had does not start.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,8 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 #include <slurm/slurm.h>
+#include "berth_confine.h"
 #include "berth_spank.h"
 
 #define TASK_FILE_MAX 262144
@@ -43,6 +48,8 @@ static int step_status;    /* wait status of the first task that failed, else of
 static int step_tasks_ended;
 static char task_workdir[PATH_MAX]; /* --container-workdir of this task's step, '' = srun's */
 static char job_id[32];
+/* the container's seccomp filters and bounding set, copied in slurmstepd for its tasks */
+static struct berth_confinement step_confinement;
 
 /* "batch", a number, or "" for the extern and interactive steps */
 static void step_name(spank_t sp, char *out, size_t n)
@@ -73,6 +80,107 @@ static int runs_berth_exec(spank_t sp)
     const char *base = strrchr(argv[0], '/');
     base = base ? base + 1 : argv[0];
     return strcmp(base, "berth") == 0;
+}
+
+/* the start time (field 22 of /proc/PID/stat) of pid, or 0 */
+static unsigned long long start_time(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return 0;
+    p += 2; /* field 3 */
+    for (int field = 3; field < 22 && p != NULL; field++) {
+        p = strchr(p, ' ');
+        if (p) p++;
+    }
+    return p ? strtoull(p, NULL, 10) : 0;
+}
+
+/* what the task file RUN_DIR/NODE/tasks/JOB.STEP says; text holds the lines (env= ones too) */
+struct task_file {
+    long pid;
+    unsigned long long start;
+    const char *workdir, *container;
+    char *text;
+};
+
+static int read_task_file(const struct berth_args *a, struct task_file *tf)
+{
+    static char text[TASK_FILE_MAX];
+    const char *node = getenv("SLURMD_NODENAME");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/tasks/%s.%s", a->run_dir, node ? node : "", job_id, step_id);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        slurm_error("berth: the step's container is not ready (%s: %s); is berthd running on this node?", path, strerror(errno));
+        return -1;
+    }
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    tf->pid = 0;
+    tf->start = 0;
+    tf->workdir = "";
+    tf->container = "?";
+    tf->text = text;
+    for (char *line = text, *end; *line != '\0'; line = end) {
+        end = strchr(line, '\n');
+        end = end ? end + 1 : line + strlen(line);
+        if (strncmp(line, "pid=", 4) == 0)
+            tf->pid = strtol(line + 4, NULL, 10);
+        else if (strncmp(line, "start=", 6) == 0)
+            tf->start = strtoull(line + 6, NULL, 10);
+    }
+    return 0;
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/*
+ * slurmstepd, once per step and node, right after the step prologue: the confinement of the
+ * container's first process (berth-init pause, in the host PID namespace), for every task.
+ * On failure no task of the step starts, each says why (as for a failed step prologue: a
+ * step's failure, not the node's).
+ */
+static void copy_confinement(const struct berth_args *a)
+{
+    struct task_file tf;
+    if (read_task_file(a, &tf) != 0)
+        return; /* each task says it */
+    if (tf.pid <= 1 || tf.start == 0 || start_time(tf.pid) != tf.start)
+        return; /* likewise: the container is gone */
+    char err[512];
+    double t0 = now_us();
+    if (berth_confine_copy(tf.pid, &step_confinement, err, sizeof err) != 0) {
+        snprintf(step_error, sizeof step_error,
+                 "berth: the tasks of step %s.%s do not start: the container's confinement cannot be copied onto them: %s",
+                 job_id, step_id, err);
+        slurm_error("%s", step_error);
+        return;
+    }
+    /* the process may have ended and its PID been reused during the copy */
+    if (start_time(tf.pid) != tf.start) {
+        berth_confine_free(&step_confinement);
+        return;
+    }
+    unsigned insns = 0;
+    for (int i = 0; i < step_confinement.nfilters; i++)
+        insns += step_confinement.filters[i].len;
+    slurm_debug("berth: step %s.%s: copied %d seccomp filter(s), %u instructions, and CapBnd %016llx from pid %ld in %.0f us",
+                job_id, step_id, step_confinement.nfilters, insns, (unsigned long long)step_confinement.cap_bnd, tf.pid, now_us() - t0);
 }
 
 int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
@@ -144,30 +252,10 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     if (berth_run(a->berth, argv, env, out, sizeof out) != 0) {
         slurm_error("%s", out);
         snprintf(step_error, sizeof step_error, "%s", out);
+        return 0;
     }
+    copy_confinement(a);
     return 0;
-}
-
-/* the start time (field 22 of /proc/PID/stat) of pid, or 0 */
-static unsigned long long start_time(long pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (p == NULL)
-        return 0;
-    p += 2; /* field 3 */
-    for (int field = 3; field < 22 && p != NULL; field++) {
-        p = strchr(p, ' ');
-        if (p) p++;
-    }
-    return p ? strtoull(p, NULL, 10) : 0;
 }
 
 static int join_ns(long pid, const char *ns, int type)
@@ -194,31 +282,15 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
         slurm_error("%s", step_error);
         return -1;
     }
-    const char *node = getenv("SLURMD_NODENAME");
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s/tasks/%s.%s", a->run_dir, node ? node : "", job_id, step_id);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        slurm_error("berth: the step's container is not ready (%s: %s); is berthd running on this node?", path, strerror(errno));
+    struct task_file tf;
+    if (read_task_file(a, &tf) != 0)
         return -1;
-    }
-    static char text[TASK_FILE_MAX];
-    size_t len = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[len] = '\0';
-    long pid = 0;
-    unsigned long long start = 0;
-    const char *workdir = "", *container = "?";
     char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-        if (strncmp(line, "pid=", 4) == 0)
-            pid = strtol(line + 4, NULL, 10);
-        else if (strncmp(line, "start=", 6) == 0)
-            start = strtoull(line + 6, NULL, 10);
-        else if (strncmp(line, "workdir=", 8) == 0)
-            workdir = line + 8;
+    for (char *line = strtok_r(tf.text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "workdir=", 8) == 0)
+            tf.workdir = line + 8;
         else if (strncmp(line, "container=", 10) == 0)
-            container = line + 10;
+            tf.container = line + 10;
         else if (strncmp(line, "env=", 4) == 0) {
             char *eq = strchr(line + 4, '=');
             if (eq == NULL)
@@ -228,8 +300,14 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
                 slurm_info("berth: could not set %s for the task", line + 4);
         }
     }
-    if (pid <= 1 || start == 0 || start_time(pid) != start) {
+    long pid = tf.pid;
+    const char *workdir = tf.workdir, *container = tf.container;
+    if (pid <= 1 || tf.start == 0 || start_time(pid) != tf.start) {
         slurm_error("berth: container %s is no longer running (pid %ld); the job's containers are gone", container, pid);
+        return -1;
+    }
+    if (step_confinement.nfilters == 0 || step_confinement.pid != pid) {
+        slurm_error("berth: the confinement of container %s (pid %ld) was not copied at the step's start; the task does not start", container, pid);
         return -1;
     }
     char cwd[PATH_MAX];
@@ -250,6 +328,14 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
     /* slurmstepd changes to srun's directory again after this hook: --container-workdir is
      * applied once more in task_init, as the user, just before the exec */
     snprintf(task_workdir, sizeof task_workdir, "%s", workdir);
+    /* last, as it takes away what the joins above need: the container's bounding set and
+     * seccomp filters. What slurmstepd does after this hook (setgroups, set*id, the tty,
+     * dup2, chdir, the TaskProlog, execve) is all allowed by Docker's profile. */
+    char err[512];
+    if (berth_confine_apply(&step_confinement, err, sizeof err) != 0) {
+        slurm_error("berth: cannot confine the task as container %s is: %s; the task does not start", container, err);
+        return -1;
+    }
     return 0;
 }
 
@@ -281,6 +367,7 @@ void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
     if (berth_run(a->berth, argv, env, out, sizeof out) != 0)
         slurm_error("%s", out);
     step_joins = 0;
+    berth_confine_free(&step_confinement);
 }
 
 /*
