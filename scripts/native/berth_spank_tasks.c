@@ -48,6 +48,8 @@ static int step_status;    /* wait status of the first task that failed, else of
 static int step_tasks_ended;
 static char task_workdir[PATH_MAX]; /* --container-workdir of this task's step, '' = srun's */
 static char job_id[32];
+/* what the step's container runs without, and why (berthd's warnings): task 0 says it */
+static char step_warning[BERTH_OUT_MAX];
 /* the container's seccomp filters and bounding set, copied in slurmstepd for its tasks */
 static struct berth_confinement step_confinement;
 
@@ -254,6 +256,7 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
         snprintf(step_error, sizeof step_error, "%s", out);
         return 0;
     }
+    snprintf(step_warning, sizeof step_warning, "%s", strstr(out, "berth: warning:") ? strstr(out, "berth: warning:") : "");
     copy_confinement(a);
     return 0;
 }
@@ -341,7 +344,12 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
 
 int berth_tasks_user_init(spank_t sp)
 {
-    (void)sp;
+    uint32_t task = 1;
+    if (step_joins && step_warning[0] != '\0' && spank_get_item(sp, S_TASK_GLOBAL_ID, &task) == ESPANK_SUCCESS && task == 0) {
+        size_t n = strlen(step_warning);
+        fprintf(stderr, "%s%s", step_warning, n && step_warning[n - 1] == '\n' ? "" : "\n");
+        fflush(stderr);
+    }
     if (!step_joins || task_workdir[0] == '\0')
         return 0;
     if (chdir(task_workdir) != 0) {

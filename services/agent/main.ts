@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // berthd: the per-node agent. Builds config, logger, Docker client, stores and schedules,
 // passes them through constructors, recovers the job table and serves the sockets.
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import cron from 'node-cron';
 import yargs from 'yargs';
@@ -152,7 +153,11 @@ async function main(): Promise<void> {
   });
   await runtimeGate.start();
   const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
-    usage: engine, metrics, seal, volumes: engine, runtime: { owners, cgroups, jobPidsLimit: config.jobPidsLimit },
+    usage: engine, metrics, seal, volumes: engine,
+    // where a user reads about their job: scontrol show job, sacct -o AdminComment
+    tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {
+      execFile('scontrol', ['update', `jobid=${jobId}`, `AdminComment=${text.slice(0, 1000)}`], { timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
+    }), runtime: { owners, cgroups, jobPidsLimit: config.jobPidsLimit },
     dockerAccess: prepared?.dockerAccess,
     admit: sitePolicy && ((body, ctx) => {
       const v = sitePolicy.admit('container_create', body, ctx);

@@ -107,6 +107,8 @@ export async function runExec(command: string[], env: Env, io: ExecIo, opts: Exe
       else if (m.msg === 'stderr' && m.stderr) io.stderr.write(m.stderr);
       else if (m.msg === 'started' && !started) {
         started = true;
+        // what the job's container runs without: said once, by task 0
+        if ((process.env.SLURM_PROCID ?? '0') === '0') for (const w of m.started?.warnings ?? []) io.stderr.write(`${w}\n`);
         io.stdin.on('data', onStdin);
         io.stdin.on('end', onStdinEnd);
       } else if (m.msg === 'exit' && m.exit) {

@@ -1,6 +1,7 @@
 // `berth hook prolog|epilog`, run by slurmd as root for every job on every allocated node.
 // A failure prints one line naming the job, the image and the reason to stderr (slurmd logs
 // it) and exits non-zero; Slurm then drains the node and requeues the job (docs/operations.md).
+import type { StepPrologueResponse__Output } from '../shared/gen/berth/v1/StepPrologueResponse';
 import type * as grpc from '@grpc/grpc-js';
 import os, { constants } from 'node:os';
 import { agentTarget, type AgentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
@@ -152,7 +153,9 @@ export async function runStepHook(kind: 'step-prolog' | 'step-epilog', env: Env,
     if (kind === 'step-prolog') {
       const req = stepPrologueRequest(env);
       const md = await callMetadata(target, 'StepPrologue', req.jobId);
-      await withRetry(() => unaryCall(client.StepPrologue.bind(client), req, md, num(env.BERTH_PROLOG_TIMEOUT_SECONDS) * 1000 || 600_000));
+      const res: StepPrologueResponse__Output = await withRetry(() => unaryCall(client.StepPrologue.bind(client), req, md, num(env.BERTH_PROLOG_TIMEOUT_SECONDS) * 1000 || 600_000));
+      // on stdout: the SPANK plugin reads it after a successful hook and shows it on task 0's stderr
+      for (const w of res.warnings ?? []) process.stdout.write(`${w}\n`);
     } else {
       const md = await callMetadata(target, 'StepEpilogue', env.SLURM_JOB_ID ?? '');
       await withRetry(() => unaryCall(client.StepEpilogue.bind(client), stepEpilogueRequest(env), md, 120_000));

@@ -179,6 +179,29 @@ describe('security: what a job user with the raw Docker API cannot do', { timeou
     assert.match(inspect(rid)!.State.Error, new RegExp(`the host path ${swap} cannot be opened by uid ${j.uid} \\(Permission denied\\)`));
   });
 
+  it("runs a job whose working directory its user cannot open without it, and says so", () => {
+    const other = jobDir('bob', 'sec-chdir');
+    const proj = path.join(other, 'locked', 'proj');
+    mkdirSync(proj, { recursive: true });
+    writeFileSync(path.join(proj, 'secret'), 'bob-secret\n');
+    chmodSync(path.join(proj, 'secret'), 0o644);
+    chmodSync(proj, 0o755);
+    chownSync(path.join(other, 'locked'), uidOf('bob'), uidOf('bob'));
+    chmodSync(path.join(other, 'locked'), 0o700);
+    const out = path.join(alice().dir, 'chdir.out');
+    const script = `srun --chdir=/ berth exec -- cat ${proj}/secret; srun --chdir=/ --container-image=${IMAGE()} cat ${proj}/secret; echo done`;
+    // on n2: n1's CPUs are held by the two jobs above
+    const sub = run('sbatch', ['-N1', '-w', 'n2', '--wait', `--chdir=${proj}`, `--container-image=${IMAGE()}`, '-o', out, '--wrap', script], { user: 'alice', cwd: alice().dir, timeoutMs: 120_000 });
+    const jobId = jobIdFrom(sub.stdout);
+    const text = readFileSync(out, 'utf8');
+    assert.doesNotMatch(text, /bob-secret/);
+    assert.match(text, /^done$/m, 'the job ran');
+    assert.match(text, new RegExp(`berth: warning: job ${jobId} runs without its working directory in the container: the working directory ${proj}: uid ${alice().uid} may not enter \\S+ \\(mode 700\\)`));
+    assert.equal(text.match(/berth: warning: job/g)?.length, 2, 'each step says it once (task 0)');
+    const shown = run('scontrol', ['show', 'job', jobId]).stdout;
+    assert.match(shown, /AdminComment=berth: warning: job \d+ runs without its working directory/);
+  });
+
   it("keeps the sum over the job's containers within the job, and takes no unbounded setting", () => {
     const j = alice();
     const jobContainer = inspect(`berth-${NODE}-job-${j.jobId}`)!;

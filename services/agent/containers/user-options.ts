@@ -59,7 +59,13 @@ export function applyUserOptions(jobId: string, o: ContainerOptions | undefined,
   }
   const mountHome = o?.mountHome ?? rules.defaults.mountHome;
   if (mountHome && who.home && who.home !== '/' && !taken.has(who.home)) {
-    if (existsSync(who.home)) mounts.push({ source: who.home, target: who.home, readOnly: false });
+    let reachable = false;
+    try {
+      reachable = existsSync(who.home) && reachablePath(who.home, { uid: who.uid, gids: who.gids }, 'your home directory') !== '';
+    } catch (err) {
+      if (o?.mountHome) refuse(`--container-mount-home: ${(err as Error).message}`);
+    }
+    if (reachable) mounts.push({ source: who.home, target: who.home, readOnly: false });
     else if (o?.mountHome) refuse(`--container-mount-home: your home directory ${who.home} does not exist on this node`);
   }
   return {

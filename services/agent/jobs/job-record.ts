@@ -34,6 +34,8 @@ export interface JobRecord extends JobIdentity {
   userContainers: string[];
   /** named volumes the job's user created through the Docker API, removed with the job */
   userVolumes?: string[];
+  /** what the job's container runs without, and why (a working directory its user cannot reach): told to the user */
+  warnings?: string[];
   /** account, registry, mounts, devices, pull and start figures, for accounting */
   provenance?: JobProvenance;
 }

@@ -25,6 +25,7 @@ import type { JobRecord, StepRecord } from './job-record';
 import type { JobTable } from './job-table';
 import type { AllocationSource } from './slurm-allocation';
 import { checkPrologueRequest, type PrologueInput } from './prologue-request';
+import { reachablePath } from '../../shared/path-access';
 
 export interface PrologueResult {
   job: JobRecord;
@@ -42,6 +43,8 @@ export interface MadeContainer {
   endTime?: Date;
   /** container create + start */
   startLatencyMillis: number;
+  /** what the container runs without, and why */
+  warnings: string[];
 }
 
 export interface EpilogueResult {
@@ -71,6 +74,8 @@ export interface JobServiceDeps {
   admit?: (body: Record<string, unknown>, ctx: { user: string; groups: string[]; job: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[]; groupIds: number[] } }) => { allow: boolean; message: string };
   /** berth-runc's gate: whose containers are about to run, and the job's cgroup (runtime/runtime-gate.ts) */
   runtime?: { owners: ContainerOwners; cgroups: JobCgroups; jobPidsLimit: number };
+  /** tells the job's user something about their job where they read it (the job's AdminComment) */
+  tellUser?: (jobId: string, text: string) => Promise<void>;
   /** seals the containers berthd makes, so that recovery trusts only those (containers/seal.ts) */
   seal?: ContainerSeal;
   /** records when each image was last used by a job, for the image GC's order */
@@ -160,6 +165,7 @@ export class JobService {
       error: '',
       steps: existing?.steps ?? [],
       userContainers: existing?.userContainers ?? [],
+      ...(made.warnings.length ? { warnings: made.warnings } : {}),
       provenance: {
         account: req.account ?? '',
         partition: req.partition ?? '',
@@ -174,6 +180,9 @@ export class JobService {
     };
     table.put(job);
     void this.noteImageUse(image.localRef, log);
+    if (made.warnings.length && this.d.tellUser) {
+      void this.d.tellUser(req.jobId, made.warnings.join(' ')).catch((err: unknown) => log.warn('could not tell the user', { error: errorMessage(err) }));
+    }
     log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
     return { job, alreadyPrepared: false, pullMillis: image.millis };
   }
@@ -198,6 +207,17 @@ export class JobService {
       defaults: config.containerDefaults, userMounts: config.userMounts, siteMounts: config.mounts,
       protectedPaths: [config.runDir, config.stateDir, dockerSocketPath(config), path.dirname(config.initBinary)],
     });
+    // the job's working directory is mounted only if its user could open it: dockerd mounts as root
+    const warnings: string[] = [];
+    let workDir = req.workDir;
+    if (workDir) {
+      try {
+        reachablePath(workDir, { uid: req.uid, gids: [req.gid, ...user.groups.map((g) => g.gid)] }, 'the working directory');
+      } catch (err) {
+        warnings.push(`berth: warning: job ${req.jobId} runs without its working directory in the container: ${errorMessage(err)}; steps start in / (give sbatch --chdir a directory you can open)`);
+        workDir = '';
+      }
+    }
     const identity: JobIdentity = {
       jobId: req.jobId,
       node: config.node,
@@ -206,7 +226,7 @@ export class JobService {
       user: user.name,
       imageRef: req.requestedImage || image.ref.text,
       imageDigest: image.digestRef,
-      workDir: req.workDir,
+      workDir,
       startTime: this.now().toISOString(),
       containerWorkdir: applied.workdir,
       envNames: applied.envNames,
@@ -248,7 +268,7 @@ export class JobService {
           jobId: req.jobId, uid: req.uid, gid: req.gid, cpus, memoryBytes,
           devices: (spec.body.HostConfig as { Devices: { PathOnHost: string }[] }).Devices.map((d) => d.PathOnHost),
           // berth's own files (berth-init, the per-container passwd and group) and the job's directories
-          mountPrefixes: [config.initBinary, config.taskProlog, config.slurmdSpoolDir, kind.dir, req.workDir, ...config.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
+          mountPrefixes: [config.initBinary, config.taskProlog, config.slurmdSpoolDir, kind.dir, workDir, ...config.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
           groupIds: user.groups.map((g) => g.gid),
         },
       });
@@ -280,7 +300,8 @@ export class JobService {
       if (err instanceof BerthError) throw err;
       throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: Docker could not create or start the container from ${image.digestRef}: ${engineMessage(err)}`, { cause: err });
     }
-    return { identity, containerId, spec, image, endTime: alloc?.endTime, startLatencyMillis };
+    for (const w of warnings) log.warn('job container made without a path its user cannot reach', { warning: w });
+    return { identity, containerId, spec, image, endTime: alloc?.endTime, startLatencyMillis, warnings };
   }
 
   private async noteImageUse(ref: string, log: Logger): Promise<void> {

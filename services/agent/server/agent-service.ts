@@ -266,7 +266,7 @@ function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStre
       step = started.step;
       if (call.cancelled) step.abort(d.stopGraceMs);
       phase = 'running';
-      call.write({ started: { execId: step.execId } });
+      call.write({ started: { execId: step.execId, warnings: job.warnings ?? [] } });
       for (const p of pending.splice(0)) apply(p);
       const outcome = await step.done;
       if (call.cancelled) return;

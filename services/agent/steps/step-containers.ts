@@ -31,6 +31,8 @@ export interface StepPrologueResult {
   stepContainer: boolean;
   pullMillis: number;
   imageDigest: string;
+  /** what the container runs without, and why: task 0 prints it */
+  warnings: string[];
 }
 
 interface Target {
@@ -114,7 +116,8 @@ export class StepContainers {
     if (o.name && stepContainer) this.d.files.markNamed(req.jobId, o.name);
     const rec = this.d.jobs.recordStepStart(req.jobId, { stepId: req.stepId, taskId: 0, argv: req.argv ?? [], startTime: new Date().toISOString() });
     if (rec) this.records.set(`${req.jobId}.${req.stepId}`, rec);
-    return { containerName: target.name, stepContainer, pullMillis, imageDigest: target.digest };
+    const warnings = stepContainer ? [] : this.d.jobs.get(req.jobId)?.warnings ?? [];
+    return { containerName: target.name, stepContainer, pullMillis, imageDigest: target.digest, warnings };
   }
 
   /** The task file goes; the step's own container too, unless it is named (kept for the job). */
