@@ -162,15 +162,17 @@ describe('AuthZ plugin: what berth must see before it judges', () => {
     assert.equal((await h.authorizer.request(req({ method: 'POST', uri: `/v1.41/containers/${'a'.repeat(64)}/stop` }))).Allow, true);
     assert.equal((await h.authorizer.request(req({ method: 'POST', uri: `/containers/${'a'.repeat(64)}/stop` }))).Allow, true);
     assert.equal((await h.authorizer.request(create({ body: '{"Image":"x"}' }))).Allow, true);
-    assert.equal((await h.authorizer.request(req({ uri: '/v1.41/containers/json' }))).Allow, true);
-    assert.equal((await h.authorizer.request(req({ uri: '/v1.40/containers/json' }))).Allow, true);
+    const own = `filters=${encodeURIComponent('{"label":{"io.berth.job.id=10":true}}')}`;
+    assert.equal((await h.authorizer.request(req({ uri: `/v1.41/containers/json?${own}` }))).Allow, true);
+    assert.equal((await h.authorizer.request(req({ uri: `/v1.40/containers/json?${own}` }))).Allow, true);
+    assert.match((await h.authorizer.request(req({ uri: '/v1.41/containers/json' }))).Msg!, /listings show only your job's containers/);
     // a chunked body under 1 MiB: dockerd shows it whole
     assert.equal((await h.authorizer.request(create({ body: '{"Image":"x"}', headers: {} }))).Allow, true);
   });
 
   it('takes the site minimum', async () => {
     const a = routed({ minApiVersion: '1.41' }).authorizer;
-    assert.match((await a.request(req({ uri: '/v1.40/containers/json' }))).Msg!, /older than 1\.41/);
+    assert.match((await a.request(req({ uri: `/v1.40/containers/${'a'.repeat(64)}/json` }))).Msg!, /older than 1\.41/);
   });
 });
 

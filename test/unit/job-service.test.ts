@@ -25,6 +25,22 @@ describe('job prologue', () => {
     assert.ok(existsSync(path.join(h.config.stateDir, 'jobs', '42.json')));
   });
 
+  it("runs without a working directory its user cannot open, and says why where the user reads it", async () => {
+    const h = harness();
+    const told: string[] = [];
+    const jobs = new (h.jobs.constructor as typeof import('../../services/agent/jobs/job-service').JobService)({
+      ...(h.jobs as unknown as { d: ConstructorParameters<typeof import('../../services/agent/jobs/job-service').JobService>[0] }).d,
+      tellUser: async (_id, text) => void told.push(text),
+    });
+    const res = await jobs.prologue(prologueInput({ workDir: '/home/bob/unreachable/proj' }));
+    const c = h.engine.containers.get(res.job.containerId)!;
+    const binds = (c.body.HostConfig as { Binds: string[] }).Binds;
+    assert.ok(!binds.some((b) => b.includes('/home/bob')), binds.join(' '));
+    assert.equal((c.body as { WorkingDir: string }).WorkingDir, '/');
+    assert.match(res.job.warnings?.[0] ?? '', /^berth: warning: job 42 runs without its working directory in the container: the working directory \/home\/bob\/unreachable\/proj: uid 2001 may not enter/);
+    assert.deepEqual(told, res.job.warnings);
+  });
+
   it('passes the RDMA devices that exist and skips the missing ones', async () => {
     const h = harness();
     mkdirSync(path.join(h.dir, 'dev'));

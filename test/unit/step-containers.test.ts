@@ -25,7 +25,7 @@ describe('containers of native steps', () => {
     const { h, steps, step, taskFile } = setup();
     const job = (await h.jobs.prologue(prologueInput({ options: { mounts: [], workdir: '/w', envNames: ['KEEP'], name: 'box' } }))).job;
     const res = await steps.prologue(step({ image: `127.0.0.1:5000/berth/demo@${DIGEST}` }));
-    assert.deepEqual(res, { containerName: job.containerName, stepContainer: false, pullMillis: 0, imageDigest: job.imageDigest });
+    assert.deepEqual(res, { containerName: job.containerName, stepContainer: false, pullMillis: 0, imageDigest: job.imageDigest, warnings: [] });
     const text = taskFile('0');
     assert.match(text, new RegExp(`^pid=${process.pid}$`, 'm'));
     assert.match(text, /^start=[1-9]\d*$/m);

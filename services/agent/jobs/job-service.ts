@@ -74,6 +74,8 @@ export interface JobServiceDeps {
   admit?: (body: Record<string, unknown>, ctx: { user: string; groups: string[]; job: { jobId: string; uid: number; gid: number; cpus: number; memoryBytes: number; devices: string[]; mountPrefixes: string[]; groupIds: number[] } }) => { allow: boolean; message: string };
   /** berth-runc's gate: whose containers are about to run, and the job's cgroup (runtime/runtime-gate.ts) */
   runtime?: { owners: ContainerOwners; cgroups: JobCgroups; jobPidsLimit: number };
+  /** whether the job's user could open a host path themselves (the real file system; unit tests give their own) */
+  reachable?: (p: string, who: { uid: number; gids: readonly number[] }, what: string) => string;
   /** tells the job's user something about their job where they read it (the job's AdminComment) */
   tellUser?: (jobId: string, text: string) => Promise<void>;
   /** seals the containers berthd makes, so that recovery trusts only those (containers/seal.ts) */
@@ -212,7 +214,7 @@ export class JobService {
     let workDir = req.workDir;
     if (workDir) {
       try {
-        reachablePath(workDir, { uid: req.uid, gids: [req.gid, ...user.groups.map((g) => g.gid)] }, 'the working directory');
+        (this.d.reachable ?? reachablePath)(workDir, { uid: req.uid, gids: [req.gid, ...user.groups.map((g) => g.gid)] }, 'the working directory');
       } catch (err) {
         warnings.push(`berth: warning: job ${req.jobId} runs without its working directory in the container: ${errorMessage(err)}; steps start in / (give sbatch --chdir a directory you can open)`);
         workDir = '';

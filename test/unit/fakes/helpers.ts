@@ -59,6 +59,11 @@ export function harness(overrides: Record<string, unknown> = {}) {
   const usage = new FakeUsage();
   const newJobService = (t = table) => new JobService({
     config, engine, images, imageUserFiles, identities: new FakeIdentities(), table: t, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1, usage,
+    // the unit tests' paths do not exist: every one is reachable but those under /unreachable/
+    reachable: (p, who, what) => {
+      if (p.includes('/unreachable/')) throw new Error(`${what} ${p}: uid ${who.uid} may not enter ${p.slice(0, p.indexOf('/unreachable/') + 12)} (mode 700), so it may not mount what is below it`);
+      return p;
+    },
   });
   const jobs = newJobService();
   const accounting = (): Record<string, unknown>[] => existsSync(config.accountingFile)
