@@ -11,7 +11,9 @@
  * later. After `runc create` the container holds its own copies and the pins are removed.
  *
  * Arguments: dockerd passes the runtime's runtimeArgs first:
- *   berth-runc --berth-socket=PATH [--berth-runc=/usr/sbin/runc] RUNC-ARGS...
+ *   berth-runc [--berth-socket=PATH] [--berth-runc=/usr/sbin/runc] RUNC-ARGS...
+ * The socket defaults to /run/berth/<short host name>/runtime.sock: berthd's default runDir
+ * and node name.
  * Protocol (one request, one answer, lines):
  *   -> CREATE <container-id> <bundle-dir>
  *   <- PIN <uid> <gid> <gid,gid,...|-> <pin-path> <source>     (source last: it may hold spaces)
@@ -350,9 +352,15 @@ int main(int argc, char **argv)
     char cwd[4096];
     if (bundle == NULL)
         bundle = getcwd(cwd, sizeof cwd);
+    char default_socket[512];
     if (socket_path == NULL) {
-        fail("berth-runc needs --berth-socket=PATH (runtimeArgs in dockerd's daemon.json)");
-        return 1;
+        char host[256] = "";
+        gethostname(host, sizeof host - 1);
+        char *dot = strchr(host, '.');
+        if (dot)
+            *dot = '\0';
+        snprintf(default_socket, sizeof default_socket, "/run/berth/%s/runtime.sock", host);
+        socket_path = default_socket;
     }
     char *answer = ask_berthd(socket_path, id, bundle ? bundle : "");
     if (answer == NULL)
