@@ -84,9 +84,9 @@ describe('private images through Slurm', { timeout: 180_000 }, () => {
       waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
       waitFor(`container of job ${jobId}`, () => containersOfJob('n3', jobId, 'running').length > 0 || undefined);
       // the prologue writes the job's client certificate just after starting the container
-      waitFor(`Docker client certificate of job ${jobId}`, () => existsSync(`/run/berth/n3/jobs/${jobId}/ca.pem`) || undefined);
-      const env = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/home/bob', DOCKER_HOST: `tcp://${node('n3').dockerTlsAddress}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: `/run/berth/n3/jobs/${jobId}` };
-      const r = run('docker', ['run', '--rm', '--user', '2002:2002', '--network', 'host', '--security-opt', 'no-new-privileges', '--memory', '100m', '--cpus', '1', pinned, 'cat', '/etc/berth-private-release'], { user: 'bob', env, cwd: dir });
+      waitFor(`Docker endpoint of job ${jobId}`, () => existsSync(`/run/berth/n3/jobs/${jobId}.docker.sock`) || undefined);
+      const env = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/home/bob', DOCKER_HOST: `unix:///run/berth/n3/jobs/${jobId}.docker.sock` };
+      const r = run('docker', ['run', '--rm', '--user', '2002:2002', '--network', 'host', '--security-opt', 'no-new-privileges', '--memory', '100m', '--memory-swap', '100m', '--cpus', '1', pinned, 'cat', '/etc/berth-private-release'], { user: 'bob', env, cwd: dir });
       assert.notEqual(r.code, 0, r.stdout);
       assert.match(r.stderr, /authorization denied by plugin berth-n3: image 127\.0\.0\.1:5002\/berth\/private@sha256:[a-f0-9]+ is on this node only because another user pulled it with their own registry login/);
     } finally {
