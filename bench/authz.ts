@@ -70,22 +70,49 @@ async function withPlainDockerd(fn: (sock: string) => Promise<void>): Promise<vo
   }
 }
 
+/** a running container job of alice on n1, for the job user's figures; scancel'd at the end */
+function aliceJob(): { jobId: string; dir: string } {
+  const dir = `/home/alice/berth-bench-authz-${Date.now()}`;
+  spawnSync('install', ['-d', '-o', 'alice', '-g', 'alice', dir]);
+  const sub = spawnSync('runuser', ['-u', 'alice', '--', 'sbatch', '-N1', '-w', 'n1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 900'], { cwd: dir, encoding: 'utf8' });
+  const jobId = /Submitted batch job (\d+)/.exec(sub.stdout)?.[1];
+  if (!jobId) throw new Error(`sbatch failed: ${sub.stderr}`);
+  for (let i = 0; i < 300 && spawnSync('test', ['-S', `/run/berth/n1/jobs/${jobId}.docker.sock`]).status !== 0; i++) spawnSync('sleep', ['0.2']);
+  return { jobId, dir };
+}
+
 await withPlainDockerd(async (plain) => {
   const n1 = node('n1');
   const image = sandbox().demoImage;
   const uid = uidOf('alice');
   spawnSync('sh', ['-c', `docker -H unix://${n1.dockerSocket} pull -q ${image} >/dev/null && docker -H unix://${n1.dockerSocket} save ${image} | docker -H unix://${plain} load -q`]);
-  const args = ['run', '-d', '--network', 'host', '--user', `${uid}:${uid}`, '--security-opt', 'no-new-privileges', '--memory', '500m', '--cpus', '1', image, 'sleep', '60'];
-  const withPlugin: number[] = [];
-  const without: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    for (const [sock, out] of [[n1.dockerSocket, withPlugin], [plain, without]] as const) {
-      const name = `berth-bench-authz-${i}`;
-      out.push(time(['docker', '-H', `unix://${sock}`, 'run', '--name', name, ...args.slice(1)]));
-      spawnSync('docker', ['-H', `unix://${sock}`, 'rm', '-f', name], { stdio: 'ignore' });
+  const job = aliceJob();
+  const args = ['run', '-d', '--network', 'host', '--user', `${uid}:${uid}`, '--security-opt', 'no-new-privileges', '--memory', '500m', '--memory-swap', '500m', '--cpus', '1', '-v', `${job.dir}:${job.dir}`, image, 'sleep', '60'];
+  const cert = `/run/berth/n1/jobs/${job.jobId}`;
+  const ways: [string, (name: string) => string[], (name: string) => void][] = [
+    ['plain dockerd, no plugin, runc', (name) => ['docker', '-H', `unix://${plain}`, 'run', '--name', name, ...args.slice(1)], (name) => void spawnSync('docker', ['-H', `unix://${plain}`, 'rm', '-f', name], { stdio: 'ignore' })],
+    ["root on n1 (AuthZ plugin, berth-runc passes root's)", (name) => ['docker', '-H', `unix://${n1.dockerSocket}`, 'run', '--name', name, ...args.slice(1)], (name) => void spawnSync('docker', ['-H', `unix://${n1.dockerSocket}`, 'rm', '-f', name], { stdio: 'ignore' })],
+    ["the job's user over TLS (plugin, effect gate at start, berth-runc: pins, job cgroup)", (name) => ['runuser', '-u', 'alice', '--', 'env', `DOCKER_HOST=tcp://${n1.dockerTlsAddress}`, 'DOCKER_TLS_VERIFY=1', `DOCKER_CERT_PATH=${cert}`,
+      'docker', 'run', '--name', name, '--label', `io.berth.job.id=${job.jobId}`, '--label', 'io.berth.role=user', ...args.slice(1)], (name) => void spawnSync('docker', ['-H', `unix://${n1.dockerSocket}`, 'rm', '-f', name], { stdio: 'ignore' })],
+    ["the job's user through the job's endpoint (the same, plus the endpoint)", (name) => ['runuser', '-u', 'alice', '--', 'env', `DOCKER_HOST=unix:///run/berth/n1/jobs/${job.jobId}.docker.sock`, 'docker', 'run', '--name', name, ...args.slice(1)],
+      (name) => void spawnSync('docker', ['-H', `unix://${n1.dockerSocket}`, 'rm', '-f', name], { stdio: 'ignore' })],
+  ];
+  const times = ways.map(() => [] as number[]);
+  try {
+    for (let i = 0; i < runs; i++) {
+      ways.forEach(([, cmd, cleanup], w) => {
+        const name = `berth-bench-${w}-${i}`.replace(/^berth-/, 'bench-');
+        times[w]!.push(time(cmd(name)));
+        cleanup(name);
+      });
     }
+  } finally {
+    spawnSync('scancel', [job.jobId]);
   }
-  const a = quantile(withPlugin, 0.5);
-  const b = quantile(without, 0.5);
-  console.log(`docker run -d, medians of ${runs} interleaved runs: through berth's AuthZ plugin ${a.toFixed(1)} ms, without a plugin ${b.toFixed(1)} ms, ratio ${(a / b).toFixed(2)} (goal ≤ 1.1)`);
+  const base = quantile(times[0]!, 0.5);
+  console.log(`docker run -d, medians of ${runs} interleaved runs, ÷ the plain dockerd:`);
+  ways.forEach(([what], w) => {
+    const m = quantile(times[w]!, 0.5);
+    console.log(`  ${what}: ${m.toFixed(1)} ms, ratio ${(m / base).toFixed(2)}`);
+  });
 });
