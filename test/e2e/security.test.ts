@@ -230,6 +230,13 @@ describe('security: what a job user with the raw Docker API cannot do', { timeou
       [['--memory-swap', '-1'], /MemorySwap/],
       [['--memory', String(memory * 2)], /Memory/],
       [['--cgroup-parent', '/'], /CgroupParent/],
+      [['--ulimit', 'nofile=1048576:1048576'], /Ulimits/],
+      [['--ulimit', 'memlock=-1'], /Ulimits/],
+      [['--cpu-rt-runtime', '950000'], /CpuRealtimeRuntime/],
+      [['--storage-opt', 'size=1T'], /StorageOpt/],
+      [['--device', '/dev/sda'], /Devices/],
+      [['--gpus', 'all'], /DeviceRequests/],
+      [['--oom-kill-disable'], /OomKillDisable/],
     ];
     for (const [flags, why] of refused) {
       const r = docker(j, ['run', '--rm', ...LIMITS(j.uid), ...flags, IMAGE(), 'true']);

@@ -97,11 +97,12 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
 
 /**
  * The body the site policy judges for a container berth makes: what the user chose, without
- * the host PID namespace that berth itself gives every container (native task launch needs
- * it) and that users' own docker run may not ask for.
+ * what berth itself gives every container and users' own docker run may not ask for: the
+ * host PID namespace (native task launch needs it) and the memlock rlimit (RDMA needs it).
  */
 export function policyView(body: Record<string, unknown>): Record<string, unknown> {
   const hostConfig = { ...(body.HostConfig as Record<string, unknown>) };
   delete hostConfig.PidMode;
+  delete hostConfig.Ulimits;
   return { ...body, HostConfig: hostConfig };
 }
