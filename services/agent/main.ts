@@ -32,6 +32,7 @@ import { parseDockerConfig, readPrivateFile } from '../shared/images/credentials
 import { RegistryClient } from '../shared/images/registry-client';
 import { JobService } from './jobs/job-service';
 import { ContainerSeal } from './containers/seal';
+import { takeNodeLock } from './node-lock';
 import { expandDevices } from './containers/devices';
 import { JobCgroups } from './runtime/job-cgroups';
 import { ContainerOwners, RuntimeGate } from './runtime/runtime-gate';
@@ -84,6 +85,15 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // before any socket, file or container is touched: one berthd per node
+  let releaseLock: () => void;
+  try {
+    releaseLock = takeNodeLock(config.stateDir, config.node);
+  } catch (err) {
+    process.stderr.write(`berthd: ${errorMessage(err)}\n`);
+    process.exit(2);
+  }
+  process.on('exit', () => releaseLock());
   try {
     drain = new DrainStore(config.stateDir);
   } catch (err) {
