@@ -10,6 +10,9 @@ berthd_admin_sock() { echo "$BERTH_RUN_DIR/$1/admin.sock"; }
 berthd_user_sock() { echo "$BERTH_RUN_DIR/$1/user.sock"; }
 berthd_marker() { echo "--config $(berthd_config "$1")"; }
 berthd_audit() { echo "$LOG_DIR/$1/authz-audit.jsonl"; }
+# the site rules every berthd and every `berth submit-check` read (one file on this one machine,
+# as config management keeps one file the same on every node of a real cluster)
+BERTH_SITE_RULES=/etc/berth/site.json
 berthd_authz_sock() { echo "$BERTH_RUN_DIR/$1/authz.sock"; }
 # dockerd's TLS files, written by berthd from its node CA before dockerd starts
 berthd_tls_dir() { echo "$STATE_DIR/$1/berthd/tls"; }
@@ -47,7 +50,28 @@ berthd_site_ca() {
 # what a running berthd was started from: its code (the install manifest names every hashed
 # chunk) and its config; `up` restarts a berthd whose stamp no longer matches
 berthd_stamp() {
-  cat "$BERTH_LIB/berthd.js" "$BERTH_LIB/.dist-manifest" "$(berthd_config "$1")" 2>/dev/null | sha256sum | cut -d' ' -f1
+  cat "$BERTH_LIB/berthd.js" "$BERTH_LIB/.dist-manifest" "$(berthd_config "$1")" "$BERTH_SITE_RULES" 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
+# the shipped example's rules, with the sandbox's own directories protected and its registries
+# (the pull address and the private one) the only ones jobs may use
+berthd_write_site_rules() {
+  local f="$BERTH_SITE_RULES"
+  install -d -m 0755 "$(dirname "$f")"
+  cat >"$f.tmp" <<JSON
+{
+  "mounts": [],
+  "containerDefaults": { "mountHome": true, "readOnly": false },
+  "userMounts": {
+    "enabled": true,
+    "deniedPrefixes": ["/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/root", "/var/lib", "/var/spool", "/var/log"]
+  },
+  "protectedPaths": ["$BERTH_RUN_DIR", "$RUN_DIR", "$STATE_DIR", "$BERTH_LIB", "/var/run/docker.sock", "/var/lib/docker"],
+  "registries": ["$REGISTRY_ADDR", "$PRIVATE_ADDR"]
+}
+JSON
+  chmod 0644 "$f.tmp"
+  mv -f "$f.tmp" "$f"
 }
 
 berthd_write_config() {
@@ -65,7 +89,7 @@ berthd_write_config() {
   "logFile": "$(berthd_log "$n")",
   "logLevel": "info",
   "rdmaDevices": ["/dev/infiniband/uverbs*", "/dev/infiniband/rdma_cm"],
-  "mounts": [],
+  "siteRules": "$BERTH_SITE_RULES",
   "slurmdSpoolDir": "$STATE_DIR/$n/slurmd",
   "stopGraceSeconds": 5,
   "remoteAccess": {
@@ -82,7 +106,6 @@ berthd_write_config() {
     "policyFile": "$BERTH_LIB/policies/hpc-default.json",
     "auditFile": "$(berthd_audit "$n")",
     "dockerTlsAddress": "127.0.0.1:$(berthd_docker_tls_port "$n")",
-    "registries": ["127.0.0.1:5000", "127.0.0.1:5002"],
     "runtime": "berth"
   }
 }
@@ -96,6 +119,7 @@ berthd_up() {
   local started=()
   [ -x "$PREFIX/sbin/berthd" ] || die "$PREFIX/sbin/berthd is missing; run scripts/install.sh"
   berthd_site_ca
+  berthd_write_site_rules
   for n in "${NODES[@]}"; do
     install -d -m 0755 "$LOG_DIR/$n" "$RUN_DIR/$n"
     berthd_write_config "$n"

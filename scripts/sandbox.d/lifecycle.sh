@@ -70,7 +70,9 @@ down_cmd() {
     done
     for n in "${NODES[@]}"; do rm -rf "${BERTH_RUN_DIR:?}/$n"; done
     rmdir "$BERTH_RUN_DIR" 2>/dev/null || true
-    say "down: purged $STATE_DIR, $RUN_DIR and $BERTH_RUN_DIR/{$(IFS=,; echo "${NODES[*]}")} (logs kept in $LOG_DIR)"
+    rm -f "$BERTH_SITE_RULES"
+    rmdir "$(dirname "$BERTH_SITE_RULES")" 2>/dev/null || true
+    say "down: purged $STATE_DIR, $RUN_DIR, $BERTH_SITE_RULES and $BERTH_RUN_DIR/{$(IFS=,; echo "${NODES[*]}")} (logs kept in $LOG_DIR)"
   else
     say "down: stopped; state kept in $STATE_DIR (down --purge deletes it)"
   fi

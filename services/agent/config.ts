@@ -4,14 +4,9 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_RUN_DIR } from '../shared/paths';
+import { DEFAULT_SITE_RULES_FILE } from '../shared/site-rules';
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
-
-const mountSchema = z.object({
-  source: absolutePath,
-  target: absolutePath,
-  readOnly: z.boolean().default(false),
-}).strict();
 
 const authzSchema = z.object({
   /** dockerd --authorization-plugin=NAME; berthd writes pluginSpecDir/NAME.spec */
@@ -21,8 +16,6 @@ const authzSchema = z.object({
   auditFile: absolutePath.default('/var/log/berth/authz-audit.jsonl'),
   /** where dockerd listens with --tlsverify for job users (given to them as DOCKER_HOST) */
   dockerTlsAddress: z.string().regex(/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}$/, 'must be a loopback host:port, e.g. 127.0.0.1:2376').default('127.0.0.1:2376'),
-  /** registries job users may pull from and run images of ({{registries}} in policies) */
-  registries: z.array(z.string().min(1)).default([]),
   /** the oldest Docker API version job users may use (/vX.Y/ in the path); older ones apply legacy forms berth cannot check */
   /** the OCI runtime job users' containers run with: dockerd's default runtime (berth-runc where the runtime gate is installed) */
   runtime: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/).default('runc'),
@@ -90,7 +83,11 @@ export const configSchema = z.object({
   logFile: absolutePath.optional(),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   rdmaDevices: z.array(absolutePath).default(['/dev/infiniband/uverbs*', '/dev/infiniband/rdma_cm']),
-  mounts: z.array(mountSchema).default([]),
+  /**
+   * The site rules (shared/site-rules.ts): site mounts, users' mounts, container defaults,
+   * registries. One world-readable file that `berth submit-check` reads too.
+   */
+  siteRules: absolutePath.default(DEFAULT_SITE_RULES_FILE),
   /** bytes, or "unlimited" (what RDMA wants) */
   memlock: z.union([z.literal('unlimited'), z.number().int().min(0)]).default('unlimited'),
   /** the pids bound of a job's cgroup on this node: the sum over its containers */
@@ -127,16 +124,6 @@ export const configSchema = z.object({
    * from where slurmstepd put it.
    */
   slurmdSpoolDir: absolutePath.default('/var/lib/slurm/slurmd'),
-  /** what a job gets when the user gives no --[no-]container-mount-home / --container-readonly */
-  containerDefaults: z.object({
-    mountHome: z.boolean().default(true),
-    readOnly: z.boolean().default(false),
-  }).strict().default({}),
-  /** users' --container-mounts: off with enabled=false; sources under these paths are refused */
-  userMounts: z.object({
-    enabled: z.boolean().default(true),
-    deniedPrefixes: z.array(absolutePath).default(['/proc', '/sys', '/dev', '/run', '/boot', '/etc']),
-  }).strict().default({}),
   /** Docker API access for job users through berth's AuthZ plugin; off when absent */
   authz: authzSchema.optional(),
   /** a TCP listener with mutual TLS for admins' remote `berth` commands; off when absent */
@@ -176,9 +163,23 @@ export function loadConfig(file: string | undefined, overrides: Record<string, u
   }
   const merged: Record<string, unknown> = { ...raw };
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) merged[k] = v;
+  const moved = takeMovedKeys(merged).map((k) => `${file ?? 'flags'}: ${k}: has moved to the site rules file (${String(merged.siteRules ?? DEFAULT_SITE_RULES_FILE)}, key ${k.replace(/^authz\./, '')}), which berth submit-check reads too; move it there (docs/configuration.md, "Site rules")`);
   const parsed = configSchema.safeParse(merged);
-  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, file ?? 'flags'));
-  return Object.freeze({ ...parsed.data, mounts: Object.freeze(parsed.data.mounts.map((m) => Object.freeze(m))) }) as AgentConfig;
+  if (!parsed.success || moved.length) throw new ConfigError([...moved, ...(parsed.success ? [] : [describeIssues(parsed.error, file ?? 'flags')])].join('\n'));
+  return Object.freeze({ ...parsed.data }) as AgentConfig;
+}
+
+/** Removes (and names) the keys of older berthd.json files that are now the site rules'. */
+function takeMovedKeys(raw: Record<string, unknown>): string[] {
+  const out = ['mounts', 'containerDefaults', 'userMounts'].filter((k) => k in raw);
+  for (const k of out) delete raw[k];
+  const authz = raw.authz;
+  if (authz && typeof authz === 'object' && !Array.isArray(authz) && 'registries' in authz) {
+    out.push('authz.registries');
+    const { registries: _moved, ...rest } = authz as Record<string, unknown>;
+    raw.authz = rest;
+  }
+  return out;
 }
 
 export function dockerSocketPath(config: AgentConfig): string {

@@ -17,6 +17,7 @@ import { ConfigError, dockerSocketPath, loadConfig, loadRemoteTls, type RemoteTl
 import { DrainStore } from './admin/drain-store';
 import { listManagedContainers } from './admin/managed-containers';
 import { nodeStatus } from './admin/node-status';
+import { loadSiteRules, type SiteRules, SiteRulesError } from '../shared/site-rules';
 import { RemoteAccessPolicy } from './auth/remote-access';
 import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
@@ -31,6 +32,7 @@ import { CredentialStore } from './images/credential-store';
 import { parseDockerConfig, readPrivateFile } from '../shared/images/credentials';
 import { RegistryClient } from '../shared/images/registry-client';
 import { JobService } from './jobs/job-service';
+import type { SitePolicy as SitePolicyType } from './policy/site-policy';
 import { ContainerSeal } from './containers/seal';
 import { takeNodeLock } from './node-lock';
 import { expandDevices } from './containers/devices';
@@ -72,14 +74,17 @@ async function main(): Promise<void> {
   let config;
   let remoteTls: RemoteTls | undefined;
   let drain: DrainStore;
+  // the site rules (site mounts, users' mounts, registries), the file berth submit-check reads too
+  let siteRules: SiteRules;
   try {
     config = loadConfig(argv.config, {
       node: argv.node, runDir: argv['run-dir'], stateDir: argv['state-dir'], dockerHost: argv['docker-host'],
       accountingFile: argv['accounting-file'], logFile: argv['log-file'], logLevel: argv['log-level'], initBinary: argv['init-binary'],
     });
     remoteTls = loadRemoteTls(config);
+    siteRules = loadSiteRules(config.siteRules);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof SiteRulesError) {
       process.stderr.write(`berthd: bad configuration:\n${err.message}\n`);
       process.exit(2);
     }
@@ -102,6 +107,7 @@ async function main(): Promise<void> {
   }
 
   const log = createLogger(config.logLevel, config.logFile, config.node);
+  log.info('site rules', { file: siteRules.file, sha256: siteRules.sha256, mounts: siteRules.mounts.length, userMounts: siteRules.userMounts.enabled, registries: siteRules.registries });
   const lifecycle = new Lifecycle();
   const engine = new DockerodeEngine(dockerSocketPath(config));
   // built only when the endpoint is on: the services then count into it
@@ -119,12 +125,14 @@ async function main(): Promise<void> {
   const imageUserFiles = new ImageUserFilesCache(engine, config.node);
   // Docker access for job users (config `authz`): the site policy, the node CA, dockerd's TLS files
   let policy: PolicyPort | undefined;
+  let sitePolicyFile: SitePolicyType | undefined;
   let prepared: PreparedDockerAccess | undefined;
+  // a mirror serves the same digests as the registry it mirrors
+  const policyRegistries = (r: SiteRules): string[] => [...r.registries, ...Object.entries(config.mirrors).filter(([reg]) => r.registries.includes(reg)).flatMap(([, m]) => m)];
   if (config.authz) {
     try {
       const site = new SitePolicy(config.authz.policyFile, log, {
-        // a mirror serves the same digests as the registry it mirrors
-        registries: [...config.authz.registries, ...Object.entries(config.mirrors).filter(([r]) => config.authz!.registries.includes(r)).flatMap(([, m]) => m)],
+        registries: policyRegistries(siteRules),
         resolvePath: realHostPath,
         // never mountable into a container: dockerd's socket, berth's sockets and job certificates, its CA
         protectedPaths: [dockerSocketPath(config), config.runDir, config.stateDir],
@@ -136,6 +144,7 @@ async function main(): Promise<void> {
       site.load();
       site.watch();
       policy = site;
+      sitePolicyFile = site;
     } catch (err) {
       process.stderr.write(`berthd: bad policy file ${config.authz.policyFile}:\n${errorMessage(err)}\n`);
       process.exit(2);
@@ -164,6 +173,7 @@ async function main(): Promise<void> {
   await runtimeGate.start();
   const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
     usage: engine, metrics, seal, volumes: engine,
+    siteRules: () => siteRules,
     // where a user reads about their job: scontrol show job, sacct -o AdminComment
     tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {
       execFile('scontrol', ['update', `jobid=${jobId}`, `AdminComment=${text.slice(0, 1000)}`], { timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
@@ -177,7 +187,7 @@ async function main(): Promise<void> {
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {
     highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeSeconds * 1000, dryRun: config.imageGc.dryRun,
   }, log.child({ component: 'image-gc' }));
-  const steps = new StepRunner(engine, jobs, log, config.mounts.map((m) => m.target), undefined,
+  const steps = new StepRunner(engine, jobs, log, siteRules.mounts.map((m) => m.target), undefined,
     prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
   const stepContainers = new StepContainers({
     jobs, engine, files: new TaskFiles(agentTasksDir(config.runDir, config.node)),
@@ -191,7 +201,8 @@ async function main(): Promise<void> {
   const authzPlugin = prepared && policy && config.authz
     ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log, seal,
       expectStart: (id, owner) => owners.expect(id, { ...owner, limits: { ...owner.limits, pids: config.jobPidsLimit } }),
-      images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics })
+      images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics,
+      siteMountSources: () => siteRules.mounts.map((m) => m.source) })
     : undefined;
   const servers = await startServers(config.runDir, {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,
@@ -270,6 +281,14 @@ async function main(): Promise<void> {
     });
   };
   process.on('SIGHUP', () => {
+    try {
+      const next = loadSiteRules(config.siteRules);
+      if (next.sha256 !== siteRules.sha256) log.info('SIGHUP: site rules reloaded', { file: next.file, sha256: next.sha256, was: siteRules.sha256 });
+      siteRules = next;
+      sitePolicyFile?.setRegistries(policyRegistries(siteRules));
+    } catch (err) {
+      log.error('SIGHUP: the site rules file is bad; the rules read before stay in force', { file: config.siteRules, sha256: siteRules.sha256, error: errorMessage(err) });
+    }
     if (policy) log.info('SIGHUP: reloading the policy file', { reloaded: policy.reload() });
   });
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -113,6 +113,12 @@ async function parse(args: string[]): Promise<number> {
       const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('./submit-check'), import('./resolve')]);
       code = await runSubmitCheck(env, out, (s) => void process.stderr.write(s), { resolve: { siteRegistries: siteRegistriesFromEnv(env) } });
     })
+    .command('site-rules', 'Show the site rules berth submit-check applies on this host, with their sha256 (compare with RULES in berth status)', (y) => y
+      .option('file', { type: 'string', describe: 'the site rules file (default /etc/berth/site.json)' })
+      .option('json', { type: 'boolean', default: false, describe: 'the rules as JSON' }), async (a) => {
+      const { runSiteRules } = await import('./site-rules');
+      code = runSiteRules(a.file, a.json, out, (s) => void process.stderr.write(s));
+    })
     .command('jobs', "List the container jobs the nodes' agents hold (a user sees their own)", (y) => fleetOptions(y, env), async (a) => {
       code = await fleet((await import('./fleet-commands')).jobsCommand, a, env);
     })

@@ -3,10 +3,14 @@
 // plugin passes the values that won in those variables). It checks every value, pins the
 // image to its digest (`berth resolve`) and checks that the user can reach each mount source,
 // then prints NAME=VALUE lines that the plugin hands to the prolog (SPANK_NAME there).
-// A bad value exits 1 with one line saying what was wrong and what to do.
+// Mounts and the image's registry are judged by the site rules (/etc/berth/site.json, the
+// file berthd reads) with the functions berthd uses, so what berthd would refuse at the
+// prolog is refused here. A bad value exits 1 with one line saying what was wrong and what to do.
 import os from 'node:os';
 import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, optionsToEnv, parseToggle } from '../shared/container-options';
 import { reachablePath } from '../shared/path-access';
+import { DEFAULT_SITE_RULES_FILE, loadSiteRules, type SiteRules, SiteRulesError } from '../shared/site-rules';
+import { judgeImageRegistry, judgeMounts, type PathProbe } from '../shared/site-rules-check';
 import { runResolve, type ResolveOptions } from './resolve';
 
 export const REQUESTED_IMAGE_ENV = 'BERTH_CONTAINER_IMAGE_REQUESTED';
@@ -16,6 +20,12 @@ export const BATCH_ENV = 'BERTH_CONTAINER_BATCH';
 export interface SubmitCheckDeps {
   resolve?: ResolveOptions;
   who?: { uid: number; gids: number[] };
+  /** the site rules; read from siteRulesFile (/etc/berth/site.json) when not given */
+  siteRules?: SiteRules;
+  siteRulesFile?: string;
+  probe?: PathProbe;
+  /** the user's home directory (default: the passwd entry's) */
+  home?: string;
 }
 
 function anyOptionSet(o: ContainerOptions): boolean {
@@ -25,18 +35,31 @@ function anyOptionSet(o: ContainerOptions): boolean {
 export async function runSubmitCheck(env: Record<string, string | undefined>, out: (s: string) => void, err: (s: string) => void, deps: SubmitCheckDeps = {}): Promise<number> {
   let opts: ContainerOptions;
   let batch: boolean | undefined;
+  const image = (env[OPTION_ENV.image] ?? '').trim();
   try {
     opts = optionsFromEnv(env);
     batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
     const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
-    opts.mounts = opts.mounts.map((m) => ({ ...m, source: reachablePath(m.source, who, `--container-mounts source`) }));
-    if (opts.mountHome && !os.userInfo().homedir) throw new OptionError('--container-mount-home: you have no home directory');
+    if (image || opts.mounts.length) {
+      const rules = deps.siteRules ?? loadSiteRules(deps.siteRulesFile ?? DEFAULT_SITE_RULES_FILE);
+      if (image) judgeImageRegistry(image, rules);
+      opts.mounts = judgeMounts(opts.mounts, rules, who, [], deps.probe);
+    }
+    // home is refused at the prolog only when asked for explicitly (the site's default skips a missing one)
+    if (opts.mountHome) {
+      const home = deps.home ?? os.userInfo().homedir;
+      if (!home) throw new OptionError('--container-mount-home: you have no home directory');
+      if (home !== '/') reachablePath(home, who, '--container-mount-home: your home directory');
+    }
   } catch (e) {
+    if (e instanceof SiteRulesError) {
+      err(`berth: container jobs cannot be checked on this host (tell your site's admins): ${e.message.split('\n').join('; ')}\n`);
+      return 1;
+    }
     if (!(e instanceof OptionError)) throw e;
     err(`berth: ${e.message}\n`);
     return 1;
   }
-  const image = (env[OPTION_ENV.image] ?? '').trim();
   if (!image && opts.name && env.SLURM_JOB_ID) {
     // srun --container-name=NAME inside a job: the step joins the job's container of that name, or one a step made
     out(Object.entries(optionsToEnv(opts)).map(([k, v]) => `${k}=${v}\n`).join(''));

@@ -29,9 +29,10 @@ describe('berthd configuration', () => {
   });
 
   it('names every bad entry with its path', () => {
-    assert.throws(() => loadConfig(file('{"mounts":[{"source":"rel","target":"/x"}],"stopGraceSeconds":"5","extra":1}'), {}), (e: unknown) => {
+    assert.throws(() => loadConfig(file('{"rdmaDevices":["rel"],"stopGraceSeconds":"5","extra":1,"mounts":[]}'), {}), (e: unknown) => {
       assert.ok(e instanceof ConfigError);
-      assert.match(e.message, /mounts\.0\.source: must be an absolute path/);
+      assert.match(e.message, /rdmaDevices\.0: must be an absolute path/);
+      assert.match(e.message, /mounts: has moved to the site rules file/);
       assert.match(e.message, /stopGraceSeconds: Expected number/);
       assert.match(e.message, /Unrecognized key\(s\) in object: 'extra'/);
       return true;

@@ -11,6 +11,7 @@ import { stepEnv } from '../../services/agent/steps/step-env';
 import { prologueRequest, stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
 import { runSubmitCheck } from '../../services/cli/submit-check';
 import { BerthError } from '../../services/shared/errors';
+import { builtinSiteRules } from '../../services/shared/site-rules';
 
 describe('--container-mounts', () => {
   it('reads SRC, SRC:DST and SRC:DST:ro, normalising trailing slashes', () => {
@@ -101,8 +102,8 @@ describe('mount sources the user can reach', () => {
   });
 
   const rules: UserOptionRules = {
-    defaults: { mountHome: true, readOnly: false }, userMounts: { enabled: true, deniedPrefixes: ['/proc', '/etc'] },
-    protectedPaths: ['/var/lib/berth'], siteMounts: [{ source: '/scratch', target: '/scratch', readOnly: false }],
+    site: builtinSiteRules({ userMounts: { enabled: true, deniedPrefixes: ['/proc', '/etc'] }, protectedPaths: ['/var/lib/berth'], mounts: [{ source: '/scratch', target: '/scratch' }] }),
+    ownPaths: [],
   };
   const opts = (over: object) => ({ mounts: [], workdir: '', envNames: [], name: '', ...over });
   const refused = (fn: () => unknown, re: RegExp) => assert.throws(fn, (e: unknown) => e instanceof BerthError && e.code === 'MOUNT_REFUSED' && re.test(e.message));
@@ -118,11 +119,25 @@ describe('mount sources the user can reach', () => {
 
   it("refuses denied prefixes, berth's directories, taken targets and everything when turned off", () => {
     const who = { ...alice, home: '' };
-    refused(() => applyUserOptions('9', opts({ mounts: [{ source: '/etc', target: '/x', readOnly: true }] }), who, '', rules), /is under \/etc, which this site does not let jobs mount/);
-    refused(() => applyUserOptions('9', opts({ mounts: [{ source: '/var', target: '/x', readOnly: true }] }), who, '', rules), /is above \/var\/lib\/berth/);
-    refused(() => applyUserOptions('9', opts({ mounts: [{ source: open, target: '/scratch', readOnly: true }] }), who, '', rules), /already a site mount/);
-    refused(() => applyUserOptions('9', opts({ mounts: [{ source: path.join(closed, 'inner'), target: '/x', readOnly: true }] }), who, '', rules), /^job 9: --container-mounts source .* may not enter/);
-    refused(() => applyUserOptions('9', opts({ mounts: [{ source: open, target: '/x', readOnly: true }] }), who, '', { ...rules, userMounts: { enabled: false, deniedPrefixes: [] } }), /turned off on this cluster/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: '/etc', target: '/x', readOnly: true }] }), who, '', rules),
+      /^job 9: --container-mounts=\/etc:\/x:ro: the source \/etc is under \/etc, which this site does not let jobs mount \(berth's built-in site rules, userMounts\.deniedPrefixes\)$/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: '/var', target: '/x', readOnly: true }] }), who, '', rules), /the source \/var holds \/var\/lib\/berth, which this site does not let jobs mount \(berth's built-in site rules, protectedPaths\)/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: open, target: '/scratch', readOnly: true }] }), who, '', rules), /the target \/scratch is where every job gets the site mount \/scratch \(berth's built-in site rules, mounts\.0\)/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: path.join(closed, 'inner'), target: '/x', readOnly: true }] }), who, '', rules), /^job 9: --container-mounts=.*:\/x:ro: the source .* may not enter/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: open, target: '/x', readOnly: true }] }), who, '', { ...rules, site: builtinSiteRules({ userMounts: { enabled: false } }) }), /this site does not let jobs mount host paths \(berth's built-in site rules, userMounts\.enabled is false\)/);
+    refused(() => applyUserOptions('9', opts({ mounts: [{ source: open, target: '/x' }] }), who, '', { ...rules, ownPaths: [{ path: dir, source: "berthd's stateDir on n1" }] }), /is under .*, which this site does not let jobs mount \(berthd's stateDir on n1\)/);
+  });
+
+  it("lets a mount of the user's at the job's working directory replace that directory's bind", () => {
+    const a = applyUserOptions('9', opts({ mounts: [{ source: open, target: '/work/job', readOnly: false }] }), { ...alice, home: '' }, '/work/job', rules);
+    assert.deepEqual(a.mounts, [{ source: open, target: '/work/job', readOnly: false }]);
+    const s = buildJobContainerSpec({
+      identity: { jobId: '9', node: 'n1', uid: 4242, gid: 4242, user: 'a', imageRef: 'r/i:1', imageDigest: 'r/i@sha256:' + 'a'.repeat(64), workDir: '/work/job', startTime: '' },
+      image: 'r/i', supplementaryGids: [], cpus: 0, memoryBytes: 0, devices: [], mounts: [], initBinary: '/i', memlockBytes: -1,
+      userFiles: { passwd: '/p', group: '/g' }, userMounts: a.mounts,
+    });
+    const binds = (s.body.HostConfig as { Binds: string[] }).Binds.filter((b) => b.split(':')[1] === '/work/job');
+    assert.deepEqual(binds, [`${open}:/work/job`], 'one bind at the working directory, the user\'s');
   });
 
   it('puts the checked mounts, read-only root, tmpfs and workdir into the container body', () => {
@@ -156,7 +171,7 @@ describe('berth submit-check', () => {
   const run = async (env: Record<string, string>) => {
     let out = '';
     let err = '';
-    const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] } });
+    const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules() });
     return { code, out, err };
   };
   const digest = '127.0.0.1:1/team/app@sha256:' + 'b'.repeat(64);
@@ -178,7 +193,7 @@ describe('berth submit-check', () => {
     assert.deepEqual([a.code, a.out], [1, '']);
     assert.match(a.err, /^berth: --container-workdir 'rel' is not an absolute path/);
     const b = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: '/no/such/dir:/x' });
-    assert.match(b.err, /--container-mounts source \/no\/such\/dir does not exist/);
+    assert.match(b.err, /--container-mounts=\/no\/such\/dir:\/x: the source \/no\/such\/dir does not exist/);
     const c = await run({ BERTH_CONTAINER_MOUNTS: '/tmp:/x' });
     assert.equal(c.code, 1);
     assert.match(c.err, /need --container-image \(or BERTH_CONTAINER_IMAGE\)/);

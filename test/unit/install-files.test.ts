@@ -15,6 +15,7 @@ import { NodeCertificateAuthority } from '../../services/agent/certs/node-ca';
 import { type AgentConfig, configSchema, loadConfig } from '../../services/agent/config';
 import { silentLogger } from '../../services/agent/logger';
 import { SitePolicy } from '../../services/agent/policy/site-policy';
+import { loadSiteRules } from '../../services/shared/site-rules';
 
 const REPO = path.join(import.meta.dirname, '..', '..');
 const EXAMPLES = path.join(REPO, 'scripts', 'examples');
@@ -123,8 +124,8 @@ describe('example berthd.json', () => {
     assert.equal('node' in raw, false, 'one file for every node: the node name comes from the host name');
     const c = example();
     assert.equal(c.node, os.hostname().split('.')[0]);
-    for (const k of ['mounts', 'rdmaDevices', 'authz', 'registryCredentialsFile', 'mirrors', 'imageGc', 'accountingRotation', 'metrics',
-      'remoteAccess', 'containerDefaults', 'userMounts', 'taskProlog', 'slurmdSpoolDir', 'logFile']) {
+    for (const k of ['siteRules', 'rdmaDevices', 'authz', 'registryCredentialsFile', 'mirrors', 'imageGc', 'accountingRotation', 'metrics',
+      'remoteAccess', 'taskProlog', 'slurmdSpoolDir', 'logFile']) {
       assert.ok(k in raw, `the production example shows ${k}`);
     }
     assert.ok(c.authz && c.remoteAccess && c.metrics);
@@ -136,7 +137,7 @@ describe('example berthd.json', () => {
     assert.equal(path.dirname(c.authz!.policyFile), '/usr/local/lib/berth/policies');
     const shipped = path.join(REPO, 'policies', path.basename(c.authz!.policyFile));
     assert.ok(existsSync(shipped), `${shipped} is what install.sh installs as ${c.authz!.policyFile}`);
-    const policy = new SitePolicy(shipped, silentLogger(), { registries: [...c.authz!.registries, ...Object.values(c.mirrors).flat()] });
+    const policy = new SitePolicy(shipped, silentLogger(), { registries: [...loadSiteRules(path.join(EXAMPLES, 'site.json')).registries, ...Object.values(c.mirrors).flat()] });
     policy.load();
     policy.close();
   });

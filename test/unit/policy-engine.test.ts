@@ -302,7 +302,7 @@ describe('policy engine: hpc-default against every bypass class', () => {
 
   it('takes {{registries}} from the site, or from the policy when it has its own', () => {
     const pull = { action: 'image_create', query: { fromImage: '127.0.0.1:5000/x' } };
-    check(new PolicyEngine(hpcDefault).decide(pull, ALICE), D(/it must be an image from a registry of the site \(none is configured: authz\.registries/));
+    check(new PolicyEngine(hpcDefault).decide(pull, ALICE), D(/it must be an image from a registry of the site \(none is configured: registries in the site rules/));
     const own = parsePolicyFile('{"name":"own","users":["*"],"actions":["image_create"],"registries":["reg.site:443"],"payload_rules":[{"field":"fromImage","in":"query","actions":["image_create"],"registry_in":"{{registries}}"}]}', 'p.json');
     const e = new PolicyEngine(own, { registries: ['127.0.0.1:5000'] });
     check(e.decide(pull, ALICE), D(/it must be an image from reg\.site:443/, undefined, 'own'));

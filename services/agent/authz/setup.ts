@@ -71,6 +71,8 @@ export async function startAuthzPlugin(opts: {
   /** private images (pulled with a user's own login) and the names a local image carries */
   images: { access: ImageAccess; repoDigests(ref: string): Promise<string[]> };
   metrics?: { authzDecision(allow: boolean): void };
+  /** the host sources of the site mounts (site rules), which users' containers may bind too */
+  siteMountSources?: () => readonly string[];
   log: Logger;
 }): Promise<{ close(): Promise<void> }> {
   const { config, ca, engine, identities, jobs, policy } = opts;
@@ -90,7 +92,7 @@ export async function startAuthzPlugin(opts: {
         cpus: (c?.nanoCpus ?? 0) / 1e9,
         memoryBytes: c?.memoryBytes ?? 0,
         devices: c?.devices ?? [],
-        mountPrefixes: [job.workDir, ...config.mounts.map((m) => m.source)].filter(Boolean),
+        mountPrefixes: [job.workDir, ...(opts.siteMountSources?.() ?? [])].filter(Boolean),
         groupIds: user.groups.map((g) => g.gid),
         // a user's volumes serve all their running jobs on the node
         volumes: jobs.list().filter((j) => j.uid === job.uid && j.state === 'RUNNING').flatMap((j) => j.userVolumes ?? []),

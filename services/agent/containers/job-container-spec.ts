@@ -47,8 +47,12 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
     `${input.userFiles.group}:/etc/group:ro`,
   ];
   for (const f of input.hostFiles ?? []) binds.push(`${f}:${f}:ro`);
-  if (id.workDir) binds.push(`${id.workDir}:${id.workDir}`);
-  for (const m of [...input.mounts, ...(input.userMounts ?? [])]) if (m.target !== id.workDir) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
+  // the working directory is bound at its own path (in place of a site mount there), unless
+  // the user mounts something there: their choice wins
+  const userMounts = input.userMounts ?? [];
+  if (id.workDir && !userMounts.some((m) => m.target === id.workDir)) binds.push(`${id.workDir}:${id.workDir}`);
+  for (const m of input.mounts) if (m.target !== id.workDir) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
+  for (const m of userMounts) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
   const hostConfig: Record<string, unknown> = {
     NetworkMode: 'host',
     // the host's PID namespace, as for any Slurm task (and enroot/pyxis containers): tasks that

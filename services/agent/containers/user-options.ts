@@ -1,20 +1,22 @@
 // The user's --container-* options turned into what the job container gets, after the
-// site's rules: mount sources the user can reach themselves (real paths, outside the site's
-// denied prefixes and berth's own directories), home and read-only by the site's defaults
-// unless the user said otherwise, and no target twice.
+// site's rules (shared/site-rules-check.ts, the same functions `berth submit-check` runs at
+// submit): mount sources the user can reach themselves (real paths, outside the site's
+// denied prefixes and protected paths and berthd's own directories), home and read-only by
+// the site's defaults unless the user said otherwise, and no target twice.
 import { existsSync } from 'node:fs';
 import { BerthError } from '../../shared/errors';
 import type { ContainerOptions } from '../../shared/container-options';
 import { OptionError } from '../../shared/container-options';
 import { reachablePath } from '../../shared/path-access';
+import { judgeMounts, type PathProbe, type ProtectedPath, REAL_PATHS } from '../../shared/site-rules-check';
+import type { SiteRules } from '../../shared/site-rules';
 import type { SiteMount } from './job-container-spec';
 
 export interface UserOptionRules {
-  defaults: { mountHome: boolean; readOnly: boolean };
-  userMounts: { enabled: boolean; deniedPrefixes: readonly string[] };
-  /** berth's and dockerd's own paths: never mountable */
-  protectedPaths: readonly string[];
-  siteMounts: readonly SiteMount[];
+  site: SiteRules;
+  /** berth's and dockerd's own paths on this node: never mountable, whatever the site rules say */
+  ownPaths: readonly ProtectedPath[];
+  probe?: PathProbe;
 }
 
 export interface AppliedOptions {
@@ -30,34 +32,21 @@ export interface AppliedOptions {
   mountSources: string[];
 }
 
-function under(p: string, prefix: string): boolean {
-  return p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : prefix + '/');
-}
-
 export function applyUserOptions(jobId: string, o: ContainerOptions | undefined, who: { uid: number; gids: number[]; home: string }, workDir: string, rules: UserOptionRules): AppliedOptions {
   const refuse = (msg: string): never => {
     throw new BerthError('MOUNT_REFUSED', `job ${jobId}: ${msg}`);
   };
-  const mounts: SiteMount[] = [];
-  const taken = new Map<string, string>(rules.siteMounts.map((m) => [m.target, 'a site mount']));
-  if (workDir) taken.set(workDir, "the job's working directory");
-  for (const m of o?.mounts ?? []) {
-    if (!rules.userMounts.enabled) refuse(`--container-mounts is turned off on this cluster (berthd userMounts.enabled); ask your site for the directories you need`);
-    let real = '';
-    try {
-      real = reachablePath(m.source, { uid: who.uid, gids: who.gids }, '--container-mounts source');
-    } catch (err) {
-      if (err instanceof OptionError) refuse(err.message);
-      throw err;
-    }
-    const denied = [...rules.userMounts.deniedPrefixes, ...rules.protectedPaths].find((p) => under(real, p) || under(p, real));
-    if (denied) refuse(`--container-mounts source ${m.source}${real !== m.source ? ` (${real})` : ''} is ${under(real, denied) ? 'under' : 'above'} ${denied}, which this site does not let jobs mount`);
-    const other = taken.get(m.target);
-    if (other) refuse(`--container-mounts target ${m.target} is already ${other}; mount at another path`);
-    taken.set(m.target, 'a mount of yours');
-    mounts.push({ source: real, target: m.target, readOnly: m.readOnly });
+  let mounts: SiteMount[] = [];
+  try {
+    mounts = judgeMounts(o?.mounts ?? [], rules.site, { uid: who.uid, gids: who.gids }, rules.ownPaths, rules.probe ?? REAL_PATHS);
+  } catch (err) {
+    if (err instanceof OptionError) refuse(err.message);
+    throw err;
   }
-  const mountHome = o?.mountHome ?? rules.defaults.mountHome;
+  // a mount of the user's at the job's working directory replaces its bind (job-container-spec.ts)
+  const taken = new Set<string>([...rules.site.mounts.map((m) => m.target), ...mounts.map((m) => m.target)]);
+  if (workDir) taken.add(workDir);
+  const mountHome = o?.mountHome ?? rules.site.containerDefaults.mountHome;
   if (mountHome && who.home && who.home !== '/' && !taken.has(who.home)) {
     let reachable = false;
     try {
@@ -70,7 +59,7 @@ export function applyUserOptions(jobId: string, o: ContainerOptions | undefined,
   }
   return {
     mounts,
-    readOnly: o?.readOnly ?? rules.defaults.readOnly,
+    readOnly: o?.readOnly ?? rules.site.containerDefaults.readOnly,
     workdir: o?.workdir ?? '',
     envNames: o?.envNames ?? [],
     name: o?.name ?? '',

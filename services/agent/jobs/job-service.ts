@@ -26,6 +26,9 @@ import type { JobTable } from './job-table';
 import type { AllocationSource } from './slurm-allocation';
 import { checkPrologueRequest, type PrologueInput } from './prologue-request';
 import { reachablePath } from '../../shared/path-access';
+import { OptionError } from '../../shared/container-options';
+import { builtinSiteRules, type SiteRules } from '../../shared/site-rules';
+import { judgeImageRegistry, type ProtectedPath } from '../../shared/site-rules-check';
 
 export interface PrologueResult {
   job: JobRecord;
@@ -87,6 +90,8 @@ export interface JobServiceDeps {
   /** CPU and memory of a container from its cgroup (docker stats otherwise), for accounting */
   usage?: { containerUsage(id: string): Promise<ContainerUsage | undefined> };
   metrics?: JobMetrics;
+  /** the site rules in force (shared/site-rules.ts; reloaded on SIGHUP); berth's built-in ones when absent */
+  siteRules?: () => SiteRules;
   now?: () => Date;
 }
 
@@ -196,6 +201,13 @@ export class JobService {
    */
   async makeContainer(req: PrologueInput, kind: ContainerKind, log: Logger, lap: (phase: string) => void = () => undefined): Promise<MadeContainer> {
     const { config, engine } = this.d;
+    const site = this.d.siteRules?.() ?? builtinSiteRules();
+    try {
+      judgeImageRegistry(req.requestedImage || req.image, site);
+    } catch (err) {
+      if (err instanceof OptionError) throw new BerthError('POLICY_DENIED', `job ${req.jobId}: ${err.message}`);
+      throw err;
+    }
     // independent look-ups, side by side: NSS then the registry (and a pull) with the user's
     // credentials, and slurmctld
     const userLookup = this.d.identities.lookup(req.uid, req.user);
@@ -206,8 +218,7 @@ export class JobService {
     ]);
     lap('lookupMillis');
     const applied = applyUserOptions(req.jobId, req.options, { uid: req.uid, gids: [req.gid, ...user.groups.map((g) => g.gid)], home: user.home }, req.workDir, {
-      defaults: config.containerDefaults, userMounts: config.userMounts, siteMounts: config.mounts,
-      protectedPaths: [config.runDir, config.stateDir, dockerSocketPath(config), path.dirname(config.initBinary)],
+      site, ownPaths: ownPaths(config),
     });
     // the job's working directory is mounted only if its user could open it: dockerd mounts as root
     const warnings: string[] = [];
@@ -253,7 +264,7 @@ export class JobService {
       cpus,
       memoryBytes,
       devices: expandDevices(config.rdmaDevices),
-      mounts: config.mounts,
+      mounts: site.mounts,
       initBinary: config.initBinary,
       memlockBytes: this.d.memlockBytes,
       userFiles,
@@ -270,7 +281,7 @@ export class JobService {
           jobId: req.jobId, uid: req.uid, gid: req.gid, cpus, memoryBytes,
           devices: (spec.body.HostConfig as { Devices: { PathOnHost: string }[] }).Devices.map((d) => d.PathOnHost),
           // berth's own files (berth-init, the per-container passwd and group) and the job's directories
-          mountPrefixes: [config.initBinary, config.taskProlog, config.slurmdSpoolDir, kind.dir, workDir, ...config.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
+          mountPrefixes: [config.initBinary, config.taskProlog, config.slurmdSpoolDir, kind.dir, workDir, ...site.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
           groupIds: user.groups.map((g) => g.gid),
         },
       });
@@ -499,4 +510,10 @@ export class JobService {
       this.d.log.warn('could not write job checkpoint', { job: job.jobId, error: errorMessage(err) });
     }
   }
+}
+
+/** berthd's own paths on this node: never a mount source, whatever the site rules say */
+export function ownPaths(config: AgentConfig): ProtectedPath[] {
+  return ([['runDir', config.runDir], ['stateDir', config.stateDir], ['dockerHost', dockerSocketPath(config)], ['initBinary', path.dirname(config.initBinary)]] as const)
+    .map(([key, p]) => ({ path: p, source: `berthd's ${key} on ${config.node}` }));
 }

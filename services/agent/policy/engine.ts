@@ -23,7 +23,7 @@ export interface PolicyEngineOptions {
   resolvePath?: ResolvePath;
   /** host paths no container may mount, besides /var/run/docker.sock and /run/docker.sock */
   protectedPaths?: string[];
-  /** the site's registries (berthd's authz.registries): {{registries}} of policies without their own */
+  /** the site's registries (the site rules' registries): {{registries}} of policies without their own */
   registries?: string[];
   /** the site's runtime, log, swap and pids settings for users' containers */
   site?: SiteLimits;

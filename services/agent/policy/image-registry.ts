@@ -16,7 +16,7 @@ export function normalizeRegistry(r: string): string {
 /** Why `ref` is not from one of `registries`, or undefined when it is. */
 export function registryViolation(ref: string, registries: readonly string[]): string | undefined {
   const allowed = registries.map(normalizeRegistry);
-  const list = registries.length ? registries.join(', ') : 'a registry of the site (none is configured: authz.registries in berthd\'s config, or registries in the policy)';
+  const list = registries.length ? registries.join(', ') : 'a registry of the site (none is configured: registries in the site rules, /etc/berth/site.json, or in the policy)';
   if (IMAGE_ID.test(ref)) return `it must name an image from ${list} by REGISTRY/NAME:TAG or @sha256:DIGEST, not an image id`;
   let domain: string;
   try {

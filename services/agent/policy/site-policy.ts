@@ -30,6 +30,12 @@ export class SitePolicy {
     return this.store.reload();
   }
 
+  /** The site's registries ({{registries}} of policies without their own), e.g. after the site rules were reloaded. */
+  setRegistries(registries: readonly string[]): void {
+    this.opts.registries = [...registries];
+    this.engine = undefined;
+  }
+
   close(): void {
     this.store.close();
   }

@@ -1,0 +1,101 @@
+// The site rules applied to what a user asked for: the same functions run in `berth
+// submit-check` (as the user, at sbatch/salloc/srun) and in berthd's prologue, so a value is
+// refused at submit with the message berthd would give. Each refusal names the value as the
+// user wrote it, what is wrong with it, and the rule (file and key) that refuses it.
+import { realpathSync } from 'node:fs';
+import { OptionError, type UserMount } from './container-options';
+import { registryKey } from './images/credentials';
+import { parseImageReference } from './images/reference';
+import { reachablePath, type Who } from './path-access';
+import { ruleSource, type SiteRules } from './site-rules';
+
+/** How a path is resolved and checked; the real file system unless a test gives its own. */
+export interface PathProbe {
+  /** the real path (symbolic links resolved), or undefined when it cannot be resolved */
+  realpath(p: string): string | undefined;
+  /** the real path if `who` may read it, else an OptionError naming `what` */
+  reachable(p: string, who: Who, what: string): string;
+}
+
+export const REAL_PATHS: PathProbe = {
+  realpath: (p) => {
+    try {
+      return realpathSync.native(p);
+    } catch {
+      return undefined;
+    }
+  },
+  reachable: reachablePath,
+};
+
+/** A mount as the user writes it: SRC, SRC:DST, SRC:DST:ro. */
+export function mountText(m: UserMount): string {
+  return `${m.source}${m.target !== m.source ? `:${m.target}` : ''}${m.readOnly ? ':ro' : ''}`;
+}
+
+function under(p: string, prefix: string): boolean {
+  return p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : prefix + '/');
+}
+
+export interface ProtectedPath {
+  path: string;
+  /** where the rule is written, for the message */
+  source: string;
+}
+
+/** Every path a mount source must stay away from: the site's denied prefixes and protected paths, and `own` (berthd's). */
+export function protectedPaths(rules: SiteRules, own: readonly ProtectedPath[] = []): ProtectedPath[] {
+  return [
+    ...rules.userMounts.deniedPrefixes.map((p) => ({ path: p, source: ruleSource(rules, 'userMounts.deniedPrefixes') })),
+    ...rules.protectedPaths.map((p) => ({ path: p, source: ruleSource(rules, 'protectedPaths') })),
+    ...own,
+  ];
+}
+
+/**
+ * Checks the user's mounts against the rules and returns them with real sources (what is
+ * mounted): user mounts allowed at all, targets clear of the site mounts, sources (real
+ * paths) neither under nor above a denied or protected path, and readable by `who`.
+ */
+export function judgeMounts(mounts: readonly UserMount[], rules: SiteRules, who: Who, own: readonly ProtectedPath[] = [], probe: PathProbe = REAL_PATHS): UserMount[] {
+  if (mounts.length === 0) return [];
+  const guarded = protectedPaths(rules, own).map((g) => ({ ...g, real: probe.realpath(g.path) ?? g.path }));
+  return mounts.map((m) => {
+    const text = `--container-mounts=${mountText(m)}`;
+    if (!rules.userMounts.enabled) {
+      throw new OptionError(`${text}: this site does not let jobs mount host paths (${ruleSource(rules, 'userMounts.enabled')} is false); ask your site for the directories you need`);
+    }
+    const site = rules.mounts.findIndex((s) => s.target === m.target);
+    if (site >= 0) {
+      throw new OptionError(`${text}: the target ${m.target} is where every job gets the site mount ${rules.mounts[site]!.source} (${ruleSource(rules, `mounts.${site}`)}); mount at another path`);
+    }
+    // the rules first, on the real path (a symbolic link is judged where it leads), then the user's own access
+    const real = probe.realpath(m.source);
+    if (real !== undefined) {
+      const shown = real === m.source ? m.source : `${m.source} (really ${real})`;
+      for (const g of guarded) {
+        const inside = under(real, g.path) || under(real, g.real);
+        const holds = !inside && (under(g.path, real) || under(g.real, real));
+        if (inside || holds) {
+          throw new OptionError(`${text}: the source ${shown} ${inside ? 'is under' : 'holds'} ${g.path}, which this site does not let jobs mount (${g.source})`);
+        }
+      }
+    }
+    const reached = probe.reachable(m.source, who, `${text}: the source`);
+    return { ...m, source: reached };
+  });
+}
+
+/** The registry a job image comes from must be one of the site's, when the site lists any. */
+export function judgeImageRegistry(image: string, rules: SiteRules): void {
+  if (rules.registries.length === 0) return;
+  let domain: string;
+  try {
+    domain = parseImageReference(image).domain;
+  } catch {
+    return; // malformed: the reference's own check says why
+  }
+  const from = registryKey(domain || 'docker.io');
+  if (rules.registries.map(registryKey).includes(from)) return;
+  throw new OptionError(`--container-image=${image}: the registry ${from} is not one this site lets jobs use (${ruleSource(rules, 'registries')}: ${rules.registries.join(', ')}); use an image from one of those`);
+}
