@@ -88,7 +88,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
   return {
     JobPrologue: unary('JobPrologue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobPrologue');
-      const res = await countFailure(d, 'prolog', () => {
+      const res = await countFailure(d, 'prolog', r.jobId, () => {
         // a drained node still answers a repeated prologue of a job already running here
         if (d.jobs.get(r.jobId)?.state !== 'RUNNING') d.drain.assertAccepting(d.node, r.jobId);
         return d.jobs.prologue({
@@ -102,7 +102,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
     JobEpilogue: unary('JobEpilogue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobEpilogue');
       await d.stepContainers?.settle(r.jobId);
-      const res = await countFailure(d, 'epilog', () => d.jobs.epilogue(r.jobId));
+      const res = await countFailure(d, 'epilog', r.jobId, () => d.jobs.epilogue(r.jobId));
       d.stepContainers?.forgetJob(r.jobId);
       return res;
     }),
@@ -110,10 +110,11 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
     StepPrologue: unary('StepPrologue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'StepPrologue');
       if (!d.stepContainers) throw new BerthError('INVALID_REQUEST', 'this berthd does not launch container steps');
-      return d.stepContainers.prologue({
+      const steps = d.stepContainers;
+      return logFailure(d, 'step prologue', { job: r.jobId, step: r.stepId }, () => steps.prologue({
         jobId: r.jobId, stepId: r.stepId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, argv: r.argv,
         options: optionsOf(r),
-      });
+      }));
     }),
 
     StepEpilogue: unary('StepEpilogue', (r) => r.jobId, async (caller, r) => {
@@ -212,14 +213,29 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
   };
 }
 
-/** A failed hook call counted by its error code (what slurmd logged), then rethrown. */
-async function countFailure<T>(d: AgentServiceDeps, hook: 'prolog' | 'epilog', fn: () => Promise<T>): Promise<T> {
+/** A failed hook call counted by its error code (what slurmd logged), logged with its reason, then rethrown. */
+async function countFailure<T>(d: AgentServiceDeps, hook: 'prolog' | 'epilog', jobId: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     d.metrics?.hookFailed(hook, err instanceof BerthError ? err.code : 'INTERNAL');
+    logHookFailure(d, hook === 'prolog' ? 'prologue' : 'epilogue', { job: jobId }, err);
     throw err;
   }
+}
+
+async function logFailure<T>(d: AgentServiceDeps, what: string, fields: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    logHookFailure(d, what, fields, err);
+    throw err;
+  }
+}
+
+/** berthd's own log has a line for every failed hook call, with the reason the hook was given */
+function logHookFailure(d: AgentServiceDeps, what: string, fields: Record<string, string>, err: unknown): void {
+  d.log.warn(`${what} failed`, { ...fields, code: err instanceof BerthError ? err.code : 'INTERNAL', error: err instanceof Error ? err.message : String(err) });
 }
 
 function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStream<ExecStepRequest__Output, ExecStepResponse>): void {
