@@ -17,7 +17,8 @@ import { ConfigError, dockerSocketPath, loadConfig, loadRemoteTls, type RemoteTl
 import { DrainStore } from './admin/drain-store';
 import { listManagedContainers } from './admin/managed-containers';
 import { nodeStatus } from './admin/node-status';
-import { loadSiteRules, type SiteRules, SiteRulesError } from '../shared/site-rules';
+import { checkDockerRuntime, checkNode, NodeCheck } from './admin/node-check';
+import { loadSiteRules, type SiteRules, SiteRulesError, siteRulesFileHash } from '../shared/site-rules';
 import { RemoteAccessPolicy } from './auth/remote-access';
 import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
@@ -108,6 +109,10 @@ async function main(): Promise<void> {
 
   const log = createLogger(config.logLevel, config.logFile, config.node);
   log.info('site rules', { file: siteRules.file, sha256: siteRules.sha256, mounts: siteRules.mounts.length, userMounts: siteRules.userMounts.enabled, registries: siteRules.registries });
+  const nodeCheck = new NodeCheck({
+    node: config.node, drain, log: log.child({ component: 'node-check' }),
+    check: () => checkNode({ configFile: argv.config ?? '', config: config!, rules: siteRules, rulesOnDisk: siteRulesFileHash(siteRules.file) }),
+  });
   const lifecycle = new Lifecycle();
   const engine = new DockerodeEngine(dockerSocketPath(config));
   // built only when the endpoint is on: the services then count into it
@@ -171,9 +176,14 @@ async function main(): Promise<void> {
     jobDevices: () => expandDevices(config.rdmaDevices), pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
   });
   await runtimeGate.start();
+  // what every job needs from this node, now that the runtime gate's socket is there
+  nodeCheck.run(true);
+  const checkRuntime = async (): Promise<void> => {
+    nodeCheck.setRuntimeProblems(checkDockerRuntime({ ...config, configFile: argv.config }, await engine.runtimes()));
+  };
   const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
     usage: engine, metrics, seal, volumes: engine,
-    siteRules: () => siteRules,
+    siteRules: () => siteRules, nodeReady: (jobId) => nodeCheck.assertReady(jobId),
     // where a user reads about their job: scontrol show job, sacct -o AdminComment
     tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {
       execFile('scontrol', ['update', `jobid=${jobId}`, `AdminComment=${text.slice(0, 1000)}`], { timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
@@ -217,6 +227,7 @@ async function main(): Promise<void> {
     status: () => nodeStatus({
       node: config.node, version: AGENT_VERSION, startedAt, lifecycle: { phase: lifecycle.phase, detail: lifecycle.reason }, drain: () => drain.get(),
       jobs: () => jobs.list(), ping: () => engine.ping(), containers, images: () => imageCache.list(),
+      siteRules: () => siteRules, nodeProblems: () => nodeCheck.run(),
     }),
   }, lifecycle, remoteTls);
   log.info('berthd listening', { version: AGENT_VERSION, sockets: servers.sockets, tcp: servers.tcp, docker: config.dockerHost });
@@ -242,6 +253,7 @@ async function main(): Promise<void> {
     try {
       await engine.ping();
       dataRoot = await engine.dataRoot();
+      await checkRuntime();
       await jobs.recover();
       // the running jobs' Docker endpoints, as they were before the restart
       for (const j of jobs.list()) {
@@ -290,6 +302,8 @@ async function main(): Promise<void> {
       log.error('SIGHUP: the site rules file is bad; the rules read before stay in force', { file: config.siteRules, sha256: siteRules.sha256, error: errorMessage(err) });
     }
     if (policy) log.info('SIGHUP: reloading the policy file', { reloaded: policy.reload() });
+    nodeCheck.run(true);
+    checkRuntime().catch((err: unknown) => log.warn('node check: dockerd did not say which runtimes it has', { error: errorMessage(err) }));
   });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -30,13 +30,23 @@ export const statusCommand: FleetCommand<GetStatusResponse__Output> = {
   method: 'GetStatus',
   defaultTimeoutMs: QUERY_TIMEOUT_MS,
   call: (c, md, ms, signal) => unaryCallAbortable(c.GetStatus.bind(c), {}, md, ms, signal),
-  render: (answers) => table(['NODE', 'STATE', 'VERSION', 'UPTIME', 'JOBS', 'CONTAINERS', 'IMAGES', 'CACHE', 'DISK', 'DOCKERD', 'REASON'],
+  render: (answers) => table(['NODE', 'STATE', 'VERSION', 'UPTIME', 'JOBS', 'CONTAINERS', 'IMAGES', 'CACHE', 'DISK', 'DOCKERD', 'RULES', 'CHECK', 'REASON'],
     answers.map(({ node, value: s }) => [
       node, s.state.replace(/^AGENT_STATE_/, '').toLowerCase(), s.version, duration(s.uptimeSeconds), String(s.jobsRunning), String(s.containers),
       String(s.images), mb(s.imageCacheBytes), `${s.diskUsagePercent.toFixed(1)}%`, s.dockerdReachable ? 'ok' : 'down',
+      s.siteRulesSha256 ? s.siteRulesSha256.slice(0, 12) : '-', checkSummary(s.nodeProblems ?? []),
       [s.drain?.drained ? `drained: ${s.drain.reason} (${s.drain.by}, ${s.drain.since})` : '', s.stateDetail, s.dockerdError].filter(Boolean).join('; '),
-    ])),
+    ]))
+    // the node check's findings in full, one line each
+    + answers.flatMap(({ node, value: s }) => (s.nodeProblems ?? []).map((p) => `${node}: ${p.blocksJobs ? 'blocks container jobs' : 'warning'}: ${p.path} ${p.problem} (${p.setting})\n`)).join(''),
 };
+
+function checkSummary(problems: { blocksJobs: boolean }[]): string {
+  const blocking = problems.filter((p) => p.blocksJobs).length;
+  const warnings = problems.length - blocking;
+  if (problems.length === 0) return 'ok';
+  return [blocking ? `${blocking} blocking` : '', warnings ? `${warnings} warning${warnings > 1 ? 's' : ''}` : ''].filter(Boolean).join(', ');
+}
 
 export const jobsCommand: FleetCommand<ListJobsResponse__Output> = {
   name: 'jobs',

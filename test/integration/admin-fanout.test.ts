@@ -76,7 +76,7 @@ describe('admin fan-out over real agents', { timeout: 180_000 }, () => {
     const took = Date.now() - began;
     assert.equal(r.code, 3, r.stdout + r.stderr);
     const rows = r.stdout.trim().split('\n');
-    assert.match(rows[0]!, /^NODE +STATE +VERSION +UPTIME +JOBS +CONTAINERS +IMAGES +CACHE +DISK +DOCKERD +REASON$/);
+    assert.match(rows[0]!, /^NODE +STATE +VERSION +UPTIME +JOBS +CONTAINERS +IMAGES +CACHE +DISK +DOCKERD +RULES +CHECK +REASON$/);
     for (const n of ['fa1', 'fa2', 'fa3']) assert.match(r.stdout, new RegExp(`^${n} +serving +0\\.1\\.0 +\\d+s +0 +\\d+ +\\d+ +[0-9.]+ MB +[0-9.]+% +ok`, 'm'));
     assert.match(r.stderr, /^berth status: fa9: berthd on fa9 is not reachable at .*fa9\/admin\.sock/m);
     assert.match(r.stderr, /^berth status: fahang: no answer from fahang within 1\.5 s \(--timeout\)$/m);

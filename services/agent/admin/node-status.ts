@@ -5,6 +5,7 @@ import type { AgentPhase } from '../lifecycle';
 import type { JobRecord } from '../jobs/job-record';
 import type { DrainState } from './drain-store';
 import type { ManagedContainerView } from './managed-containers';
+import type { NodeProblem } from './node-check';
 
 export type AgentStateName = 'RECOVERING' | 'SERVING' | 'DRAINING' | 'STOPPING';
 
@@ -18,6 +19,10 @@ export interface NodeStatusSources {
   ping: () => Promise<unknown>;
   containers: () => Promise<ManagedContainerView[]>;
   images: () => Promise<{ images: { sizeBytes: number }[]; usagePercent: number }>;
+  /** the site rules in force (their file and sha256) */
+  siteRules?: () => { file: string; sha256: string };
+  /** the node check's findings, checked afresh */
+  nodeProblems?: () => NodeProblem[];
   now?: () => Date;
   /** per question to dockerd */
   dockerTimeoutMs?: number;
@@ -39,6 +44,9 @@ export interface NodeStatus {
   diskUsagePercent: number;
   dockerdReachable: boolean;
   dockerdError: string;
+  siteRulesFile: string;
+  siteRulesSha256: string;
+  nodeProblems: NodeProblem[];
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -90,5 +98,8 @@ export async function nodeStatus(s: NodeStatusSources): Promise<NodeStatus> {
     diskUsagePercent: usagePercent,
     dockerdReachable: dockerdError === '',
     dockerdError,
+    siteRulesFile: s.siteRules?.().file ?? '',
+    siteRulesSha256: s.siteRules?.().sha256 ?? '',
+    nodeProblems: s.nodeProblems?.() ?? [],
   };
 }

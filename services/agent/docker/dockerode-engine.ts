@@ -77,6 +77,15 @@ export class DockerodeEngine implements Engine, StateEngine {
     return ((await this.docker.info()) as { DockerRootDir: string }).DockerRootDir;
   }
 
+  /** dockerd's default OCI runtime and the runtimes it knows (for the node check: is berth-runc's socket ours?) */
+  async runtimes(): Promise<{ defaultRuntime: string; runtimes: Record<string, { path: string; runtimeArgs: string[] }> }> {
+    const info = (await this.docker.info()) as { DefaultRuntime?: string; Runtimes?: Record<string, { path?: string; runtimeArgs?: string[] }> };
+    return {
+      defaultRuntime: info.DefaultRuntime ?? 'runc',
+      runtimes: Object.fromEntries(Object.entries(info.Runtimes ?? {}).map(([k, v]) => [k, { path: v.path ?? '', runtimeArgs: v.runtimeArgs ?? [] }])),
+    };
+  }
+
   async pull(ref: string, opts: PullOptions, onProgress?: ProgressSink, auth?: RegistryAuth): Promise<void> {
     // credentials travel to dockerd in X-Registry-Auth, for this pull only
     const authconfig = auth && { username: auth.username, password: auth.password, identitytoken: auth.identityToken, serveraddress: auth.registry };

@@ -92,6 +92,11 @@ export interface JobServiceDeps {
   metrics?: JobMetrics;
   /** the site rules in force (shared/site-rules.ts; reloaded on SIGHUP); berth's built-in ones when absent */
   siteRules?: () => SiteRules;
+  /**
+   * Before any container is made: throws when the node lacks what every container needs
+   * (admin/node-check.ts), after draining the node for container jobs with that reason.
+   */
+  nodeReady?: (jobId: string) => void;
   now?: () => Date;
 }
 
@@ -201,6 +206,7 @@ export class JobService {
    */
   async makeContainer(req: PrologueInput, kind: ContainerKind, log: Logger, lap: (phase: string) => void = () => undefined): Promise<MadeContainer> {
     const { config, engine } = this.d;
+    this.d.nodeReady?.(req.jobId);
     const site = this.d.siteRules?.() ?? builtinSiteRules();
     try {
       judgeImageRegistry(req.requestedImage || req.image, site);
