@@ -88,11 +88,15 @@ describe("node check: dockerd's runtime", () => {
   it("blocks jobs when berth-runc asks for the runtime gate where this berthd does not listen", () => {
     assert.deepEqual(checkDockerRuntime(config, runtimes(['--berth-socket=/run/berth/c01/runtime.sock'])), []);
     assert.deepEqual(checkDockerRuntime(config, runtimes([]), 'c01'), [], 'berth-runc\'s default: /run/berth/HOST/runtime.sock');
-    const p = checkDockerRuntime(config, runtimes([]), 'login3');
+    const p = checkDockerRuntime(config, runtimes([]), 'login3', fakeFs({}));
     assert.equal(p.length, 1);
     assert.equal(p[0]!.blocksJobs, true);
     assert.equal(p[0]!.path, '/run/berth/login3/runtime.sock');
-    assert.match(p[0]!.problem, /berthd's runtime gate, which listens at \/run\/berth\/c01\/runtime\.sock: every container start fails; give "runtimeArgs": \["--berth-socket=\/run\/berth\/c01\/runtime\.sock"\]/);
+    assert.match(p[0]!.problem, /but nothing listens there \(this berthd's gate is \/run\/berth\/c01\/runtime\.sock\): every container start fails; give "runtimeArgs": \["--berth-socket=\/run\/berth\/c01\/runtime\.sock"\]/);
+    // another berthd's gate answers (several agents on one dockerd): containers start, so only a warning
+    const other = checkDockerRuntime(config, runtimes(['--berth-socket=/run/berth/n1/runtime.sock']), 'c01', fakeFs({ '/run/berth/n1/runtime.sock': 'socket' }));
+    assert.deepEqual(other.map((x) => x.blocksJobs), [false]);
+    assert.match(other[0]!.problem, /another berthd's/);
   });
 
   it('warns when dockerd runs containers with plain runc while users have Docker access', () => {

@@ -153,7 +153,7 @@ export interface DockerRuntimes {
 }
 
 /** The findings from dockerd's runtimes: its default runtime, when it is berth-runc, must reach this berthd's runtime gate. */
-export function checkDockerRuntime(config: CheckedConfig & { configFile?: string }, info: DockerRuntimes, host = os.hostname().split('.')[0] ?? ''): NodeProblem[] {
+export function checkDockerRuntime(config: CheckedConfig & { configFile?: string }, info: DockerRuntimes, host = os.hostname().split('.')[0] ?? '', fs: NodeFs = REAL_FS): NodeProblem[] {
   const out: NodeProblem[] = [];
   const ours = path.join(config.runDir, config.node, 'runtime.sock');
   const def = info.runtimes[info.defaultRuntime];
@@ -162,7 +162,11 @@ export function checkDockerRuntime(config: CheckedConfig & { configFile?: string
     const arg = def.runtimeArgs.find((a) => a.startsWith('--berth-socket='));
     const theirs = arg ? arg.slice('--berth-socket='.length) : path.join(DEFAULT_RUN_DIR, host, 'runtime.sock');
     if (theirs !== ours) {
-      out.push({ setting: `dockerd's daemon.json, runtimes.${info.defaultRuntime}.runtimeArgs`, path: theirs, problem: `is where berth-runc asks for berthd's runtime gate, which listens at ${ours}: every container start fails; give "runtimeArgs": ["--berth-socket=${ours}"]`, blocksJobs: true });
+      const fix = `give "runtimeArgs": ["--berth-socket=${ours}"]`;
+      const where = `dockerd's daemon.json, runtimes.${info.defaultRuntime}.runtimeArgs`;
+      // nothing there: berth-runc refuses every start; another berthd's gate: containers start, judged by a berthd that does not know them
+      if (fs.kind(theirs) !== 'socket') out.push({ setting: where, path: theirs, problem: `is where berth-runc asks for berthd's runtime gate, but nothing listens there (this berthd's gate is ${ours}): every container start fails; ${fix}`, blocksJobs: true });
+      else out.push({ setting: where, path: theirs, problem: `is where berth-runc asks for a runtime gate, another berthd's (this one's is ${ours}): this berthd's containers start without their job's cgroup and pinned binds; ${fix}`, blocksJobs: false });
     }
   } else if (config.authz) {
     out.push({ setting, path: def?.path ?? info.defaultRuntime, problem: `is dockerd's default runtime (${info.defaultRuntime}), not berth-runc: containers are not put in their job's cgroup nor their binds pinned as the job's user (docs/security.md); set "default-runtime" to berth-runc's runtime`, blocksJobs: false });
