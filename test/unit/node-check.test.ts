@@ -117,6 +117,9 @@ describe('node check over time', () => {
     assert.equal(log.lines.filter((l) => l.level === 'error').length, 1, 'said at start');
     assert.equal(log.lines[0]!.meta.path, '/scratch');
     assert.equal(drain.get().drained, false, 'no drain before a job needs it');
+    check.setRuntimeProblems([{ setting: 'daemon.json', path: '/x.sock', problem: 'is another berthd\'s', blocksJobs: false }]);
+    assert.deepEqual(log.lines.map((l) => [l.level, l.meta.path]), [['error', '/scratch'], ['warn', '/x.sock']], 'only the new finding is logged again');
+    check.setRuntimeProblems([]);
 
     const refused = (jobId: string): string => {
       try {

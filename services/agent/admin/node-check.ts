@@ -187,7 +187,7 @@ export const NODE_CHECK_BY = 'berthd node check';
 export class NodeCheck {
   private fsProblems: NodeProblem[] = [];
   private runtimeProblems: NodeProblem[] = [];
-  private lastLogged = '';
+  private logged = new Set<string>();
 
   constructor(private readonly d: { node: string; check: () => NodeProblem[]; drain: DrainStore; log: Logger }) {}
 
@@ -221,18 +221,20 @@ export class NodeCheck {
     throw new BerthError('NODE_DRAINED', `node ${this.d.node} cannot make containers: ${what}. berthd has drained the node for container jobs; job ${jobId} was not started here. Once it is fixed an admin runs: berth resume --nodes ${this.d.node}`);
   }
 
+  /** Logs the findings: all of them when asked (start, reload), else those new since the last report, and when all are gone. */
   private report(logAlways: boolean): void {
     const all = this.problems();
-    const key = JSON.stringify(all);
-    if (!logAlways && key === this.lastLogged) return;
-    const fixed = this.lastLogged !== '' && this.lastLogged !== '[]' && all.length === 0;
-    this.lastLogged = key;
+    const key = (p: NodeProblem): string => `${p.setting}\0${p.path}\0${p.problem}`;
+    const seen = this.logged;
+    this.logged = new Set(all.map(key));
     if (all.length === 0) {
-      this.d.log.info(fixed ? 'node check passes now' : 'node check passed', { drained: this.d.drain.get().drained });
-      if (fixed && this.d.drain.get().by === NODE_CHECK_BY) this.d.log.warn(`the node is still drained by the node check; end it with: berth resume --nodes ${this.d.node}`);
+      if (seen.size === 0 && !logAlways) return;
+      this.d.log.info(seen.size ? 'node check passes now' : 'node check passed', { drained: this.d.drain.get().drained });
+      if (seen.size && this.d.drain.get().by === NODE_CHECK_BY) this.d.log.warn(`the node is still drained by the node check; end it with: berth resume --nodes ${this.d.node}`);
       return;
     }
     for (const p of all) {
+      if (!logAlways && seen.has(key(p))) continue;
       const fields = { setting: p.setting, path: p.path, problem: p.problem };
       if (p.blocksJobs) this.d.log.error('node check: container jobs cannot run here until this is fixed', fields);
       else this.d.log.warn('node check', fields);
