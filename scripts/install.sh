@@ -5,13 +5,13 @@
 #                            berth-init), hooks/{prolog,epilog,task-prolog} for slurm.conf
 #   PREFIX/bin/berth         wrapper: exec NODE PREFIX/lib/berth/berth.js
 #   PREFIX/sbin/berthd       wrapper: exec NODE PREFIX/lib/berth/berthd.js
-#   PREFIX/share/berth/      examples/ (berthd.json, daemon.json, slurm.conf and plugstack.conf
+#   PREFIX/share/berth/      examples/ (site.json, berthd.json, daemon.json, slurm.conf and plugstack.conf
 #                            lines, logrotate, Prometheus) and systemd/ (berthd.service and
 #                            the docker.service and slurmd.service drop-ins), for reference
 #   PREFIX/share/doc/berth/  docs/*.md
 # With --systemd also UNIT_DIR/berthd.service (UNIT_DIR: $SYSTEMD_UNIT_DIR, default
 # /etc/systemd/system), its paths set to PREFIX. Nothing is enabled, started or restarted, and
-# nothing else outside PREFIX is written: /etc/berth, daemon.json, slurm.conf and the drop-ins
+# nothing else outside PREFIX is written: /etc/berth (site.json, berthd.json), daemon.json, slurm.conf and the drop-ins
 # are the admin's (docs/install.md).
 # Usage: scripts/install.sh [--systemd] [PREFIX]   (default /usr/local; NODE=/path/to/node to
 # pick a node)
@@ -137,8 +137,15 @@ if [ -n "$SYSTEMD" ]; then
   mkdir -p "$UNIT_DIR"
   put 0644 "$SHARE/systemd/berthd.service" "$UNIT_DIR/berthd.service"
   echo "install: wrote $UNIT_DIR/berthd.service (not enabled, not started)"
-  echo "install: next: /etc/berth/berthd.json (example: $SHARE/examples/berthd.json), then"
-  echo "install:   systemctl daemon-reload && systemctl enable --now berthd   (docs/install.md)"
+  echo "install: next (docs/install.md, sections 4 to 7), from $SHARE:"
+  echo "install:   examples/site.json      -> /etc/berth/site.json (every compute and login node)"
+  echo "install:   examples/berthd.json    -> /etc/berth/berthd.json"
+  echo "install:   examples/daemon.json    -> /etc/docker/daemon.json"
+  echo "install:   systemd/docker.service.d/berth.conf -> /etc/systemd/system/docker.service.d/berth.conf"
+  echo "install:   systemd/slurmd.service.d/berth.conf -> /etc/systemd/system/slurmd.service.d/berth.conf"
+  echo "install:   then: systemctl daemon-reload && systemctl enable --now berthd docker && systemctl restart slurmd"
+else
+  echo "install: next on a login node: $SHARE/examples/site.json -> /etc/berth/site.json, the same file as on the compute nodes (docs/install.md, section 4)"
 fi
 
 echo "install: berth installed under $PREFIX (node: $NODE_BIN)"

@@ -11,11 +11,13 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { z } from 'zod';
 import { DockerAccess } from '../../services/agent/authz/docker-access';
+import { rewriteRequest } from '../../services/agent/authz/job-docker-endpoint';
 import { NodeCertificateAuthority } from '../../services/agent/certs/node-ca';
 import { type AgentConfig, configSchema, loadConfig } from '../../services/agent/config';
+import { checkNode, type NodeFs } from '../../services/agent/admin/node-check';
 import { silentLogger } from '../../services/agent/logger';
 import { SitePolicy } from '../../services/agent/policy/site-policy';
-import { loadSiteRules } from '../../services/shared/site-rules';
+import { loadSiteRules, parseSiteRules, type SiteRules, siteRulesSchema } from '../../services/shared/site-rules';
 
 const REPO = path.join(import.meta.dirname, '..', '..');
 const EXAMPLES = path.join(REPO, 'scripts', 'examples');
@@ -93,6 +95,7 @@ function fencedBlocks(md: string, info: string): string[] {
 }
 
 const example = (): AgentConfig => loadConfig(path.join(EXAMPLES, 'berthd.json'), {});
+const exampleRules = (): SiteRules => loadSiteRules(path.join(EXAMPLES, 'site.json'));
 const exampleRaw = (): Record<string, unknown> => JSON.parse(read(EXAMPLES, 'berthd.json')) as Record<string, unknown>;
 const daemonJson = (): Record<string, unknown> => JSON.parse(read(EXAMPLES, 'daemon.json')) as Record<string, unknown>;
 
@@ -101,6 +104,9 @@ const daemonJson = (): Record<string, unknown> => JSON.parse(read(EXAMPLES, 'dae
 // build outputs, and with --systemd into a temporary unit directory
 let PREFIX = '';
 let UNIT_DIR = '';
+/** what install.sh printed, its closing hint included */
+let INSTALL_OUT = '';
+let INSTALL_OUT_PLAIN = '';
 before(() => {
   const root = tmp('prefix');
   const fake = path.join(root, 'repo');
@@ -116,6 +122,10 @@ before(() => {
     env: { ...process.env, NODE: process.execPath, SYSTEMD_UNIT_DIR: UNIT_DIR }, encoding: 'utf8',
   });
   assert.equal(r.status, 0, `install.sh failed:\n${r.stderr}`);
+  INSTALL_OUT = r.stdout;
+  const plain = spawnSync('bash', [path.join(fake, 'scripts', 'install.sh'), path.join(root, 'login')], { env: { ...process.env, NODE: process.execPath }, encoding: 'utf8' });
+  assert.equal(plain.status, 0, plain.stderr);
+  INSTALL_OUT_PLAIN = plain.stdout;
 });
 
 describe('example berthd.json', () => {
@@ -137,7 +147,7 @@ describe('example berthd.json', () => {
     assert.equal(path.dirname(c.authz!.policyFile), '/usr/local/lib/berth/policies');
     const shipped = path.join(REPO, 'policies', path.basename(c.authz!.policyFile));
     assert.ok(existsSync(shipped), `${shipped} is what install.sh installs as ${c.authz!.policyFile}`);
-    const policy = new SitePolicy(shipped, silentLogger(), { registries: [...loadSiteRules(path.join(EXAMPLES, 'site.json')).registries, ...Object.values(c.mirrors).flat()] });
+    const policy = new SitePolicy(shipped, silentLogger(), { registries: [...exampleRules().registries, ...Object.values(c.mirrors).flat()] });
     policy.load();
     policy.close();
   });
@@ -148,6 +158,37 @@ describe('example berthd.json', () => {
       assert.ok(file.startsWith(PREFIX + '/'), `${key} ${file} follows PREFIX`);
       assert.ok(existsSync(file), `${key}: install.sh installed ${file}`);
     }
+  });
+});
+
+describe('example site.json', () => {
+  it('passes the loader berthd and berth submit-check share, shows every key, and is where berthd.json looks', () => {
+    const raw = JSON.parse(read(EXAMPLES, 'site.json')) as Record<string, unknown>;
+    for (const k of Object.keys(siteRulesSchema._def.schema.shape)) assert.ok(k in raw, `the example shows ${k}`);
+    const r = exampleRules();
+    assert.deepEqual(r.mounts, [], 'a fresh machine has no /scratch: the example has no site mounts, the doc shows how to add them');
+    assert.ok(r.registries.length > 0, 'the shipped policy pulls nothing without registries');
+    assert.equal(example().siteRules, '/etc/berth/site.json');
+    for (const p of ['/etc', '/var/lib', '/proc']) assert.ok(r.userMounts.deniedPrefixes.includes(p), `pyxis users mount ${p}: denied at submit`);
+  });
+
+  it("covers berthd's own directories, so that the node check of a fresh node following the doc finds nothing", () => {
+    const c = example();
+    const r = exampleRules();
+    // what install.sh and Debian's slurmd leave on a node, and what the doc installs
+    const present = new Map<string, string>([[c.initBinary, 'exe'], [c.taskProlog, 'exe'], [c.slurmdSpoolDir, 'directory'], [c.authz!.policyFile, 'file']]);
+    const fs: NodeFs = {
+      kind: (p) => (present.has(p) ? (present.get(p) === 'exe' ? 'file' : present.get(p) as 'file') : undefined),
+      executable: (p) => present.get(p) === 'exe',
+      readable: (p) => present.has(p),
+    };
+    assert.deepEqual(checkNode({ configFile: '/etc/berth/berthd.json', config: c, rules: r, rulesOnDisk: r.sha256 }, fs), []);
+  });
+
+  it('installed under another PREFIX, protects the berth directory install.sh made there', () => {
+    const r = loadSiteRules(path.join(PREFIX, 'share', 'berth', 'examples', 'site.json'));
+    assert.ok(r.protectedPaths.includes(`${PREFIX}/lib/berth`));
+    assert.ok(!r.protectedPaths.includes('/usr/local/lib/berth'));
   });
 });
 
@@ -379,6 +420,30 @@ describe('site registry (docker-compose.yml, registry-nginx.conf)', () => {
   });
 });
 
+/** The create body the docker CLI sends for the flags the docs use (docker run [FLAGS] IMAGE CMD...). */
+function dockerRunBody(command: string): Record<string, unknown> {
+  const words = command.split(/\s+/);
+  assert.deepEqual(words.slice(0, 2), ['docker', 'run']);
+  const host: Record<string, unknown> = { NetworkMode: 'default', RestartPolicy: { Name: 'no' }, LogConfig: { Type: '', Config: {} }, SecurityOpt: null };
+  const body: Record<string, unknown> = { Env: null, Cmd: [], Labels: {}, HostConfig: host };
+  const bytes = (v: string): number => Number(v.slice(0, -1)) * { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[v.slice(-1).toLowerCase() as 'k' | 'm' | 'g'];
+  let i = 2;
+  for (; i < words.length && words[i]!.startsWith('--'); i++) {
+    const flag = words[i]!;
+    if (flag === '--rm') host.AutoRemove = true;
+    else if (flag === '--privileged') host.Privileged = true;
+    else if (flag === '--user') body.User = words[++i];
+    else if (flag === '--security-opt') host.SecurityOpt = [...((host.SecurityOpt as string[] | null) ?? []), words[++i]];
+    else if (flag === '--memory') host.Memory = bytes(words[++i]!);
+    else if (flag === '--memory-swap') host.MemorySwap = bytes(words[++i]!);
+    else if (flag === '--cpus') host.NanoCpus = Number(words[++i]) * 1e9;
+    else assert.fail(`${flag}: add it to dockerRunBody`);
+  }
+  body.Image = words[i];
+  body.Cmd = words.slice(i + 1);
+  return body;
+}
+
 describe('docs/install.md', () => {
   const md = read(REPO, 'docs', 'install.md');
 
@@ -402,6 +467,79 @@ describe('docs/install.md', () => {
     assert.ok(md.includes(shipped), 'the plugstack line is the shipped one');
   });
 
+  it('site.json fragments pass the site rules loader, and every file the doc installs from the examples is one install.sh installs', () => {
+    const fragments = fencedBlocks(md, 'json site.json');
+    assert.ok(fragments.length > 0);
+    fragments.forEach((text, i) => parseSiteRules(text, `install.md site.json fragment ${i}`));
+    const installs = [...md.matchAll(/^\s*install -m (\d{4}) (\/usr\/local\/share\/berth\/\S+) (\/\S+)$/gm)];
+    assert.ok(installs.length >= 6, `only ${installs.length} install lines`);
+    for (const [, mode, src, dest] of installs) {
+      assert.ok(existsSync(src!.replace('/usr/local/', `${PREFIX}/`)), `install.sh installs ${src}`);
+      if (dest!.startsWith('/etc/berth/site.json')) assert.equal(mode, '0644', 'every user reads the site rules');
+    }
+    assert.ok(installs.some(([, , src, dest]) => src!.endsWith('/examples/site.json') && dest === example().siteRules), 'the doc installs site.json where berthd.json looks');
+  });
+
+  it('has the registry login done before dockerd gets berth\'s plugin, which refuses everything until berthd runs', () => {
+    const login = md.indexOf('docker --config /etc/berth/registry login');
+    const daemonJson = md.indexOf('install -m 0644 /usr/local/share/berth/examples/daemon.json /etc/docker/daemon.json');
+    const start = md.indexOf('systemctl enable --now berthd docker');
+    assert.ok(login > 0 && daemonJson > 0 && start > 0);
+    assert.ok(login < daemonJson && daemonJson < start, 'login, then daemon.json, then berthd and docker');
+    assert.ok(md.indexOf('/etc/berth/site.json') < daemonJson, 'the site rules berthd needs at start come before too');
+  });
+
+  it('starts without systemd in the order the units give: berthd, its socket, dockerd with daemon.json, slurmd', () => {
+    const [block] = fencedBlocks(md, 'sh without-systemd');
+    assert.ok(block);
+    const lines = block.split('\n').filter(Boolean);
+    const at = (re: RegExp): number => lines.findIndex((l) => re.test(l));
+    const berthd = at(/^\/usr\/local\/sbin\/berthd --config \/etc\/berth\/berthd\.json /);
+    const wait = at(/^until \[ -S \/run\/berth\/\$\(hostname -s\)\/admin\.sock \]/);
+    const dockerd = at(/^\/usr\/sbin\/dockerd --config-file \/etc\/docker\/daemon\.json /);
+    const slurmd = at(/^\/usr\/sbin\/slurmd$/);
+    assert.deepEqual([berthd >= 0, wait > berthd, dockerd > wait, slurmd > dockerd], [true, true, true, true], block);
+    // the socket waited for is where berthd serves (runDir/NODE) and is made after the AuthZ plugin's
+    assert.equal(example().runDir, '/run/berth');
+    const main = read(REPO, 'services', 'agent', 'main.ts');
+    assert.ok(main.indexOf('await startAuthzPlugin(') < main.indexOf('await startServers('), 'admin.sock after authz.sock');
+    accessSync(path.join(PREFIX, 'sbin', 'berthd'), constants.X_OK);
+    const daemon = daemonJson();
+    assert.equal(daemon['default-runtime'], 'berth');
+    assert.match((daemon.runtimes as Record<string, { path: string }>).berth!.path, /\/berth-runc$/);
+  });
+
+  it("§9's docker run is what the shipped policy admits on a default job, and --privileged is refused", () => {
+    const c = example();
+    const rules = exampleRules();
+    const policy = new SitePolicy(path.join(REPO, 'policies', 'hpc-default.json'), silentLogger(), {
+      registries: [...rules.registries],
+      site: { runtime: c.authz!.runtime, logDrivers: c.authz!.logDrivers, logMaxSizeBytes: c.authz!.logMaxSizeBytes, logMaxFiles: c.authz!.logMaxFiles, allowSwap: c.authz!.allowSwap, pidsLimit: c.authz!.pidsLimit },
+    });
+    policy.load();
+    // a default job: one CPU, the node's memory (no --mem)
+    const ctx = { user: 'alice', groups: ['alice'], job: { jobId: '42', uid: 2001, gid: 2001, cpus: 1, memoryBytes: 4000 * 1024 * 1024, devices: [], mountPrefixes: [], groupIds: [2001] } };
+    // through the tasks' DOCKER_HOST, the job's endpoint, which labels the container as the job's
+    const judge = (command: string) => {
+      const sent = Buffer.from(JSON.stringify(dockerRunBody(command.replace('$(id -u):$(id -g)', '2001:2001'))));
+      const { url, body } = rewriteRequest('POST', '/v1.41/containers/create', '42', sent);
+      return policy.decide('container_create', body!.toString('utf8'), url, 'application/json', ctx);
+    };
+    const [allowed] = fencedBlocks(md, 'sh docker-run-allowed');
+    const [refused] = fencedBlocks(md, 'sh docker-run-refused');
+    assert.ok(allowed && refused);
+    const yes = judge(allowed.trim());
+    assert.equal(yes.allow, true, policy.formatDenial(yes));
+    const no = judge(refused.trim());
+    assert.equal(no.allow, false);
+    assert.match(policy.formatDenial(no), /hpc-default.*Privileged/);
+    // what the doc said before: swap twice the memory, refused on this site
+    const old = judge(allowed.trim().replace(' --memory-swap 1g', ''));
+    assert.equal(old.allow, false);
+    assert.match(policy.formatDenial(old), /--memory-swap equal to --memory/);
+    policy.close();
+  });
+
   it('every berthd setting it names in `key.sub` form exists in the schema', () => {
     const top = objectShape(configSchema)!;
     const named = new Set([...md.matchAll(/`([a-z][A-Za-z]*(?:\.[a-z][A-Za-z]*)+)`/g)].map((m) => m[1]!));
@@ -420,7 +558,19 @@ describe('docs/install.md', () => {
       checked++;
     }
     assert.ok(checked >= 5, `only ${checked} settings named`);
-    for (const bold of [...md.matchAll(/\*\*`([A-Za-z]+)`\*\*/g)].map((m) => m[1]!)) assert.ok(bold in top, `${bold} is not a berthd setting`);
+    const site = siteRulesSchema._def.schema.shape;
+    for (const bold of [...md.matchAll(/\*\*`([A-Za-z]+)(?:\.[A-Za-z]+)?`\*\*/g)].map((m) => m[1]!)) assert.ok(bold in top || bold in site, `${bold} is not a berthd setting nor a site rule`);
+  });
+
+  it("install.sh's closing hint names every file the doc installs next, on nodes and on login nodes", () => {
+    for (const f of ['examples/site.json', 'examples/berthd.json', 'examples/daemon.json', 'systemd/docker.service.d/berth.conf', 'systemd/slurmd.service.d/berth.conf',
+      '/etc/berth/site.json', '/etc/berth/berthd.json', '/etc/docker/daemon.json', '/etc/systemd/system/docker.service.d/berth.conf', '/etc/systemd/system/slurmd.service.d/berth.conf']) {
+      assert.ok(INSTALL_OUT.includes(f), `install.sh --systemd's hint names ${f}:\n${INSTALL_OUT}`);
+      if (!f.startsWith('/etc/systemd') && !f.startsWith('systemd/')) assert.ok(md.includes(f.replace(/^examples\//, '/usr/local/share/berth/examples/')), `install.md installs ${f}`);
+    }
+    assert.match(INSTALL_OUT, /systemctl daemon-reload && systemctl enable --now berthd docker && systemctl restart slurmd/);
+    assert.ok(md.includes('systemctl enable --now berthd docker') && md.includes('systemctl restart slurmd'));
+    assert.match(INSTALL_OUT_PLAIN, /login node: .*examples\/site\.json -> \/etc\/berth\/site\.json, the same file as on the compute nodes/);
   });
 
   it('mentions every file it ships, links documents that exist, and is linked from README and operations.md', () => {
