@@ -3,7 +3,7 @@
 // and what a job made with them gets: mounts, working directory, variables, read-only root,
 // home or no home.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { sandbox, uidOf } from '../support/stack';
@@ -24,9 +24,12 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
 
   it('fails sbatch and srun at once, with the reason, for a bad value, and drains nothing', () => {
     const dir = jobDir('alice', 'bad-options');
+    // root's own directory, which alice may not read (and no site rule denies)
+    const closed = mkdtempSync('/tmp/berth-e2e-closed-');
     const cases: [string[], Record<string, string>, RegExp][] = [
       [[`--container-image=${image}`, '--container-mounts=data:/in'], {}, /mount source 'data' is not an absolute path/],
-      [[`--container-image=${image}`, '--container-mounts=/root:/in'], {}, /--container-mounts source \/root is not readable by uid \d+ \(mode 700/],
+      [[`--container-image=${image}`, '--container-mounts=/root:/in'], {}, /--container-mounts=\/root:\/in: the source \/root is under \/root, which this site does not let jobs mount \(site rules \/etc\/berth\/site\.json, userMounts\.deniedPrefixes\)/],
+      [[`--container-image=${image}`, `--container-mounts=${closed}:/in`], {}, new RegExp(`--container-mounts=${closed}:/in: the source ${closed} is not readable by uid \\d+ \\(mode 700`)],
       [[`--container-image=${image}`, '--container-mounts=/tmp:/proc/x'], {}, /under \/proc, which berth or the kernel provides/],
       [[`--container-image=${image}`, '--container-workdir=work'], {}, /--container-workdir 'work' is not an absolute path/],
       [[`--container-image=${image}`, '--container-env=A=1'], {}, /'A=1' is not an environment variable name/],
@@ -46,6 +49,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
     assert.notEqual(srun.code, 0);
     assert.match(srun.stderr, /--container-workdir 'rel' is not an absolute path/);
     assert.equal(run('sinfo', ['-h', '-t', 'drain', '-o', '%N']).stdout.trim(), '', 'no node drained');
+    rmSync(closed, { recursive: true, force: true });
   });
 
   it('gives the job its mounts, working directory, variables, read-only root and no home, as asked', () => {
