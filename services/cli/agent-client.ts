@@ -36,9 +36,9 @@ export function agentTarget(node: string, env: Record<string, string | undefined
   return { node, socket: asRoot ? sockets.admin : sockets.user, asRoot };
 }
 
-export function connect(target: AgentTarget): NodeAgentServiceClient {
+export function connect(target: AgentTarget, channelOptions: grpc.ChannelOptions = {}): NodeAgentServiceClient {
   const Client = grpc.makeGenericClientConstructor(serviceDefinition(SERVICE_NAME), 'NodeAgentService');
-  const options = { 'grpc.max_receive_message_length': 8 * 1024 * 1024 };
+  const options = { 'grpc.max_receive_message_length': 8 * 1024 * 1024, ...channelOptions };
   if (target.remote) {
     const { address, tls } = target.remote;
     return new Client(address, grpc.credentials.createSsl(tls.ca, tls.key, tls.cert), options) as unknown as NodeAgentServiceClient;

@@ -2,9 +2,9 @@
 // A failure prints one line naming the job, the image and the reason to stderr (slurmd logs
 // it) and exits non-zero; Slurm then drains the node and requeues the job (docs/operations.md).
 import type { StepPrologueResponse__Output } from '../shared/gen/berth/v1/StepPrologueResponse';
-import type * as grpc from '@grpc/grpc-js';
 import os, { constants } from 'node:os';
-import { agentTarget, type AgentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
+import { agentTarget, type AgentTarget, describeGrpcError, unaryCall } from './agent-client';
+import { epilogueOrSpool, hookCall, retryWindowMs, secondsFromEnv } from './hook-retry';
 import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
 import { type ContainerOptions, optionsFromEnv } from '../shared/container-options';
@@ -24,8 +24,6 @@ function optionFields(o: ContainerOptions) {
 }
 
 const TOGGLE = (b: boolean | undefined): 'TOGGLE_UNSPECIFIED' | 'TOGGLE_ON' | 'TOGGLE_OFF' => (b === undefined ? 'TOGGLE_UNSPECIFIED' : b ? 'TOGGLE_ON' : 'TOGGLE_OFF');
-
-const RETRY_DELAYS_MS = [100, 250, 500, 1000];
 
 function num(text: string | undefined): number {
   const n = Number(text);
@@ -69,24 +67,12 @@ export function prologueRequest(env: Env) {
   };
 }
 
-async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const unavailable = (err as grpc.ServiceError | null)?.code === 14;
-      const delay = RETRY_DELAYS_MS[attempt];
-      if (!unavailable || delay === undefined) throw err;
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
-
 export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line: string) => void): Promise<number> {
   const jobId = env.SLURM_JOB_ID ?? '';
   const image = containerImage(env);
   const target: AgentTarget = agentTarget(nodeName(env, os.hostname().split('.')[0] ?? ''), env);
-  const client = connect(target);
+  // through a restart of berthd: hook-retry.ts
+  const windowMs = retryWindowMs(env);
   try {
     if (kind === 'prolog') {
       const req = prologueRequest(env);
@@ -94,12 +80,12 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
         stderr(`berth prolog: job ${jobId}: SLURM_JOB_UID/SLURM_JOB_GID missing from the prolog environment; is berth configured as Prolog= with PrologFlags=Alloc?`);
         return 1;
       }
-      const md = await callMetadata(target, 'JobPrologue', jobId);
-      const deadline = num(env.BERTH_PROLOG_TIMEOUT_SECONDS) * 1000 || 600_000;
-      await withRetry(() => unaryCall(client.JobPrologue.bind(client), req, md, deadline));
+      const timeoutMs = secondsFromEnv(env.BERTH_PROLOG_TIMEOUT_SECONDS, 600_000);
+      await hookCall(target, 'JobPrologue', jobId, (c, md, ms) => unaryCall(c.JobPrologue.bind(c), req, md, ms), { windowMs, timeoutMs });
     } else {
-      const md = await callMetadata(target, 'JobEpilogue', jobId);
-      await withRetry(() => unaryCall(client.JobEpilogue.bind(client), { jobId }, md, 300_000));
+      // berthd away for the whole window: spooled for berthd to settle, and the node stays in service
+      const timeoutMs = secondsFromEnv(env.BERTH_EPILOG_TIMEOUT_SECONDS, 300_000);
+      await epilogueOrSpool(target, jobId, env, (c, md, ms) => unaryCall(c.JobEpilogue.bind(c), { jobId }, md, ms), { windowMs, timeoutMs, stderr });
     }
     return 0;
   } catch (err) {
@@ -107,8 +93,6 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
     const what = reason.includes(`'${image}'`) ? '' : `, image '${image}'`;
     stderr(`berth ${kind}: job ${jobId} on ${target.node}${what}: ${reason}`);
     return 1;
-  } finally {
-    client.close();
   }
 }
 
@@ -147,24 +131,22 @@ export function stepEpilogueRequest(env: Env) {
  */
 export async function runStepHook(kind: 'step-prolog' | 'step-epilog', env: Env, stderr: (line: string) => void): Promise<number> {
   const target: AgentTarget = agentTarget(nodeName(env, os.hostname().split('.')[0] ?? ''), env);
-  const client = connect(target);
+  const windowMs = retryWindowMs(env);
   const where = `job ${env.SLURM_JOB_ID ?? '?'} step ${env.SLURM_STEP_ID ?? '?'} on ${target.node}`;
   try {
     if (kind === 'step-prolog') {
       const req = stepPrologueRequest(env);
-      const md = await callMetadata(target, 'StepPrologue', req.jobId);
-      const res: StepPrologueResponse__Output = await withRetry(() => unaryCall(client.StepPrologue.bind(client), req, md, num(env.BERTH_PROLOG_TIMEOUT_SECONDS) * 1000 || 600_000));
+      const timeoutMs = secondsFromEnv(env.BERTH_PROLOG_TIMEOUT_SECONDS, 600_000);
+      const { value: res } = await hookCall(target, 'StepPrologue', req.jobId,
+        (c, md, ms): Promise<StepPrologueResponse__Output> => unaryCall(c.StepPrologue.bind(c), req, md, ms), { windowMs, timeoutMs });
       // on stdout: the SPANK plugin reads it after a successful hook and shows it on task 0's stderr
       for (const w of res.warnings ?? []) process.stdout.write(`${w}\n`);
     } else {
-      const md = await callMetadata(target, 'StepEpilogue', env.SLURM_JOB_ID ?? '');
-      await withRetry(() => unaryCall(client.StepEpilogue.bind(client), stepEpilogueRequest(env), md, 120_000));
+      await hookCall(target, 'StepEpilogue', env.SLURM_JOB_ID ?? '', (c, md, ms) => unaryCall(c.StepEpilogue.bind(c), stepEpilogueRequest(env), md, ms), { windowMs, timeoutMs: 120_000 });
     }
     return 0;
   } catch (err) {
     stderr(`berth: ${where}: ${describeGrpcError(err, target)}`);
     return 1;
-  } finally {
-    client.close();
   }
 }
