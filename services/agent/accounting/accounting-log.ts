@@ -5,7 +5,7 @@
 // write happen in one synchronous call, which nothing else in the process can run between,
 // and a job's records always land together in one file. The log is reopened by name for
 // every append, so an outside rename (logrotate without copytruncate) is also safe.
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { AccountingRecord } from './accounting-record';
 
@@ -72,6 +72,33 @@ export class AccountingLog {
     renameSync(this.file, `${this.file}.1`);
   }
 
+  /**
+   * Whether the job's record (JobID + NodeList + Start, the record's key) is among the last
+   * `tailBytes` of the current file or of FILE.1: what an epilogue cut off by a restart of
+   * berthd may have written just before it. Only that rare path asks.
+   */
+  hasJobRecord(key: { jobId: string; node: string; start: string }, tailBytes = 4 * 1024 * 1024): boolean {
+    const needle = `"JobID":${JSON.stringify(key.jobId)}`;
+    for (const file of [this.file, `${this.file}.1`]) {
+      let text: string;
+      try {
+        text = tail(file, tailBytes);
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) {
+        if (!line.includes(needle)) continue;
+        try {
+          const r = JSON.parse(line) as Record<string, unknown>;
+          if (r.RecordType === 'job' && r.JobID === key.jobId && r.NodeList === key.node && r.Start === key.start) return true;
+        } catch {
+          // the first line of a tail is usually cut
+        }
+      }
+    }
+    return false;
+  }
+
   /** Bytes in the current file (0 when it does not exist yet). */
   currentSize(): number {
     try {
@@ -79,5 +106,23 @@ export class AccountingLog {
     } catch {
       return 0;
     }
+  }
+}
+
+function tail(file: string, bytes: number): string {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, bytes);
+    const buf = Buffer.alloc(len);
+    let got = 0;
+    while (got < len) {
+      const n = readSync(fd, buf, got, len - got, size - len + got);
+      if (n <= 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }

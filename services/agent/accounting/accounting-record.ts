@@ -54,6 +54,12 @@ export interface AccountingRecord {
   UsageSource: string;
   /** step records: the command; [] on job records */
   Argv: string[];
+  /**
+   * true when berthd ended the job itself, not at the job's epilog: the epilog could not reach
+   * it (spooled), or berthd found at its start or in its orphan sweep that Slurm no longer runs
+   * the job here. End is then when berthd settled it (the spooled epilog's time when known).
+   */
+  SettledLate: boolean;
 }
 
 /** CPU and memory of a container, read from its cgroup (or dockerd's stats) while it still exists. */
@@ -111,7 +117,7 @@ function jobOutcome(job: JobRecord): { state: AccountingRecord['State']; exitCod
 }
 
 function common(job: JobRecord): Omit<AccountingRecord, 'RecordType' | 'StepID' | 'TaskID' | 'Pulled' | 'PullSeconds' | 'PullBytes' | 'StartLatencySeconds'
-  | 'Start' | 'End' | 'ElapsedSeconds' | 'State' | 'ExitCode' | 'Reason' | 'TotalCPUSeconds' | 'MaxRSSBytes' | 'UsageSource' | 'Argv'> {
+  | 'Start' | 'End' | 'ElapsedSeconds' | 'State' | 'ExitCode' | 'Reason' | 'TotalCPUSeconds' | 'MaxRSSBytes' | 'UsageSource' | 'Argv' | 'SettledLate'> {
   const p = job.provenance;
   return {
     Format: ACCOUNTING_FORMAT,
@@ -132,8 +138,8 @@ function common(job: JobRecord): Omit<AccountingRecord, 'RecordType' | 'StepID' 
 }
 
 /** The job's record and one per step, in that order: written together at the epilogue. */
-export function accountingRecords(job: JobRecord, end: string, usage: ContainerUsage | undefined): AccountingRecord[] {
-  const base = common(job);
+export function accountingRecords(job: JobRecord, end: string, usage: ContainerUsage | undefined, opts: { settledLate?: boolean } = {}): AccountingRecord[] {
+  const base = { ...common(job), SettledLate: opts.settledLate === true };
   const p = job.provenance;
   const outcome = jobOutcome(job);
   const jobRec: AccountingRecord = {

@@ -25,6 +25,8 @@ export const LABEL = {
 export const ROLE_JOB = 'job';
 /** a container made for one step (srun --container-image of another image) or named by it */
 export const ROLE_STEP = 'step';
+/** a container the job's user made through the Docker API (the job's endpoint adds the label; the policy requires it) */
+export const ROLE_USER = 'user';
 
 export interface JobIdentity {
   jobId: string;

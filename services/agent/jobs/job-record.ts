@@ -21,6 +21,8 @@ export interface StepRecord {
    * when the cgroup could not be read.
    */
   usage?: ContainerUsage;
+  /** recovery found the step running when berthd had stopped: its end, if it comes, replaces the guess */
+  cutByRestart?: boolean;
 }
 
 export interface JobRecord extends JobIdentity {

@@ -9,7 +9,7 @@ import { type AgentConfig, dockerSocketPath } from '../config';
 import { applyUserOptions } from '../containers/user-options';
 import { expandDevices } from '../containers/devices';
 import { buildJobContainerSpec, policyView } from '../containers/job-container-spec';
-import { type JobIdentity, jobContainerName, jobFromLabels, LABEL } from '../containers/labels';
+import { type JobIdentity, jobContainerName, jobFromLabels, LABEL, ROLE_USER } from '../containers/labels';
 import type { ImageUserFilesCache } from '../containers/image-user-files';
 import { mergeGroup, mergePasswd } from '../containers/passwd';
 import type { ContainerCreateSpec, ContainerEngine } from '../docker/engine';
@@ -54,6 +54,16 @@ export interface EpilogueResult {
   containersRemoved: number;
   wasKnown: boolean;
 }
+
+export interface EpilogueOptions {
+  /** berthd ends the job itself, not at its epilog (reconcile at start, orphan sweep, a spooled epilog): accounting says SettledLate */
+  settledLate?: boolean;
+  /** the job's end for accounting when known to be earlier than now (a spooled epilog's time) */
+  end?: Date;
+}
+
+/** what recovery writes into a step that was running when berthd stopped */
+export const STEP_CUT_BY_RESTART = 'unknown (berthd restarted)';
 
 export interface JobServiceDeps {
   config: AgentConfig;
@@ -102,6 +112,8 @@ export interface JobServiceDeps {
 
 export class JobService {
   private readonly inProgress = new Map<string, Promise<PrologueResult>>();
+  /** epilogues under way: a repeated or concurrent one (hook retry, sweep, spool) shares the run */
+  private readonly ending = new Map<string, Promise<EpilogueResult>>();
   private readonly now: () => Date;
   /** each running step's usage sample at its start, awaited by its end */
   private readonly stepStartUsage = new WeakMap<StepRecord, Promise<ContainerUsage | undefined>>();
@@ -346,17 +358,34 @@ export class JobService {
     await this.d.engine.remove(c.id);
   }
 
-  async epilogue(jobId: string): Promise<EpilogueResult> {
-    if (!/^[0-9]+$/.test(jobId)) throw new BerthError('INVALID_REQUEST', `job id '${jobId}' is not a Slurm job id (digits only)`);
+  /**
+   * Stops and removes every container of the job on this node, writes its accounting once and
+   * forgets it. Idempotent; concurrent calls for one job share one run.
+   */
+  epilogue(jobId: string, opts: EpilogueOptions = {}): Promise<EpilogueResult> {
+    if (!/^[0-9]+$/.test(jobId)) return Promise.reject(new BerthError('INVALID_REQUEST', `job id '${jobId}' is not a Slurm job id (digits only)`));
+    const running = this.ending.get(jobId);
+    if (running) return running;
+    const p = this.runEpilogue(jobId, opts).finally(() => this.ending.delete(jobId));
+    this.ending.set(jobId, p);
+    return p;
+  }
+
+  private async runEpilogue(jobId: string, opts: EpilogueOptions): Promise<EpilogueResult> {
     const { engine, table, config } = this.d;
     const log = this.d.log.child({ job: jobId });
     await this.inProgress.get(jobId)?.catch(() => undefined);
     await Promise.all([...(this.stepEnds.get(jobId) ?? [])]);
     const job = table.get(jobId);
+    // an epilogue had begun before (berthd restarted during it): its records may be written already
+    const resumed = job?.state === 'ENDING';
     if (job) {
       job.state = 'ENDING';
+      this.safeCheckpoint(job);
     }
-    const labelled = (await engine.listByLabel(LABEL.jobId, jobId)).filter((c) => c.labels[LABEL.node] === config.node).map((c) => c.id);
+    // berth's containers of the job on this node, and those its user made (labelled by the job's endpoint)
+    const labelled = (await engine.listByLabel(LABEL.jobId, jobId))
+      .filter((c) => c.labels[LABEL.node] === config.node || c.labels[LABEL.role] === ROLE_USER).map((c) => c.id);
     // the container's CPU and memory, while its cgroup still exists
     const usage = job?.containerId ? await this.usageOf(job.containerId, log) : undefined;
     // with the containers the job's user made through the Docker API
@@ -374,7 +403,10 @@ export class JobService {
         log.warn('could not remove the job user\'s volume', { volume: name, error: engineMessage(err) });
       }
     }
-    const end = this.now().toISOString();
+    const now = this.now();
+    // a spooled epilog's time, when it lies between the job's start and now
+    const given = opts.end && opts.end < now && (!job || opts.end.toISOString() >= job.startTime) ? opts.end : undefined;
+    const end = (given ?? now).toISOString();
     if (job) {
       for (const s of job.steps) {
         if (s.state === 'RUNNING') {
@@ -385,9 +417,13 @@ export class JobService {
       }
       job.state = job.state === 'ENDING' ? 'ENDED' : job.state;
       job.endTime = end;
-      this.d.accounting.append(accountingRecords(job, end, usage));
+      if (resumed && this.d.accounting.hasJobRecord({ jobId, node: job.node, start: job.startTime })) {
+        log.warn('the job\'s accounting was written by an epilogue berthd was stopped during; not written again');
+      } else {
+        this.d.accounting.append(accountingRecords(job, end, usage, { settledLate: opts.settledLate }));
+      }
       table.delete(jobId);
-      log.info('job ended', { steps: job.steps.length, containers: containers.length });
+      log.info('job ended', { steps: job.steps.length, containers: containers.length, ...(opts.settledLate ? { settledLate: true } : {}) });
     }
     rmSync(this.jobDir(jobId), { recursive: true, force: true });
     this.d.dockerAccess?.revoke(jobId);
@@ -416,14 +452,16 @@ export class JobService {
       const saved = checkpoints.get(id.jobId);
       checkpoints.delete(id.jobId);
       const running = c.state === 'running';
+      // an epilogue berthd was stopped during stays one: the job is ending
+      const ending = saved?.state === 'ENDING';
       const job: JobRecord = {
         ...id,
         containerId: c.id,
         containerName: c.name,
-        state: running ? 'RUNNING' : 'UNKNOWN',
+        state: ending ? 'ENDING' : running ? 'RUNNING' : 'UNKNOWN',
         endTime: '',
-        error: running ? '' : `job container found ${c.state} when berthd started`,
-        steps: (saved?.steps ?? []).map((s) => (s.state === 'RUNNING' ? { ...s, state: 'KILLED', signal: s.signal || 'unknown (berthd restarted)' } : s)),
+        error: running || ending ? '' : `job container found ${c.state} when berthd started`,
+        steps: cutSteps(saved?.steps ?? []),
         userContainers: saved?.userContainers ?? [],
         ...(saved?.userVolumes ? { userVolumes: saved.userVolumes } : {}),
         ...(saved?.provenance ? { provenance: saved.provenance } : {}),
@@ -434,7 +472,11 @@ export class JobService {
     }
     // checkpoints whose container is gone: keep them (state UNKNOWN) so the epilogue still accounts for the job
     for (const saved of checkpoints.values()) {
-      table.put({ ...saved, userContainers: saved.userContainers ?? [], state: 'UNKNOWN', error: saved.error || 'job container missing when berthd started' });
+      if (saved.state === 'ENDING') {
+        table.put({ ...saved, userContainers: saved.userContainers ?? [], steps: cutSteps(saved.steps ?? []) });
+      } else {
+        table.put({ ...saved, userContainers: saved.userContainers ?? [], steps: cutSteps(saved.steps ?? []), state: 'UNKNOWN', error: saved.error || 'job container missing when berthd started' });
+      }
       unknown++;
     }
     this.d.log.info('recovered job table from the engine', { recovered, unknown });
@@ -463,6 +505,8 @@ export class JobService {
     const job = this.d.table.get(jobId);
     if (!job) return undefined;
     const rec: StepRecord = { ...step, state: 'RUNNING', exitCode: 0, signal: '', endTime: '' };
+    // a step prologue repeated through a restart of berthd: the record of the cut-off one goes
+    job.steps = job.steps.filter((s) => !(s.cutByRestart && s.stepId === step.stepId && s.taskId === step.taskId));
     job.steps.push(rec);
     this.safeCheckpoint(job);
     if (this.d.usage) this.stepStartUsage.set(rec, this.usageOf(job.containerId, this.d.log.child({ job: jobId })));
@@ -476,6 +520,7 @@ export class JobService {
     rec.exitCode = end.exitCode;
     rec.signal = end.signal ?? '';
     rec.endTime = this.now().toISOString();
+    delete rec.cutByRestart;
     this.d.metrics?.stepEnded(stepState(rec));
     const job = this.d.table.get(jobId);
     if (job) this.safeCheckpoint(job);
@@ -522,4 +567,9 @@ export class JobService {
 export function ownPaths(config: AgentConfig): ProtectedPath[] {
   return ([['runDir', config.runDir], ['stateDir', config.stateDir], ['dockerHost', dockerSocketPath(config)], ['initBinary', path.dirname(config.initBinary)]] as const)
     .map(([key, p]) => ({ path: p, source: `berthd's ${key} on ${config.node}` }));
+}
+
+/** steps that were running when berthd stopped: killed, as far as berthd knows (a native step's end may still come) */
+function cutSteps(steps: StepRecord[]): StepRecord[] {
+  return steps.map((s) => (s.state === 'RUNNING' ? { ...s, state: 'KILLED', signal: s.signal || STEP_CUT_BY_RESTART, cutByRestart: true } : s));
 }

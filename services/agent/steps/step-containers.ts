@@ -124,7 +124,8 @@ export class StepContainers {
   async epilogue(jobId: string, stepId: string, outcome?: { exitCode: number; signal: string }): Promise<{ containerRemoved: boolean }> {
     if (!/^[0-9]+$/.test(jobId) || !STEP_ID.test(stepId)) throw new BerthError('INVALID_REQUEST', `'${jobId}.${stepId}' is not a Slurm job and step id`);
     this.d.files.remove(jobId, stepId);
-    const rec = this.records.get(`${jobId}.${stepId}`);
+    // a step that began before berthd restarted: recovery marked it killed; its real end replaces that
+    const rec = this.records.get(`${jobId}.${stepId}`) ?? this.d.jobs.get(jobId)?.steps.find((s) => s.cutByRestart && s.stepId === stepId);
     if (rec) {
       this.records.delete(`${jobId}.${stepId}`);
       const state = !outcome ? 'EXITED' : outcome.signal ? 'KILLED' : 'EXITED';

@@ -9,7 +9,7 @@ export function record(over: Partial<AccountingRecord> = {}): AccountingRecord {
     ContainerID: 'c'.repeat(64), Mounts: [{ Source: '/home/alice/run', Target: '/home/alice/run', ReadOnly: false }], Devices: [],
     Pulled: true, PullSeconds: 0.25, PullBytes: 1_048_576, StartLatencySeconds: 0.18,
     Start: '2026-05-01T10:00:00.000Z', End: '2026-05-01T11:00:00.000Z', ElapsedSeconds: 3600,
-    State: 'COMPLETED', ExitCode: '0:0', Reason: '', TotalCPUSeconds: 12.5, MaxRSSBytes: 104_857_600, UsageSource: 'cgroup-v1', Argv: [],
+    State: 'COMPLETED', ExitCode: '0:0', Reason: '', TotalCPUSeconds: 12.5, MaxRSSBytes: 104_857_600, UsageSource: 'cgroup-v1', Argv: [], SettledLate: false,
     ...over,
   };
 }
