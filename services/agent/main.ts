@@ -23,7 +23,9 @@ import { RemoteAccessPolicy } from './auth/remote-access';
 import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
 import { DockerodeEngine } from './docker/dockerode-engine';
-import { SqueueJobSource, sweepOrphans } from './housekeeping/orphans';
+import { reconcileJobs, SqueueJobSource } from './housekeeping/orphans';
+import { ensureSpoolDir, epilogSpoolDir } from '../shared/epilog-spool';
+import type { EpilogueOptions } from './jobs/job-service';
 import { ImageCache } from './housekeeping/image-cache';
 import { FileImageUseLog } from './images/image-use-log';
 import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
@@ -206,6 +208,24 @@ async function main(): Promise<void> {
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000),
     config.remoteAccess && new RemoteAccessPolicy(config.remoteAccess.clients));
   const containers = () => listManagedContainers(engine, config.node, jobs.list());
+  // what JobEpilogue does, for jobs berthd ends itself (reconcile at start, orphan sweep, spooled epilogs)
+  const endJob = async (jobId: string, opts: EpilogueOptions) => {
+    await stepContainers.settle(jobId, 0);
+    const r = await jobs.epilogue(jobId, opts);
+    stepContainers.forgetJob(jobId);
+    return r;
+  };
+  const spoolDir = epilogSpoolDir(config.runDir, config.node);
+  try {
+    ensureSpoolDir(spoolDir);
+  } catch (err) {
+    process.stderr.write(`berthd: ${errorMessage(err)}\n`);
+    process.exit(2);
+  }
+  const reconcile = (when: 'start' | 'sweep') => reconcileJobs({
+    jobs, source: new SqueueJobSource(), node: config.node, graceMs: when === 'start' ? 0 : config.orphanGraceSeconds * 1000, dryRun: false,
+    log: log.child({ component: when === 'start' ? 'reconcile' : 'orphan-sweep' }), engine, seal, end: endJob, spoolDir, when,
+  });
 
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request
   const authzPlugin = prepared && policy && config.authz
@@ -267,6 +287,15 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, Math.min(5000, 250 * attempt)));
     }
   }
+  // before serving (hooks retry meanwhile): end at once the jobs that ended while berthd was away
+  lifecycle.set('recovering', 'ending jobs Slurm no longer runs here');
+  const reconcileBegan = Date.now();
+  try {
+    const r = await reconcile('start');
+    log.info('reconciled with Slurm', { millis: Date.now() - reconcileBegan, jobs: r.checked, ended: r.removed, spooledEpilogs: r.settled, ...(r.skipped ? { skipped: r.skipped } : {}) });
+  } catch (err) {
+    log.error('could not reconcile with Slurm at start; the orphan sweep tries again', { error: errorMessage(err) });
+  }
   lifecycle.set('serving');
   log.info('berthd serving');
 
@@ -275,7 +304,7 @@ async function main(): Promise<void> {
   }, { noOverlap: true });
 
   const orphanTask = cron.schedule(config.orphanSchedule, () => {
-    void sweepOrphans({ jobs, source: new SqueueJobSource(), node: config.node, graceMs: config.orphanGraceSeconds * 1000, dryRun: false, log });
+    void reconcile('sweep').catch((err: unknown) => log.error('orphan sweep failed', { error: errorMessage(err) }));
   }, { noOverlap: true });
 
   let stopping = false;

@@ -12,6 +12,7 @@ import { JobTable } from '../../../services/agent/jobs/job-table';
 import { silentLogger } from '../../../services/agent/logger';
 import { FakeEngine } from './fake-engine';
 import type { ContainerUsage } from '../../../services/agent/accounting/accounting-record';
+import type { ContainerSeal } from '../../../services/agent/containers/seal';
 
 export const ALICE: UserIdentity = {
   name: 'alice', uid: 2001, gid: 2001, gecos: 'Alice', home: '/home/alice', shell: '/bin/bash',
@@ -44,7 +45,7 @@ export class FakeUsage {
 export const DIGEST = 'sha256:' + 'a'.repeat(64);
 export const IMAGE = '127.0.0.1:5000/berth/demo:1.0';
 
-export function harness(overrides: Record<string, unknown> = {}) {
+export function harness(overrides: Record<string, unknown> = {}, opts: { seal?: ContainerSeal } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-unit-'));
   const config: AgentConfig = loadConfig(undefined, {
     node: 'n1', stateDir: path.join(dir, 'state'), accountingFile: path.join(dir, 'acct.jsonl'), initBinary: '/opt/berth/berth-init',
@@ -58,7 +59,7 @@ export function harness(overrides: Record<string, unknown> = {}) {
   const imageUserFiles = new ImageUserFilesCache(engine, config.node);
   const usage = new FakeUsage();
   const newJobService = (t = table) => new JobService({
-    config, engine, images, imageUserFiles, identities: new FakeIdentities(), table: t, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1, usage,
+    config, engine, images, imageUserFiles, identities: new FakeIdentities(), table: t, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1, usage, seal: opts.seal,
     // the unit tests' paths do not exist: every one is reachable but those under /unreachable/
     reachable: (p, who, what) => {
       if (p.includes('/unreachable/')) throw new Error(`${what} ${p}: uid ${who.uid} may not enter ${p.slice(0, p.indexOf('/unreachable/') + 12)} (mode 700), so it may not mount what is below it`);
