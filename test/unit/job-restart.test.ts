@@ -1,6 +1,6 @@
 // The job lifecycle across a restart of berthd: what a repeated hook call finds.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { AccountingLog } from '../../services/agent/accounting/accounting-log';
@@ -77,6 +77,28 @@ describe('epilogue through a restart of berthd', () => {
     assert.equal(log.hasJobRecord({ jobId: '7', node: 'n2', start: base.Start }), false);
     assert.equal(log.hasJobRecord({ jobId: '7', node: 'n1', start: '2026-05-02T10:00:00.000Z' }), false, 'a requeued run of the same job id is another record');
     assert.ok(readFileSync(h.config.accountingFile, 'utf8').length > 1_000_000);
+  });
+});
+
+describe('prologue through a restart of berthd', () => {
+  it('makes the container again when the prologue that made it was cut off before it finished (no checkpoint)', async () => {
+    const h = harness();
+    const first = await h.jobs.prologue(prologueInput());
+    rmSync(path.join(h.config.stateDir, 'jobs', '42.json')); // berthd killed after start, before the checkpoint
+    const fresh = h.newJobService(new JobTable(h.config.stateDir));
+    await fresh.recover();
+    assert.equal(fresh.get('42')!.prologueCut, true);
+    const again = await fresh.prologue(prologueInput());
+    assert.equal(again.alreadyPrepared, false);
+    assert.notEqual(again.job.containerId, first.job.containerId);
+    assert.equal(await h.engine.inspect(first.job.containerId), undefined, 'the half-made container is gone');
+    assert.equal(fresh.get('42')!.prologueCut, undefined);
+    // and a completed one is returned as it is, after a restart too
+    const fresher = h.newJobService(new JobTable(h.config.stateDir));
+    await fresher.recover();
+    const third = await fresher.prologue(prologueInput());
+    assert.equal(third.alreadyPrepared, true);
+    assert.equal(third.job.containerId, again.job.containerId);
   });
 });
 

@@ -40,4 +40,10 @@ export interface JobRecord extends JobIdentity {
   warnings?: string[];
   /** account, registry, mounts, devices, pull and start figures, for accounting */
   provenance?: JobProvenance;
+  /**
+   * recovery found the job's container but no checkpoint: the prologue that made it was cut
+   * off by a restart of berthd before it finished (the checkpoint is its last act), so a
+   * repeated prologue makes the container again rather than return it
+   */
+  prologueCut?: boolean;
 }

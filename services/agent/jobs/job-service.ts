@@ -155,7 +155,7 @@ export class JobService {
       phases[name] = Date.now() - began - Object.values(phases).reduce((a, b) => a + b, 0);
     };
     const existing = table.get(req.jobId);
-    if (existing?.state === 'RUNNING' && existing.containerId) {
+    if (existing?.state === 'RUNNING' && existing.containerId && !existing.prologueCut) {
       const c = await engine.inspect(existing.containerId);
       if (c?.running) {
         if (existing.uid !== req.uid) {
@@ -465,7 +465,9 @@ export class JobService {
         userContainers: saved?.userContainers ?? [],
         ...(saved?.userVolumes ? { userVolumes: saved.userVolumes } : {}),
         ...(saved?.provenance ? { provenance: saved.provenance } : {}),
+        ...(saved && !saved.prologueCut ? {} : { prologueCut: true }),
       };
+      if (job.prologueCut) this.d.log.warn('a job container without its checkpoint: its prologue was cut off; a repeated prologue makes it again', { job: id.jobId, container: c.id, state: c.state });
       table.put(job);
       if (running) recovered++;
       else unknown++;
