@@ -108,6 +108,14 @@ async function main(): Promise<void> {
     process.stderr.write(`berthd: ${errorMessage(err)}\n`);
     process.exit(2);
   }
+  // where epilogs that could not reach berthd leave their records (shared/epilog-spool.ts)
+  const spoolDir = epilogSpoolDir(config.runDir, config.node);
+  try {
+    ensureSpoolDir(spoolDir);
+  } catch (err) {
+    process.stderr.write(`berthd: ${errorMessage(err)}\n`);
+    process.exit(2);
+  }
 
   const log = createLogger(config.logLevel, config.logFile, config.node);
   log.info('site rules', { file: siteRules.file, sha256: siteRules.sha256, mounts: siteRules.mounts.length, userMounts: siteRules.userMounts.enabled, registries: siteRules.registries });
@@ -215,13 +223,6 @@ async function main(): Promise<void> {
     stepContainers.forgetJob(jobId);
     return r;
   };
-  const spoolDir = epilogSpoolDir(config.runDir, config.node);
-  try {
-    ensureSpoolDir(spoolDir);
-  } catch (err) {
-    process.stderr.write(`berthd: ${errorMessage(err)}\n`);
-    process.exit(2);
-  }
   const reconcile = (when: 'start' | 'sweep') => reconcileJobs({
     jobs, source: new SqueueJobSource(), node: config.node, graceMs: when === 'start' ? 0 : config.orphanGraceSeconds * 1000, dryRun: false,
     log: log.child({ component: when === 'start' ? 'reconcile' : 'orphan-sweep' }), engine, seal, end: endJob, spoolDir, when,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { agentTarget, describeGrpcError, unaryCall } from '../../services/cli/agent-client';
+import { runHook } from '../../services/cli/hook';
 import { backoffMs, callWithRetry, epilogueOrSpool, gaveUp, hookCall, isRetryable, retryWindowMs } from '../../services/cli/hook-retry';
 import { readSpooledEpilogs } from '../../services/shared/epilog-spool';
 import { serviceDefinition } from '../../services/shared/service-definition';
@@ -245,6 +246,40 @@ describe('hook retry through a real socket', () => {
       agent.server.forceShutdown();
     } finally {
       r.done();
+    }
+  });
+});
+
+describe('berth hook prolog|epilog without berthd', { skip: process.getuid?.() !== 0 && 'the hooks run as root (the admin socket)' }, () => {
+  const env = (dir: string, jobId: string) => ({
+    SLURM_JOB_ID: jobId, SLURM_JOB_UID: '2001', SLURM_JOB_GID: '2001', SLURM_JOB_USER: 'alice', SLURMD_NODENAME: 'n1',
+    SPANK_BERTH_CONTAINER_IMAGE: '127.0.0.1:5000/berth/demo:1.0', BERTH_RUN_DIR: dir, BERTH_HOOK_RETRY_SECONDS: '0.4',
+  });
+
+  it('the epilog spools the job and exits 0: the node is not drained for an absent berthd', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-hook-'));
+    try {
+      const lines: string[] = [];
+      assert.equal(await runHook('epilog', env(dir, '45'), (l) => lines.push(l)), 0);
+      assert.ok(existsSync(path.join(dir, 'n1', 'epilog-spool', '45.json')));
+      assert.match(lines.join('\n'), /berthd could not be reached/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the prolog fails after the window, saying how long it tried', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-hook-'));
+    try {
+      const lines: string[] = [];
+      const began = Date.now();
+      assert.equal(await runHook('prolog', env(dir, '46'), (l) => lines.push(l)), 1);
+      assert.ok(Date.now() - began >= 100, 'it waited for berthd');
+      assert.equal(lines.length, 1);
+      assert.match(lines[0]!, /^berth prolog: job 46 on n1, image '127\.0\.0\.1:5000\/berth\/demo:1\.0': berthd on n1 is not reachable at .*\/n1\/admin\.sock \(.*; tried ([2-9]|\d\d+) times over 0\.\d s\); is berthd running\?/);
+      assert.equal(existsSync(path.join(dir, 'n1', 'epilog-spool')), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
