@@ -183,6 +183,8 @@ export async function epilogueOrSpool(
   invoke: (client: NodeAgentServiceClient, md: grpc.Metadata, deadlineMs: number) => Promise<unknown>,
   o: RetryOptions & { stderr: (line: string) => void; now?: () => number },
 ): Promise<EpilogOutcome> {
+  // the job's end, as near as the epilog knows it: when slurmd started it
+  const began = (o.now ?? Date.now)();
   try {
     const r = await hookCall(target, 'JobEpilogue', jobId, invoke, o);
     return { reached: true, attempts: r.attempts, waitedMs: r.waitedMs };
@@ -192,7 +194,7 @@ export async function epilogueOrSpool(
     const e = err as Partial<GaveUp>;
     const reason = e.details ?? String(err);
     const dir = epilogSpoolDir(env.BERTH_RUN_DIR || DEFAULT_RUN_DIR, target.node);
-    const file = spoolEpilog(dir, { jobId, node: target.node, time: new Date((o.now ?? Date.now)()).toISOString(), reason });
+    const file = spoolEpilog(dir, { jobId, node: target.node, time: new Date(began).toISOString(), reason });
     o.stderr(`berth epilog: job ${jobId} on ${target.node}: berthd could not be reached (${reason}); left ${file} for berthd to end the job when it is back (its containers keep running until then; the node stays in service)`);
     return { reached: false, attempts: e.berthAttempts ?? 1, waitedMs: e.berthRetriedMs ?? 0, spoolFile: file };
   }

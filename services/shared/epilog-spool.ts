@@ -19,7 +19,7 @@ import path from 'node:path';
 export interface SpooledEpilog {
   jobId: string;
   node: string;
-  /** when the epilog gave up on berthd (RFC 3339): the job's end as accounting records it */
+  /** when the epilog began (RFC 3339): the job's end, as accounting records it */
   time: string;
   /** why berthd could not be reached */
   reason: string;
