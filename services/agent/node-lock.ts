@@ -12,11 +12,17 @@ export interface LockHolder {
   startTime: string;
 }
 
-/** the start time of a live process, or undefined when there is none */
+/**
+ * the start time of a live process, or undefined when there is none. A zombie is none: a
+ * berthd killed with SIGKILL stays one until its parent reaps it (at once under systemd, but
+ * an init that reaps slowly kept a restart out for its whole wait).
+ */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    return fields[19];
   } catch {
     return undefined;
   }

@@ -1,6 +1,7 @@
 // One berthd per node: a second start is refused while the first lives; a dead holder's lock is taken over.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,5 +42,23 @@ describe('node lock', () => {
       other.kill();
     }
     assert.ok(processStartTime(process.pid));
+  });
+
+  it('takes over the lock of a killed berthd its parent has not reaped yet (a zombie)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-lock-'));
+    // sleep 30's parent becomes `sleep 60`, which never waits for it: killed, it stays a zombie
+    const parent = spawn('sh', ['-c', 'sleep 30 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+      const pid = Number(line.toString().trim());
+      takeNodeLock(dir, 'n1', pid);
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 100 && !/^\d+ \(\w+\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.match(readFileSync(`/proc/${pid}/stat`, 'utf8'), /^\d+ \(\w+\) Z/);
+      assert.equal(processStartTime(pid), undefined);
+      takeNodeLock(dir, 'n1')();
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
