@@ -1,7 +1,7 @@
 // Small images for the tests, made from the host's static busybox and pushed to the sandbox
 // registry through node n1's dockerd (and removed from it again).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { node, registryPushLogin, sandbox } from './stack';
@@ -51,4 +51,56 @@ export function pushBusyboxImage(tag: string, files: Record<string, string>): vo
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * pushes TAG as a busybox image carrying `megabytes` of random (incompressible) data in
+ * /pad, unless the registry has TAG already: big enough that a node's pull of it takes a
+ * while (a fault drill kills berthd mid-pull). Returns the image's digest reference.
+ */
+export async function pushPaddedImage(tag: string, megabytes: number): Promise<string> {
+  const existing = await registryDigest(tag);
+  if (existing) return existing;
+  const sock = node('n1').dockerSocket;
+  const root = mkdtempSync(path.join(os.tmpdir(), 'berth-image-'));
+  try {
+    for (const d of ['bin', 'etc', 'tmp']) mkdirSync(path.join(root, d), { mode: 0o755 });
+    execFileSync('chmod', ['1777', path.join(root, 'tmp')]);
+    execFileSync('cp', ['/bin/busybox', path.join(root, 'bin/busybox')]);
+    for (const a of APPLETS) execFileSync('ln', ['-s', 'busybox', path.join(root, 'bin', a)]);
+    writeFileSync(path.join(root, 'etc/padded-release'), `padded ${megabytes} MB\n`);
+    const pad = openSync(path.join(root, 'pad'), 'w');
+    try {
+      execFileSync('head', ['-c', String(megabytes * 1024 * 1024), '/dev/urandom'], { stdio: ['ignore', pad, 'inherit'] });
+    } finally {
+      closeSync(pad);
+    }
+    execFileSync('sh', ['-c', `tar -C ${root} -c . | docker -H unix://${sock} import - ${tag} >/dev/null`]);
+    pushAsSite(sock, tag);
+    execFileSync('docker', ['-H', `unix://${sock}`, 'rmi', tag], { stdio: 'ignore' });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  const digest = await registryDigest(tag);
+  if (!digest) throw new Error(`pushed ${tag}, but the registry does not list it`);
+  return digest;
+}
+
+/** REPO@sha256:... of TAG in the sandbox registry, or undefined when it has no such tag */
+export async function registryDigest(tag: string): Promise<string | undefined> {
+  const { address } = sandbox().registry;
+  const rest = tag.slice(address.length + 1);
+  const [repo, ref] = [rest.slice(0, rest.lastIndexOf(':')), rest.slice(rest.lastIndexOf(':') + 1)];
+  const res = await fetch(`http://${address}/v2/${repo}/manifests/${ref}`, {
+    method: 'HEAD', headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+  });
+  const digest = res.headers.get('docker-content-digest');
+  return res.ok && digest ? `${address}/${repo}@${digest}` : undefined;
+}
+
+/** removes every image of REPO (any tag or digest) from a node's dockerd, so that the next job pulls it */
+export function forgetImage(dockerSocket: string, repo: string): void {
+  const ids = execFileSync('docker', ['-H', `unix://${dockerSocket}`, 'images', '-q', '--no-trunc', '--filter', `reference=${repo}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const digests = execFileSync('docker', ['-H', `unix://${dockerSocket}`, 'images', '--digests', '--format', '{{.Repository}}@{{.Digest}}', repo], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('@sha256:'));
+  for (const ref of [...new Set([...digests, ...ids])]) execFileSync('docker', ['-H', `unix://${dockerSocket}`, 'rmi', '-f', ref], { stdio: 'ignore' });
 }
