@@ -43,7 +43,16 @@ start_bg() {
   shift 2
   mkdir -p "$(dirname "$pidfile")" "$(dirname "$logfile")"
   echo "--- $(date -Is) starting: $*" >>"$logfile"
-  (cd / && exec setsid "$@" >>"$logfile" 2>&1 </dev/null) &
+  # no descriptor of the caller's is inherited: a daemon started under `flock LOCK -c ...` would
+  # otherwise hold the lock for as long as it runs, and every later flock would wait forever
+  (
+    cd / || exit 1
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd="${fd##*/}"
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$@" >>"$logfile" 2>&1 </dev/null
+  ) &
   echo "$!" >"$pidfile"
 }
 
