@@ -24,7 +24,7 @@ export class CredentialStore {
   private readonly users = new Map<string, CredentialLookup>();
 
   constructor(readonly siteFile?: string) {
-    this.siteLookup = siteFile ? fileCredentials(siteFile, 0) : anonymous;
+    this.siteLookup = siteFile ? fileCredentials(siteFile, 0, { site: true }) : anonymous;
   }
 
   site(): Credentials {

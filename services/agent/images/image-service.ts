@@ -13,6 +13,7 @@ import type { CredentialLookup, RegistryAuth } from '../../shared/images/credent
 import { CredentialStore, type JobUser } from './credential-store';
 import { type ImageAccess, MemoryImageAccess } from './image-access';
 import { classifyRegistryError } from '../../shared/images/registry-errors';
+import { isDiskFull, isEngineStorageFailure, isEngineUnreachable } from '../docker/engine-errors';
 import { SingleFlight } from './single-flight';
 
 export interface EnsuredImage {
@@ -141,7 +142,7 @@ export class ImageService {
       await this.engine.pull(digestRef, this.pullOptions, onProgress, auth);
     } catch (err) {
       log.warn('pull failed', { error: errorMessage(err) });
-      throw classifyRegistryError(ref, err);
+      throw pullFailure(ref.text, err) ?? classifyRegistryError(ref, err);
     }
     log.info('pulled image', { millis: Date.now() - began, bytes });
     return { localRef: digestRef, bytes };
@@ -174,4 +175,13 @@ export class ImageService {
   get pullsInFlight(): number {
     return this.pulls.size;
   }
+}
+
+/** A pull that failed on this node, not at the registry: dockerd gone, its disk full or its storage failing. */
+function pullFailure(image: string, err: unknown): BerthError | undefined {
+  const msg = errorMessage(err).split('\n')[0]!;
+  if (isEngineUnreachable(err)) return new BerthError('ENGINE_UNAVAILABLE', `dockerd on this node cannot be reached to pull image '${image}' (${msg}); the site admins must start it`, { cause: err });
+  if (isDiskFull(err)) return new BerthError('DISK_FULL', `this node has no space left to pull image '${image}' (${msg}); the site admins must free space on dockerd's disk (berth prune --all)`, { cause: err });
+  if (isEngineStorageFailure(err)) return new BerthError('ENGINE_FAILED', `dockerd on this node could not store image '${image}' (${msg}); the site admins must check dockerd's storage`, { cause: err });
+  return undefined;
 }

@@ -40,7 +40,7 @@ export function checkPrologueRequest(req: PrologueInput): void {
       parseEnvNames(o.envNames.join(','));
       parseContainerName(o.name);
     } catch (err) {
-      if (err instanceof OptionError) bad(err.message);
+      if (err instanceof OptionError) throw new BerthError('OPTIONS_INVALID', `job ${req.jobId}: ${err.message}`);
       throw err;
     }
   }

@@ -1,6 +1,7 @@
 // JobRecord → berth.v1.Job, and errors → gRPC status, in one place.
 import * as grpc from '@grpc/grpc-js';
 import { BerthError } from '../../shared/errors';
+import { FAULT_METADATA_KEY, faultOf } from '../../shared/fault-class';
 import type { Job } from '../../shared/gen/berth/v1/Job';
 import type { JobRecord } from '../jobs/job-record';
 
@@ -40,6 +41,8 @@ export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   if (err instanceof BerthError) {
     const md = new grpc.Metadata();
     md.set('x-berth-error-code', err.code);
+    // whose fault it is (shared/fault-class.ts): the hooks fail the job or drain the node by it
+    md.set(FAULT_METADATA_KEY, err.fault ?? faultOf(err.code));
     return { code: err.grpcStatus, details: err.message, metadata: md };
   }
   return { code: grpc.status.INTERNAL, details: `internal error in berthd: ${err instanceof Error ? err.message : String(err)}` };

@@ -102,7 +102,7 @@ export class StepContainers {
       log.info('step container started', { container: made.containerId, image: made.image.digestRef, pulled: made.image.pulled, pullMillis });
     }
     if (target.uid !== req.uid) {
-      throw new BerthError('PERMISSION_DENIED', `job ${req.jobId}: container ${target.name} belongs to uid ${target.uid}, not ${req.uid}`);
+      throw new BerthError('NAME_CLASH', `job ${req.jobId}: container ${target.name} belongs to uid ${target.uid}, not ${req.uid}; use another --container-name`);
     }
     const details = await this.d.engine.inspect(target.id);
     if (!details?.running) throw new BerthError('JOB_NOT_RUNNING', `job ${req.jobId}: container ${target.name} on ${this.d.node} is not running`);
@@ -192,7 +192,7 @@ export class StepContainers {
     const wanted = digestOf(req.image);
     const sameImage = (digest: string): boolean => !req.image || (wanted ? wanted === digestOf(digest) : req.image === digest);
     const mismatch = (t: Target): never => {
-      throw new BerthError('INVALID_REQUEST', `job ${req.jobId}: the container named '${o.name}' runs ${t.digest}, not ${req.image}; drop --container-image to join it, or use another name`);
+      throw new BerthError('NAME_CLASH', `job ${req.jobId}: the container named '${o.name}' runs ${t.digest}, not ${req.image}; drop --container-image to join it, or use another name`);
     };
     if (o.name) {
       if (job && this.d.jobs.get(req.jobId)?.name === o.name) return sameImage(job.digest) ? job : mismatch(job);

@@ -38,7 +38,7 @@ export interface DockerConfigCredentials {
 function decodeAuth(value: string, where: string): { username: string; password: string } {
   const text = Buffer.from(value, 'base64').toString('utf8');
   const colon = text.indexOf(':');
-  if (colon <= 0) throw new BerthError('INVALID_REQUEST', `${where}: "auth" is not base64 of USER:PASSWORD; run docker login again`);
+  if (colon <= 0) throw new BerthError('CREDENTIALS_INVALID', `${where}: "auth" is not base64 of USER:PASSWORD; run docker login again`);
   return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
@@ -48,9 +48,9 @@ export function parseDockerConfig(text: string, source: string): DockerConfigCre
     json = JSON.parse(text);
   } catch {
     // no parser detail: it would quote the file, secrets included
-    throw new BerthError('INVALID_REQUEST', `${source} is not valid JSON; fix it or run docker login again`);
+    throw new BerthError('CREDENTIALS_INVALID', `${source} is not valid JSON; fix it or run docker login again`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new BerthError('INVALID_REQUEST', `${source} must hold one JSON object`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new BerthError('CREDENTIALS_INVALID', `${source} must hold one JSON object`);
   const doc = json as { auths?: unknown; credsStore?: unknown; credHelpers?: unknown };
   const auths = new Map<string, Omit<RegistryAuth, 'registry' | 'source'>>();
   const entries = doc.auths && typeof doc.auths === 'object' ? Object.entries(doc.auths as Record<string, unknown>) : [];
@@ -121,7 +121,19 @@ function unsafe(file: string, what: string, todo: string): BerthError {
  * can read is an error only for the registries it has entries for; credential helpers
  * (credsStore, credHelpers) are not run.
  */
-export function fileCredentials(file: string, ownerUid: number): CredentialLookup {
+export function fileCredentials(file: string, ownerUid: number, opts: { site?: boolean } = {}): CredentialLookup {
+  const lookup = userFileCredentials(file, ownerUid);
+  if (!opts.site) return lookup;
+  // the site's file is the node's, not a job's: its problems are the node's (shared/fault-class.ts)
+  return (registry) => lookup(registry).catch((err: unknown) => {
+    if (err instanceof BerthError && (err.code === 'CREDENTIALS_UNSAFE' || err.code === 'CREDENTIALS_INVALID')) {
+      throw new BerthError('SITE_CREDENTIALS_INVALID', `the site's ${err.message}`, { cause: err });
+    }
+    throw err;
+  });
+}
+
+function userFileCredentials(file: string, ownerUid: number): CredentialLookup {
   type Loaded = { creds: DockerConfigCredentials; unsafe?: BerthError } | undefined;
   let cached: { stamp: string; result: Promise<Loaded> } | undefined;
   const load = async (): Promise<Loaded> => {
