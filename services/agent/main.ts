@@ -52,7 +52,8 @@ import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
 import { StepContainers } from './steps/step-containers';
 import { TaskFiles } from './steps/task-files';
-import { agentTasksDir } from '../shared/paths';
+import { agentFaultsDir, agentTasksDir } from '../shared/paths';
+import { JobFaults } from './jobs/job-faults';
 import { AGENT_VERSION } from '../shared/version';
 
 async function main(): Promise<void> {
@@ -192,7 +193,7 @@ async function main(): Promise<void> {
     nodeCheck.setRuntimeProblems(checkDockerRuntime({ ...config, configFile: argv.config }, await engine.runtimes()));
   };
   const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
-    usage: engine, metrics, seal, volumes: engine,
+    usage: engine, metrics, seal, volumes: engine, faults: new JobFaults(agentFaultsDir(config.runDir, config.node)),
     siteRules: () => siteRules, nodeReady: (jobId) => nodeCheck.assertReady(jobId),
     // where a user reads about their job: scontrol show job, sacct -o AdminComment
     tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {

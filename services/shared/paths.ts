@@ -20,3 +20,12 @@ export function agentSockets(runDir: string, node: string): AgentSockets {
 export function agentTasksDir(runDir: string, node: string): string {
   return path.join(runDir, node, 'tasks');
 }
+
+/**
+ * where berthd records the job faults of the jobs whose prologue failed on the node
+ * (agent/jobs/job-faults.ts): RUN_DIR/NODE/faults/JOB, root's; the SPANK plugin reads them
+ * in slurmstepd and fails every step of such a job there with the reason
+ */
+export function agentFaultsDir(runDir: string, node: string): string {
+  return path.join(runDir, node, 'faults');
+}

@@ -17,6 +17,9 @@ import type { ContainerSeal } from '../containers/seal';
 import type { ContainerOwners } from '../runtime/runtime-gate';
 import type { JobCgroups } from '../runtime/job-cgroups';
 import { engineMessage } from '../docker/engine';
+import { agentFailure, containerFailure } from '../docker/engine-errors';
+import { FAULTS, faultOf } from '../../shared/fault-class';
+import type { JobFault, JobFaults } from './job-faults';
 import type { IdentityResolver } from '../identity/nss';
 import type { ImageService } from '../images/image-service';
 import type { Logger } from '../logger';
@@ -107,6 +110,8 @@ export interface JobServiceDeps {
    * (admin/node-check.ts), after draining the node for container jobs with that reason.
    */
   nodeReady?: (jobId: string) => void;
+  /** the job faults of this node, read by the SPANK plugin (jobs/job-faults.ts) */
+  faults?: JobFaults;
   now?: () => Date;
 }
 
@@ -130,6 +135,62 @@ export class JobService {
 
   list(): JobRecord[] {
     return this.d.table.list();
+  }
+
+  /** why the job's container could not be made here, when its prologue failed for a reason of its own */
+  fault(jobId: string): JobFault | undefined {
+    return /^[0-9]+$/.test(jobId) ? this.d.faults?.get(jobId) : undefined;
+  }
+
+  /**
+   * A failed step prologue, as the error to answer with: the step fails either way (the SPANK
+   * plugin prints the reason on its tasks' stderr); a job fault is also told to the user in
+   * the job's AdminComment, as for the job's own prologue.
+   */
+  stepPrologueFailed(req: { jobId: string; stepId: string }, err: unknown): unknown {
+    const e = agentFailure(req.jobId, err);
+    const log = this.d.log.child({ job: req.jobId, step: req.stepId });
+    if (!(e instanceof BerthError) || (e.fault ?? faultOf(e.code)) === 'node') {
+      log.error('step prologue failed: a node fault', { code: e instanceof BerthError ? e.code : 'INTERNAL', error: errorMessage(e) });
+      return e;
+    }
+    const reason = e.message.replace(new RegExp(`^job ${req.jobId}(?: step \\S+)?: `), '');
+    log.warn('step prologue failed: a job fault, the step fails', { code: e.code, error: e.message });
+    void this.d.tellUser?.(req.jobId, `berth: step ${req.jobId}.${req.stepId} failed on ${this.d.config.node}: ${reason}`)
+      .catch((tellErr: unknown) => log.warn('could not tell the user', { error: errorMessage(tellErr) }));
+    return e;
+  }
+
+  /**
+   * A failed prologue, classed by shared/fault-class.ts, as the error to answer with. A job
+   * fault is recorded for the job's steps (which fail with it, jobs/job-faults.ts) and told to
+   * the user (the job's AdminComment); the answer then says 'job' and the prolog exits 0, so
+   * the node stays in service. A job fault that cannot be recorded becomes the node's: a job
+   * whose steps would not learn of it must not start.
+   */
+  prologueFailed(req: { jobId: string; uid: number }, err: unknown): unknown {
+    const { config } = this.d;
+    const log = this.d.log.child({ job: req.jobId });
+    const e = agentFailure(req.jobId, err);
+    if (!(e instanceof BerthError)) {
+      log.error('prologue failed: a node fault, slurmd drains the node', { error: errorMessage(e) });
+      return e;
+    }
+    if ((e.fault ?? faultOf(e.code)) === 'node' || !this.d.faults || !/^[0-9]+$/.test(req.jobId)) {
+      log.error('prologue failed: a node fault, slurmd drains the node', { code: e.code, error: e.message });
+      return e.fault === 'node' || faultOf(e.code) === 'node' ? e : new BerthError(e.code, e.message, { cause: e.cause, fault: 'node' });
+    }
+    const reason = e.message.replace(new RegExp(`^job ${req.jobId}: `), '');
+    try {
+      this.d.faults.record({ jobId: req.jobId, uid: req.uid, code: e.code, reason, message: `berth: job ${req.jobId} fails on ${config.node}, no step runs there: ${reason}` });
+    } catch (recordErr) {
+      log.error('prologue failed: a job fault that could not be recorded for its steps, so a node fault', { code: e.code, error: e.message, record: errorMessage(recordErr) });
+      return new BerthError(e.code, `${e.message} (berthd could not record this for the job's steps: ${errorMessage(recordErr)})`, { cause: e.cause, fault: 'node' });
+    }
+    log.warn('prologue failed: a job fault, the job fails and the node stays in service', { code: e.code, error: e.message, fault: FAULTS[e.code].when });
+    void this.d.tellUser?.(req.jobId, `berth: job ${req.jobId} failed on ${config.node} before its first step: ${reason}`)
+      .catch((tellErr: unknown) => log.warn('could not tell the user', { error: errorMessage(tellErr) }));
+    return new BerthError(e.code, e.message, { cause: e.cause, fault: 'job' });
   }
 
   /** Idempotent: a repeated prologue for a job whose container runs returns it; concurrent ones share one run. */
@@ -203,6 +264,8 @@ export class JobService {
       },
     };
     table.put(job);
+    // a requeued job that failed here before has no fault any more
+    this.d.faults?.clear(req.jobId);
     void this.noteImageUse(image.localRef, log);
     if (made.warnings.length && this.d.tellUser) {
       void this.d.tellUser(req.jobId, made.warnings.join(' ')).catch((err: unknown) => log.warn('could not tell the user', { error: errorMessage(err) }));
@@ -328,8 +391,8 @@ export class JobService {
       if (containerId) await engine.remove(containerId).catch(() => undefined);
       rmSync(kind.dir, { recursive: true, force: true });
       log.error('container could not be started', { error: engineMessage(err), role: kind.role });
-      if (err instanceof BerthError) throw err;
-      throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: Docker could not create or start the container from ${image.digestRef}: ${engineMessage(err)}`, { cause: err });
+      // the paths the job's user chose or owns: berth-runc refusing one of them is the job's fault
+      throw containerFailure(req.jobId, image.digestRef, err, [...applied.mounts.map((m) => m.source), workDir]);
     }
     for (const w of warnings) log.warn('job container made without a path its user cannot reach', { warning: w });
     return { identity, containerId, spec, image, endTime: alloc?.endTime, startLatencyMillis, warnings };
@@ -426,6 +489,7 @@ export class JobService {
       log.info('job ended', { steps: job.steps.length, containers: containers.length, ...(opts.settledLate ? { settledLate: true } : {}) });
     }
     rmSync(this.jobDir(jobId), { recursive: true, force: true });
+    this.d.faults?.clear(jobId);
     this.d.dockerAccess?.revoke(jobId);
     if (this.d.runtime) {
       this.d.runtime.owners.forgetJob(jobId);

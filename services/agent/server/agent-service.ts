@@ -13,6 +13,7 @@ import type { ManagedContainerView } from '../admin/managed-containers';
 import type { NodeStatus } from '../admin/node-status';
 import type { IdentityResolver } from '../identity/nss';
 import type { JobRecord } from '../jobs/job-record';
+import type { JobFault } from '../jobs/job-faults';
 import type { ContainerOptions } from '../../shared/container-options';
 import type { ContainerOptions__Output } from '../../shared/gen/berth/v1/ContainerOptions';
 import type { StepContainers } from '../steps/step-containers';
@@ -63,7 +64,11 @@ function toProtoImage(i: ImageView) {
   };
 }
 
-function ownJob(caller: Caller, job: JobRecord | undefined, jobId: string, node: string): JobRecord {
+function ownJob(caller: Caller, job: JobRecord | undefined, jobId: string, node: string, fault?: JobFault): JobRecord {
+  if (!job && fault && (caller.kind !== 'user' || caller.uid === fault.uid)) {
+    // the job's prologue failed here for a reason of its own: say it, not that there is no container
+    throw new BerthError('JOB_FAULTED', `job ${jobId} has no container on ${node}: it could not be made when the job started: ${fault.reason}`);
+  }
   if (!job) throw new BerthError('JOB_NOT_FOUND', `job ${jobId} has no container on node ${node}: berth exec needs a job submitted with --container-image`);
   if (caller.kind === 'user' && caller.uid !== job.uid) {
     throw new BerthError('PERMISSION_DENIED', `job ${jobId} on ${node} belongs to another user; you can only run steps in your own jobs`);
@@ -88,13 +93,18 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
   return {
     JobPrologue: unary('JobPrologue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobPrologue');
-      const res = await countFailure(d, 'prolog', r.jobId, () => {
-        // a drained node still answers a repeated prologue of a job already running here
-        if (d.jobs.get(r.jobId)?.state !== 'RUNNING') d.drain.assertAccepting(d.node, r.jobId);
-        return d.jobs.prologue({
-          jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
-          options: optionsOf(r), account: r.account, partition: r.partition,
-        });
+      const res = await countFailure(d, 'prolog', r.jobId, async () => {
+        try {
+          // a drained node still answers a repeated prologue of a job already running here
+          if (d.jobs.get(r.jobId)?.state !== 'RUNNING') d.drain.assertAccepting(d.node, r.jobId);
+          return await d.jobs.prologue({
+            jobId: r.jobId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, workDir: r.workDir, cpus: r.cpus, memoryBytes: r.memoryBytes,
+            options: optionsOf(r), account: r.account, partition: r.partition,
+          });
+        } catch (err) {
+          // a job fault is recorded for the job's steps and answered as the job's (the prolog exits 0)
+          throw d.jobs.prologueFailed(r, err);
+        }
       });
       return { job: toProtoJob(res.job), alreadyPrepared: res.alreadyPrepared, pullMillis: res.pullMillis };
     }),
@@ -114,6 +124,8 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
       return logFailure(d, 'step prologue', { job: r.jobId, step: r.stepId }, () => steps.prologue({
         jobId: r.jobId, stepId: r.stepId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, argv: r.argv,
         options: optionsOf(r),
+      }).catch((err: unknown) => {
+        throw d.jobs.stepPrologueFailed(r, err);
       }));
     }),
 
@@ -124,7 +136,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
     }),
 
     GetJob: unary('GetJob', (r) => r.jobId, async (caller, r) => ({
-      job: toProtoJob(ownJob(caller, d.jobs.get(r.jobId), r.jobId, d.node), d.dockerOf?.(r.jobId)),
+      job: toProtoJob(ownJob(caller, d.jobs.get(r.jobId), r.jobId, d.node, d.jobs.fault(r.jobId)), d.dockerOf?.(r.jobId)),
     })),
 
     ListJobs: unary('ListJobs', () => '', async (caller, r) => {
@@ -270,7 +282,7 @@ function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStre
     void (async () => {
       d.lifecycle.assertServing(d.node);
       const caller = await d.auth.authenticate(trust, call.metadata, 'ExecStep', s.jobId, call.getAuthContext?.()?.sslPeerCertificate);
-      const job = ownJob(caller, d.jobs.get(s.jobId), s.jobId, d.node);
+      const job = ownJob(caller, d.jobs.get(s.jobId), s.jobId, d.node, d.jobs.fault(s.jobId));
       const user = await d.identities.lookup(job.uid);
       const started = await d.steps.start(job, {
         stepId: s.stepId, taskId: s.taskId, argv: s.argv, cwd: s.cwd, env: s.env, tty: s.tty,
