@@ -4,6 +4,10 @@
 // and a missing image, an unreachable registry or missing credentials fail the submission in
 // the user's terminal instead of the prolog draining a node.
 //
+// A reference already pinned to a digest is checked too (HEAD of the manifest): a wrong or
+// removed digest, a private image the user may not read, or a registry that cannot be reached
+// fails the submission, as for a tag, rather than the job's prolog on a node without a copy.
+//
 // A registry that wants credentials is asked with the user's own ~/.docker/config.json (the
 // one berthd will use for their jobs; refused if others can read it). Registries the site
 // holds credentials for (BERTH_SITE_REGISTRIES, set by the plugin's site_registries=
@@ -13,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileCredentials, registryKey } from '../shared/images/credentials';
 import { parseImageReference, pinned } from '../shared/images/reference';
-import { RegistryClient, RegistryError } from '../shared/images/registry-client';
+import { type DigestResolver, RegistryClient, RegistryError } from '../shared/images/registry-client';
 import { classifyRegistryError } from '../shared/images/registry-errors';
 
 export interface ResolveOptions {
@@ -22,7 +26,7 @@ export interface ResolveOptions {
   /** the docker config file to read the user's logins from (default ~/.docker/config.json) */
   dockerConfig?: string;
   uid?: number;
-  client?: RegistryClient;
+  client?: DigestResolver;
 }
 
 export function siteRegistriesFromEnv(env: NodeJS.ProcessEnv): string[] {
@@ -61,13 +65,13 @@ export async function runResolve(image: string, out: (s: string) => void, err: (
       out(`${ref.digest ? pinned(ref, ref.digest) : ref.text}\n`);
       return 0;
     }
-    if (ref.digest && e instanceof RegistryError && !e.authRefused && !/manifest unknown/.test(e.message)) {
-      // registry unreachable: a pinned image may be cached on the nodes, which start it
-      // without the registry (berthd decides there, with its own checks)
-      out(`${pinned(ref, ref.digest)}\n`);
-      return 0;
-    }
-    err(`berth: ${classifyRegistryError(ref, e).message}\n`);
+    const why = classifyRegistryError(ref, e);
+    // a pinned digest is checked like a tag: a node that lacks the image needs the registry at
+    // the prolog, so a registry that cannot say it has the digest now refuses the job now
+    const pinnedNote = ref.digest && why.code === 'REGISTRY_UNAVAILABLE'
+      ? '; the job was not submitted: berth checks at submission that the registry has the pinned digest, since nodes without a copy pull it from there; submit again once the registry answers'
+      : '';
+    err(`berth: ${why.message}${pinnedNote}\n`);
     return 1;
   }
 }

@@ -171,7 +171,9 @@ describe('berth submit-check', () => {
   const run = async (env: Record<string, string>) => {
     let out = '';
     let err = '';
-    const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules() });
+    // a registry that has every digest: submit checks a pinned one too (resolve.test.ts)
+    const client = { resolveDigest: async () => 'sha256:' + 'b'.repeat(64), checkAccess: async () => undefined };
+    const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules(), resolve: { client } });
     return { code, out, err };
   };
   const digest = '127.0.0.1:1/team/app@sha256:' + 'b'.repeat(64);

@@ -13,9 +13,12 @@ async function resolve(ref: string): Promise<{ code: number; out: string; err: s
 }
 
 describe('berth resolve', () => {
-  it('prints a digest reference as repository@digest without asking any registry', async () => {
+  it('refuses a pinned digest at submit when its registry cannot be reached, saying why', async () => {
     const d = 'sha256:' + 'f'.repeat(64);
-    assert.deepEqual(await resolve(`127.0.0.1:1/team/app:1.0@${d}`), { code: 0, out: `127.0.0.1:1/team/app@${d}\n`, err: '' });
+    const r = await resolve(`127.0.0.1:5999/team/app:1.0@${d}`);
+    assert.equal(r.code, 1);
+    assert.equal(r.out, '', 'nothing pinned: the job is not submitted');
+    assert.match(r.err, /^berth: registry 127\.0\.0\.1:5999 could not be reached for image '127\.0\.0\.1:5999\/team\/app:1\.0@sha256:f{64}' \(.*connection refused\).*; the job was not submitted: berth checks at submission that the registry has the pinned digest/);
   });
 
   it('refuses a malformed reference with the reason and exit 1', async () => {
