@@ -13,6 +13,12 @@
  * workdir, environment) for the tasks to read. `berth hook step-epilog` removes the step's
  * own container when the step ends.
  *
+ * A job whose container could not be made on this node for a reason of its own (a job fault,
+ * recorded by berthd in RUN_DIR/NODE/faults/JOB; the prolog then exited 0 and the node stays
+ * in service) runs no step here: every step — the batch step on the host too, plain sruns
+ * and `srun berth exec` — fails, its first task saying berthd's reason on the step's stderr
+ * (srun's terminal, the batch job's error file).
+ *
  * Every joining task first sets no_new_privs, so no setuid program in the image can give it
  * back root; its PID is checked against the recorded start time, so a recycled PID is never
  * joined. The last thing a task does as root is take on the container's own confinement
@@ -31,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <slurm/slurm.h>
@@ -52,6 +59,8 @@ static char job_id[32];
 static char step_warning[BERTH_OUT_MAX];
 /* the container's seccomp filters and bounding set, copied in slurmstepd for its tasks */
 static struct berth_confinement step_confinement;
+/* the job's recorded fault on this node (berthd's message): every step of the job fails with it */
+static char job_fault[BERTH_OUT_MAX];
 
 /* "batch", a number, or "" for the extern and interactive steps */
 static void step_name(spank_t sp, char *out, size_t n)
@@ -122,7 +131,7 @@ static int read_task_file(const struct berth_args *a, struct task_file *tf)
     snprintf(path, sizeof path, "%s/%s/tasks/%s.%s", a->run_dir, node ? node : "", job_id, step_id);
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        slurm_error("berth: the step's container is not ready (%s: %s); is berthd running on this node?", path, strerror(errno));
+        slurm_info("berth: the step's container is not ready (%s: %s); is berthd running on this node?", path, strerror(errno));
         return -1;
     }
     size_t len = fread(text, 1, sizeof text - 1, f);
@@ -185,10 +194,63 @@ static void copy_confinement(const struct berth_args *a)
                 job_id, step_id, step_confinement.nfilters, insns, (unsigned long long)step_confinement.cap_bnd, tf.pid, now_us() - t0);
 }
 
+/*
+ * RUN_DIR/NODE/faults/JOB, berthd's record of why the job's container could not be made here
+ * (services/agent/jobs/job-faults.ts): its message= line into out. Only a regular file of
+ * root's that nobody else may write counts. 1 when the job has a fault here.
+ */
+static int read_job_fault(const struct berth_args *a, const char *job, char *out, size_t n)
+{
+    static char text[BERTH_OUT_MAX];
+    const char *node = getenv("SLURMD_NODENAME");
+    char path[PATH_MAX];
+    out[0] = '\0';
+    if (snprintf(path, sizeof path, "%s/%s/faults/%s", a->run_dir, node ? node : "", job) >= (int)sizeof path)
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+        close(fd);
+        slurm_error("berth: ignoring %s: not a regular file of root's that only root may write", path);
+        return 0;
+    }
+    size_t len = 0;
+    for (ssize_t r; len < sizeof text - 1 && (r = read(fd, text + len, sizeof text - 1 - len)) != 0;) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    text[len] = '\0';
+    for (char *line = text, *end; *line != '\0'; line = end) {
+        end = strchr(line, '\n');
+        if (end)
+            *end++ = '\0';
+        else
+            end = line + strlen(line);
+        if (strncmp(line, "message=", 8) == 0)
+            snprintf(out, n, "%s", line + 8);
+    }
+    if (out[0] == '\0')
+        snprintf(out, n, "berth: job %s cannot run on %s: berthd recorded a fault without a message (%s)", job, node ? node : "this node", path);
+    return 1;
+}
+
 int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
 {
     step_name(sp, step_id, sizeof step_id);
     if (step_id[0] == '\0')
+        return 0;
+    uint32_t job_no = 0;
+    spank_get_item(sp, S_JOB_ID, &job_no);
+    snprintf(job_id, sizeof job_id, "%u", job_no);
+    /* the job's prologue failed here for a reason of its own: no step of it runs (each task
+     * says why in task_init_privileged, once the step's output is connected) */
+    if (read_job_fault(a, job_id, job_fault, sizeof job_fault))
         return 0;
     int batch = strcmp(step_id, "batch") == 0;
     int job_container = batch || env_is(sp, "BERTH_STEP_CONTAINER", "job");
@@ -277,17 +339,65 @@ static int join_ns(long pid, const char *ns, int type)
     return rc;
 }
 
+/* the task's local id, or -1 */
+static int local_task(spank_t sp)
+{
+    int task = -1;
+    return spank_get_item(sp, S_TASK_ID, &task) == ESPANK_SUCCESS ? task : -1;
+}
+
+/* one line on the step's stderr (slurmstepd's stderr is task 0's until the task's own is set up) */
+static void say(const char *msg)
+{
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        n--;
+    if (write(STDERR_FILENO, msg, n) < 0 || write(STDERR_FILENO, "\n", 1) < 0) {
+        /* nowhere else to say it: slurmd's log has it from slurm_info */
+    }
+}
+
+/* why this task must not run (said and acted on in task_init), or "" */
+static char task_failure[BERTH_OUT_MAX];
+
+/*
+ * The task does not start. It is not ended here, in task_init_privileged: slurmstepd would
+ * then print errors of its own after berth's line (the failed hook, and its write to unblock
+ * the task that is gone). Nothing is joined; the task goes on as slurmstepd makes it, on the
+ * host, and in task_init, as the user, just before the exec, the node's first task says why
+ * on its stderr and every task exits 1. The step fails; the node is not drained.
+ */
+static int fail_task(const char *msg)
+{
+    slurm_info("%s", msg);
+    snprintf(task_failure, sizeof task_failure, "%s", msg);
+    return 0;
+}
+
+/* whether PATH is a directory in the file system of the container whose first process is PID */
+static int dir_in_container(long pid, const char *path)
+{
+    char full[PATH_MAX + 64];
+    struct stat st;
+    if (snprintf(full, sizeof full, "/proc/%ld/root%s", pid, path) >= (int)sizeof full)
+        return 0;
+    return stat(full, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int berth_tasks_join(spank_t sp, const struct berth_args *a)
 {
+    if (job_fault[0] != '\0')
+        return fail_task(job_fault);
     if (!step_joins)
         return 0;
-    if (step_error[0] != '\0') {
-        slurm_error("%s", step_error);
-        return -1;
-    }
+    if (step_error[0] != '\0')
+        return fail_task(step_error);
     struct task_file tf;
-    if (read_task_file(a, &tf) != 0)
-        return -1;
+    char msg[PATH_MAX + 512];
+    if (read_task_file(a, &tf) != 0) {
+        snprintf(msg, sizeof msg, "berth: the tasks of step %s.%s do not start: their container is not ready on this node; is berthd running?", job_id, step_id);
+        return fail_task(msg);
+    }
     char *save = NULL;
     for (char *line = strtok_r(tf.text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "workdir=", 8) == 0)
@@ -306,16 +416,37 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
     long pid = tf.pid;
     const char *workdir = tf.workdir, *container = tf.container;
     if (pid <= 1 || tf.start == 0 || start_time(pid) != tf.start) {
-        slurm_error("berth: container %s is no longer running (pid %ld); the job's containers are gone", container, pid);
-        return -1;
+        snprintf(msg, sizeof msg, "berth: the tasks of step %s.%s do not start: container %s is no longer running (pid %ld); the job's containers are gone", job_id, step_id, container, pid);
+        return fail_task(msg);
     }
     if (step_confinement.nfilters == 0 || step_confinement.pid != pid) {
-        slurm_error("berth: the confinement of container %s (pid %ld) was not copied at the step's start; the task does not start", container, pid);
-        return -1;
+        snprintf(msg, sizeof msg, "berth: the tasks of step %s.%s do not start: the confinement of container %s (pid %ld) was not copied at the step's start", job_id, step_id, container, pid);
+        return fail_task(msg);
     }
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof cwd) == NULL)
         snprintf(cwd, sizeof cwd, "/");
+    /* slurmstepd changes to srun's directory (cwd) again right after this hook, as the user,
+     * in the container's file system; when that fails it goes to /tmp, and when /tmp is
+     * missing too, the task dies. --container-workdir is applied once more in task_init, as the
+     * user, just before the exec. Both are looked at before anything is joined. */
+    snprintf(task_workdir, sizeof task_workdir, "%s", workdir);
+    int quiet_chdir = 0;
+    if (workdir[0] && !dir_in_container(pid, workdir)) {
+        snprintf(msg, sizeof msg, "berth: the tasks of step %s.%s do not start: --container-workdir %s does not exist in container %s; give a directory the image has",
+                 job_id, step_id, workdir, container);
+        return fail_task(msg);
+    }
+    if (!dir_in_container(pid, cwd)) {
+        if (!dir_in_container(pid, "/tmp")) {
+            snprintf(msg, sizeof msg, "berth: the tasks of step %s.%s do not start: their directory %s does not exist in container %s%s; run srun from a directory the image has (srun --chdir=/ ...)",
+                     job_id, step_id, cwd, container, strcmp(cwd, "/tmp") == 0 ? "" : ", nor does /tmp, where Slurm would start them instead");
+            return fail_task(msg);
+        }
+        quiet_chdir = 1;
+        if (!workdir[0])
+            snprintf(task_workdir, sizeof task_workdir, "/");
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         slurm_error("berth: cannot set no_new_privs: %s", strerror(errno));
         return -1;
@@ -323,14 +454,8 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
     if (join_ns(pid, "ipc", CLONE_NEWIPC) != 0 || join_ns(pid, "mnt", CLONE_NEWNS) != 0)
         return -1;
     const char *dir = workdir[0] ? workdir : cwd;
-    if (chdir(dir) != 0) {
-        slurm_error("berth: %s does not exist in container %s; the task starts in /", dir, container);
-        if (chdir("/") != 0)
-            return -1;
-    }
-    /* slurmstepd changes to srun's directory again after this hook: --container-workdir is
-     * applied once more in task_init, as the user, just before the exec */
-    snprintf(task_workdir, sizeof task_workdir, "%s", workdir);
+    if (chdir(dir) != 0 && chdir("/") != 0)
+        return -1;
     /* last, as it takes away what the joins above need: the container's bounding set and
      * seccomp filters. What slurmstepd does after this hook (setgroups, set*id, the tty,
      * dup2, chdir, the TaskProlog, execve) is all allowed by Docker's profile. */
@@ -339,11 +464,30 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
         slurm_error("berth: cannot confine the task as container %s is: %s; the task does not start", container, err);
         return -1;
     }
+    if (quiet_chdir) {
+        if (local_task(sp) <= 0) {
+            snprintf(msg, sizeof msg, "berth: %s does not exist in container %s; the task starts in %s", cwd, container, workdir[0] ? workdir : "/");
+            say(msg);
+        }
+        /* slurmstepd's own "couldn't chdir ... going to /tmp instead" is not what happens (the
+         * task goes on to its directory in task_init): it goes to slurmd's log only, until
+         * slurmstepd gives the task its own stderr, before the task runs */
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDERR_FILENO);
+            close(null);
+        }
+    }
     return 0;
 }
 
 int berth_tasks_user_init(spank_t sp)
 {
+    if (task_failure[0] != '\0') {
+        if (local_task(sp) <= 0)
+            say(task_failure);
+        _exit(1);
+    }
     uint32_t task = 1;
     if (step_joins && step_warning[0] != '\0' && spank_get_item(sp, S_TASK_GLOBAL_ID, &task) == ESPANK_SUCCESS && task == 0) {
         size_t n = strlen(step_warning);
