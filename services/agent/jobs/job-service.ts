@@ -147,7 +147,7 @@ export class JobService {
    * plugin prints the reason on its tasks' stderr); a job fault is also told to the user in
    * the job's AdminComment, as for the job's own prologue.
    */
-  stepPrologueFailed(req: { jobId: string; stepId: string }, err: unknown): unknown {
+  async stepPrologueFailed(req: { jobId: string; stepId: string }, err: unknown): Promise<unknown> {
     const e = agentFailure(req.jobId, err);
     const log = this.d.log.child({ job: req.jobId, step: req.stepId });
     if (!(e instanceof BerthError) || (e.fault ?? faultOf(e.code)) === 'node') {
@@ -156,8 +156,7 @@ export class JobService {
     }
     const reason = e.message.replace(new RegExp(`^job ${req.jobId}(?: step \\S+)?: `), '');
     log.warn('step prologue failed: a job fault, the step fails', { code: e.code, error: e.message });
-    void this.d.tellUser?.(req.jobId, `berth: step ${req.jobId}.${req.stepId} failed on ${this.d.config.node}: ${reason}`)
-      .catch((tellErr: unknown) => log.warn('could not tell the user', { error: errorMessage(tellErr) }));
+    await this.tell(req.jobId, `berth: step ${req.jobId}.${req.stepId} failed on ${this.d.config.node}: ${reason}`, log);
     return e;
   }
 
@@ -168,7 +167,7 @@ export class JobService {
    * the node stays in service. A job fault that cannot be recorded becomes the node's: a job
    * whose steps would not learn of it must not start.
    */
-  prologueFailed(req: { jobId: string; uid: number }, err: unknown): unknown {
+  async prologueFailed(req: { jobId: string; uid: number }, err: unknown): Promise<unknown> {
     const { config } = this.d;
     const log = this.d.log.child({ job: req.jobId });
     const e = agentFailure(req.jobId, err);
@@ -188,9 +187,20 @@ export class JobService {
       return new BerthError(e.code, `${e.message} (berthd could not record this for the job's steps: ${errorMessage(recordErr)})`, { cause: e.cause, fault: 'node' });
     }
     log.warn('prologue failed: a job fault, the job fails and the node stays in service', { code: e.code, error: e.message, fault: FAULTS[e.code].when });
-    void this.d.tellUser?.(req.jobId, `berth: job ${req.jobId} failed on ${config.node} before its first step: ${reason}`)
-      .catch((tellErr: unknown) => log.warn('could not tell the user', { error: errorMessage(tellErr) }));
+    await this.tell(req.jobId, `berth: job ${req.jobId} failed on ${config.node} before its first step: ${reason}`, log);
     return new BerthError(e.code, e.message, { cause: e.cause, fault: 'job' });
+  }
+
+  /**
+   * The job's AdminComment, before the hook is answered: once the prolog returns, the job's
+   * steps fail at once and a job that has ended takes no update.
+   */
+  private async tell(jobId: string, text: string, log: Logger): Promise<void> {
+    try {
+      await this.d.tellUser?.(jobId, text);
+    } catch (err) {
+      log.warn('could not tell the user', { error: errorMessage(err) });
+    }
   }
 
   /** Idempotent: a repeated prologue for a job whose container runs returns it; concurrent ones share one run. */

@@ -103,7 +103,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
           });
         } catch (err) {
           // a job fault is recorded for the job's steps and answered as the job's (the prolog exits 0)
-          throw d.jobs.prologueFailed(r, err);
+          throw await d.jobs.prologueFailed(r, err);
         }
       });
       return { job: toProtoJob(res.job), alreadyPrepared: res.alreadyPrepared, pullMillis: res.pullMillis };
@@ -124,8 +124,8 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
       return logFailure(d, 'step prologue', { job: r.jobId, step: r.stepId }, () => steps.prologue({
         jobId: r.jobId, stepId: r.stepId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, argv: r.argv,
         options: optionsOf(r),
-      }).catch((err: unknown) => {
-        throw d.jobs.stepPrologueFailed(r, err);
+      }).catch(async (err: unknown) => {
+        throw await d.jobs.stepPrologueFailed(r, err);
       }));
     }),
 
