@@ -5,7 +5,8 @@ import type { ImageReference } from './reference';
 
 function detailOf(err: unknown): string {
   const e = err as { json?: { message?: string }; message?: string } | null;
-  return e?.json?.message ?? e?.message ?? String(err);
+  // dockerode's prefix ("(HTTP code 404) unexpected - ") says nothing dockerd's message does not
+  return (e?.json?.message ?? e?.message ?? String(err)).replace(/^\(HTTP code \d+\) [\w ]+ - /, '').trim();
 }
 
 const NOT_FOUND = /manifest unknown|not found|name unknown|does not exist|no such image|repository .* not found/i;
