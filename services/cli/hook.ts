@@ -1,6 +1,9 @@
 // `berth hook prolog|epilog`, run by slurmd as root for every job on every allocated node.
 // A failure prints one line naming the job, the image and the reason to stderr (slurmd logs
-// it) and exits non-zero; Slurm then drains the node and requeues the job (docs/operations.md).
+// it). A prologue that failed for the job's own reason (a job fault) exits 0: berthd recorded
+// it and every step of the job fails with it, the node stays in service. Any other failure
+// drains the node with berth's reason and exits non-zero; Slurm requeues the job
+// (hook-faults.ts, docs/operations.md).
 import type { StepPrologueResponse__Output } from '../shared/gen/berth/v1/StepPrologueResponse';
 import os, { constants } from 'node:os';
 import { agentTarget, type AgentTarget, describeGrpcError, unaryCall } from './agent-client';
@@ -8,6 +11,7 @@ import { epilogueOrSpool, hookCall, retryWindowMs, secondsFromEnv } from './hook
 import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
 import { type ContainerOptions, optionsFromEnv } from '../shared/container-options';
+import { drainForNodeFault, drainReason, hookFailure, type Scontrol } from './hook-faults';
 
 /** the container options as JobPrologueRequest and StepPrologueRequest carry them */
 function optionFields(o: ContainerOptions) {
@@ -77,7 +81,9 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
     if (kind === 'prolog') {
       const req = prologueRequest(env);
       if (!Number.isInteger(req.uid) || !Number.isInteger(req.gid)) {
-        stderr(`berth prolog: job ${jobId}: SLURM_JOB_UID/SLURM_JOB_GID missing from the prolog environment; is berth configured as Prolog= with PrologFlags=Alloc?`);
+        const why = 'SLURM_JOB_UID/SLURM_JOB_GID missing from the prolog environment; is berth configured as Prolog= with PrologFlags=Alloc?';
+        stderr(`berth prolog: job ${jobId}: ${why}`);
+        await drainForNodeFault(target.node, jobId, drainReason('INVALID_REQUEST', `${why} (job ${jobId})`));
         return 1;
       }
       const timeoutMs = secondsFromEnv(env.BERTH_PROLOG_TIMEOUT_SECONDS, 600_000);
@@ -91,9 +97,26 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
   } catch (err) {
     const reason = describeGrpcError(err, target);
     const what = reason.includes(`'${image}'`) ? '' : `, image '${image}'`;
+    if (kind === 'prolog') return await prologFailed(err, { jobId, node: target.node, line: `job ${jobId} on ${target.node}${what}: ${reason}`, reason }, stderr);
     stderr(`berth ${kind}: job ${jobId} on ${target.node}${what}: ${reason}`);
     return 1;
   }
+}
+
+/**
+ * A failed JobPrologue: a job fault (berthd recorded it, every step of the job fails with
+ * it) exits 0 and the node stays in service; a node fault drains the node with berth's
+ * reason and exits 1 (hook-faults.ts).
+ */
+export async function prologFailed(err: unknown, what: { jobId: string; node: string; line: string; reason: string }, stderr: (line: string) => void, scontrol?: Scontrol): Promise<number> {
+  const failure = hookFailure(err);
+  if (failure.fault === 'job') {
+    stderr(`berth prolog: ${what.line} [a job fault (${failure.code}): the job's steps fail with this reason; the node stays in service]`);
+    return 0;
+  }
+  const problems = await drainForNodeFault(what.node, what.jobId, drainReason(failure.code, `${what.reason.replace(new RegExp(`^job ${what.jobId}: `), '')} (job ${what.jobId})`), scontrol);
+  stderr(`berth prolog: ${what.line} [a node fault (${failure.code}): the node is drained${problems.length ? `; ${problems.join('; ')}` : ''}]`);
+  return 1;
 }
 
 /** The StepPrologue request from what the SPANK plugin passes (see berth_spank_tasks.c). */
@@ -146,7 +169,11 @@ export async function runStepHook(kind: 'step-prolog' | 'step-epilog', env: Env,
     }
     return 0;
   } catch (err) {
-    stderr(`berth: ${where}: ${describeGrpcError(err, target)}`);
+    const reason = describeGrpcError(err, target);
+    stderr(`berth: ${where}: ${reason}`);
+    // the step fails either way (the plugin prints this); a node fault also drains the node
+    const failure = hookFailure(err);
+    if (kind === 'step-prolog' && failure.fault === 'node') await drainForNodeFault(target.node, env.SLURM_JOB_ID ?? '', drainReason(failure.code, `${where}: ${reason}`));
     return 1;
   }
 }
