@@ -26,14 +26,15 @@ function siteFile(body: Record<string, unknown>): string {
   return f;
 }
 const ALICE = { uid: 4242, gids: [4242] };
-// a registry nobody listens on: a pinned image is passed on without it (resolve.ts), at once
+// a pinned image in a registry that has every digest (resolve.ts checks a pinned one too)
+const REGISTRY = { resolveDigest: async () => 'sha256:' + 'c'.repeat(64), checkAccess: async () => undefined };
 const PINNED = '127.0.0.1:1/team/app@sha256:' + 'c'.repeat(64);
 const SITE_IMAGE = 'registry.hpc.example.org:5000/team/app@sha256:' + 'c'.repeat(64);
 
 async function submit(env: Record<string, string>, rules: SiteRules | undefined): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: ALICE, ...(rules ? { siteRules: rules } : {}) });
+  const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: ALICE, resolve: { client: REGISTRY }, ...(rules ? { siteRules: rules } : {}) });
   return { code, out, err };
 }
 
