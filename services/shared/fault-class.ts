@@ -39,7 +39,7 @@ export const FAULTS: Readonly<Record<ErrorCode, FaultEntry>> = {
   JOB_NOT_RUNNING: { fault: 'job', when: "the job's container has stopped" },
   JOB_NOT_FOUND: { fault: 'job', when: 'berth exec in a job without a container here' },
   JOB_FAULTED: { fault: 'job', when: "a step of a job whose container could not be made (the job's recorded fault)" },
-  NODE_DRAINED: { fault: 'node', when: 'the node is drained for container jobs (berth drain)', cause: 'berth drain' },
+  NODE_DRAINED: { fault: 'node', when: "the node is drained for container jobs (berth drain, or berthd's node check found something missing)", cause: 'node drained' },
   ENGINE_UNAVAILABLE: { fault: 'node', when: 'dockerd cannot be reached', cause: 'dockerd down' },
   ENGINE_FAILED: { fault: 'node', when: 'dockerd fails a pull, create or start for a reason of its own', cause: 'dockerd error' },
   DISK_FULL: { fault: 'node', when: "no space left on the node for the image, the container or berth's files", cause: 'disk full' },

@@ -385,8 +385,8 @@ describe('job faults fail the job, not the node', { timeout: 900_000 }, () => {
         const r = run('sinfo', ['-h', '-R', '-n', 'n3', '-o', '%E']).stdout.trim();
         return r || undefined;
       }, 60_000);
-      assert.match(reason, new RegExp(`^berth: berth drain: node n3 is drained for container jobs since \\S+ \\(reason: e2e node fault\\); job ${jobId} was not started here.* \\(job ${jobId}\\)$`));
-      assert.equal(run('sinfo', ['-h', '-R']).stdout.slice(0, 20), 'berth: berth drain: ', 'sinfo -R shows berth and the cause in its 20 characters');
+      assert.match(reason, new RegExp(`^berth: node drained: node n3 is drained for container jobs since \\S+ \\(reason: e2e node fault\\); job ${jobId} was not started here.* \\(job ${jobId}\\)$`));
+      assert.equal(run('sinfo', ['-h', '-R']).stdout.slice(0, 20), 'berth: node drained:', 'sinfo -R shows berth and the cause in its 20 characters');
       assert.equal(drained(), 'n3', 'only n3');
     } finally {
       run('berth', ['resume', '--nodes', 'n3']);

@@ -18,7 +18,7 @@ import type { ContainerOwners } from '../runtime/runtime-gate';
 import type { JobCgroups } from '../runtime/job-cgroups';
 import { engineMessage } from '../docker/engine';
 import { agentFailure, containerFailure } from '../docker/engine-errors';
-import { FAULTS, faultOf } from '../../shared/fault-class';
+import { faultOf } from '../../shared/fault-class';
 import type { JobFault, JobFaults } from './job-faults';
 import type { IdentityResolver } from '../identity/nss';
 import type { ImageService } from '../images/image-service';
@@ -150,12 +150,9 @@ export class JobService {
   async stepPrologueFailed(req: { jobId: string; stepId: string }, err: unknown): Promise<unknown> {
     const e = agentFailure(req.jobId, err);
     const log = this.d.log.child({ job: req.jobId, step: req.stepId });
-    if (!(e instanceof BerthError) || (e.fault ?? faultOf(e.code)) === 'node') {
-      log.error('step prologue failed: a node fault', { code: e instanceof BerthError ? e.code : 'INTERNAL', error: errorMessage(e) });
-      return e;
-    }
+    // berthd's log has the failure from the handler (server/agent-service.ts), with its class
+    if (!(e instanceof BerthError) || (e.fault ?? faultOf(e.code)) === 'node') return e;
     const reason = e.message.replace(new RegExp(`^job ${req.jobId}(?: step \\S+)?: `), '');
-    log.warn('step prologue failed: a job fault, the step fails', { code: e.code, error: e.message });
     await this.tell(req.jobId, `berth: step ${req.jobId}.${req.stepId} failed on ${this.d.config.node}: ${reason}`, log);
     return e;
   }
@@ -171,12 +168,9 @@ export class JobService {
     const { config } = this.d;
     const log = this.d.log.child({ job: req.jobId });
     const e = agentFailure(req.jobId, err);
-    if (!(e instanceof BerthError)) {
-      log.error('prologue failed: a node fault, slurmd drains the node', { error: errorMessage(e) });
-      return e;
-    }
+    // berthd's log has the failure from the handler (server/agent-service.ts), with its class
+    if (!(e instanceof BerthError)) return e;
     if ((e.fault ?? faultOf(e.code)) === 'node' || !this.d.faults || !/^[0-9]+$/.test(req.jobId)) {
-      log.error('prologue failed: a node fault, slurmd drains the node', { code: e.code, error: e.message });
       return e.fault === 'node' || faultOf(e.code) === 'node' ? e : new BerthError(e.code, e.message, { cause: e.cause, fault: 'node' });
     }
     const reason = e.message.replace(new RegExp(`^job ${req.jobId}: `), '');
@@ -186,7 +180,6 @@ export class JobService {
       log.error('prologue failed: a job fault that could not be recorded for its steps, so a node fault', { code: e.code, error: e.message, record: errorMessage(recordErr) });
       return new BerthError(e.code, `${e.message} (berthd could not record this for the job's steps: ${errorMessage(recordErr)})`, { cause: e.cause, fault: 'node' });
     }
-    log.warn('prologue failed: a job fault, the job fails and the node stays in service', { code: e.code, error: e.message, fault: FAULTS[e.code].when });
     await this.tell(req.jobId, `berth: job ${req.jobId} failed on ${config.node} before its first step: ${reason}`, log);
     return new BerthError(e.code, e.message, { cause: e.cause, fault: 'job' });
   }

@@ -14,6 +14,7 @@ import type { NodeStatus } from '../admin/node-status';
 import type { IdentityResolver } from '../identity/nss';
 import type { JobRecord } from '../jobs/job-record';
 import type { JobFault } from '../jobs/job-faults';
+import { faultOf } from '../../shared/fault-class';
 import type { ContainerOptions } from '../../shared/container-options';
 import type { ContainerOptions__Output } from '../../shared/gen/berth/v1/ContainerOptions';
 import type { StepContainers } from '../steps/step-containers';
@@ -245,9 +246,13 @@ async function logFailure<T>(d: AgentServiceDeps, what: string, fields: Record<s
   }
 }
 
-/** berthd's own log has a line for every failed hook call, with the reason the hook was given */
+/**
+ * berthd's own log has a line for every failed hook call, with the reason the hook was given
+ * and whose fault it is (shared/fault-class.ts): a job fault fails the job, a node fault drains the node
+ */
 function logHookFailure(d: AgentServiceDeps, what: string, fields: Record<string, string>, err: unknown): void {
-  d.log.warn(`${what} failed`, { ...fields, code: err instanceof BerthError ? err.code : 'INTERNAL', error: err instanceof Error ? err.message : String(err) });
+  const fault = err instanceof BerthError ? err.fault ?? faultOf(err.code) : 'node';
+  d.log.warn(`${what} failed`, { ...fields, code: err instanceof BerthError ? err.code : 'INTERNAL', fault, error: err instanceof Error ? err.message : String(err) });
 }
 
 function execStep(trust: Trust, d: AgentServiceDeps, call: grpc.ServerDuplexStream<ExecStepRequest__Output, ExecStepResponse>): void {
