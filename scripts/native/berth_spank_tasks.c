@@ -287,6 +287,8 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     env[n++] = "SLURM_JOB_USER"; env[n++] = user;
     env[n++] = "SLURMD_NODENAME"; env[n++] = node ? node : "";
     env[n++] = "BERTH_RUN_DIR"; env[n++] = a->run_dir;
+    /* the hook may drain this node for a node fault (services/cli/hook-faults.ts) */
+    env[n++] = "BERTH_HOOK_CONTEXT"; env[n++] = "slurmstepd";
     /* the command, for accounting: arguments joined by the unit separator (0x1f) */
     static char argv_text[4096];
     argv_text[0] = '\0';

@@ -39,6 +39,22 @@ export function drainReason(code: string, reason: string): string {
 
 export type Scontrol = (args: string[]) => Promise<void>;
 
+/**
+ * Whether the hook runs where Slurm runs it — slurmd's prolog (SLURM_SCRIPT_CONTEXT) or the
+ * SPANK plugin in slurmstepd (BERTH_HOOK_CONTEXT) — and so may drain the node it runs for.
+ * Run by hand or by a test, a hook never touches Slurm's nodes or jobs.
+ */
+export function inSlurm(env: Record<string, string | undefined>): boolean {
+  return env.SLURM_SCRIPT_CONTEXT === 'prolog_slurmd' || env.BERTH_HOOK_CONTEXT === 'slurmstepd';
+}
+
+/** scontrol for a hook: the real one in Slurm's hooks, none elsewhere */
+export function scontrolFor(env: Record<string, string | undefined>): Scontrol {
+  return inSlurm(env) ? runScontrol : async () => {
+    throw new Error('the hook was not run by slurmd or slurmstepd');
+  };
+}
+
 export const runScontrol: Scontrol = (args) => new Promise((resolve, reject) => {
   const env = { ...process.env, PATH: process.env.PATH ? `${process.env.PATH}:${SLURM_PATH}` : SLURM_PATH };
   execFile('scontrol', args, { timeout: SCONTROL_TIMEOUT_MS, env }, (err, _out, stderr) => (err ? reject(new Error(stderr.trim() || err.message)) : resolve()));
@@ -48,7 +64,7 @@ export const runScontrol: Scontrol = (args) => new Promise((resolve, reject) => 
  * Drains NODE in Slurm with REASON (and notes it on the job), before the hook fails: what
  * could not be done is returned, for the hook's own line on stderr.
  */
-export async function drainForNodeFault(node: string, jobId: string, reason: string, scontrol: Scontrol = runScontrol): Promise<string[]> {
+export async function drainForNodeFault(node: string, jobId: string, reason: string, scontrol: Scontrol): Promise<string[]> {
   const problems: string[] = [];
   const calls: Promise<void>[] = [
     scontrol(['update', `nodename=${node}`, 'state=drain', `reason=${reason}`]).catch((err: unknown) => {

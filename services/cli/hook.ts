@@ -11,7 +11,7 @@ import { epilogueOrSpool, hookCall, retryWindowMs, secondsFromEnv } from './hook
 import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
 import { type ContainerOptions, optionsFromEnv } from '../shared/container-options';
-import { drainForNodeFault, drainReason, hookFailure, type Scontrol } from './hook-faults';
+import { drainForNodeFault, drainReason, hookFailure, type Scontrol, scontrolFor } from './hook-faults';
 
 /** the container options as JobPrologueRequest and StepPrologueRequest carry them */
 function optionFields(o: ContainerOptions) {
@@ -83,7 +83,7 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
       if (!Number.isInteger(req.uid) || !Number.isInteger(req.gid)) {
         const why = 'SLURM_JOB_UID/SLURM_JOB_GID missing from the prolog environment; is berth configured as Prolog= with PrologFlags=Alloc?';
         stderr(`berth prolog: job ${jobId}: ${why}`);
-        await drainForNodeFault(target.node, jobId, drainReason('INVALID_REQUEST', `${why} (job ${jobId})`));
+        await drainForNodeFault(target.node, jobId, drainReason('INVALID_REQUEST', `${why} (job ${jobId})`), scontrolFor(env));
         return 1;
       }
       const timeoutMs = secondsFromEnv(env.BERTH_PROLOG_TIMEOUT_SECONDS, 600_000);
@@ -97,7 +97,7 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
   } catch (err) {
     const reason = describeGrpcError(err, target);
     const what = reason.includes(`'${image}'`) ? '' : `, image '${image}'`;
-    if (kind === 'prolog') return await prologFailed(err, { jobId, node: target.node, line: `job ${jobId} on ${target.node}${what}: ${reason}`, reason }, stderr);
+    if (kind === 'prolog') return await prologFailed(err, { jobId, node: target.node, line: `job ${jobId} on ${target.node}${what}: ${reason}`, reason }, stderr, scontrolFor(env));
     stderr(`berth ${kind}: job ${jobId} on ${target.node}${what}: ${reason}`);
     return 1;
   }
@@ -108,7 +108,7 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
  * it) exits 0 and the node stays in service; a node fault drains the node with berth's
  * reason and exits 1 (hook-faults.ts).
  */
-export async function prologFailed(err: unknown, what: { jobId: string; node: string; line: string; reason: string }, stderr: (line: string) => void, scontrol?: Scontrol): Promise<number> {
+export async function prologFailed(err: unknown, what: { jobId: string; node: string; line: string; reason: string }, stderr: (line: string) => void, scontrol: Scontrol): Promise<number> {
   const failure = hookFailure(err);
   if (failure.fault === 'job') {
     stderr(`berth prolog: ${what.line} [a job fault (${failure.code}): the job's steps fail with this reason; the node stays in service]`);
@@ -173,7 +173,7 @@ export async function runStepHook(kind: 'step-prolog' | 'step-epilog', env: Env,
     stderr(`berth: ${where}: ${reason}`);
     // the step fails either way (the plugin prints this); a node fault also drains the node
     const failure = hookFailure(err);
-    if (kind === 'step-prolog' && failure.fault === 'node') await drainForNodeFault(target.node, env.SLURM_JOB_ID ?? '', drainReason(failure.code, `${where}: ${reason}`));
+    if (kind === 'step-prolog' && failure.fault === 'node') await drainForNodeFault(target.node, env.SLURM_JOB_ID ?? '', drainReason(failure.code, `${where}: ${reason}`), scontrolFor(env));
     return 1;
   }
 }

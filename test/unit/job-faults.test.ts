@@ -13,7 +13,7 @@ import { JobFaults } from '../../services/agent/jobs/job-faults';
 import { JobService } from '../../services/agent/jobs/job-service';
 import { toServiceError } from '../../services/agent/server/proto-mapping';
 import { makeAgentHandlers, type AgentServiceDeps } from '../../services/agent/server/agent-service';
-import { drainReason, hookFailure } from '../../services/cli/hook-faults';
+import { drainReason, hookFailure, inSlurm, scontrolFor } from '../../services/cli/hook-faults';
 import { prologFailed } from '../../services/cli/hook';
 import { harness, IMAGE, prologueInput } from './fakes/helpers';
 
@@ -226,6 +226,13 @@ describe('the prolog hook', () => {
       throw new Error('slurmctld is down');
     });
     assert.equal(failing, 1, 'a drain that cannot be set still fails the prolog: slurmd drains the node itself');
+  });
+
+  it("touches Slurm's nodes only where Slurm runs the hook: never by hand, never in a test", async () => {
+    assert.equal(inSlurm({ SLURM_SCRIPT_CONTEXT: 'prolog_slurmd' }), true);
+    assert.equal(inSlurm({ BERTH_HOOK_CONTEXT: 'slurmstepd' }), true, 'the SPANK plugin says so for step-prolog');
+    assert.equal(inSlurm({ SLURMD_NODENAME: 'n1', SLURM_JOB_ID: '9' }), false);
+    await assert.rejects(scontrolFor({ SLURMD_NODENAME: 'n1' })(['update', 'nodename=n1', 'state=drain', 'reason=x']), /not run by slurmd or slurmstepd/);
   });
 
   it('keeps the drain reason on one line and within what Slurm stores', () => {
