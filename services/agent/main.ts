@@ -24,6 +24,7 @@ import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
 import { DockerodeEngine } from './docker/dockerode-engine';
 import { reconcileJobs, SqueueJobSource } from './housekeeping/orphans';
+import { retryReconcile } from './housekeeping/reconcile-retry';
 import { ensureSpoolDir, epilogSpoolDir } from '../shared/epilog-spool';
 import type { EpilogueOptions } from './jobs/job-service';
 import { ImageCache } from './housekeeping/image-cache';
@@ -292,12 +293,18 @@ async function main(): Promise<void> {
   // before serving (hooks retry meanwhile): end at once the jobs that ended while berthd was away
   lifecycle.set('recovering', 'ending jobs Slurm no longer runs here');
   const reconcileBegan = Date.now();
+  let startRetry = false;
   try {
     const r = await reconcile('start');
     log.info('reconciled with Slurm', { millis: Date.now() - reconcileBegan, jobs: r.checked, ended: r.removed, spooledEpilogs: r.settled, ...(r.skipped ? { skipped: r.skipped } : {}) });
+    if (r.skipped) startRetry = true;
   } catch (err) {
-    log.error('could not reconcile with Slurm at start; the orphan sweep tries again', { error: errorMessage(err) });
+    log.error('could not reconcile with Slurm at start; trying again shortly', { error: errorMessage(err) });
+    startRetry = true;
   }
+  // Slurm not answering (slurmctld down or still starting, as after a reboot): ask again soon,
+  // backing off, rather than leave ended jobs' containers running until the periodic sweep
+  if (startRetry) retryReconcile(() => reconcile('start'), log.child({ component: 'reconcile' }), () => stopping);
   lifecycle.set('serving');
   log.info('berthd serving');
 

@@ -89,7 +89,7 @@ describe('reconcile at start', () => {
     assert.equal(r.skipped, 'slurm unavailable');
     assert.deepEqual(names(), before);
     assert.deepEqual(h.accounting(), []);
-    assert.ok((await cap.messages()).includes('Slurm could not be asked which jobs run on this node: no container removed at start; the orphan sweep asks again'));
+    assert.ok((await cap.messages()).includes('Slurm could not be asked which jobs run on this node: no container removed at start; berthd asks again shortly'));
   });
 
   it('settles spooled epilogs first, even when Slurm cannot be asked, with the epilog\'s time as the end', async () => {

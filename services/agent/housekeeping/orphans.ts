@@ -147,7 +147,7 @@ export async function reconcileJobs(o: ReconcileOptions): Promise<OrphanSweep> {
   const known = await jobsOnNode(o);
   if (!active) {
     o.log.warn(o.when === 'start'
-      ? 'Slurm could not be asked which jobs run on this node: no container removed at start; the orphan sweep asks again'
+      ? 'Slurm could not be asked which jobs run on this node: no container removed at start; berthd asks again shortly'
       : 'orphan sweep skipped: Slurm could not be asked which jobs run here', { jobs: known.size });
     return { checked: known.size, orphans: [], removed: [], settled, skipped: 'slurm unavailable' };
   }
