@@ -24,11 +24,23 @@ export function jobFields(jobId: string): Record<string, string> {
   return out;
 }
 
+/** the job's final state from slurmdbd (sacct), once slurmctld has forgotten it (MinJobAge) */
+function accountedState(jobId: string): string | undefined {
+  const r = run('sacct', ['-X', '-n', '-P', '-o', 'State', '-j', jobId]);
+  const state = r.stdout.trim().split('\n')[0]?.split(' ')[0];
+  return r.code === 0 && state ? state : undefined;
+}
+
 /** waits until Slurm has ended the job (every node's epilog included) and returns its final state */
 export function finalState(jobId: string, timeoutMs = 120_000): string {
   return waitFor(`job ${jobId} ended in Slurm`, () => {
     const f = jobFields(jobId);
-    return f.JobState && !/PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED/.test(f.JobState) && !/COMPLETING/.test(f.JobState) ? f.JobState : undefined;
+    // the sandbox keeps an ended job in slurmctld for MinJobAge=10 s only; then ask slurmdbd
+    if (f.JobState === undefined) {
+      const state = accountedState(jobId);
+      return state && !/PENDING|RUNNING|REQUEUED|SUSPENDED/.test(state) ? state : undefined;
+    }
+    return !/PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED/.test(f.JobState) ? f.JobState : undefined;
   }, timeoutMs);
 }
 
