@@ -172,6 +172,29 @@ describe('job lifecycle on a real engine', { timeout: 120_000 }, () => {
     const left = await h.engine.listByLabel('io.berth.node', NODE);
     assert.deepEqual(left.filter((c) => ['900021', '900022', '900023', '900024'].includes(c.labels['io.berth.job.id'] ?? '')), []);
   });
+
+  it('fails a job cancelled during its prolog as the job\'s own end, not the node\'s, leaving no container', async () => {
+    // Slurm's EndTime of a job scancelled while its prolog pulled: already past when the
+    // container is ready; the job's Docker certificate would be born expired (certs/node-ca.ts)
+    const ended = new Date(Date.now() - 2000);
+    let revoked = '';
+    const jobs = new JobService({
+      config: h.config, engine: h.engine, images: h.images, imageUserFiles: new ImageUserFilesCache(h.engine, NODE), identities: h.identities,
+      table: new JobTable(h.config.stateDir), accounting: new AccountingLog(h.config.accountingFile), log: silentLogger(), memlockBytes: nodeMemlock(-1).bytes,
+      allocations: { allocation: async () => ({ cpus: 1, memoryBytes: 256 * 1024 * 1024, endTime: ended }) },
+      dockerAccess: {
+        grant: async (job, notAfter) => {
+          if (notAfter.getTime() <= Date.now()) throw new BerthError('INVALID_REQUEST', `Docker client certificate for job ${job.jobId}: the job's end is already past`);
+        },
+        revoke: (jobId) => { revoked = jobId; },
+      },
+    });
+    await assert.rejects(jobs.prologue(input('900031')), (e: unknown) => e instanceof BerthError && e.code === 'JOB_NOT_RUNNING' && e.fault === 'job'
+      && /job 900031 ended \(.+\) before its container was ready on .+: it was cancelled or ran out of time during its prolog/.test(e.message));
+    assert.equal(revoked, '900031');
+    const left = await h.engine.listByLabel('io.berth.job.id', '900031');
+    assert.deepEqual(left, [], 'no half-made container');
+  });
 });
 
 describe('hooks when berthd is not running', () => {

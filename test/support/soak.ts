@@ -23,6 +23,8 @@ export interface SoakOptions {
 interface AgentSample {
   rssKiB: number;
   fds: number;
+  /** V8's heap in use (berthd's /metrics nodejs_heap_size_used_bytes), KiB; 0 when not scraped */
+  heapKiB: number;
 }
 
 export interface SoakReport {
@@ -32,7 +34,7 @@ export interface SoakReport {
   recordsMissing: string[];
   recordsDuplicated: string[];
   nodesDrained: string[];
-  agents: { at50: Record<string, AgentSample>; atEnd: Record<string, AgentSample> };
+  agents: { at50: Record<string, AgentSample>; atEnd: Record<string, AgentSample>; every100: { job: number; sample: Record<string, AgentSample> }[] };
   prologMillis: { p50: number; p99: number; count: number };
   seconds: number;
 }
@@ -73,12 +75,23 @@ function sampleAgents(): Record<string, AgentSample> {
     if (!pid) continue;
     try {
       const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-      out[n.name] = { rssKiB: Number(rss ?? 0), fds: readdirSync(`/proc/${pid}/fd`).filter((f) => { try { readlinkSync(`/proc/${pid}/fd/${f}`); return true; } catch { return false; } }).length };
+      out[n.name] = {
+        rssKiB: Number(rss ?? 0),
+        fds: readdirSync(`/proc/${pid}/fd`).filter((f) => { try { readlinkSync(`/proc/${pid}/fd/${f}`); return true; } catch { return false; } }).length,
+        heapKiB: heapUsedKiB(node(n.name).metricsAddress),
+      };
     } catch {
       // berthd restarting
     }
   }
   return out;
+}
+
+/** berthd's V8 heap in use, from its /metrics (curl: the soak's loop is synchronous here) */
+function heapUsedKiB(address: string): number {
+  const r = spawnSync('curl', ['-s', '--max-time', '5', `http://${address}/metrics`], { encoding: 'utf8' });
+  const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('nodejs_heap_size_used_bytes'));
+  return line ? Math.round(Number(line.slice(line.lastIndexOf(' ') + 1)) / 1024) : 0;
 }
 
 /** the numeric job ids an array's tasks were given (sacct shows 42_0; JobIDRaw is the number) */
@@ -103,6 +116,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const counts: Record<string, number> = {};
   let jobsRun = 0;
   let at50: Record<string, AgentSample> = {};
+  const every100: { job: number; sample: Record<string, AgentSample> }[] = [];
   let k = 0;
   while (jobsRun < o.jobs || inFlight.size > 0) {
     // one squeue for all: an array's tasks share its first id (%F)
@@ -125,6 +139,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       const before = jobsRun;
       jobsRun += count;
       if (before < 50 && jobsRun >= 50) at50 = sampleAgents();
+      if (Math.floor(before / 100) < Math.floor(jobsRun / 100)) every100.push({ job: jobsRun, sample: sampleAgents() });
       if (jobsRun % 25 < count) say(`soak: ${jobsRun} jobs submitted, ${inFlight.size} in flight`);
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -189,7 +204,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   }
   return {
     jobsRun, kinds: counts, containersLeft, recordsMissing, recordsDuplicated, nodesDrained,
-    agents: { at50, atEnd: sampleAgents() },
+    agents: { at50, atEnd: sampleAgents(), every100 },
     prologMillis: { p50: quantile(prologs, 0.5), p99: quantile(prologs, 0.99), count: prologs.length },
     seconds: (Date.now() - began) / 1000,
   };

@@ -242,6 +242,11 @@ export class JobService {
       } catch {
         // nothing was written
       }
+      // scancel (or the time limit) during the prolog: the job is over, which is no fault of the node's
+      if (made.endTime !== undefined && made.endTime.getTime() <= Date.now()) {
+        throw new BerthError('JOB_NOT_RUNNING', `job ${req.jobId} ended (${made.endTime.toISOString()}) before its container was ready on ${config.node}: `
+          + 'it was cancelled or ran out of time during its prolog; nothing was started', { cause: err, fault: 'job' });
+      }
       throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: could not grant Docker access: ${errorMessage(err)}`, { cause: err });
     }
     const job: JobRecord = {
