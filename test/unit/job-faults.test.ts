@@ -122,9 +122,19 @@ describe('a failed prologue in berthd', () => {
     assert.equal(h.told[0]![1], `berth: job 42 failed on n1 before its first step: ${h.jobs.fault('42')?.reason}`);
     assert.match(h.told[0]![1], /cannot be opened by uid 2001 \(Permission denied\)/);
     assert.equal(h.engine.containers.size, 0, 'nothing half-made is left');
-    // the epilogue ends the record
+    // the node accounts for the job, with no container and berth's reason, once
+    const [rec, ...more] = h.accounting();
+    assert.deepEqual(more, []);
+    assert.equal(rec!.RecordType, 'job');
+    assert.equal(rec!.JobID, '42');
+    assert.equal(rec!.State, 'FAILED');
+    assert.equal(rec!.ContainerID, '');
+    assert.equal(rec!.User, 'alice');
+    assert.match(String(rec!.Reason), /^PATH_UNREACHABLE: the host path .* cannot be opened by uid 2001/);
+    // the epilogue ends the record, and writes no second one
     await h.jobs.epilogue('42');
     assert.equal(h.jobs.fault('42'), undefined);
+    assert.equal(h.accounting().length, 1);
   });
 
   it('records nothing for a node fault and answers it as the node\'s', async () => {
@@ -136,6 +146,7 @@ describe('a failed prologue in berthd', () => {
     assert.equal(err.fault ?? faultOf(err.code), 'node');
     assert.deepEqual(h.faults.jobs(), []);
     assert.deepEqual(h.told, []);
+    assert.deepEqual(h.accounting(), [], 'a node fault requeues the job: this node ran nothing of it');
   });
 
   it("makes a job fault the node's when it cannot be recorded: the job's steps would not know", async () => {

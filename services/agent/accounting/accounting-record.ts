@@ -137,6 +137,42 @@ function common(job: JobRecord): Omit<AccountingRecord, 'RecordType' | 'StepID' 
   };
 }
 
+/** What berthd knows of a job whose prologue failed for a reason of its own (a job fault). */
+export interface FaultedPrologue {
+  jobId: string;
+  uid: number;
+  gid: number;
+  user: string;
+  image: string;
+  account: string;
+  partition: string;
+  node: string;
+  /** when the prologue began and when it failed (RFC 3339) */
+  start: string;
+  end: string;
+  code: string;
+  reason: string;
+}
+
+/**
+ * The job record of a job whose container was never made here (a job fault): the job still
+ * ran on the node as far as Slurm is concerned, so the node accounts for it, with no
+ * container, no usage, and berth's code and reason. CANCELLED when the job ended during its
+ * prologue (scancel, time limit), FAILED otherwise.
+ */
+export function faultedJobRecord(f: FaultedPrologue): AccountingRecord {
+  return {
+    Format: ACCOUNTING_FORMAT,
+    RecordType: 'job', JobID: f.jobId, StepID: null, TaskID: null,
+    User: f.user, UID: f.uid, GID: f.gid, Account: f.account, Partition: f.partition, NodeList: f.node,
+    Image: f.image, ImageDigest: '', Registry: '', ContainerID: '', Mounts: [], Devices: [],
+    Pulled: null, PullSeconds: null, PullBytes: null, StartLatencySeconds: null,
+    Start: f.start, End: f.end, ElapsedSeconds: elapsed(f.start, f.end),
+    State: f.code === 'JOB_NOT_RUNNING' ? 'CANCELLED' : 'FAILED', ExitCode: '0:0', Reason: `${f.code}: ${f.reason}`,
+    TotalCPUSeconds: null, MaxRSSBytes: null, UsageSource: '', Argv: [], SettledLate: false,
+  };
+}
+
 /** The job's record and one per step, in that order: written together at the epilogue. */
 export function accountingRecords(job: JobRecord, end: string, usage: ContainerUsage | undefined, opts: { settledLate?: boolean } = {}): AccountingRecord[] {
   const base = { ...common(job), SettledLate: opts.settledLate === true };

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { AccountingLog } from '../accounting/accounting-log';
-import { accountingRecords, type ContainerUsage, mountsFromBinds, stepState } from '../accounting/accounting-record';
+import { accountingRecords, type ContainerUsage, faultedJobRecord, mountsFromBinds, stepState } from '../accounting/accounting-record';
 import { type AgentConfig, dockerSocketPath } from '../config';
 import { applyUserOptions } from '../containers/user-options';
 import { expandDevices } from '../containers/devices';
@@ -164,7 +164,7 @@ export class JobService {
    * the node stays in service. A job fault that cannot be recorded becomes the node's: a job
    * whose steps would not learn of it must not start.
    */
-  async prologueFailed(req: { jobId: string; uid: number }, err: unknown): Promise<unknown> {
+  async prologueFailed(req: { jobId: string; uid: number; gid?: number; user?: string; image?: string; account?: string; partition?: string }, err: unknown, began?: Date): Promise<unknown> {
     const { config } = this.d;
     const log = this.d.log.child({ job: req.jobId });
     const e = agentFailure(req.jobId, err);
@@ -181,6 +181,16 @@ export class JobService {
       return new BerthError(e.code, `${e.message} (berthd could not record this for the job's steps: ${errorMessage(recordErr)})`, { cause: e.cause, fault: 'node' });
     }
     await this.tell(req.jobId, `berth: job ${req.jobId} failed on ${config.node} before its first step: ${reason}`, log);
+    // the node accounts for the job it ran no container for, once (a job fault's prolog is not repeated)
+    try {
+      const end = this.now().toISOString();
+      this.d.accounting.append([faultedJobRecord({
+        jobId: req.jobId, uid: req.uid, gid: req.gid ?? 0, user: req.user ?? '', image: req.image ?? '', account: req.account ?? '', partition: req.partition ?? '',
+        node: config.node, start: (began ?? this.now()).toISOString(), end, code: e.code, reason,
+      })]);
+    } catch (acctErr) {
+      log.error('could not write the accounting record of a job whose prologue failed', { error: errorMessage(acctErr) });
+    }
     return new BerthError(e.code, e.message, { cause: e.cause, fault: 'job' });
   }
 

@@ -95,6 +95,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
     JobPrologue: unary('JobPrologue', (r) => r.jobId, async (caller, r) => {
       requireRoot(caller, 'JobPrologue');
       const res = await countFailure(d, 'prolog', r.jobId, async () => {
+        const began = new Date();
         try {
           // a drained node still answers a repeated prologue of a job already running here
           if (d.jobs.get(r.jobId)?.state !== 'RUNNING') d.drain.assertAccepting(d.node, r.jobId);
@@ -104,7 +105,7 @@ export function makeAgentHandlers(trust: Trust, d: AgentServiceDeps): NodeAgentS
           });
         } catch (err) {
           // a job fault is recorded for the job's steps and answered as the job's (the prolog exits 0)
-          throw await d.jobs.prologueFailed(r, err);
+          throw await d.jobs.prologueFailed(r, err, began);
         }
       });
       return { job: toProtoJob(res.job), alreadyPrepared: res.alreadyPrepared, pullMillis: res.pullMillis };
