@@ -113,8 +113,10 @@ for hook in prolog epilog task-prolog; do
 done
 
 printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE_BIN" "$LIB/berth.js" | write 0755 "$PREFIX/bin/berth"
-# a small young generation: the agent is mostly idle and its bursts are small (RSS budget 80 MB)
-printf '#!/bin/sh\nexec %s --max-semi-space-size=1 %s "$@"\n' "$NODE_BIN" "$LIB/berthd.js" | write 0755 "$PREFIX/sbin/berthd"
+# a small young generation: the agent is mostly idle and its bursts are small (RSS budget 80 MB);
+# two malloc arenas: libuv's worker threads (TLS keys, fs) would each grow one of their own, and
+# the soak showed RSS creeping while V8's heap stayed flat (docs/benchmarks.md, "Soak")
+printf '#!/bin/sh\n: "${MALLOC_ARENA_MAX:=2}"\nexport MALLOC_ARENA_MAX\nexec %s --max-semi-space-size=1 %s "$@"\n' "$NODE_BIN" "$LIB/berthd.js" | write 0755 "$PREFIX/sbin/berthd"
 
 # reference files: examples, systemd units, docs. The units name /usr/local; say PREFIX instead.
 SHARE="$PREFIX/share/berth"
