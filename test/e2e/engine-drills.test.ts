@@ -107,12 +107,12 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
   });
 
   // berth exec steps are docker exec sessions: their output and exit status travel on the
-  // hijacked connection to dockerd, which a restart of dockerd cuts even with live-restore (the
-  // process goes on in the container, unheard; dockerd does not restore exec sessions). Until
-  // berthd carries a step's output past dockerd, this drill is a todo: it measures and checks
-  // the rest (the container survives, the job ends clean).
+  // hijacked connection to dockerd, which a restart of dockerd cuts even with live-restore
+  // (dockerd does not restore exec sessions; measured: berthd ends the step 137 and its
+  // processes are gone from the container). Until a step can outlive dockerd, this drill is a
+  // todo: it measures, and checks the rest (the container survives, the job ends clean).
   it('1. dockerd restarted (SIGTERM, started again) under a running berth exec step: with live-restore the step survives', {
-    todo: 'a berth exec step loses its output and exit status when dockerd restarts (docker exec streams are not restored); the step ends 137 though its process goes on',
+    todo: 'a berth exec step does not survive a dockerd restart: docker exec sessions are not restored, berthd ends the step 137 and its processes are gone',
   }, async (t) => {
     const cfg = JSON.parse(readFileSync('/var/lib/berth-sandbox/n1/daemon.json', 'utf8')) as Record<string, unknown>;
     assert.equal(cfg['live-restore'], true, 'the sandbox ships daemon.json with live-restore');
