@@ -15,18 +15,23 @@ docker_marker() { echo "--host unix://$(docker_sock "$1")"; }
 docker_ping() { probe unix-http "$(docker_sock "$1")" /_ping; }
 
 # runtimes for the node's dockerd: berth-runc (berthd's runtime gate in front of runc) is the
-# default, so every container of a job runs in the job's cgroup with its binds pinned
+# default, so every container of a job runs in the job's cgroup with its binds pinned; and
+# live-restore, as docs/install.md ships it: job containers outlive a restart of dockerd.
+# Prints the file's path; DOCKER_JSON_CHANGED=1 when its content changed.
+DOCKER_JSON_CHANGED=""
 docker_daemon_json() {
   local n="$1" f="$STATE_DIR/$1/daemon.json"
   cat >"$f.tmp" <<JSON
 {
+  "live-restore": true,
   "runtimes": {
     "berth": { "path": "$BERTH_LIB/berth-runc", "runtimeArgs": ["--berth-socket=$BERTH_RUN_DIR/$n/runtime.sock", "--berth-runc=$(command -v runc)"] }
   },
   "default-runtime": "berth"
 }
 JSON
-  mv -f "$f.tmp" "$f"
+  DOCKER_JSON_CHANGED=""
+  if cmp -s "$f.tmp" "$f"; then rm -f "$f.tmp"; else mv -f "$f.tmp" "$f"; DOCKER_JSON_CHANGED=1; fi
   echo "$f"
 }
 
@@ -40,7 +45,8 @@ docker_start() {
   rm -f "$pidfile" "$sock"
   install -d -m 0711 "$STATE_DIR/$n/docker" "$RUN_DIR/$n/docker-exec"
   local daemon_json
-  daemon_json="$(docker_daemon_json "$n")"
+  docker_daemon_json "$n" >/dev/null
+  daemon_json="$STATE_DIR/$n/daemon.json"
   install -d -m 0755 "$LOG_DIR/$n"
   # dockerd writes the same pid to --pidfile itself and would take our copy for another
   # daemon's, so start_bg's record goes to a scratch file and dockerd owns docker.pid
@@ -65,6 +71,14 @@ docker_up() {
     if ! is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")"; then
       docker_start "$n"
       started+=("$n")
+    else
+      # a running dockerd rereads daemon.json on SIGHUP; live-restore and runtimes are among
+      # the keys it reloads (dockerd logs "Reloaded configuration")
+      docker_daemon_json "$n" >/dev/null
+      if [ -n "$DOCKER_JSON_CHANGED" ]; then
+        kill -HUP "$(pid_of "$(docker_pidfile "$n")" "$(docker_marker "$n")")"
+        say "docker: dockerd $n rereads $STATE_DIR/$n/daemon.json (SIGHUP)"
+      fi
     fi
   done
   for n in "${started[@]}"; do

@@ -36,6 +36,8 @@ export function mungePayload(method: string, jobId: string): string {
   return `berth.v1/${method}:${jobId}`;
 }
 
+const MUNGED_DOWN = /Failed to access|Did you start munged|socket|Connection refused|No such file or directory/i;
+
 /** Encodes a credential for the calling user (client side). */
 export async function encodeMunge(payload: string, mungeBin = 'munge'): Promise<string> {
   let res: RunResult;
@@ -45,7 +47,10 @@ export async function encodeMunge(payload: string, mungeBin = 'munge'): Promise<
     throw new Error(`cannot run '${mungeBin}' to authenticate to berthd (${(err as Error).message}); is munge installed?`);
   }
   if (res.code !== 0) {
-    throw new Error(`munge failed: ${res.stderr.trim() || `exit ${res.code}`}; is munged running on this node?`);
+    const said = res.stderr.trim().split('\n')[0] || `exit ${res.code}`;
+    // munged stopped: "munge: Error: Failed to access "/run/munge/munge.socket.2": No such file or directory (Did you start munged?)"
+    if (MUNGED_DOWN.test(said)) throw new Error(`munged is not running on this node (${said}); berth authenticates you to berthd with munge: ask the site admins to start it (systemctl start munge)`);
+    throw new Error(`munge could not make a credential to authenticate you to berthd (${said}); ask the site admins to check munge on this node`);
   }
   return res.stdout.trim();
 }

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { mungePayload, parseUnmunge, UnmungeVerifier } from '../../services/shared/munge';
+import { encodeMunge, mungePayload, parseUnmunge, UnmungeVerifier } from '../../services/shared/munge';
 
 function fakeUnmunge(script: string): string {
   const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'berth-munge-')), 'unmunge');
@@ -39,5 +39,20 @@ describe('munge credentials', () => {
   it('refuses what munged reports as replayed', async () => {
     const v = new UnmungeVerifier(fakeUnmunge(`printf '%s' 'STATUS:          Replayed credential (17)\n'; exit 17`));
     await assert.rejects(v.verify('CRED'), /refused: Replayed credential/);
+  });
+
+  it('says in one line that munged is not running, and what to do, when munge cannot reach it', async () => {
+    // what munge 0.5.15 prints with munged stopped (measured, test/e2e/engine-drills.test.ts)
+    const munge = fakeUnmunge('echo \'munge: Error: Failed to access "/run/munge/munge.socket.2": No such file or directory (Did you start munged?)\' >&2; exit 6');
+    await assert.rejects(encodeMunge('berth.v1/GetJob:1', munge), (err: Error) => {
+      assert.equal(err.message.split('\n').length, 1);
+      assert.match(err.message, /^munged is not running on this node \(munge: Error: Failed to access .*\); berth authenticates you to berthd with munge: ask the site admins to start it \(systemctl start munge\)$/);
+      return true;
+    });
+  });
+
+  it('names munge and the site admins for any other munge failure', async () => {
+    const munge = fakeUnmunge('echo "munge: Error: Invalid credential format" >&2; exit 1');
+    await assert.rejects(encodeMunge('berth.v1/GetJob:1', munge), /^Error: munge could not make a credential to authenticate you to berthd \(munge: Error: Invalid credential format\); ask the site admins to check munge on this node$/);
   });
 });
