@@ -264,6 +264,8 @@ describe('fault drills: the node itself', { timeout: 300_000 }, () => {
     assert.deepEqual(errors.map((l) => l.message), [], `berthd ${victim} starts cleanly with /run gone: ${JSON.stringify(errors)}`);
     const reconciled = started.find((l) => l.message === 'reconciled with Slurm');
     assert.deepEqual(drainedNodes(), [], 'no node drained by the reboot');
+    const status = JSON.parse(run('berth', ['status', '--node', victim, '--json']).stdout) as { nodes: { result?: { state: string } }[] };
+    assert.equal(status.nodes[0]?.result?.state, 'AGENT_STATE_SERVING', `berthd ${victim} serving, not drained for container jobs`);
     const stateBack = await until(`${victim} responding in Slurm`, () => {
       const s = run('sinfo', ['-h', '-n', victim, '-o', '%T']).stdout.trim();
       return /\*$/.test(s) ? undefined : s;
