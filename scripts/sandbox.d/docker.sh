@@ -7,7 +7,55 @@
 # namespaces in case a system containerd is running and gets shared. Container logs are bounded
 # (max-size, max-file), as berth's AuthZ plugin requires of users' containers.
 
+# One node's engine (n3) keeps its data-root on a small disk of its own, a loop-mounted ext4
+# image file, so that a test can fill it: the disk-full drill (test/e2e/node-drills.test.ts)
+# pulls an image bigger than what is free there. The others use the machine's disk.
+SMALL_DISK_NODE=n3
+SMALL_DISK_MIB=256
+
 docker_sock() { echo "$RUN_DIR/$1/docker.sock"; }
+docker_data_root() { echo "$STATE_DIR/$1/docker"; }
+docker_disk_image() { echo "$STATE_DIR/$1/docker-disk.ext4"; }
+
+# docker_disk_mounted NODE: the node's data-root is its own disk image, loop-mounted (dockerd's
+# own bind mount of its data-root onto itself does not count)
+docker_disk_mounted() {
+  local img loops src
+  img="$(docker_disk_image "$1")"
+  [ -f "$img" ] || return 1
+  loops="$(losetup -n -O NAME -j "$img" 2>/dev/null)"
+  [ -n "$loops" ] || return 1
+  for src in $(findmnt -rn -o SOURCE --mountpoint "$(docker_data_root "$1")" 2>/dev/null); do
+    grep -qxF "$src" <<<"$loops" && return 0
+  done
+  return 1
+}
+
+# docker_small_disk NODE: makes (once) and mounts the node's disk image on its data-root; an
+# engine that runs on the machine's disk instead (a sandbox made before) is stopped first and
+# its old data-root emptied (its images are pulled again; nothing runs in an idle sandbox)
+docker_small_disk() {
+  local n="$1" img dir
+  [ "$n" = "$SMALL_DISK_NODE" ] || return 0
+  docker_disk_mounted "$n" && return 0
+  img="$(docker_disk_image "$n")"
+  dir="$(docker_data_root "$n")"
+  if docker_running "$n"; then
+    say "docker: moving dockerd $n's data-root onto a ${SMALL_DISK_MIB} MiB disk of its own ($img); restarting dockerd $n"
+    stop_pid "$(docker_pidfile "$n")" "$(docker_marker "$n")" "dockerd $n" 30
+  fi
+  unmount_under "$dir"
+  rm -rf "$dir"
+  install -d -m 0711 "$dir"
+  if [ ! -f "$img" ]; then
+    truncate -s "${SMALL_DISK_MIB}M" "$img.tmp"
+    mkfs.ext4 -q -F -m 0 -L "berth-$n" "$img.tmp" || die "mkfs.ext4 could not make $img.tmp"
+    mv -f "$img.tmp" "$img"
+  fi
+  mount -o loop "$img" "$dir" || die "could not loop-mount $img on $dir (dmesg may say why)"
+  chmod 0711 "$dir"
+  say "docker: $dir is a ${SMALL_DISK_MIB} MiB ext4 disk of its own ($img)"
+}
 docker_pidfile() { echo "$RUN_DIR/$1/docker.pid"; }
 docker_log() { echo "$LOG_DIR/$1/dockerd.log"; }
 docker_marker() { echo "--host unix://$(docker_sock "$1")"; }
@@ -43,7 +91,7 @@ docker_start() {
   # dockerd refuses to start over a pid file whose pid is alive (pid reuse after a hard kill);
   # pid_of said it is not our dockerd, so the file is stale
   rm -f "$pidfile" "$sock"
-  install -d -m 0711 "$STATE_DIR/$n/docker" "$RUN_DIR/$n/docker-exec"
+  install -d -m 0711 "$(docker_data_root "$n")" "$RUN_DIR/$n/docker-exec"
   local daemon_json
   docker_daemon_json "$n" >/dev/null
   daemon_json="$STATE_DIR/$n/daemon.json"
@@ -53,7 +101,7 @@ docker_start() {
   start_bg "$RUN_DIR/$n/dockerd.launch" "$(docker_log "$n")" /usr/sbin/dockerd \
     --config-file "$daemon_json" \
     --host "unix://$sock" \
-    --data-root "$STATE_DIR/$n/docker" \
+    --data-root "$(docker_data_root "$n")" \
     --exec-root "$RUN_DIR/$n/docker-exec" \
     --pidfile "$pidfile" \
     --bridge=none --iptables=false --ip-masq=false \
@@ -68,6 +116,7 @@ docker_up() {
   local n
   local started=()
   for n in "${NODES[@]}"; do
+    docker_small_disk "$n"
     if ! is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")"; then
       docker_start "$n"
       started+=("$n")
@@ -89,6 +138,11 @@ docker_up() {
     wait_for 5 "dockerd $n pid file" is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")" \
       || die "dockerd for $n answers but $(docker_pidfile "$n") does not name it"
     rm -f "$RUN_DIR/$n/dockerd.launch"
+    if [ "$n" = "$SMALL_DISK_NODE" ]; then
+      local driver
+      driver="$(docker -H "unix://$(docker_sock "$n")" info --format '{{.Driver}}' 2>/dev/null)"
+      [ "$driver" = overlay2 ] || die "dockerd $n runs its data-root on $(docker_disk_image "$n") with storage driver '$driver', not overlay2 (log: $(docker_log "$n"))"
+    fi
     say "docker: started dockerd $n (pid $(cat "$(docker_pidfile "$n")"), $(docker_sock "$n"))"
   done
 }

@@ -121,9 +121,12 @@ async function main(): Promise<void> {
 
   const log = createLogger(config.logLevel, config.logFile, config.node);
   log.info('site rules', { file: siteRules.file, sha256: siteRules.sha256, mounts: siteRules.mounts.length, userMounts: siteRules.userMounts.enabled, registries: siteRules.registries });
+  // dockerd's data-root, once dockerd has answered (the node check watches its free space, the runtime gate pins under it)
+  let dataRoot: string | undefined;
   const nodeCheck = new NodeCheck({
     node: config.node, drain, log: log.child({ component: 'node-check' }),
-    check: () => checkNode({ configFile: argv.config ?? '', config: config!, rules: siteRules, rulesOnDisk: siteRulesFileHash(siteRules.file) }),
+    check: () => checkNode({ configFile: argv.config ?? '', config: config!, rules: siteRules, rulesOnDisk: siteRulesFileHash(siteRules.file),
+      engineDisk: dataRoot === undefined ? undefined : { dataRoot, highPercent: config!.imageGc.highPercent } }),
   });
   const lifecycle = new Lifecycle();
   const engine = new DockerodeEngine(dockerSocketPath(config));
@@ -174,7 +177,6 @@ async function main(): Promise<void> {
   const seal = ContainerSeal.loadOrCreate(config.stateDir);
   // berth-runc's gate: every container of a job runs in the job's cgroup, its binds pinned as the user
   const cgroups = new JobCgroups(config.node);
-  let dataRoot: string | undefined;
   const owners = new ContainerOwners(async (id) => {
     const job = table.list().find((j) => j.containerId === id || j.userContainers.includes(id));
     if (!job) return undefined;

@@ -45,6 +45,20 @@ function recordingLog(): Logger & { lines: { level: string; msg: string; meta: R
 }
 
 describe('node check: the file system', () => {
+  it("warns (without blocking jobs) when dockerd's data-root is fuller than the image GC's high watermark", () => {
+    const fs = (freeBytes: number): NodeFs => ({ ...fakeFs(healthy()), space: (p) => (p === '/var/lib/docker' ? { totalBytes: 1000, freeBytes } : undefined) });
+    const subject = { configFile: '/etc/berth/berthd.json', config, rules, rulesOnDisk: rules.sha256, engineDisk: { dataRoot: '/var/lib/docker', highPercent: 85 } };
+    assert.deepEqual(checkNode(subject, fs(200)), [], '80% full: nothing to say');
+    const [p, ...more] = checkNode(subject, fs(100));
+    assert.deepEqual(more, []);
+    assert.equal(p!.blocksJobs, false);
+    assert.equal(p!.path, '/var/lib/docker');
+    assert.equal(p!.setting, '/etc/berth/berthd.json, imageGc.highPercent');
+    assert.match(p!.problem, /fuller than the image GC's high watermark \(85%\).*DISK_FULL and drains the node/);
+    assert.equal(checkNode(subject, fs(50))[0]!.problem, p!.problem, 'the same words as it fills further: logged once');
+    assert.deepEqual(checkNode({ ...subject, engineDisk: undefined }, fs(0)), [], 'not before dockerd said where its data-root is');
+  });
+
   it('passes a node that has everything', () => {
     assert.deepEqual(checkNode({ configFile: '/etc/berth/berthd.json', config, rules, rulesOnDisk: rules.sha256 }, fakeFs(healthy())), []);
   });

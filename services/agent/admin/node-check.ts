@@ -1,11 +1,12 @@
 // What every job needs from this node, checked when berthd starts, on SIGHUP and before
 // each container it makes: the site mounts' sources, berth-init, Slurm's TaskProlog and
-// spool directory, the policy file, and dockerd's runtime finding berthd's runtime gate.
+// spool directory, the policy file, dockerd's runtime finding berthd's runtime gate, and the
+// free space on dockerd's data-root (a warning: a pull that does not fit is a node fault).
 // A finding that blocks jobs (nothing could start here) is a node fault, once: the first job
 // that needs a container fails with the reason, and berthd drains itself for container jobs
 // with that reason (drain-store.ts), so later prologues are refused with it too until an
 // admin fixes the node and runs `berth resume`. Warnings are logged and shown only.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, statfsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BerthError } from '../../shared/errors';
@@ -35,6 +36,8 @@ export interface NodeFs {
   kind(p: string): PathKind | undefined;
   executable(p: string): boolean;
   readable(p: string): boolean;
+  /** the size and free space (for root's processes less the reserve: what a pull can use) of the file system holding p */
+  space?(p: string): { totalBytes: number; freeBytes: number } | undefined;
 }
 
 export const REAL_FS: NodeFs = {
@@ -66,6 +69,14 @@ export const REAL_FS: NodeFs = {
       return false;
     }
   },
+  space: (p) => {
+    try {
+      const st = statfsSync(p);
+      return { totalBytes: st.blocks * st.bsize, freeBytes: st.bavail * st.bsize };
+    } catch {
+      return undefined;
+    }
+  },
 };
 
 export type CheckedConfig = Pick<AgentConfig, 'node' | 'runDir' | 'stateDir' | 'dockerHost' | 'initBinary' | 'rdmaDevices' | 'taskProlog' | 'slurmdSpoolDir' | 'authz'>;
@@ -77,6 +88,8 @@ export interface NodeCheckSubject {
   rules: SiteRules;
   /** sha256 of the site rules file as it is on disk now ('' = unreadable) */
   rulesOnDisk?: string;
+  /** dockerd's data-root (its DockerRootDir, once dockerd answered) and the image GC's high watermark */
+  engineDisk?: { dataRoot: string; highPercent: number };
 }
 
 /** "/scratch does not exist; … (site rules F, mounts.0.source)" */
@@ -137,6 +150,14 @@ export function checkNode(s: NodeCheckSubject, fs: NodeFs = REAL_FS): NodeProble
     if (!guarded.some((g) => under(p, g))) {
       warn(ruleSource(rules, 'protectedPaths'), p, `(berthd's ${key}) is not under a path the site rules deny or protect: berth submit-check lets a job ask to mount it and berthd refuses it only at the prolog; add it to protectedPaths`);
     }
+  }
+
+  // a full engine disk fails pulls and container starts with DISK_FULL, a node fault that drains the node:
+  // say so before it happens (the text stays the same while the figure moves, so it is logged once)
+  const space = s.engineDisk && fs.space?.(s.engineDisk.dataRoot);
+  if (s.engineDisk && space && space.totalBytes > 0 && 100 * (space.totalBytes - space.freeBytes) / space.totalBytes >= s.engineDisk.highPercent) {
+    warn(inConfig('imageGc.highPercent'), s.engineDisk.dataRoot, `(dockerd's data-root) is fuller than the image GC's high watermark (${s.engineDisk.highPercent}%): `
+      + 'an image or a container that does not fit fails its job\'s prolog with DISK_FULL and drains the node; free space (berth prune --all removes unused images) or give dockerd a bigger disk');
   }
 
   if (rules.file && s.rulesOnDisk !== undefined && s.rulesOnDisk !== rules.sha256) {
