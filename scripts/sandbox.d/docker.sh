@@ -65,12 +65,16 @@ docker_ping() { probe unix-http "$(docker_sock "$1")" /_ping; }
 # runtimes for the node's dockerd: berth-runc (berthd's runtime gate in front of runc) is the
 # default, so every container of a job runs in the job's cgroup with its binds pinned; and
 # live-restore, as docs/install.md ships it: job containers outlive a restart of dockerd.
+# berth's AuthZ plugin is named here, not with --authorization-plugin: dockerd 20.10's reload
+# (SIGHUP, `systemctl reload docker`) takes the plugin list from this file alone, and a
+# plugin given as a flag stops being asked after a reload (measured: no request reached it).
 # Prints the file's path; DOCKER_JSON_CHANGED=1 when its content changed.
 DOCKER_JSON_CHANGED=""
 docker_daemon_json() {
   local n="$1" f="$STATE_DIR/$1/daemon.json"
   cat >"$f.tmp" <<JSON
 {
+  "authorization-plugins": ["berth-$n"],
   "live-restore": true,
   "runtimes": {
     "berth": { "path": "$BERTH_LIB/berth-runc", "runtimeArgs": ["--berth-socket=$BERTH_RUN_DIR/$n/runtime.sock", "--berth-runc=$(command -v runc)"] }
@@ -106,7 +110,6 @@ docker_start() {
     --pidfile "$pidfile" \
     --bridge=none --iptables=false --ip-masq=false \
     --containerd-namespace "berth-$n" --containerd-plugins-namespace "berth-$n-plugins" \
-    --authorization-plugin "berth-$n" \
     --log-opt max-size=10m --log-opt max-file=3 \
     --host "tcp://127.0.0.1:$(berthd_docker_tls_port "$n")" --tlsverify \
     --tlscacert "$(berthd_tls_dir "$n")/ca.pem" --tlscert "$(berthd_tls_dir "$n")/server.pem" --tlskey "$(berthd_tls_dir "$n")/server-key.pem"
@@ -117,6 +120,12 @@ docker_up() {
   local started=()
   for n in "${NODES[@]}"; do
     docker_small_disk "$n"
+    if is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")" \
+      && tr '\0' ' ' <"/proc/$(pid_of "$(docker_pidfile "$n")" "$(docker_marker "$n")")/cmdline" | grep -q -- '--authorization-plugin '; then
+      # started by an older sandbox with the plugin as a flag: a reload would drop it; restart
+      say "docker: dockerd $n names berth's AuthZ plugin as a flag, which a reload drops; restarting it"
+      stop_pid "$(docker_pidfile "$n")" "$(docker_marker "$n")" "dockerd $n" 30
+    fi
     if ! is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")"; then
       docker_start "$n"
       started+=("$n")

@@ -195,9 +195,15 @@ async function main(): Promise<void> {
   const checkRuntime = async (): Promise<void> => {
     nodeCheck.setRuntimeProblems(checkDockerRuntime({ ...config, configFile: argv.config }, await engine.runtimes()));
   };
+  let authzAsked: (() => Promise<void>) | undefined;
   const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
     usage: engine, metrics, seal, volumes: engine, faults: new JobFaults(agentFaultsDir(config.runDir, config.node)),
-    siteRules: () => siteRules, nodeReady: (jobId) => nodeCheck.assertReady(jobId),
+    siteRules: () => siteRules,
+    // what every job needs from the node, and that dockerd still asks berth's AuthZ plugin (authz/authz-probe.ts)
+    nodeReady: async (jobId) => {
+      nodeCheck.assertReady(jobId);
+      await authzAsked?.();
+    },
     // where a user reads about their job: scontrol show job, sacct -o AdminComment
     tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {
       execFile('scontrol', ['update', `jobid=${jobId}`, `AdminComment=${text.slice(0, 1000)}`], { timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
@@ -237,8 +243,9 @@ async function main(): Promise<void> {
     ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log, seal,
       expectStart: (id, owner) => owners.expect(id, { ...owner, limits: { ...owner.limits, pids: config.jobPidsLimit } }),
       images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics,
-      siteMountSources: () => siteRules.mounts.map((m) => m.source) })
+      siteMountSources: () => siteRules.mounts.map((m) => m.source), pingWithQuery: (q) => engine.pingWithQuery(q) })
     : undefined;
+  authzAsked = authzPlugin?.checkAsked;
   const servers = await startServers(config.runDir, {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,
     dockerOf: prepared ? (jobId) => prepared.dockerAccess.connection(jobId) : undefined,

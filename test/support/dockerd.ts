@@ -74,9 +74,8 @@ export async function stopDockerd(n: string, timeoutMs = 40_000): Promise<{ sign
   return { signalledAt, goneAt: Date.now() };
 }
 
-/** starts node n's dockerd again with the command line it last ran with; resolves when it answers /_ping */
-export async function startDockerd(n: string, timeoutMs = 60_000): Promise<number> {
-  const argv = dockerdArgv(n);
+/** starts node n's dockerd again with the command line it last ran with (or argv); resolves when it answers /_ping */
+export async function startDockerd(n: string, timeoutMs = 60_000, argv = dockerdArgv(n)): Promise<number> {
   const log = node(n).logs.dockerd ?? `/var/log/berth-sandbox/${n}/dockerd.log`;
   const out = openSync(log, 'a');
   const child = spawn(argv[0]!, argv.slice(1), { cwd: '/', stdio: ['ignore', out, out], detached: true });

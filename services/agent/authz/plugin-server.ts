@@ -22,7 +22,7 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-export async function startPluginServer(opts: { socket: string; specFile: string; authorizer: Authorizer; log: Logger }): Promise<PluginServer> {
+export async function startPluginServer(opts: { socket: string; specFile: string; authorizer: Authorizer; log: Logger; observe?: (uri: string) => void }): Promise<PluginServer> {
   const { socket, specFile, authorizer, log } = opts;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -53,6 +53,7 @@ export async function startPluginServer(opts: { socket: string; specFile: string
     } catch (err) {
       return { Allow: false, Msg: `berth could not read dockerd's authorization request: ${(err as Error).message}` };
     }
+    if (url === AUTHZ_REQUEST) opts.observe?.(parsed.uri);
     return url === AUTHZ_REQUEST ? authorizer.request(parsed) : authorizer.response(parsed);
   }
 

@@ -19,6 +19,7 @@ import { AuditLog } from './audit-log';
 import { Authorizer, type JobPolicyContext, type MappedAction, type PolicyVerdict } from './authorizer';
 import type { NodeCertificateAuthority } from '../certs/node-ca';
 import { DockerAccess } from './docker-access';
+import { AuthzProbe } from './authz-probe';
 import { startPluginServer } from './plugin-server';
 
 /** What the AuthZ plugin and berthd's own checks need from the policy module (policy/site-policy.ts). */
@@ -73,8 +74,10 @@ export async function startAuthzPlugin(opts: {
   metrics?: { authzDecision(allow: boolean): void };
   /** the host sources of the site mounts (site rules), which users' containers may bind too */
   siteMountSources?: () => readonly string[];
+  /** GET /_ping?NAME=VALUE to dockerd, for the check that dockerd asks this plugin at all (authz-probe.ts) */
+  pingWithQuery?: (query: Record<string, string>) => Promise<void>;
   log: Logger;
-}): Promise<{ close(): Promise<void> }> {
+}): Promise<{ close(): Promise<void>; checkAsked?: () => Promise<void> }> {
   const { config, ca, engine, identities, jobs, policy } = opts;
   const authz = config.authz;
   const log = opts.log.child({ component: 'authz' });
@@ -136,13 +139,16 @@ export async function startAuthzPlugin(opts: {
     metrics: opts.metrics,
     log,
   });
+  const probe = opts.pingWithQuery && new AuthzProbe(opts.pingWithQuery, { plugin: authz.pluginName, docker: config.dockerHost });
   const server = await startPluginServer({
     socket: path.join(runDir, 'authz.sock'),
     specFile: path.join(authz.pluginSpecDir, `${authz.pluginName}.spec`),
     authorizer,
     log,
+    observe: probe ? (uri) => probe.observe(uri) : undefined,
   });
   return {
+    checkAsked: probe ? () => probe.check() : undefined,
     close: async () => {
       policy.close();
       await server.close();

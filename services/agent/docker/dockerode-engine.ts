@@ -24,6 +24,14 @@ export class DockerodeEngine implements Engine, StateEngine {
     await this.docker.ping();
   }
 
+  /** GET /_ping?NAME=VALUE: a request dockerd passes through its AuthZ plugins like any other */
+  pingWithQuery(query: Record<string, string>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      // docker-modem builds the query from options for a path ending in '?'
+      this.docker.modem.dial({ path: '/_ping?', method: 'GET', statusCodes: { 200: true }, options: query }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
   /** the local image REF (a name, tag, digest or id); undefined when dockerd has none */
   private async inspectImage(ref: string): Promise<Docker.ImageInspectInfo | undefined> {
     try {

@@ -109,7 +109,7 @@ export interface JobServiceDeps {
    * Before any container is made: throws when the node lacks what every container needs
    * (admin/node-check.ts), after draining the node for container jobs with that reason.
    */
-  nodeReady?: (jobId: string) => void;
+  nodeReady?: (jobId: string) => void | Promise<void>;
   /** the job faults of this node, read by the SPANK plugin (jobs/job-faults.ts) */
   faults?: JobFaults;
   now?: () => Date;
@@ -299,7 +299,7 @@ export class JobService {
    */
   async makeContainer(req: PrologueInput, kind: ContainerKind, log: Logger, lap: (phase: string) => void = () => undefined): Promise<MadeContainer> {
     const { config, engine } = this.d;
-    this.d.nodeReady?.(req.jobId);
+    await this.d.nodeReady?.(req.jobId);
     const site = this.d.siteRules?.() ?? builtinSiteRules();
     try {
       judgeImageRegistry(req.requestedImage || req.image, site);
