@@ -13,8 +13,9 @@
 // The directory is root's, mode 0700; a directory of another owner, a looser mode or a symlink
 // is refused (nobody but root may make berthd end a job). Kept free of heavy imports: the
 // epilog hook loads it.
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from './atomic-write';
 
 export interface SpooledEpilog {
   jobId: string;
@@ -59,15 +60,7 @@ export function spoolEpilog(dir: string, rec: SpooledEpilog): string {
   if (!JOB_ID.test(rec.jobId)) throw new Error(`job id '${rec.jobId}' is not a Slurm job id`);
   ensureSpoolDir(dir);
   const file = path.join(dir, `${rec.jobId}.json`);
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, JSON.stringify(rec) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(rec) + '\n', { mode: 0o600, fsync: true });
   return file;
 }
 

@@ -1,9 +1,10 @@
 // An admin's drain of this node for container jobs (`berth drain`, `berth resume`): kept in
 // stateDir/drain.json (written atomically) so that a restarted berthd stays drained. A
 // drained agent refuses new container jobs at the prologue; running jobs are untouched.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../../shared/errors';
+import { writeFileAtomic } from '../../shared/atomic-write';
 
 export interface DrainState {
   drained: boolean;
@@ -56,9 +57,7 @@ export class DrainStore {
 
   private write(s: DrainState): void {
     mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(s) + '\n', { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeFileAtomic(this.file, JSON.stringify(s) + '\n', { mode: 0o600 });
     this.state = Object.freeze({ ...s });
   }
 

@@ -17,10 +17,11 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { X509Certificate, createPrivateKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { BerthError } from '../../shared/errors';
+import { writeFileAtomic } from '../../shared/atomic-write';
 import {
   JOB_OU_PREFIX, JOB_URI_PREFIX, UID_URI_PREFIX, isCertificateJobId, isCertificateUserName, parseJobFromCertificate, readCertificate,
   type JobIdentity,
@@ -348,12 +349,7 @@ async function create(dir: string, node: string, now: Date): Promise<void> {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
     ],
   }, crypto);
-  const write = (file: string, text: string, mode: number): void => {
-    const tmp = path.join(dir, `.${file}.${process.pid}.tmp`);
-    writeFileSync(tmp, text, { mode });
-    chmodSync(tmp, mode);
-    renameSync(tmp, path.join(dir, file));
-  };
+  const write = (file: string, text: string, mode: number): void => writeFileAtomic(path.join(dir, file), text, { mode });
   write(CA_KEY_FILE, keyPem, 0o600);
   write(CA_CERT_FILE, cert.toString('pem') + '\n', 0o644);
 }

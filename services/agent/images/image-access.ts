@@ -3,8 +3,9 @@
 // user could read it, so another user's job may use the cached copy only after the registry
 // has confirmed, under that user's credentials, that they can read the same digest. Images
 // pulled anonymously or with the site's credentials are not listed: every job may use them.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../../shared/atomic-write';
 
 export interface ImageAccess {
   /** uids confirmed for a private image; undefined when the image is not private */
@@ -55,8 +56,6 @@ export class FileImageAccess extends MemoryImageAccess {
   }
 
   protected override changed(): void {
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries([...this.entries].map(([k, v]) => [k, [...v]]))), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeFileAtomic(this.file, JSON.stringify(Object.fromEntries([...this.entries].map(([k, v]) => [k, [...v]]))), { mode: 0o600 });
   }
 }

@@ -1,9 +1,10 @@
 // When each image was last used by a job on this node (stateDir/image-use.json), for the
 // image GC's least-recently-used order. A lost or torn file only makes images count from
 // their creation time.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageUseLog } from '../housekeeping/image-gc';
+import { writeFileAtomic } from '../../shared/atomic-write';
 
 export class FileImageUseLog implements ImageUseLog {
   private readonly file: string;
@@ -34,8 +35,6 @@ export class FileImageUseLog implements ImageUseLog {
   }
 
   private save(): void {
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.uses), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeFileAtomic(this.file, JSON.stringify(this.uses), { mode: 0o600 });
   }
 }

@@ -10,9 +10,10 @@
 //   code=     berth's error code
 //   reason=   why, as berthd said it
 //   message=  the line each step prints
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { ErrorCode } from '../../shared/errors';
+import { writeFileAtomic } from '../../shared/atomic-write';
 
 export interface JobFault {
   jobId: string;
@@ -38,8 +39,7 @@ export class JobFaults {
   record(f: JobFault): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     const file = this.file(f.jobId);
-    writeFileSync(`${file}.tmp`, `uid=${f.uid}\ncode=${f.code}\nreason=${ONE_LINE(f.reason)}\nmessage=${ONE_LINE(f.message)}\n`, { mode: 0o644 });
-    renameSync(`${file}.tmp`, file);
+    writeFileAtomic(file, `uid=${f.uid}\ncode=${f.code}\nreason=${ONE_LINE(f.reason)}\nmessage=${ONE_LINE(f.message)}\n`, { mode: 0o644 });
   }
 
   get(jobId: string): JobFault | undefined {

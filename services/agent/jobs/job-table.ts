@@ -1,9 +1,10 @@
 // The node's jobs, in memory, with a checkpoint file per job (stateDir/jobs/<id>.json) so
 // that step records survive an agent restart. The engine stays the source of truth: on start
 // the table is rebuilt from container labels and merged with the checkpoints (recover.ts).
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { JobRecord } from './job-record';
+import { writeFileAtomic } from '../../shared/atomic-write';
 
 export class JobTable {
   private readonly jobs = new Map<string, JobRecord>();
@@ -30,9 +31,7 @@ export class JobTable {
 
   checkpoint(job: JobRecord): void {
     const file = this.file(job.jobId);
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(job), { mode: 0o600 });
-    renameSync(tmp, file);
+    writeFileAtomic(file, JSON.stringify(job), { mode: 0o600 });
   }
 
   /** Forgets the job and removes its checkpoint. */

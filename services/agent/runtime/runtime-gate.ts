@@ -3,12 +3,13 @@
 // container it is from its own records — never from the spec or the container's labels — and
 // cannot ask dockerd (dockerd holds the container's lock while it starts it). A container of
 // no job (root's own on this node) passes unchanged.
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../logger';
 import type { JobCgroups, JobLimits } from './job-cgroups';
 import { checkSpec, type ContainerOwner, type SpecContext } from './oci-spec-check';
+import { writeFileAtomic } from '../../shared/atomic-write';
 
 export interface KnownOwner extends ContainerOwner {
   limits: JobLimits;
@@ -140,9 +141,7 @@ export class RuntimeGate {
       return `DENY container ${id.slice(0, 12)} of job ${owner.jobId} may not run: ${verdict.problems.join('; ')}\n`;
     }
     if (this.d.cgroups.supported) this.d.cgroups.ensure(owner.jobId, owner.limits);
-    const tmp = `${file}.berth-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(verdict.spec), { mode: 0o600 });
-    renameSync(tmp, file);
+    writeFileAtomic(file, JSON.stringify(verdict.spec), { mode: 0o600 });
     const gids = [...new Set([owner.gid, ...owner.gids])].join(',') || '-';
     const lines = verdict.pins.map((p) => {
       if (/[\n\0]/.test(p.source)) throw new Error(`the host path ${JSON.stringify(p.source)} holds a newline`);

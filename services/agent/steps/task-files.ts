@@ -9,8 +9,9 @@
 //   env=     NAME=VALUE, one per line: the container's environment (the image's, then berth's);
 //            tasks take these over the host's, except the names in --container-env
 // A file JOB.name-NAME marks a named container the job keeps after the step (--container-name).
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../../shared/atomic-write';
 
 const DOCKER_DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -56,8 +57,7 @@ export class TaskFiles {
       lines.push(`env=${kv}`);
     }
     const f = this.file(jobId, stepId);
-    writeFileSync(f + '.tmp', lines.join('\n') + '\n', { mode: 0o600 });
-    renameSync(f + '.tmp', f);
+    writeFileAtomic(f, lines.join('\n') + '\n', { mode: 0o600 });
   }
 
   read(jobId: string, stepId: string): string | undefined {
