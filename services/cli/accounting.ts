@@ -11,6 +11,7 @@ import { compareRecords, formatCsv, formatJson, type QueriedRecord } from './acc
 import { agentTarget, callMetadata, connect, describeGrpcError } from './agent-client';
 import { fanOut, fanoutExitStatus } from './fanout';
 import { parseTimeSpec, TimeSpecError } from './time-spec';
+import { isJobId } from '../shared/ids';
 
 export const ACCOUNTING_FORMATS = ['csv', 'json'] as const;
 
@@ -53,7 +54,7 @@ export function accountingRequest(a: AccountingArgs, now: Date = new Date()): Qu
   if (since && until && until < since) {
     throw new AccountingUsageError(`--until (${until.toISOString()}) is before --since (${since.toISOString()}); swap them`);
   }
-  if (a.job !== undefined && !/^[0-9]+$/.test(a.job)) throw new AccountingUsageError(`--job '${a.job}' is not a Slurm job id (digits only, e.g. --job 1234)`);
+  if (a.job !== undefined && !isJobId(a.job)) throw new AccountingUsageError(`--job '${a.job}' is not a Slurm job id (digits only, e.g. --job 1234)`);
   if (a.user !== undefined && !/^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$/.test(a.user)) throw new AccountingUsageError(`--user '${a.user}' is not a user name`);
   return {
     since: since?.toISOString() ?? '',

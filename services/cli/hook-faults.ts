@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import type * as grpc from '@grpc/grpc-js';
 import { FAULT_METADATA_KEY, faultCause, type FaultClass } from '../shared/fault-class';
 import { isUnreachable } from './agent-client';
+import { isJobId } from '../shared/ids';
 
 const SCONTROL_TIMEOUT_MS = 10_000;
 /** slurmd gives its prolog a bare environment: find scontrol where Slurm installs it */
@@ -71,7 +72,7 @@ export async function drainForNodeFault(node: string, jobId: string, reason: str
       problems.push(`could not drain ${node} with berth's reason (${(err as Error).message}); slurmd drains it with "Prolog error"`);
     }),
   ];
-  if (/^[0-9]+$/.test(jobId)) {
+  if (isJobId(jobId)) {
     calls.push(scontrol(['update', `jobid=${jobId}`, `admincomment=${reason.slice(0, 1000)}`]).catch(() => undefined));
   }
   await Promise.all(calls);

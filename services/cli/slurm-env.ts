@@ -2,6 +2,7 @@
 // runs the hooks for every job on every node, and jobs without a container must return at once.
 import { readdirSync } from 'node:fs';
 import { agentTasksDir, DEFAULT_RUN_DIR } from '../shared/paths';
+import { isJobId } from '../shared/ids';
 export type Env = Record<string, string | undefined>;
 
 /** The image the job asked for with --container-image (SPANK plugin), or ''. */
@@ -13,7 +14,7 @@ export function containerImage(env: Env): string {
 export function hasStepFiles(env: Env): boolean {
   const job = env.SLURM_JOB_ID ?? '';
   const node = env.SLURMD_NODENAME ?? '';
-  if (!/^[0-9]+$/.test(job) || !node) return false;
+  if (!isJobId(job) || !node) return false;
   try {
     return readdirSync(agentTasksDir(env.BERTH_RUN_DIR || DEFAULT_RUN_DIR, node)).some((f) => f.startsWith(`${job}.`));
   } catch {

@@ -16,6 +16,7 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic-write';
+import { isJobId } from './ids';
 
 export interface SpooledEpilog {
   jobId: string;
@@ -26,7 +27,6 @@ export interface SpooledEpilog {
   reason: string;
 }
 
-const JOB_ID = /^[0-9]+$/;
 const FILE = /^([0-9]+)\.json$/;
 
 export function epilogSpoolDir(runDir: string, node: string): string {
@@ -57,7 +57,7 @@ function checkSpoolDir(dir: string): void {
 
 /** Writes (atomically, mode 0600) the record of an epilog that could not reach berthd; returns its file. */
 export function spoolEpilog(dir: string, rec: SpooledEpilog): string {
-  if (!JOB_ID.test(rec.jobId)) throw new Error(`job id '${rec.jobId}' is not a Slurm job id`);
+  if (!isJobId(rec.jobId)) throw new Error(`job id '${rec.jobId}' is not a Slurm job id`);
   ensureSpoolDir(dir);
   const file = path.join(dir, `${rec.jobId}.json`);
   writeFileAtomic(file, JSON.stringify(rec) + '\n', { mode: 0o600, fsync: true });
@@ -98,6 +98,6 @@ export function readSpooledEpilogs(dir: string): { records: SpooledEpilog[]; bad
 }
 
 export function removeSpooledEpilog(dir: string, jobId: string): void {
-  if (!JOB_ID.test(jobId)) return;
+  if (!isJobId(jobId)) return;
   rmSync(path.join(dir, `${jobId}.json`), { force: true });
 }

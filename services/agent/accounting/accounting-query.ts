@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { BerthError } from '../../shared/errors';
 import { accountingFiles } from './accounting-log';
 import { ACCOUNTING_FORMAT, type AccountingRecord } from './accounting-record';
+import { isJobId } from '../../shared/ids';
 
 export interface AccountingFilter {
   /** ms since the epoch: records that ended at or after it */
@@ -33,7 +34,7 @@ export function parseAccountingFilter(req: { since: string; until: string; jobId
   if (since !== undefined && until !== undefined && until < since) {
     throw new BerthError('INVALID_REQUEST', `QueryAccounting: until (${req.until}) is before since (${req.since}); swap them`);
   }
-  if (req.jobId !== '' && !/^[0-9]+$/.test(req.jobId)) throw new BerthError('INVALID_REQUEST', `QueryAccounting: job id '${req.jobId}' is not a Slurm job id (digits only)`);
+  if (req.jobId !== '' && !isJobId(req.jobId)) throw new BerthError('INVALID_REQUEST', `QueryAccounting: job id '${req.jobId}' is not a Slurm job id (digits only)`);
   return {
     since, until,
     jobId: req.jobId || undefined,

@@ -5,6 +5,7 @@
 // only, so that the plugin's per-request path does not load the X.509 library that issuing
 // needs (node-ca.ts).
 import { X509Certificate } from 'node:crypto';
+import { isJobId } from '../../shared/ids';
 
 export interface JobIdentity {
   /** the CN: dockerd's authz `User` */
@@ -18,7 +19,6 @@ export interface JobIdentity {
 // subjects RFC 2253-escaped, dockerd passes the CN raw), so only the characters POSIX, Slurm
 // and directory-service user names use; 64 is the X.520 upper bound for a CN.
 const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}\$?$/;
-const JOB_ID = /^[0-9]{1,20}$/;
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 export const JOB_OU_PREFIX = 'job-';
@@ -30,7 +30,7 @@ export function isCertificateUserName(user: string): boolean {
 }
 
 export function isCertificateJobId(jobId: string): boolean {
-  return JOB_ID.test(jobId);
+  return isJobId(jobId);
 }
 
 /**

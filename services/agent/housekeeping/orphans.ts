@@ -19,6 +19,7 @@ import type { ContainerSeal } from '../containers/seal';
 import type { ContainerEngine } from '../docker/engine';
 import type { EpilogueOptions, JobService } from '../jobs/job-service';
 import type { Logger } from '../logger';
+import { isJobId } from '../../shared/ids';
 
 const run = promisify(execFile);
 
@@ -83,7 +84,7 @@ export async function jobsOnNode(o: Pick<ReconcileOptions, 'jobs' | 'engine' | '
   for (const c of await o.engine.listByLabel(LABEL.jobId)) {
     const jobId = c.labels[LABEL.jobId] ?? '';
     const role = c.labels[LABEL.role];
-    if (!/^[0-9]+$/.test(jobId)) continue;
+    if (!isJobId(jobId)) continue;
     if (role === ROLE_USER) {
       note(jobId, c.created * 1000);
     } else if (role === ROLE_JOB || role === ROLE_STEP) {

@@ -14,6 +14,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { ErrorCode } from '../../shared/errors';
 import { writeFileAtomic } from '../../shared/atomic-write';
+import { isJobId } from '../../shared/ids';
 
 export interface JobFault {
   jobId: string;
@@ -31,7 +32,7 @@ export class JobFaults {
   constructor(readonly dir: string) {}
 
   private file(jobId: string): string {
-    if (!/^[0-9]+$/.test(jobId)) throw new Error(`'${jobId}' is not a Slurm job id`);
+    if (!isJobId(jobId)) throw new Error(`'${jobId}' is not a Slurm job id`);
     return path.join(this.dir, jobId);
   }
 
@@ -60,7 +61,7 @@ export class JobFaults {
   /** the jobs with a record here, for housekeeping (a record whose job Slurm no longer runs can go) */
   jobs(): string[] {
     try {
-      return readdirSync(this.dir).filter((n) => /^[0-9]+$/.test(n));
+      return readdirSync(this.dir).filter((n) => isJobId(n));
     } catch {
       return [];
     }

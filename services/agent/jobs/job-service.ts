@@ -32,6 +32,7 @@ import { reachablePath } from '../../shared/path-access';
 import { OptionError } from '../../shared/container-options';
 import { builtinSiteRules, type SiteRules } from '../../shared/site-rules';
 import { judgeImageRegistry, type ProtectedPath } from '../../shared/site-rules-check';
+import { isJobId } from '../../shared/ids';
 
 export interface PrologueResult {
   job: JobRecord;
@@ -139,7 +140,7 @@ export class JobService {
 
   /** why the job's container could not be made here, when its prologue failed for a reason of its own */
   fault(jobId: string): JobFault | undefined {
-    return /^[0-9]+$/.test(jobId) ? this.d.faults?.get(jobId) : undefined;
+    return isJobId(jobId) ? this.d.faults?.get(jobId) : undefined;
   }
 
   /**
@@ -170,7 +171,7 @@ export class JobService {
     const e = agentFailure(req.jobId, err);
     // berthd's log has the failure from the handler (server/agent-service.ts), with its class
     if (!(e instanceof BerthError)) return e;
-    if ((e.fault ?? faultOf(e.code)) === 'node' || !this.d.faults || !/^[0-9]+$/.test(req.jobId)) {
+    if ((e.fault ?? faultOf(e.code)) === 'node' || !this.d.faults || !isJobId(req.jobId)) {
       return e.fault === 'node' || faultOf(e.code) === 'node' ? e : new BerthError(e.code, e.message, { cause: e.cause, fault: 'node' });
     }
     const reason = e.message.replace(new RegExp(`^job ${req.jobId}: `), '');
@@ -444,7 +445,7 @@ export class JobService {
    * forgets it. Idempotent; concurrent calls for one job share one run.
    */
   epilogue(jobId: string, opts: EpilogueOptions = {}): Promise<EpilogueResult> {
-    if (!/^[0-9]+$/.test(jobId)) return Promise.reject(new BerthError('INVALID_REQUEST', `job id '${jobId}' is not a Slurm job id (digits only)`));
+    if (!isJobId(jobId)) return Promise.reject(new BerthError('INVALID_REQUEST', `job id '${jobId}' is not a Slurm job id (digits only)`));
     const running = this.ending.get(jobId);
     if (running) return running;
     const p = this.runEpilogue(jobId, opts).finally(() => this.ending.delete(jobId));

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { BerthError } from '../../shared/errors';
 import { type ContainerOptions, formatMounts, OptionError, parseContainerName, parseEnvNames, parseMounts, parseWorkdir } from '../../shared/container-options';
+import { isJobId } from '../../shared/ids';
 
 export interface PrologueInput {
   jobId: string;
@@ -25,7 +26,7 @@ export function checkPrologueRequest(req: PrologueInput): void {
   const bad = (msg: string): never => {
     throw new BerthError('INVALID_REQUEST', `job ${req.jobId || '(no id)'}: ${msg}`);
   };
-  if (!/^[0-9]+$/.test(req.jobId)) bad(`job id '${req.jobId}' is not a Slurm job id (digits only)`);
+  if (!isJobId(req.jobId)) bad(`job id '${req.jobId}' is not a Slurm job id (digits only)`);
   if (req.uid === 0 || req.gid === 0) {
     throw new BerthError('ROOT_JOB_REFUSED', `job ${req.jobId}: container jobs may not run as root (uid ${req.uid}, gid ${req.gid}); submit the job as an ordinary user`);
   }

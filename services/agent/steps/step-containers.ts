@@ -19,6 +19,7 @@ import type { Logger } from '../logger';
 import type { TaskFiles } from './task-files';
 import path from 'node:path';
 import { rmSync } from 'node:fs';
+import { isJobId } from '../../shared/ids';
 
 export interface StepPrologueInput extends Omit<PrologueInput, 'cpus' | 'memoryBytes' | 'workDir'> {
   stepId: string;
@@ -74,7 +75,7 @@ export class StepContainers {
     const bad = (msg: string): never => {
       throw new BerthError('INVALID_REQUEST', `job ${req.jobId} step ${req.stepId}: ${msg}`);
     };
-    if (!/^[0-9]+$/.test(req.jobId)) bad(`job id '${req.jobId}' is not a Slurm job id (digits only)`);
+    if (!isJobId(req.jobId)) bad(`job id '${req.jobId}' is not a Slurm job id (digits only)`);
     if (!STEP_ID.test(req.stepId)) bad(`step id '${req.stepId}' is not a Slurm step id`);
     const o: ContainerOptions = req.options ?? { mounts: [], workdir: '', envNames: [], name: '' };
     const log = this.d.log.child({ job: req.jobId, step: req.stepId });
@@ -122,7 +123,7 @@ export class StepContainers {
 
   /** The task file goes; the step's own container too, unless it is named (kept for the job). */
   async epilogue(jobId: string, stepId: string, outcome?: { exitCode: number; signal: string }): Promise<{ containerRemoved: boolean }> {
-    if (!/^[0-9]+$/.test(jobId) || !STEP_ID.test(stepId)) throw new BerthError('INVALID_REQUEST', `'${jobId}.${stepId}' is not a Slurm job and step id`);
+    if (!isJobId(jobId) || !STEP_ID.test(stepId)) throw new BerthError('INVALID_REQUEST', `'${jobId}.${stepId}' is not a Slurm job and step id`);
     this.d.files.remove(jobId, stepId);
     // a step that began before berthd restarted: recovery marked it killed; its real end replaces that
     const rec = this.records.get(`${jobId}.${stepId}`) ?? this.d.jobs.get(jobId)?.steps.find((s) => s.cutByRestart && s.stepId === stepId);

@@ -12,6 +12,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic-write';
+import { isJobId } from '../../shared/ids';
 
 const DOCKER_DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -40,7 +41,7 @@ export class TaskFiles {
   constructor(readonly dir: string) {}
 
   private file(jobId: string, key: string): string {
-    if (!/^[0-9]+$/.test(jobId) || !/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`bad task file name ${jobId}.${key}`);
+    if (!isJobId(jobId) || !/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`bad task file name ${jobId}.${key}`);
     return path.join(this.dir, `${jobId}.${key}`);
   }
 
