@@ -43,6 +43,15 @@ sleep 8`;
     const nodes = waitFor('the job to run', () => (jobState(jobId) === 'RUNNING' ? run('squeue', ['-h', '-j', jobId, '-o', '%N']).stdout.trim() : undefined));
     const names = run('scontrol', ['show', 'hostnames', nodes]).stdout.trim().split('\n');
     for (const n of names) waitFor(`a step container of job ${jobId} on ${n}`, () => stepContainers(n, jobId).length === 1 || undefined);
+    // berth containers lists each with its role (read from the engine by berth's labels)
+    const listed = run('berth', ['containers', '--nodes', names.join(','), '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const doc = JSON.parse(listed.stdout) as { nodes: { node: string; result?: { containers: { kind: string; jobId: string; id: string }[] } }[] };
+    for (const n of names) {
+      const mine = doc.nodes.find((x) => x.node === n)?.result?.containers.filter((c) => c.jobId === jobId) ?? [];
+      assert.deepEqual(mine.map((c) => c.kind), ['CONTAINER_KIND_STEP'], `berth containers on ${n}: ${listed.stdout}`);
+      assert.ok(stepContainers(n, jobId)[0] && mine[0]!.id.startsWith(stepContainers(n, jobId)[0]!), 'the same container docker ps shows');
+    }
     waitFor('the step to end', () => /step-exit=/.test(readFileSync(out, 'utf8')) || undefined, 60_000);
     assert.equal(jobState(jobId), 'RUNNING', 'the job goes on after the step');
     for (const n of names) waitFor(`the step container of job ${jobId} on ${n} removed at step end`, () => stepContainers(n, jobId).length === 0 || undefined, 20_000);
