@@ -53,7 +53,7 @@ import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
 import { StepContainers } from './steps/step-containers';
 import { TaskFiles } from './steps/task-files';
-import { agentFaultsDir, agentTasksDir } from '../shared/paths';
+import { agentFaultsDir, agentJobsStateDir, agentTasksDir } from '../shared/paths';
 import { JobFaults } from './jobs/job-faults';
 import { AGENT_VERSION } from '../shared/version';
 
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
   const nodeRun = path.join(config.runDir, config.node);
   const runtimeGate = new RuntimeGate({
     socket: path.join(nodeRun, 'runtime.sock'), node: config.node, owners, cgroups, dataRoot: () => dataRoot,
-    berthFiles: [config.initBinary, path.join(config.stateDir, 'jobs'), config.taskProlog, config.slurmdSpoolDir],
+    berthFiles: [config.initBinary, agentJobsStateDir(config.stateDir), config.taskProlog, config.slurmdSpoolDir],
     jobDevices: () => expandDevices(config.rdmaDevices), pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
   });
   await runtimeGate.start();

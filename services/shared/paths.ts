@@ -29,3 +29,16 @@ export function agentTasksDir(runDir: string, node: string): string {
 export function agentFaultsDir(runDir: string, node: string): string {
   return path.join(runDir, node, 'faults');
 }
+
+/**
+ * berthd's per-job state under stateDir: jobs/JOB.json (the checkpoint, jobs/job-table.ts) and
+ * jobs/JOB/ (the job container's passwd and group, a step container's files in jobs/JOB/NAME/),
+ * root's, removed by the job's epilogue
+ */
+export function agentJobsStateDir(stateDir: string): string {
+  return path.join(stateDir, 'jobs');
+}
+
+export function agentJobStateDir(stateDir: string, jobId: string): string {
+  return path.join(agentJobsStateDir(stateDir), jobId);
+}

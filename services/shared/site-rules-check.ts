@@ -95,7 +95,7 @@ export function judgeImageRegistry(image: string, rules: SiteRules): void {
   } catch {
     return; // malformed: the reference's own check says why
   }
-  const from = registryKey(domain || 'docker.io');
+  const from = registryKey(domain);
   if (rules.registries.map(registryKey).includes(from)) return;
   throw new OptionError(`--container-image=${image}: the registry ${from} is not one this site lets jobs use (${ruleSource(rules, 'registries')}: ${rules.registries.join(', ')}); use an image from one of those`);
 }

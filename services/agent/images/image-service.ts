@@ -15,6 +15,7 @@ import { type ImageAccess, MemoryImageAccess } from './image-access';
 import { classifyRegistryError } from '../../shared/images/registry-errors';
 import { isDiskFull, isEngineStorageFailure, isEngineUnreachable } from '../docker/engine-errors';
 import { SingleFlight } from './single-flight';
+import { registryHost } from '../../shared/images/registry-host';
 
 export interface EnsuredImage {
   ref: ImageReference;
@@ -61,7 +62,7 @@ export class ImageService {
     const began = Date.now();
     const ref = parseImageReference(reference);
     const creds = opts.user ? this.credentialStore.forUser(opts.user) : this.credentialStore.site();
-    const auth = await creds.lookup(ref.domain || 'docker.io');
+    const auth = await creds.lookup(registryHost(ref.domain));
     let digest = ref.digest;
     /** the registry has just shown this caller the digest, under their credentials */
     let confirmed = false;

@@ -33,6 +33,8 @@ import { OptionError } from '../../shared/container-options';
 import { builtinSiteRules, type SiteRules } from '../../shared/site-rules';
 import { judgeImageRegistry, type ProtectedPath } from '../../shared/site-rules-check';
 import { isJobId } from '../../shared/ids';
+import { registryHost } from '../../shared/images/registry-host';
+import { agentJobStateDir } from '../../shared/paths';
 
 export interface PrologueResult {
   job: JobRecord;
@@ -273,7 +275,7 @@ export class JobService {
       provenance: {
         account: req.account ?? '',
         partition: req.partition ?? '',
-        registry: image.ref.domain || 'docker.io',
+        registry: registryHost(image.ref.domain),
         mounts: mountsFromBinds((spec.body.HostConfig as { Binds: string[] }).Binds),
         devices: (spec.body.HostConfig as { Devices: { PathOnHost: string }[] }).Devices.map((d) => d.PathOnHost),
         pulled: image.pulled,
@@ -429,7 +431,7 @@ export class JobService {
 
   /** Per-job files (passwd, group), removed by the epilogue. */
   private jobDir(jobId: string): string {
-    return path.join(this.d.config.stateDir, 'jobs', jobId);
+    return agentJobStateDir(this.d.config.stateDir, jobId);
   }
 
   /** A container left under the job's name (a failed or interrupted earlier prologue) is removed. */

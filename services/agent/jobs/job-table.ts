@@ -5,13 +5,14 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { JobRecord } from './job-record';
 import { writeFileAtomic } from '../../shared/atomic-write';
+import { agentJobsStateDir } from '../../shared/paths';
 
 export class JobTable {
   private readonly jobs = new Map<string, JobRecord>();
   private readonly dir: string;
 
   constructor(stateDir: string) {
-    this.dir = path.join(stateDir, 'jobs');
+    this.dir = agentJobsStateDir(stateDir);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 

@@ -1,17 +1,14 @@
 // Which registry an image reference pulls from, as dockerd normalizes it: no registry part
-// means Docker Hub (docker.io, also spelt index.docker.io and registry-1.docker.io). Image
+// means Docker Hub (shared/images/registry-host.ts has its other names). Image
 // ids and bare hex are refused: dockerd resolves them to whatever local image has that id,
 // which may have come from anywhere.
 import { parseImageReference } from '../../shared/images/reference';
+import { registryHost } from '../../shared/images/registry-host';
 
-const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 const IMAGE_ID = /^(?:sha256:)?[0-9a-f]{1,64}$/i;
 
 /** A registry as written in a policy, normalized for comparison. */
-export function normalizeRegistry(r: string): string {
-  const low = r.toLowerCase();
-  return DOCKER_HUB.has(low) ? 'docker.io' : low;
-}
+export const normalizeRegistry = registryHost;
 
 /** Why `ref` is not from one of `registries`, or undefined when it is. */
 export function registryViolation(ref: string, registries: readonly string[]): string | undefined {
@@ -24,7 +21,7 @@ export function registryViolation(ref: string, registries: readonly string[]): s
   } catch (err) {
     return `it is not a valid image reference (${(err as Error).message.replace(/^image reference '.*?' is malformed: /, '')}); it must be an image from ${list}`;
   }
-  const from = normalizeRegistry(domain || 'docker.io');
+  const from = registryHost(domain);
   if (allowed.includes(from)) return undefined;
   return `it must be an image from ${list} (${ref} is from ${from})`;
 }

@@ -20,6 +20,7 @@ import type { TaskFiles } from './task-files';
 import path from 'node:path';
 import { rmSync } from 'node:fs';
 import { isJobId } from '../../shared/ids';
+import { agentJobStateDir } from '../../shared/paths';
 
 export interface StepPrologueInput extends Omit<PrologueInput, 'cpus' | 'memoryBytes' | 'workDir'> {
   stepId: string;
@@ -176,7 +177,7 @@ export class StepContainers {
   }
 
   private stepDir(jobId: string, name: string): string {
-    return path.join(this.d.stateDir, 'jobs', jobId, name);
+    return path.join(agentJobStateDir(this.d.stateDir, jobId), name);
   }
 
   private jobTarget(jobId: string): Target | undefined {

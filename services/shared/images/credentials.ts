@@ -5,6 +5,7 @@
 // by whoever it speaks for, and readable by nobody else — the rule ssh applies to keys.
 import { constants, promises as fs } from 'node:fs';
 import { BerthError } from '../errors';
+import { registryHost } from './registry-host';
 
 export interface RegistryAuth {
   username?: string;
@@ -21,13 +22,8 @@ export interface RegistryAuth {
 export type CredentialLookup = (registry: string) => Promise<RegistryAuth | undefined>;
 
 const MAX_CONFIG_BYTES = 1 << 20;
-const HUB_ALIASES = new Set(['', 'docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
-
 /** The key under which a registry's credentials are filed: host[:port], Docker Hub as docker.io. */
-export function registryKey(hostOrUrl: string): string {
-  const host = hostOrUrl.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
-  return HUB_ALIASES.has(host) ? 'docker.io' : host;
-}
+export const registryKey = registryHost;
 
 export interface DockerConfigCredentials {
   auths: Map<string, Omit<RegistryAuth, 'registry' | 'source'>>;

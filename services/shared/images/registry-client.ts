@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { RegistryAuth } from './credentials';
 import { parseImageReference } from './reference';
+import { DOCKER_HUB, DOCKER_HUB_API, registryHost } from './registry-host';
 
 const ACCEPT = [
   'application/vnd.oci.image.index.v1+json',
@@ -75,8 +76,8 @@ export class RegistryClient implements DigestResolver {
   }
 
   private manifestUrl(domain: string, path: string, tagOrDigest: string): { host: string; url: string } {
-    const host = domain === '' || domain === 'docker.io' ? 'registry-1.docker.io' : domain;
-    const repo = host === 'registry-1.docker.io' && !path.includes('/') ? `library/${path}` : path;
+    const host = registryHost(domain) === DOCKER_HUB ? DOCKER_HUB_API : domain;
+    const repo = host === DOCKER_HUB_API && !path.includes('/') ? `library/${path}` : path;
     return { host, url: `${isLoopback(host) ? 'http' : 'https'}://${host}/v2/${repo}/manifests/${tagOrDigest}` };
   }
 

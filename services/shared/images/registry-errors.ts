@@ -2,6 +2,7 @@
 // not there, the registry cannot be reached, or something else the registry said.
 import { BerthError } from '../errors';
 import type { ImageReference } from './reference';
+import { registryHost } from './registry-host';
 
 function detailOf(err: unknown): string {
   const e = err as { json?: { message?: string }; message?: string } | null;
@@ -18,7 +19,7 @@ const AUTH = /unauthorized|authentication required|no basic auth credentials|inc
 export function classifyRegistryError(ref: ImageReference, err: unknown): BerthError {
   if (err instanceof BerthError) return err;
   const detail = detailOf(err);
-  const registry = ref.domain || 'docker.io';
+  const registry = registryHost(ref.domain);
   if ((err as { authRefused?: boolean } | null)?.authRefused || AUTH.test(detail)) {
     const todo = (err as { anonymous?: boolean }).anonymous === false
       ? `log in again with docker login ${registry}`
