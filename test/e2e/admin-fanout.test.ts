@@ -9,18 +9,10 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { node, sandbox } from '../support/stack';
 import { containersOfJob, jobDir, jobIdFrom, jobState, resumeNodes, run, slurmdLog, waitFor } from '../support/slurm';
+import { alive } from '../support/berthd';
 
 const BERTHD = '/usr/local/sbin/berthd';
 const pidFile = (n: string) => `/run/berth-sandbox/${n}/berthd.pid`;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/^State:\s*Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 function stopBerthd(n: string): void {
   const pid = Number(readFileSync(pidFile(n), 'utf8').trim());

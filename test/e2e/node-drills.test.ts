@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BerthdLog, berthdPid, ensureBerthd, sleep, until, waitServing } from '../support/berthd';
+import { alive, BerthdLog, berthdPid, ensureBerthd, sleep, until, waitServing } from '../support/berthd';
 import { forgetImage, pushPaddedImage } from '../support/images';
 import { assertDrillInvariants, drainedNodes, jobFields, jobRecordsOn } from '../support/invariants';
 import { containersOfJob, jobDir, jobIdFrom, readIfExists, run, resumeNodes } from '../support/slurm';
@@ -133,15 +133,6 @@ function unmountNode(n: string): string[] {
     if (spawnSync('umount', [m]).status !== 0) spawnSync('umount', ['-l', m]);
   }
   return mounts;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/^State:\s*Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 describe('fault drills: the node itself', { timeout: 300_000 }, () => {

@@ -10,7 +10,8 @@ import { run } from './slurm';
 const BERTHD = '/usr/local/sbin/berthd';
 export const pidFile = (n: string): string => `/run/berth-sandbox/${n}/berthd.pid`;
 
-function alive(pid: number): boolean {
+/** the process exists and is not a zombie (a killed daemon not yet reaped still has a pid) */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return !/^State:\s*Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -4,19 +4,10 @@
 // in /, output appended to the node's dockerd.log). dockerd writes its pid file itself.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { sleep, until } from './berthd';
+import { alive, sleep, until } from './berthd';
 import { node } from './stack';
 
 export const dockerPidFile = (n: string): string => `/run/berth-sandbox/${n}/docker.pid`;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/^State:\s*Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 /** the pid of node n's dockerd (its pid file, checked against its command line), or undefined */
 export function dockerdPid(n: string): number | undefined {
