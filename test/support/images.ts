@@ -32,8 +32,11 @@ export function pushAsSite(dockerSocket: string, tag: string): void {
 
 const APPLETS = ['sh', 'cat', 'sleep', 'touch', 'ls', 'id', 'test', 'echo', 'grep', 'cut', 'pwd', 'kill', 'true', 'false'];
 
-/** pushes TAG holding busybox (as /bin/sh and friends) and `files` (path → content) */
-export function pushBusyboxImage(tag: string, files: Record<string, string>): void {
+/**
+ * pushes TAG as a busybox image (as /bin/sh and friends, /tmp 1777) to which `fill` adds its
+ * files in the image's root directory; imported on n1's engine, pushed, and removed there again
+ */
+function pushBusyboxRoot(tag: string, fill: (root: string) => void): void {
   const sock = node('n1').dockerSocket;
   const root = mkdtempSync(path.join(os.tmpdir(), 'berth-image-'));
   try {
@@ -41,16 +44,23 @@ export function pushBusyboxImage(tag: string, files: Record<string, string>): vo
     execFileSync('chmod', ['1777', path.join(root, 'tmp')]);
     execFileSync('cp', ['/bin/busybox', path.join(root, 'bin/busybox')]);
     for (const a of APPLETS) execFileSync('ln', ['-s', 'busybox', path.join(root, 'bin', a)]);
-    for (const [f, text] of Object.entries(files)) {
-      mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
-      writeFileSync(path.join(root, f), text);
-    }
+    fill(root);
     execFileSync('sh', ['-c', `tar -C ${root} -c . | docker -H unix://${sock} import - ${tag} >/dev/null`]);
     pushAsSite(sock, tag);
     execFileSync('docker', ['-H', `unix://${sock}`, 'rmi', tag], { stdio: 'ignore' });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** pushes TAG holding busybox (as /bin/sh and friends) and `files` (path → content) */
+export function pushBusyboxImage(tag: string, files: Record<string, string>): void {
+  pushBusyboxRoot(tag, (root) => {
+    for (const [f, text] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
+      writeFileSync(path.join(root, f), text);
+    }
+  });
 }
 
 /**
@@ -61,13 +71,7 @@ export function pushBusyboxImage(tag: string, files: Record<string, string>): vo
 export async function pushPaddedImage(tag: string, megabytes: number): Promise<string> {
   const existing = await registryDigest(tag);
   if (existing) return existing;
-  const sock = node('n1').dockerSocket;
-  const root = mkdtempSync(path.join(os.tmpdir(), 'berth-image-'));
-  try {
-    for (const d of ['bin', 'etc', 'tmp']) mkdirSync(path.join(root, d), { mode: 0o755 });
-    execFileSync('chmod', ['1777', path.join(root, 'tmp')]);
-    execFileSync('cp', ['/bin/busybox', path.join(root, 'bin/busybox')]);
-    for (const a of APPLETS) execFileSync('ln', ['-s', 'busybox', path.join(root, 'bin', a)]);
+  pushBusyboxRoot(tag, (root) => {
     writeFileSync(path.join(root, 'etc/padded-release'), `padded ${megabytes} MB\n`);
     const pad = openSync(path.join(root, 'pad'), 'w');
     try {
@@ -75,12 +79,7 @@ export async function pushPaddedImage(tag: string, megabytes: number): Promise<s
     } finally {
       closeSync(pad);
     }
-    execFileSync('sh', ['-c', `tar -C ${root} -c . | docker -H unix://${sock} import - ${tag} >/dev/null`]);
-    pushAsSite(sock, tag);
-    execFileSync('docker', ['-H', `unix://${sock}`, 'rmi', tag], { stdio: 'ignore' });
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  });
   const digest = await registryDigest(tag);
   if (!digest) throw new Error(`pushed ${tag}, but the registry does not list it`);
   return digest;
