@@ -53,6 +53,7 @@ import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
 import { StepContainers } from './steps/step-containers';
 import { TaskFiles } from './steps/task-files';
+import { remoteRoles } from './server/method-table';
 import { agentFaultsDir, agentJobsStateDir, agentTasksDir } from '../shared/paths';
 import { JobFaults } from './jobs/job-faults';
 import { AGENT_VERSION } from '../shared/version';
@@ -224,7 +225,7 @@ async function main(): Promise<void> {
     node: config.node, stateDir: config.stateDir, stopGraceSeconds: config.stopGraceSeconds, log,
   });
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000),
-    config.remoteAccess && new RemoteAccessPolicy(config.remoteAccess.clients));
+    config.remoteAccess && new RemoteAccessPolicy(config.remoteAccess.clients, remoteRoles()));
   const containers = () => listManagedContainers(engine, config.node, jobs.list());
   // what JobEpilogue does, for jobs berthd ends itself (reconcile at start, orphan sweep, spooled epilogs)
   const endJob = async (jobId: string, opts: EpilogueOptions) => {

@@ -1,6 +1,6 @@
 // One catalogue of berth's coded errors. Every message says what was wrong and what to do;
 // the gRPC status for each code is fixed here so that the server maps errors in one place.
-import { status } from '@grpc/grpc-js';
+import { status } from './grpc-status';
 
 export const ERROR_STATUS = {
   INVALID_REQUEST: status.INVALID_ARGUMENT,

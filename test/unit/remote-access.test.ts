@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { certificateIdentities, RemoteAccessPolicy } from '../../services/agent/auth/remote-access';
+import { remoteRoles } from '../../services/agent/server/method-table';
 
 const cert = (cn: string, san = '') => ({ subject: { CN: cn } as never, subjectaltname: san });
 
 describe('remote access roles', () => {
-  const policy = new RemoteAccessPolicy({ 'ops-ro': ['read'], 'spiffe://site/ops': ['admin'] });
+  const policy = new RemoteAccessPolicy({ 'ops-ro': ['read'], 'spiffe://site/ops': ['admin'] }, remoteRoles());
 
   it('takes the identity from the CN or a DNS, URI or email SAN', () => {
     assert.deepEqual(certificateIdentities(cert('a', 'DNS:b.site, IP Address:10.0.0.1, URI:spiffe://site/ops, email:c@site')), ['a', 'b.site', 'spiffe://site/ops', 'c@site']);

@@ -8,19 +8,6 @@ import { BerthError } from '../../shared/errors';
 
 export type Role = 'read' | 'admin';
 
-/** The role each method needs over TCP; a method absent here is never served over TCP. */
-export const METHOD_ROLE: Readonly<Record<string, Role>> = Object.freeze({
-  GetStatus: 'read',
-  ListJobs: 'read',
-  GetJob: 'read',
-  ListContainers: 'read',
-  ListImages: 'read',
-  QueryAccounting: 'read',
-  PullImage: 'admin',
-  PruneImages: 'admin',
-  SetDrain: 'admin',
-});
-
 export interface RemoteCaller {
   kind: 'remote';
   identity: string;
@@ -43,7 +30,8 @@ export function certificateIdentities(cert: Pick<PeerCertificate, 'subject' | 's
 export class RemoteAccessPolicy {
   private readonly clients: ReadonlyMap<string, readonly Role[]>;
 
-  constructor(clients: Readonly<Record<string, readonly Role[]>>) {
+  /** METHOD_ROLES: the role each method needs over TCP (server/method-table.ts remoteRoles); a method absent is never served over TCP */
+  constructor(clients: Readonly<Record<string, readonly Role[]>>, private readonly methodRoles: Readonly<Record<string, Role>>) {
     this.clients = new Map(Object.entries(clients));
   }
 
@@ -55,7 +43,7 @@ export class RemoteAccessPolicy {
       throw new BerthError('PERMISSION_DENIED', `${method}: the client certificate (${ids.length ? ids.join(', ') : 'no CN or SAN'}) is signed by the site CA but names no client in berthd's remoteAccess.clients; an admin adds its CN there with the roles it needs`);
     }
     const roles = this.clients.get(identity)!;
-    const needed = METHOD_ROLE[method];
+    const needed = Object.hasOwn(this.methodRoles, method) ? this.methodRoles[method] : undefined;
     if (needed === undefined) {
       throw new BerthError('PERMISSION_DENIED', `${method} is not served over TCP: it belongs to the node's Slurm hooks and job steps (the local sockets)`);
     }

@@ -1,9 +1,20 @@
-// JobRecord → berth.v1.Job, and errors → gRPC status, in one place.
+// berth.v1 messages ↔ berthd's own types, and errors → gRPC status, in one place: the method
+// table (method-table.ts) speaks domain types on one side and proto messages on the other
+// only through these.
 import * as grpc from '@grpc/grpc-js';
 import { BerthError } from '../../shared/errors';
 import { FAULT_METADATA_KEY, faultOf } from '../../shared/fault-class';
+import type { ContainerOptions } from '../../shared/container-options';
+import type { ContainerOptions__Output } from '../../shared/gen/berth/v1/ContainerOptions';
+import type { ExecStart__Output } from '../../shared/gen/berth/v1/ExecStart';
 import type { Job } from '../../shared/gen/berth/v1/Job';
+import type { DrainState } from '../admin/drain-store';
+import type { ManagedContainerView } from '../admin/managed-containers';
+import type { NodeStatus } from '../admin/node-status';
+import type { ImageView } from '../housekeeping/image-cache';
+import type { ImageGcResult } from '../housekeeping/image-gc';
 import type { JobRecord } from '../jobs/job-record';
+import type { StepRequest } from '../steps/step-runner';
 
 export function toProtoJob(j: JobRecord, docker?: { host: string; certPath: string }): Job {
   return {
@@ -34,6 +45,55 @@ export function toProtoJob(j: JobRecord, docker?: { host: string; certPath: stri
       startTime: s.startTime,
       endTime: s.endTime,
     })),
+  };
+}
+
+export function toProtoDrain(s: DrainState) {
+  return { drained: s.drained, reason: s.reason, since: s.since, by: s.by };
+}
+
+export function toProtoStatus(s: NodeStatus) {
+  return { ...s, state: `AGENT_STATE_${s.state}` as const, drain: toProtoDrain(s.drain) };
+}
+
+export function toProtoImage(i: ImageView) {
+  return {
+    id: i.id, repoDigests: i.repoDigests, repoTags: i.repoTags, sizeBytes: i.sizeBytes, created: new Date(i.created * 1000).toISOString(),
+    lastUsed: i.lastUsed ? new Date(i.lastUsed).toISOString() : '', inUse: i.inUse,
+  };
+}
+
+export function toProtoPruned(res: ImageGcResult) {
+  return {
+    removed: res.removed.map((x) => ({ id: x.id, repoDigests: [x.ref], sizeBytes: x.sizeBytes })),
+    freedBytes: res.freedBytes,
+    diskUsagePercent: res.usagePercent,
+    skipped: res.skipped ?? '',
+  };
+}
+
+export function toProtoContainer(c: ManagedContainerView) {
+  return { ...c, kind: `CONTAINER_KIND_${c.kind}` as const };
+}
+
+function fromToggle(t: string): boolean | undefined {
+  return t === 'TOGGLE_ON' ? true : t === 'TOGGLE_OFF' ? false : undefined;
+}
+
+/** the --container-* options of a JobPrologue or StepPrologue request */
+export function fromProtoOptions(o: ContainerOptions__Output | null): ContainerOptions {
+  return {
+    mounts: (o?.mounts ?? []).map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
+    workdir: o?.workdir ?? '', envNames: o?.envNames ?? [], name: o?.name ?? '',
+    mountHome: fromToggle(o?.mountHome ?? ''), readOnly: fromToggle(o?.readOnly ?? ''),
+  };
+}
+
+/** ExecStep's `start` message as the step it asks for */
+export function fromProtoExecStart(s: ExecStart__Output): StepRequest {
+  return {
+    stepId: s.stepId, taskId: s.taskId, argv: s.argv, cwd: s.cwd, env: s.env, tty: s.tty,
+    ...(s.tty && s.rows > 0 && s.cols > 0 ? { size: { rows: s.rows, cols: s.cols } } : {}),
   };
 }
 
