@@ -6,6 +6,7 @@ import type { Job__Output } from '../shared/gen/berth/v1/Job';
 import type { GetJobResponse__Output } from '../shared/gen/berth/v1/GetJobResponse';
 import { agentTarget, callMetadata, connect, describeGrpcError, unaryCall } from './agent-client';
 import { shortState, table } from './format';
+import type { JobId } from '../shared/ids';
 
 export function defaultNode(env: Record<string, string | undefined>): string {
   return env.SLURMD_NODENAME || os.hostname().split('.')[0] || 'localhost';
@@ -44,7 +45,7 @@ async function query(command: string, node: string, method: string, jobId: strin
 }
 
 /** `berth docker-env`: shell exports that point the docker CLI at this node's dockerd as the job's user. */
-export function dockerEnv(node: string, jobId: string, out: (s: string) => void): Promise<number> {
+export function dockerEnv(node: string, jobId: JobId, out: (s: string) => void): Promise<number> {
   return query('docker-env', node, 'GetJob', jobId, async (client, md) => {
     const res = await unaryCall<object, GetJobResponse__Output>(client.GetJob.bind(client), { jobId }, md, 10_000);
     if (!res.job?.dockerHost) throw new Error(`Docker access is not enabled on node ${node} (berthd config: authz)`);
@@ -52,7 +53,7 @@ export function dockerEnv(node: string, jobId: string, out: (s: string) => void)
   }, out);
 }
 
-export function showJob(node: string, jobId: string, json: boolean, out: (s: string) => void): Promise<number> {
+export function showJob(node: string, jobId: JobId, json: boolean, out: (s: string) => void): Promise<number> {
   return query('job', node, 'GetJob', jobId, async (client, md) => {
     const res = await unaryCall<object, GetJobResponse__Output>(client.GetJob.bind(client), { jobId }, md, 10_000);
     if (!res.job) throw new Error(`no job ${jobId}`);

@@ -5,6 +5,7 @@ import { runExec } from './exec';
 import type { FleetCommand, FleetOptions } from './fleet-run';
 import { runHook } from './hook';
 import { UsageError } from './usage-error';
+import { type JobId, parseJobId } from '../shared/ids';
 import { AGENT_VERSION as VERSION } from '../shared/version';
 
 const FLEET_EPILOG = 'Exit status: 0 every node answered, 3 some did (the others are on stderr, or error entries with --json), 1 none did, 2 bad usage.';
@@ -46,6 +47,15 @@ function fleetOpts(a: FleetArgs, env: Record<string, string | undefined>): Fleet
 async function fleet<T>(cmd: FleetCommand<T>, a: FleetArgs, env: Record<string, string | undefined>): Promise<number> {
   const { runFleet } = await import('./fleet-run');
   return runFleet(cmd, fleetOpts(a, env), { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) });
+}
+
+/** a job id from the command line, parsed once here: a malformed one is a usage error */
+function jobArg(value: string, where: string): JobId {
+  try {
+    return parseJobId(value, where);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 export async function runCli(args: string[]): Promise<number> {
@@ -126,7 +136,7 @@ async function parse(args: string[]): Promise<number> {
       .positional('id', { type: 'string', demandOption: true })
       .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
       .option('json', { type: 'boolean', default: false, describe: 'JSON output for scripts' }), async (a) => {
-      code = await showJob(a.node, a.id, a.json, out);
+      code = await showJob(a.node, jobArg(a.id, 'berth job'), a.json, out);
     })
     .command('accounting', "Accounting records (a job's and each step's, per node) from nodes' agents, merged by start time", (y) => y
       .option('since', { type: 'string', default: '1d', describe: 'records that ended at or after: ISO time (2026-05-01T08:00:00Z), a duration ago (30m, 2h, 7d) or now-30m' })
@@ -144,7 +154,7 @@ async function parse(args: string[]): Promise<number> {
       .option('node', { type: 'string', default: defaultNode(env), describe: 'node to ask' })
       .option('job', { type: 'string', default: env.SLURM_JOB_ID, describe: 'job id (default: SLURM_JOB_ID)' }), async (a) => {
       if (!a.job) throw new UsageError('docker-env needs a job: run it inside an allocation, or pass --job ID');
-      code = await dockerEnv(a.node, a.job, out);
+      code = await dockerEnv(a.node, jobArg(a.job, '--job'), out);
     })
     .demandCommand(1, 'say which command to run (see berth --help)')
     .strict()

@@ -7,6 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { ExecStepResponse__Output } from '../shared/gen/berth/v1/ExecStepResponse';
 import { agentTarget, callMetadata, connect, describeGrpcError } from './agent-client';
 import { type Env, nodeName } from './slurm-env';
+import { type JobId, parseJobId } from '../shared/ids';
 import { type ExitHooks, RawTerminal, type TtyInput, type TtyOutput, wantTty, windowSize } from './terminal';
 
 export { parseExecArgs } from './terminal';
@@ -36,8 +37,13 @@ export async function runExec(command: string[], env: Env, io: ExecIo, opts: Exe
     io.stderr.write(`berth exec: ${msg}\n`);
     return EXIT_BERTH_ERROR;
   };
-  const jobId = env.SLURM_JOB_ID;
-  if (!jobId) return fail('not inside a Slurm allocation (SLURM_JOB_ID is not set); run it as `srun berth exec -- CMD` in a job submitted with --container-image');
+  if (!env.SLURM_JOB_ID) return fail('not inside a Slurm allocation (SLURM_JOB_ID is not set); run it as `srun berth exec -- CMD` in a job submitted with --container-image');
+  let jobId: JobId;
+  try {
+    jobId = parseJobId(env.SLURM_JOB_ID, 'SLURM_JOB_ID');
+  } catch (err) {
+    return fail((err as Error).message);
+  }
   if (command.length === 0) return fail('no command given; usage: berth exec [--] CMD [ARGS...]');
   const node = nodeName(env, '');
   if (!node) return fail('SLURMD_NODENAME is not set, so the node is unknown; run berth exec through srun');

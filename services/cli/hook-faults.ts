@@ -10,6 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { FAULT_METADATA_KEY, faultCause, type FaultClass } from '../shared/fault-class';
 import { isUnreachable } from './agent-client';
 import { isJobId } from '../shared/ids';
+import { BerthError } from '../shared/errors';
 
 const SCONTROL_TIMEOUT_MS = 10_000;
 /** slurmd gives its prolog a bare environment: find scontrol where Slurm installs it */
@@ -23,6 +24,8 @@ export interface HookFailure {
 
 /** Whose fault a failed call is: 'job' only when berthd says so; anything else is the node's. */
 export function hookFailure(err: unknown): HookFailure {
+  // the hook's own refusal before it called berthd (a malformed id in Slurm's environment)
+  if (err instanceof BerthError) return { fault: 'node', code: err.code };
   const e = err as Partial<grpc.ServiceError> | null;
   const md = e?.metadata;
   const said = (key: string): string | undefined => {

@@ -12,6 +12,7 @@ import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
 import { type ContainerOptions, optionsFromEnv } from '../shared/container-options';
 import { drainForNodeFault, drainReason, hookFailure, type Scontrol, scontrolFor } from './hook-faults';
+import { parseJobId, parseStepId } from '../shared/ids';
 
 /** the container options as JobPrologueRequest and StepPrologueRequest carry them */
 function optionFields(o: ContainerOptions) {
@@ -78,6 +79,7 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
   // through a restart of berthd: hook-retry.ts
   const windowMs = retryWindowMs(env);
   try {
+    parseJobId(jobId, 'SLURM_JOB_ID');
     if (kind === 'prolog') {
       const req = prologueRequest(env);
       if (!Number.isInteger(req.uid) || !Number.isInteger(req.gid)) {
@@ -157,15 +159,17 @@ export async function runStepHook(kind: 'step-prolog' | 'step-epilog', env: Env,
   const windowMs = retryWindowMs(env);
   const where = `job ${env.SLURM_JOB_ID ?? '?'} step ${env.SLURM_STEP_ID ?? '?'} on ${target.node}`;
   try {
+    const jobId = parseJobId(env.SLURM_JOB_ID ?? '', 'SLURM_JOB_ID');
+    parseStepId(env.SLURM_STEP_ID ?? '', 'SLURM_STEP_ID');
     if (kind === 'step-prolog') {
       const req = stepPrologueRequest(env);
       const timeoutMs = secondsFromEnv(env.BERTH_PROLOG_TIMEOUT_SECONDS, 600_000);
-      const { value: res } = await hookCall(target, 'StepPrologue', req.jobId,
+      const { value: res } = await hookCall(target, 'StepPrologue', jobId,
         (c, md, ms): Promise<StepPrologueResponse__Output> => unaryCall(c.StepPrologue.bind(c), req, md, ms), { windowMs, timeoutMs });
       // on stdout: the SPANK plugin reads it after a successful hook and shows it on task 0's stderr
       for (const w of res.warnings ?? []) process.stdout.write(`${w}\n`);
     } else {
-      await hookCall(target, 'StepEpilogue', env.SLURM_JOB_ID ?? '', (c, md, ms) => unaryCall(c.StepEpilogue.bind(c), stepEpilogueRequest(env), md, ms), { windowMs, timeoutMs: 120_000 });
+      await hookCall(target, 'StepEpilogue', jobId, (c, md, ms) => unaryCall(c.StepEpilogue.bind(c), stepEpilogueRequest(env), md, ms), { windowMs, timeoutMs: 120_000 });
     }
     return 0;
   } catch (err) {

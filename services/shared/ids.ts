@@ -34,12 +34,12 @@ const at = (where: string | undefined): string => (where ? `${where}: ` : '');
 export function parseJobId(value: string, where?: string): JobId {
   if (isJobId(value)) return value;
   const what = value === '' ? 'no job id was given' : `job id '${value}' is not a Slurm job id`;
-  throw new BerthError('INVALID_REQUEST', `${at(where)}${what}: give the job's number as squeue shows it (digits only, at most 20, e.g. 1234)`);
+  throw new BerthError('INVALID_REQUEST', `${at(where)}${what}: a job id is digits only, at most 20, as squeue shows it (e.g. 1234)`);
 }
 
 /** VALUE as a step id (digits or `batch`), or INVALID_REQUEST saying so. */
 export function parseStepId(value: string, where?: string): StepId {
   if (isStepId(value)) return value;
   const what = value === '' ? 'no step id was given' : `step id '${value}' is not a Slurm step id`;
-  throw new BerthError('INVALID_REQUEST', `${at(where)}${what}: give the step's number as squeue --steps shows it after the dot, or 'batch' (slurmstepd sets SLURM_STEP_ID)`);
+  throw new BerthError('INVALID_REQUEST', `${at(where)}${what}: a step id is digits or 'batch', as squeue --steps shows it after the job id and a dot (e.g. 1234.0)`);
 }

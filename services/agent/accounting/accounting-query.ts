@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { BerthError } from '../../shared/errors';
 import { accountingFiles } from './accounting-log';
 import { ACCOUNTING_FORMAT, type AccountingRecord } from './accounting-record';
-import { isJobId } from '../../shared/ids';
+import { parseJobId } from '../../shared/ids';
 
 export interface AccountingFilter {
   /** ms since the epoch: records that ended at or after it */
@@ -34,10 +34,9 @@ export function parseAccountingFilter(req: { since: string; until: string; jobId
   if (since !== undefined && until !== undefined && until < since) {
     throw new BerthError('INVALID_REQUEST', `QueryAccounting: until (${req.until}) is before since (${req.since}); swap them`);
   }
-  if (req.jobId !== '' && !isJobId(req.jobId)) throw new BerthError('INVALID_REQUEST', `QueryAccounting: job id '${req.jobId}' is not a Slurm job id (digits only)`);
   return {
     since, until,
-    jobId: req.jobId || undefined,
+    jobId: req.jobId === '' ? undefined : parseJobId(req.jobId, 'QueryAccounting'),
     user: req.user || undefined,
     uid: req.uid || undefined,
     jobsOnly: req.jobsOnly,

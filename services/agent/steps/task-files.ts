@@ -12,7 +12,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic-write';
-import { isJobId } from '../../shared/ids';
+import { type JobId, parseJobId, parseStepId } from '../../shared/ids';
 
 const DOCKER_DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -37,12 +37,21 @@ export function processStartTime(pid: number): number {
   }
 }
 
+/**
+ * The task files of this node. The names are made of ids, and a root process (the SPANK
+ * plugin) reads what they hold: every id is parsed here before it becomes part of a name.
+ */
 export class TaskFiles {
   constructor(readonly dir: string) {}
 
-  private file(jobId: string, key: string): string {
-    if (!isJobId(jobId) || !/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`bad task file name ${jobId}.${key}`);
+  private file(jobId: JobId, key: string): string {
+    if (!/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`bad task file name ${jobId}.${key}`);
     return path.join(this.dir, `${jobId}.${key}`);
+  }
+
+  /** JOB.STEP, the file a step's tasks read */
+  private stepFile(jobId: string, stepId: string): string {
+    return this.file(parseJobId(jobId, 'task file'), parseStepId(stepId, 'task file'));
   }
 
   write(jobId: string, stepId: string, t: TaskTarget): void {
@@ -57,32 +66,33 @@ export class TaskFiles {
       if (kv.includes('\n') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || t.keepEnv.includes(name)) continue;
       lines.push(`env=${kv}`);
     }
-    const f = this.file(jobId, stepId);
+    const f = this.stepFile(jobId, stepId);
     writeFileAtomic(f, lines.join('\n') + '\n', { mode: 0o600 });
   }
 
   read(jobId: string, stepId: string): string | undefined {
     try {
-      return readFileSync(this.file(jobId, stepId), 'utf8');
+      return readFileSync(this.stepFile(jobId, stepId), 'utf8');
     } catch {
       return undefined;
     }
   }
 
   remove(jobId: string, stepId: string): void {
-    rmSync(this.file(jobId, stepId), { force: true });
+    rmSync(this.stepFile(jobId, stepId), { force: true });
   }
 
   markNamed(jobId: string, name: string): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeFileSync(this.file(jobId, `name-${name}`), '', { mode: 0o600 });
+    writeFileSync(this.file(parseJobId(jobId, 'task file'), `name-${name}`), '', { mode: 0o600 });
   }
 
   /** every file of the job; true when there was any */
   removeJob(jobId: string): boolean {
+    const job = parseJobId(jobId, 'task file');
     let names: string[];
     try {
-      names = readdirSync(this.dir).filter((n) => n.startsWith(`${jobId}.`));
+      names = readdirSync(this.dir).filter((n) => n.startsWith(`${job}.`));
     } catch {
       return false;
     }
