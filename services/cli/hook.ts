@@ -79,6 +79,7 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
   // through a restart of berthd: hook-retry.ts
   const windowMs = retryWindowMs(env);
   try {
+    // checked before berthd is asked: a malformed id is the node's fault (Slurm or the hook misconfigured)
     parseJobId(jobId, 'SLURM_JOB_ID');
     if (kind === 'prolog') {
       const req = prologueRequest(env);
