@@ -42,7 +42,8 @@
 #include <unistd.h>
 #include <slurm/slurm.h>
 #include "berth_confine.h"
-#include "berth_spank.h"
+#include "berth_run.h"
+#include "berth_spank_tasks.h"
 
 #define TASK_FILE_MAX 262144
 
