@@ -18,7 +18,8 @@ command -v gcc >/dev/null || die "gcc not found; run scripts/install-deps.sh (in
 mkdir -p "$OUT"
 
 # the plugin: entry points (berth_spank.c) over the task code (berth_spank_tasks.c), the berth
-# runner (berth_run.c) and the confinement copy (berth_confine.c)
+# runner (berth_run.c) and the confinement copy (berth_confine.c); berth_options.h is generated
+# from services/shared/spank-options.ts (npm run gen) and checked in, so gcc alone builds it
 CFLAGS_NATIVE=(-O2 -Wall -Wextra -Werror)
 gcc -shared -fPIC "${CFLAGS_NATIVE[@]}" -I/usr/include/slurm \
   -o "$OUT/berth_spank.so.tmp" "$SRC/berth_spank.c" "$SRC/berth_spank_tasks.c" "$SRC/berth_run.c" "$SRC/berth_confine.c" \

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "berth_options.h"
 #include "berth_run.h"
 #include "berth_spank_tasks.h"
 
@@ -32,27 +33,43 @@ SPANK_PLUGIN(berth, 1);
 #define BERTH_VALUE_MAX 4096
 
 /*
- * The option family, named as pyxis names them. Each has an environment variable that is
- * used when the option is not on the command line; the value that wins is handed to
- * `berth submit-check` in that same variable. Each pair of flags sets one variable.
+ * The option family, named as pyxis names them (berth_options.h, generated from
+ * services/shared/spank-options.ts). Each option sets a variable, which is used when the
+ * option is not on the command line; the value that wins is handed to `berth submit-check`
+ * in that same variable. A pair of flags (--container-writable/-readonly) sets one variable.
  */
-enum { OPT_IMAGE, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_MOUNT_HOME, OPT_READONLY, OPT_BATCH, OPT_COUNT };
-
-static const char *const opt_env[OPT_COUNT] = {
-    "BERTH_CONTAINER_IMAGE", "BERTH_CONTAINER_MOUNTS", "BERTH_CONTAINER_WORKDIR",
-    "BERTH_CONTAINER_ENV", "BERTH_CONTAINER_NAME", "BERTH_CONTAINER_MOUNT_HOME",
-    "BERTH_CONTAINER_READONLY", "BERTH_CONTAINER_BATCH",
-};
-static const char *const opt_name[OPT_COUNT] = {
-    "image", "mounts", "workdir", "env", "name", "mount-home", "readonly", "batch",
-};
+static const char *const opt_env[OPT_COUNT] = BERTH_OPTION_VARS;
 static char *opt_value[OPT_COUNT];
 /* flags: which of a pair was given, to refuse both */
 static int flag_seen[OPT_COUNT][2];
 
+static int option_cb(int val, const char *optarg, int remote);
+static struct spank_option options[] = { BERTH_SPANK_OPTIONS(option_cb) };
+enum { N_OPTIONS = sizeof options / sizeof options[0] };
+
+/* the first option (in the table's order) that sets variable opt */
+static const struct spank_option *option_of(int opt)
+{
+    for (int k = 0; k < N_OPTIONS; k++)
+        if (options[k].val / 2 == opt)
+            return &options[k];
+    return NULL;
+}
+
 static int is_flag(int opt)
 {
-    return opt == OPT_MOUNT_HOME || opt == OPT_READONLY || opt == OPT_BATCH;
+    const struct spank_option *o = option_of(opt);
+    return o != NULL && o->has_arg == 0;
+}
+
+/* "--A and --B": the two flags that set variable opt, in the table's order */
+static void flag_pair(int opt, char *out, size_t n)
+{
+    const char *names[2] = { "?", "?" };
+    for (int k = 0, i = 0; k < N_OPTIONS && i < 2; k++)
+        if (options[k].val / 2 == opt)
+            names[i++] = options[k].name;
+    snprintf(out, n, "--%s and --%s", names[0], names[1]);
 }
 
 /* val: option index * 2 + (flag value for the boolean ones) */
@@ -67,18 +84,18 @@ static int option_cb(int val, const char *optarg, int remote)
     if (is_flag(opt)) {
         flag_seen[opt][on] = 1;
         if (flag_seen[opt][0] && flag_seen[opt][1]) {
-            slurm_error("berth: %s are given together; choose one",
-                        opt == OPT_MOUNT_HOME ? "--container-mount-home and --no-container-mount-home"
-                                              : "--container-writable and --container-readonly");
+            char pair[128];
+            flag_pair(opt, pair, sizeof pair);
+            slurm_error("berth: %s are given together; choose one", pair);
             return ESPANK_BAD_ARG;
         }
         value = on ? "1" : "0";
     } else if (value == NULL || value[0] == '\0') {
-        slurm_error("berth: --container-%s needs a value (see srun --help)", opt_name[opt]);
+        slurm_error("berth: --%s needs a value (see srun --help)", option_of(opt)->name);
         return ESPANK_BAD_ARG;
     }
     if (strlen(value) > BERTH_VALUE_MAX) {
-        slurm_error("berth: --container-%s is longer than %d characters", opt_name[opt], BERTH_VALUE_MAX);
+        slurm_error("berth: --%s is longer than %d characters", option_of(opt)->name, BERTH_VALUE_MAX);
         return ESPANK_BAD_ARG;
     }
     char *copy = strdup(value);
@@ -91,24 +108,11 @@ static int option_cb(int val, const char *optarg, int remote)
     return ESPANK_SUCCESS;
 }
 
-static struct spank_option options[] = {
-    { "container-image", "IMAGE", "[berth] run in a Docker container made from IMAGE (env BERTH_CONTAINER_IMAGE)", 1, OPT_IMAGE * 2, option_cb },
-    { "container-mounts", "SRC[:DST[:ro]][,...]", "[berth] bind-mount host paths into the container (env BERTH_CONTAINER_MOUNTS)", 1, OPT_MOUNTS * 2, option_cb },
-    { "container-workdir", "PATH", "[berth] working directory inside the container (env BERTH_CONTAINER_WORKDIR)", 1, OPT_WORKDIR * 2, option_cb },
-    { "container-env", "NAME[,...]", "[berth] host variables that win over the image's (env BERTH_CONTAINER_ENV)", 1, OPT_ENV * 2, option_cb },
-    { "container-name", "NAME", "[berth] name the container; later steps of the job join it by name (env BERTH_CONTAINER_NAME)", 1, OPT_NAME * 2, option_cb },
-    { "container-mount-home", NULL, "[berth] bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=1)", 0, OPT_MOUNT_HOME * 2 + 1, option_cb },
-    { "no-container-mount-home", NULL, "[berth] do not bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=0)", 0, OPT_MOUNT_HOME * 2, option_cb },
-    { "container-writable", NULL, "[berth] writable container root file system (env BERTH_CONTAINER_READONLY=0)", 0, OPT_READONLY * 2, option_cb },
-    { "container-readonly", NULL, "[berth] read-only container root file system (env BERTH_CONTAINER_READONLY=1)", 0, OPT_READONLY * 2 + 1, option_cb },
-    { "container-batch", NULL, "[berth] sbatch: run the batch script itself in the job's container (env BERTH_CONTAINER_BATCH=1)", 0, OPT_BATCH * 2 + 1, option_cb },
-};
-
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
     (void)ac;
     (void)av;
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    for (int i = 0; i < N_OPTIONS; i++) {
         spank_err_t rc = spank_option_register(sp, &options[i]);
         if (rc != ESPANK_SUCCESS) {
             slurm_error("berth: cannot register --%s: %s", options[i].name, spank_strerror(rc));
@@ -134,7 +138,7 @@ static void srun_explicit(int explicit[OPT_COUNT])
     buf[n] = '\0';
     for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
         const char *arg = buf + i;
-        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++) {
+        for (int k = 0; k < N_OPTIONS; k++) {
             size_t len = strlen(options[k].name);
             if (strncmp(arg, "--", 2) == 0 && strncmp(arg + 2, options[k].name, len) == 0 && (arg[2 + len] == '\0' || arg[2 + len] == '='))
                 explicit[options[k].val / 2] = 1;
