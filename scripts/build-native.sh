@@ -17,19 +17,23 @@ command -v gcc >/dev/null || die "gcc not found; run scripts/install-deps.sh (in
 
 mkdir -p "$OUT"
 
-gcc -shared -fPIC -O2 -Wall -Werror -I/usr/include/slurm \
-  -o "$OUT/berth_spank.so.tmp" "$SRC/berth_spank.c" "$SRC/berth_spank_tasks.c" "$SRC/berth_confine.c" \
-  || die "compiling $SRC/berth_spank*.c failed (see above)"
+# the plugin: entry points (berth_spank.c) over the task code (berth_spank_tasks.c), the berth
+# runner (berth_run.c) and the confinement copy (berth_confine.c); berth_options.h is generated
+# from services/shared/spank-options.ts (npm run gen) and checked in, so gcc alone builds it
+CFLAGS_NATIVE=(-O2 -Wall -Wextra -Werror)
+gcc -shared -fPIC "${CFLAGS_NATIVE[@]}" -I/usr/include/slurm \
+  -o "$OUT/berth_spank.so.tmp" "$SRC/berth_spank.c" "$SRC/berth_spank_tasks.c" "$SRC/berth_run.c" "$SRC/berth_confine.c" \
+  || die "compiling the plugin ($SRC/berth_spank.c, berth_spank_tasks.c, berth_run.c, berth_confine.c) failed (see above)"
 mv -f "$OUT/berth_spank.so.tmp" "$OUT/berth_spank.so"
 echo "build-native: $OUT/berth_spank.so"
 
-gcc -O2 -Wall -Werror -o "$OUT/berth-runc.tmp" "$SRC/berth-runc.c" \
+gcc "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-runc.tmp" "$SRC/berth-runc.c" \
   || die "compiling $SRC/berth-runc.c failed (see above)"
 mv -f "$OUT/berth-runc.tmp" "$OUT/berth-runc"
 echo "build-native: $OUT/berth-runc"
 
 if [ -f "$SRC/berth-init.c" ]; then
-  gcc -static -O2 -Wall -o "$OUT/berth-init.tmp" "$SRC/berth-init.c" \
+  gcc -static "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-init.tmp" "$SRC/berth-init.c" \
     || die "compiling $SRC/berth-init.c failed (see above); a static build needs libc6-dev"
   mv -f "$OUT/berth-init.tmp" "$OUT/berth-init"
   echo "build-native: $OUT/berth-init"

@@ -5,6 +5,10 @@
  * when the option is not given.
  *
  * Only option plumbing lives here; everything else is done by berthd and the berth hooks.
+ * This file holds the SPANK entry points and the allocator and local (srun) side; the
+ * remote side, slurmstepd's native launch of a container step's tasks, is
+ * berth_spank_tasks.c, and running the berth command is berth_run.c. Both sit below this
+ * file: neither calls back into it.
  * The options are registered with spank_option_register() in slurm_spank_init because a
  * static spank_options table is seen by srun only, not by sbatch/salloc (allocator context).
  * In allocator and local context `berth submit-check` (run as the user) checks the values and
@@ -20,39 +24,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "berth_spank.h"
+#include "berth_options.h"
+#include "berth_run.h"
+#include "berth_spank_tasks.h"
 
 SPANK_PLUGIN(berth, 1);
 
-#ifndef BERTH_BIN
-#define BERTH_BIN "/usr/local/bin/berth"
-#endif
 #define BERTH_VALUE_MAX 4096
 
 /*
- * The option family, named as pyxis names them. Each has an environment variable that is
- * used when the option is not on the command line; the value that wins is handed to
- * `berth submit-check` in that same variable. Each pair of flags sets one variable.
+ * The option family, named as pyxis names them (berth_options.h, generated from
+ * services/shared/spank-options.ts). Each option sets a variable, which is used when the
+ * option is not on the command line; the value that wins is handed to `berth submit-check`
+ * in that same variable. A pair of flags (--container-writable/-readonly) sets one variable.
  */
-enum { OPT_IMAGE, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_MOUNT_HOME, OPT_READONLY, OPT_BATCH, OPT_COUNT };
-
-static const char *const opt_env[OPT_COUNT] = {
-    "BERTH_CONTAINER_IMAGE", "BERTH_CONTAINER_MOUNTS", "BERTH_CONTAINER_WORKDIR",
-    "BERTH_CONTAINER_ENV", "BERTH_CONTAINER_NAME", "BERTH_CONTAINER_MOUNT_HOME",
-    "BERTH_CONTAINER_READONLY", "BERTH_CONTAINER_BATCH",
-};
-static const char *const opt_name[OPT_COUNT] = {
-    "image", "mounts", "workdir", "env", "name", "mount-home", "readonly", "batch",
-};
+static const char *const opt_env[OPT_COUNT] = BERTH_OPTION_VARS;
 static char *opt_value[OPT_COUNT];
 /* flags: which of a pair was given, to refuse both */
 static int flag_seen[OPT_COUNT][2];
 
+static int option_cb(int val, const char *optarg, int remote);
+static struct spank_option options[] = { BERTH_SPANK_OPTIONS(option_cb) };
+enum { N_OPTIONS = sizeof options / sizeof options[0] };
+
+/* the first option (in the table's order) that sets variable opt */
+static const struct spank_option *option_of(int opt)
+{
+    for (int k = 0; k < N_OPTIONS; k++)
+        if (options[k].val / 2 == opt)
+            return &options[k];
+    return NULL;
+}
+
 static int is_flag(int opt)
 {
-    return opt == OPT_MOUNT_HOME || opt == OPT_READONLY || opt == OPT_BATCH;
+    const struct spank_option *o = option_of(opt);
+    return o != NULL && o->has_arg == 0;
+}
+
+/* "--A and --B": the two flags that set variable opt, in the table's order */
+static void flag_pair(int opt, char *out, size_t n)
+{
+    const char *names[2] = { "?", "?" };
+    for (int k = 0, i = 0; k < N_OPTIONS && i < 2; k++)
+        if (options[k].val / 2 == opt)
+            names[i++] = options[k].name;
+    snprintf(out, n, "--%s and --%s", names[0], names[1]);
 }
 
 /* val: option index * 2 + (flag value for the boolean ones) */
@@ -67,18 +84,18 @@ static int option_cb(int val, const char *optarg, int remote)
     if (is_flag(opt)) {
         flag_seen[opt][on] = 1;
         if (flag_seen[opt][0] && flag_seen[opt][1]) {
-            slurm_error("berth: %s are given together; choose one",
-                        opt == OPT_MOUNT_HOME ? "--container-mount-home and --no-container-mount-home"
-                                              : "--container-writable and --container-readonly");
+            char pair[128];
+            flag_pair(opt, pair, sizeof pair);
+            slurm_error("berth: %s are given together; choose one", pair);
             return ESPANK_BAD_ARG;
         }
         value = on ? "1" : "0";
     } else if (value == NULL || value[0] == '\0') {
-        slurm_error("berth: --container-%s needs a value (see srun --help)", opt_name[opt]);
+        slurm_error("berth: --%s needs a value (see srun --help)", option_of(opt)->name);
         return ESPANK_BAD_ARG;
     }
     if (strlen(value) > BERTH_VALUE_MAX) {
-        slurm_error("berth: --container-%s is longer than %d characters", opt_name[opt], BERTH_VALUE_MAX);
+        slurm_error("berth: --%s is longer than %d characters", option_of(opt)->name, BERTH_VALUE_MAX);
         return ESPANK_BAD_ARG;
     }
     char *copy = strdup(value);
@@ -91,24 +108,11 @@ static int option_cb(int val, const char *optarg, int remote)
     return ESPANK_SUCCESS;
 }
 
-static struct spank_option options[] = {
-    { "container-image", "IMAGE", "[berth] run in a Docker container made from IMAGE (env BERTH_CONTAINER_IMAGE)", 1, OPT_IMAGE * 2, option_cb },
-    { "container-mounts", "SRC[:DST[:ro]][,...]", "[berth] bind-mount host paths into the container (env BERTH_CONTAINER_MOUNTS)", 1, OPT_MOUNTS * 2, option_cb },
-    { "container-workdir", "PATH", "[berth] working directory inside the container (env BERTH_CONTAINER_WORKDIR)", 1, OPT_WORKDIR * 2, option_cb },
-    { "container-env", "NAME[,...]", "[berth] host variables that win over the image's (env BERTH_CONTAINER_ENV)", 1, OPT_ENV * 2, option_cb },
-    { "container-name", "NAME", "[berth] name the container; later steps of the job join it by name (env BERTH_CONTAINER_NAME)", 1, OPT_NAME * 2, option_cb },
-    { "container-mount-home", NULL, "[berth] bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=1)", 0, OPT_MOUNT_HOME * 2 + 1, option_cb },
-    { "no-container-mount-home", NULL, "[berth] do not bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=0)", 0, OPT_MOUNT_HOME * 2, option_cb },
-    { "container-writable", NULL, "[berth] writable container root file system (env BERTH_CONTAINER_READONLY=0)", 0, OPT_READONLY * 2, option_cb },
-    { "container-readonly", NULL, "[berth] read-only container root file system (env BERTH_CONTAINER_READONLY=1)", 0, OPT_READONLY * 2 + 1, option_cb },
-    { "container-batch", NULL, "[berth] sbatch: run the batch script itself in the job's container (env BERTH_CONTAINER_BATCH=1)", 0, OPT_BATCH * 2 + 1, option_cb },
-};
-
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
     (void)ac;
     (void)av;
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    for (int i = 0; i < N_OPTIONS; i++) {
         spank_err_t rc = spank_option_register(sp, &options[i]);
         if (rc != ESPANK_SUCCESS) {
             slurm_error("berth: cannot register --%s: %s", options[i].name, spank_strerror(rc));
@@ -116,95 +120,6 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
         }
     }
     return 0;
-}
-
-void berth_parse_args(int ac, char **av, struct berth_args *a)
-{
-    a->berth = BERTH_BIN;
-    a->site_registries = NULL;
-    a->run_dir = "/run/berth";
-    for (int i = 0; i < ac; i++) {
-        if (strncmp(av[i], "berth=", 6) == 0)
-            a->berth = av[i] + 6;
-        else if (strncmp(av[i], "site_registries=", 16) == 0)
-            a->site_registries = av[i] + 16;
-        else if (strncmp(av[i], "run_dir=", 8) == 0)
-            a->run_dir = av[i] + 8;
-    }
-}
-
-/* Reads all of fd into buf (NUL-terminated, truncated to size - 1). */
-static void read_all(int fd, char *buf, size_t size)
-{
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, size - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n == size - 1) {
-            char sink[512];
-            while (read(fd, sink, sizeof sink) > 0) {
-            }
-            break;
-        }
-    }
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-}
-
-/* Output and errors go to files, not pipes, so a large message cannot block the child. */
-int berth_run(const char *berth, const char *const argv[], const char *const env[], char *out, size_t out_size)
-{
-    FILE *o = tmpfile();
-    FILE *e = tmpfile();
-    if (o == NULL || e == NULL) {
-        snprintf(out, out_size, "berth: cannot make temporary files: %s", strerror(errno));
-        if (o) fclose(o);
-        if (e) fclose(e);
-        return -1;
-    }
-    const char *args[16];
-    int n = 0;
-    args[n++] = berth;
-    for (int i = 0; argv[i] != NULL && n < 15; i++)
-        args[n++] = argv[i];
-    args[n] = NULL;
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(out, out_size, "berth: cannot start %s: %s", berth, strerror(errno));
-        fclose(o);
-        fclose(e);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(fileno(o), STDOUT_FILENO);
-        dup2(fileno(e), STDERR_FILENO);
-        for (int i = 0; env != NULL && env[i] != NULL && env[i + 1] != NULL; i += 2)
-            setenv(env[i], env[i + 1], 1);
-        execv(berth, (char *const *)args);
-        fprintf(stderr, "berth: cannot run %s: %s", berth, strerror(errno));
-        _exit(127);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    FILE *f = ok ? o : e;
-    rewind(f);
-    read_all(fileno(f), out, out_size);
-    fclose(o);
-    fclose(e);
-    if (!ok && out[0] == '\0') {
-        if (WIFSIGNALED(status))
-            snprintf(out, out_size, "berth: %s %s %s was killed by signal %d", berth, argv[0], argv[1] ? argv[1] : "", WTERMSIG(status));
-        else
-            snprintf(out, out_size, "berth: %s %s %s exited with status %d without a message", berth, argv[0], argv[1] ? argv[1] : "", WEXITSTATUS(status));
-    }
-    return ok ? 0 : -1;
 }
 
 /*
@@ -223,7 +138,7 @@ static void srun_explicit(int explicit[OPT_COUNT])
     buf[n] = '\0';
     for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
         const char *arg = buf + i;
-        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++) {
+        for (int k = 0; k < N_OPTIONS; k++) {
             size_t len = strlen(options[k].name);
             if (strncmp(arg, "--", 2) == 0 && strncmp(arg + 2, options[k].name, len) == 0 && (arg[2 + len] == '\0' || arg[2 + len] == '='))
                 explicit[options[k].val / 2] = 1;

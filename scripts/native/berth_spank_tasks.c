@@ -42,7 +42,9 @@
 #include <unistd.h>
 #include <slurm/slurm.h>
 #include "berth_confine.h"
-#include "berth_spank.h"
+#include "berth_options.h"
+#include "berth_run.h"
+#include "berth_spank_tasks.h"
 
 #define TASK_FILE_MAX 262144
 
@@ -254,7 +256,7 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
         return 0;
     int batch = strcmp(step_id, "batch") == 0;
     int job_container = batch || env_is(sp, "BERTH_STEP_CONTAINER", "job");
-    if (batch ? !env_is(sp, "SLURM_SPANK_BERTH_CONTAINER_BATCH", "1") : !(job_container || env_is(sp, "BERTH_STEP_CONTAINER", "1")))
+    if (batch ? !env_is(sp, "SLURM_SPANK_" BERTH_VAR_BATCH, "1") : !(job_container || env_is(sp, "BERTH_STEP_CONTAINER", "1")))
         return 0;
     if (!batch && runs_berth_exec(sp))
         return 0;
@@ -271,11 +273,7 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     if (getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &res) == 0 && res != NULL)
         snprintf(user, sizeof user, "%s", pw.pw_name);
     const char *node = getenv("SLURMD_NODENAME");
-    static const char *const names[] = {
-        "BERTH_CONTAINER_IMAGE", "BERTH_CONTAINER_IMAGE_REQUESTED", "BERTH_CONTAINER_MOUNTS",
-        "BERTH_CONTAINER_WORKDIR", "BERTH_CONTAINER_ENV", "BERTH_CONTAINER_NAME",
-        "BERTH_CONTAINER_MOUNT_HOME", "BERTH_CONTAINER_READONLY",
-    };
+    static const char *const names[] = BERTH_STEP_PROLOG_VARS;
     enum { N = sizeof names / sizeof names[0] };
     static char values[N][4096];
     const char *env[2 * (N + 9) + 1];

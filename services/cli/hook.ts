@@ -10,7 +10,8 @@ import { agentTarget, type AgentTarget, describeGrpcError, unaryCall } from './a
 import { epilogueOrSpool, hookCall, retryWindowMs, secondsFromEnv } from './hook-retry';
 import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
-import { type ContainerOptions, optionsFromEnv } from '../shared/container-options';
+import { type ContainerOptions, OPTION_ENV, optionsFromEnv } from '../shared/container-options';
+import { REQUESTED_IMAGE_ENV } from '../shared/spank-options';
 import { drainForNodeFault, drainReason, hookFailure, type Scontrol, scontrolFor } from './hook-faults';
 import { parseJobId, parseStepId } from '../shared/ids';
 
@@ -60,7 +61,7 @@ export function prologueRequest(env: Env) {
     gid: Number(env.SLURM_JOB_GID ?? NaN),
     user: env.SLURM_JOB_USER ?? '',
     image: containerImage(env),
-    requestedImage: (env.SPANK_BERTH_CONTAINER_IMAGE_REQUESTED ?? '').trim(),
+    requestedImage: (env[`SPANK_${REQUESTED_IMAGE_ENV}`] ?? '').trim(),
     workDir: env.SLURM_JOB_WORK_DIR ?? '',
     cpus,
     memoryBytes,
@@ -131,8 +132,8 @@ export function stepPrologueRequest(env: Env) {
     uid: Number(env.SLURM_JOB_UID ?? NaN),
     gid: Number(env.SLURM_JOB_GID ?? NaN),
     user: env.SLURM_JOB_USER ?? '',
-    image: (env.BERTH_CONTAINER_IMAGE ?? '').trim(),
-    requestedImage: (env.BERTH_CONTAINER_IMAGE_REQUESTED ?? '').trim(),
+    image: (env[OPTION_ENV.image] ?? '').trim(),
+    requestedImage: (env[REQUESTED_IMAGE_ENV] ?? '').trim(),
     ...optionFields(o),
     argv: (env.BERTH_STEP_ARGV ?? '').split('\x1f').filter((a, i) => a !== '' || i > 0),
   };

@@ -3,11 +3,13 @@
 import { readdirSync } from 'node:fs';
 import { agentTasksDir, DEFAULT_RUN_DIR } from '../shared/paths';
 import { isJobId } from '../shared/ids';
+import { OPTION_ENV } from '../shared/container-options';
+import { slurmOptionVar } from '../shared/spank-options';
 export type Env = Record<string, string | undefined>;
 
 /** The image the job asked for with --container-image (SPANK plugin), or ''. */
 export function containerImage(env: Env): string {
-  return (env.SPANK_BERTH_CONTAINER_IMAGE ?? env.SPANK__SLURM_SPANK_OPTION_berth_container_image ?? '').trim();
+  return (env[`SPANK_${OPTION_ENV.image}`] ?? env[slurmOptionVar('container-image')] ?? '').trim();
 }
 
 /** berthd left task files for this job's container steps on this node (RUN_DIR/NODE/tasks/JOB.*) */

@@ -11,11 +11,8 @@ import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, options
 import { reachablePath } from '../shared/path-access';
 import { DEFAULT_SITE_RULES_FILE, loadSiteRules, type SiteRules, SiteRulesError } from '../shared/site-rules';
 import { judgeImageRegistry, judgeMounts, type PathProbe } from '../shared/site-rules-check';
+import { BATCH_ENV, optionsNeedingImage, REQUESTED_IMAGE_ENV } from '../shared/spank-options';
 import { runResolve, type ResolveOptions } from './resolve';
-
-export const REQUESTED_IMAGE_ENV = 'BERTH_CONTAINER_IMAGE_REQUESTED';
-/** sbatch --container-batch: the batch script runs in the job's container */
-export const BATCH_ENV = 'BERTH_CONTAINER_BATCH';
 
 export interface SubmitCheckDeps {
   resolve?: ResolveOptions;
@@ -67,7 +64,8 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   }
   if (!image) {
     if (anyOptionSet(opts) || batch) {
-      err(`berth: --container-mounts, --container-workdir, --container-env, --container-name, --container-mount-home, --container-readonly and --container-batch need --container-image (or ${OPTION_ENV.image}); add the image the job should run in\n`);
+      const named = optionsNeedingImage();
+      err(`berth: ${named.slice(0, -1).join(', ')} and ${named.at(-1)} need --container-image (or ${OPTION_ENV.image}); add the image the job should run in\n`);
       return 1;
     }
     return 0;

@@ -339,7 +339,7 @@ describe('Slurm snippets', () => {
     assert.equal(line.kind, 'required');
     assert.equal(line.plugin, `${PREFIX}/lib/berth/berth_spank.so`);
     assert.ok(existsSync(line.plugin));
-    const parsed = new Set([...read(REPO, 'scripts', 'native', 'berth_spank.c').matchAll(/strncmp\(av\[i\], "([a-z_]+=)"/g)].map((m) => m[1]!));
+    const parsed = new Set([...read(REPO, 'scripts', 'native', 'berth_run.c').matchAll(/strncmp\(av\[i\], "([a-z_]+=)"/g)].map((m) => m[1]!));
     assert.deepEqual([...line.args.keys()].sort(), [...parsed].sort(), 'every argument berth_parse_args knows, and no other');
     assert.equal(line.args.get('berth='), `${PREFIX}/bin/berth`);
     accessSync(line.args.get('berth=')!, constants.X_OK);

@@ -1,0 +1,59 @@
+// The SPANK plugin's options, listed once. The plugin's C table (scripts/native/berth_options.h)
+// is generated from this list by scripts/gen-spank-options.ts (`npm run gen`); a unit test
+// keeps the checked-in header equal to what this list makes. Each option sets one variable
+// (OPTION_ENV, BATCH_ENV), which is also what the option falls back to when it is not given,
+// what `berth submit-check` reads, and, prefixed with SPANK_, what the prolog sees.
+import { OPTION_ENV } from './container-options';
+
+/** sbatch --container-batch: the batch script runs in the job's container */
+export const BATCH_ENV = 'BERTH_CONTAINER_BATCH';
+/** what the user wrote for --container-image, beside the pinned image submit-check prints */
+export const REQUESTED_IMAGE_ENV = 'BERTH_CONTAINER_IMAGE_REQUESTED';
+
+export interface SpankOption {
+  /** the option, without the leading -- */
+  readonly name: string;
+  /** the variable it sets */
+  readonly env: string;
+  /** what its value looks like in srun --help; absent for a flag */
+  readonly arg?: string;
+  /** for a flag: what it sets the variable to */
+  readonly sets?: '0' | '1';
+  /** srun --help's text, without the "[berth] " before it and the "(env ...)" after it */
+  readonly help: string;
+}
+
+/** in the order srun --help lists them; a variable's two flags are named in this order when given together */
+export const SPANK_OPTIONS: readonly SpankOption[] = Object.freeze([
+  { name: 'container-image', env: OPTION_ENV.image, arg: 'IMAGE', help: 'run in a Docker container made from IMAGE' },
+  { name: 'container-mounts', env: OPTION_ENV.mounts, arg: 'SRC[:DST[:ro]][,...]', help: 'bind-mount host paths into the container' },
+  { name: 'container-workdir', env: OPTION_ENV.workdir, arg: 'PATH', help: 'working directory inside the container' },
+  { name: 'container-env', env: OPTION_ENV.env, arg: 'NAME[,...]', help: "host variables that win over the image's" },
+  { name: 'container-name', env: OPTION_ENV.name, arg: 'NAME', help: 'name the container; later steps of the job join it by name' },
+  { name: 'container-mount-home', env: OPTION_ENV.mountHome, sets: '1', help: 'bind-mount your home directory' },
+  { name: 'no-container-mount-home', env: OPTION_ENV.mountHome, sets: '0', help: 'do not bind-mount your home directory' },
+  { name: 'container-writable', env: OPTION_ENV.readOnly, sets: '0', help: 'writable container root file system' },
+  { name: 'container-readonly', env: OPTION_ENV.readOnly, sets: '1', help: 'read-only container root file system' },
+  { name: 'container-batch', env: BATCH_ENV, sets: '1', help: 'sbatch: run the batch script itself in the job\'s container' },
+]);
+
+/** the variables the options set, each once, in the order of SPANK_OPTIONS */
+export const SPANK_OPTION_VARS: readonly string[] = Object.freeze([...new Set(SPANK_OPTIONS.map((o) => o.env))]);
+
+/**
+ * What the plugin hands `berth hook step-prolog` for a step's own container (StepPrologue):
+ * what submit-check printed for the step, but --container-batch, which is the job's.
+ */
+export const STEP_PROLOG_VARS: readonly string[] = Object.freeze([
+  OPTION_ENV.image, REQUESTED_IMAGE_ENV, ...SPANK_OPTION_VARS.filter((v) => v !== OPTION_ENV.image && v !== BATCH_ENV),
+]);
+
+/** The options that need --container-image, as submit-check names them: those that give a value or turn something on. */
+export function optionsNeedingImage(): string[] {
+  return SPANK_OPTIONS.filter((o) => o.env !== OPTION_ENV.image && (o.arg !== undefined || o.sets === '1')).map((o) => `--${o.name}`);
+}
+
+/** The variable Slurm itself passes option NAME's value to the prolog in (the plugin is SPANK_PLUGIN(berth, 1)). */
+export function slurmOptionVar(name: string): string {
+  return `SPANK__SLURM_SPANK_OPTION_berth_${name.replaceAll('-', '_')}`;
+}
