@@ -41,6 +41,7 @@ import { ContainerSeal } from './containers/seal';
 import { takeNodeLock } from './node-lock';
 import { expandDevices } from './containers/devices';
 import { JobCgroups } from './runtime/job-cgroups';
+import { CpuTopology } from './runtime/cpu-topology';
 import { ContainerOwners, RuntimeGate } from './runtime/runtime-gate';
 import { JobTable } from './jobs/job-table';
 import { ScontrolAllocationSource } from './jobs/slurm-allocation';
@@ -178,6 +179,8 @@ async function main(): Promise<void> {
   const seal = ContainerSeal.loadOrCreate(config.stateDir);
   // berth-runc's gate: every container of a job runs in the job's cgroup, its binds pinned as the user
   const cgroups = new JobCgroups(config.node);
+  const allocations = new ScontrolAllocationSource();
+  const topology = new CpuTopology();
   const owners = new ContainerOwners(async (id) => {
     const job = table.list().find((j) => j.containerId === id || j.userContainers.includes(id));
     if (!job) return undefined;
@@ -187,6 +190,12 @@ async function main(): Promise<void> {
   const nodeRun = path.join(config.runDir, config.node);
   const runtimeGate = new RuntimeGate({
     socket: path.join(nodeRun, 'runtime.sock'), node: config.node, owners, cgroups, dataRoot: () => dataRoot,
+    jobCpuset: async (jobId) => {
+      const a = await allocations.allocation(jobId, config.node);
+      if (!a?.cpuIds) return undefined;
+      const cpus = topology.machineCpus(a.cpuIds);
+      return { cpus, mems: topology.memoryNodes(cpus) };
+    },
     berthFiles: [config.initBinary, agentJobsStateDir(config.stateDir), config.taskProlog, config.slurmdSpoolDir],
     jobDevices: () => expandDevices(config.rdmaDevices), pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
   });
@@ -197,7 +206,7 @@ async function main(): Promise<void> {
     nodeCheck.setRuntimeProblems(checkDockerRuntime({ ...config, configFile: argv.config }, await engine.runtimes()));
   };
   let authzAsked: (() => Promise<void>) | undefined;
-  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations: new ScontrolAllocationSource(),
+  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations,
     usage: engine, metrics, seal, volumes: engine, faults: new JobFaults(agentFaultsDir(config.runDir, config.node)),
     siteRules: () => siteRules,
     // what every job needs from the node, and that dockerd still asks berth's AuthZ plugin (authz/authz-probe.ts)

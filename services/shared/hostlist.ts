@@ -1,3 +1,4 @@
+import { parseCpuList } from './cpu-list';
 // Slurm host lists: "n[1-3,7],gpu[01-02],login" → n1 n2 n3 n7 gpu01 gpu02 login.
 // Zero-padded ranges keep their width, as Slurm writes them.
 export function expandHostlist(list: string): string[] {
@@ -37,11 +38,5 @@ function expandOne(item: string): string[] {
 
 /** Counts CPU ids in a Slurm CPU_IDs list ("0-3,8,10-11" → 7). */
 export function countCpuIds(ids: string): number {
-  let n = 0;
-  for (const r of ids.split(',')) {
-    const [lo, hi = lo] = r.split('-');
-    if (lo === undefined || lo === '') continue;
-    n += Number(hi) - Number(lo) + 1;
-  }
-  return n;
+  return parseCpuList(ids).length;
 }

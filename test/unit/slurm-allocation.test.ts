@@ -17,10 +17,10 @@ describe('Slurm host lists and allocations', () => {
 
   it("reads this node's CPUs and memory from scontrol's detail line", () => {
     const line = 'JobId=7 JobName=wrap UserId=alice(2001) NodeList=n[1-2] NumNodes=2 NumCPUs=3 TRES=cpu=3,mem=900M,node=2 Nodes=n1 CPU_IDs=0-1 Mem=600 GRES= Nodes=n2 CPU_IDs=0 Mem=300 GRES= MinCPUsNode=1';
-    assert.deepEqual(parseJobDetail(line, 'n1'), { cpus: 2, memoryBytes: 600 * 1024 * 1024 });
-    assert.deepEqual(parseJobDetail(line, 'n2'), { cpus: 1, memoryBytes: 300 * 1024 * 1024 });
+    assert.deepEqual(parseJobDetail(line, 'n1'), { cpus: 2, cpuIds: '0-1', memoryBytes: 600 * 1024 * 1024 });
+    assert.deepEqual(parseJobDetail(line, 'n2'), { cpus: 1, cpuIds: '0', memoryBytes: 300 * 1024 * 1024 });
     assert.equal(parseJobDetail(line, 'n3'), undefined);
-    assert.deepEqual(parseJobDetail('Nodes=n[1-2] CPU_IDs=0-1 Mem=1000 GRES=', 'n2'), { cpus: 2, memoryBytes: 1000 * 1024 * 1024 });
+    assert.deepEqual(parseJobDetail('Nodes=n[1-2] CPU_IDs=0-1 Mem=1000 GRES=', 'n2'), { cpus: 2, cpuIds: '0-1', memoryBytes: 1000 * 1024 * 1024 });
     assert.deepEqual(parseJobDetail('JobId=3 StartTime=2026-11-29T05:00:00 EndTime=2026-11-29T06:00:00 Nodes=n1 CPU_IDs=0 Mem=10', 'n1')!.endTime, new Date('2026-11-29T06:00:00'));
     assert.equal(parseJobDetail('JobId=3 EndTime=Unknown Nodes=n1 CPU_IDs=0 Mem=10', 'n1')!.endTime, undefined);
   });

@@ -3,13 +3,16 @@
 // part of that line has, per group of nodes, "Nodes=n[1-2] CPU_IDs=0-1 Mem=600".
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { countCpuIds, expandHostlist } from '../../shared/hostlist';
+import { expandHostlist } from '../../shared/hostlist';
+import { formatCpuList, parseCpuList } from '../../shared/cpu-list';
 
 const run = promisify(execFile);
 
 export interface NodeAllocation {
   cpus: number;
   memoryBytes: number;
+  /** the job's CPUs on the node as Slurm numbers them (CPU_IDs, e.g. "0-1"); '' when Slurm gave none */
+  cpuIds?: string;
   /** the job's end by its time limit (EndTime=, local time), when it has one */
   endTime?: Date;
 }
@@ -26,15 +29,19 @@ export function parseJobDetail(line: string, node: string): NodeAllocation | und
     if (!t.startsWith('Nodes=')) continue;
     if (!expandHostlist(t.slice('Nodes='.length)).includes(node)) continue;
     let cpus = 0;
+    let cpuIds = '';
     let memMb = 0;
     for (let j = i + 1; j < tokens.length && !tokens[j]!.startsWith('Nodes='); j++) {
       const [k, v = ''] = tokens[j]!.split('=');
-      if (k === 'CPU_IDs') cpus = countCpuIds(v);
-      else if (k === 'Mem') memMb = Number(v) || 0;
+      if (k === 'CPU_IDs') {
+        const ids = parseCpuList(v);
+        cpus = ids.length;
+        cpuIds = formatCpuList(ids);
+      } else if (k === 'Mem') memMb = Number(v) || 0;
     }
     const end = line.match(/(?:^|\s)EndTime=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\s|$)/)?.[1];
     const endTime = end ? new Date(end) : undefined;
-    return { cpus, memoryBytes: memMb * 1024 * 1024, ...(endTime && !Number.isNaN(endTime.getTime()) ? { endTime } : {}) };
+    return { cpus, ...(cpuIds ? { cpuIds } : {}), memoryBytes: memMb * 1024 * 1024, ...(endTime && !Number.isNaN(endTime.getTime()) ? { endTime } : {}) };
   }
   return undefined;
 }
@@ -47,11 +54,35 @@ export function lineOfJob(stdout: string, jobId: string): string | undefined {
   return stdout.split('\n').find((l) => new RegExp(`(?:^|\\s)JobId=${jobId}(?:\\s|$)`).test(l));
 }
 
+/**
+ * Asks slurmctld once per job and node: the prolog's container and the runtime gate's cpuset
+ * both need the allocation at the job's start, and it does not change while the job runs.
+ */
 export class ScontrolAllocationSource implements AllocationSource {
-  async allocation(jobId: string, node: string): Promise<NodeAllocation | undefined> {
+  private readonly recent = new Map<string, { at: number; value: Promise<NodeAllocation | undefined> }>();
+
+  constructor(
+    private readonly ttlMillis = 60_000,
+    private readonly now: () => number = Date.now,
+    private readonly scontrol: (jobId: string) => Promise<string> = async (jobId) => (await run('scontrol', ['show', 'job', '-d', '-o', jobId], { timeout: 10_000 })).stdout,
+  ) {}
+
+  allocation(jobId: string, node: string): Promise<NodeAllocation | undefined> {
+    const key = `${jobId}@${node}`;
+    const t = this.now();
+    for (const [k, v] of this.recent) if (t - v.at > this.ttlMillis) this.recent.delete(k);
+    const hit = this.recent.get(key);
+    if (hit) return hit.value;
+    const value = this.ask(jobId, node);
+    this.recent.set(key, { at: t, value });
+    // a failed ask (slurmctld down) is not remembered: the next caller asks again
+    void value.then((v) => { if (!v) this.recent.delete(key); });
+    return value;
+  }
+
+  private async ask(jobId: string, node: string): Promise<NodeAllocation | undefined> {
     try {
-      const { stdout } = await run('scontrol', ['show', 'job', '-d', '-o', jobId], { timeout: 10_000 });
-      const line = lineOfJob(stdout, jobId);
+      const line = lineOfJob(await this.scontrol(jobId), jobId);
       return line === undefined ? undefined : parseJobDetail(line, node);
     } catch {
       return undefined;

@@ -3,13 +3,20 @@
 // many a user starts. cgroup v1 with dockerd's cgroupfs driver: /sys/fs/cgroup/<controller>/
 // berth/<node>/job_<id>; runc makes each container's own cgroup below it (and the parents it
 // needs in the other controllers). Removed at the job's end, once its containers are gone.
-import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface JobLimits {
   cpus: number;
   memoryBytes: number;
   pids: number;
+  /** the job's CPUs and NUMA memory nodes on this node, in Linux's numbering (cpuset.cpus, cpuset.mems) */
+  cpuset?: JobCpuset;
+}
+
+export interface JobCpuset {
+  cpus: string;
+  mems: string;
 }
 
 const CFS_PERIOD_US = 100_000;
@@ -61,9 +68,38 @@ export class JobCgroups {
       writeFileSync(path.join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
       writeFileSync(path.join(cpu, 'cpu.cfs_quota_us'), String(Math.round(limits.cpus * CFS_PERIOD_US)));
     }
+    if (limits.cpuset) this.ensureCpuset(jobId, limits.cpuset);
     const pids = this.dir('pids', jobId);
     mkdirSync(pids, { recursive: true });
     if (limits.pids > 0) writeFileSync(path.join(pids, 'pids.max'), String(limits.pids));
+  }
+
+  /** The job's cpuset as set at its first container, if its cgroup is there (it outlives a berthd restart). */
+  cpusetOf(jobId: string): JobCpuset | undefined {
+    const dir = this.dir('cpuset', jobId);
+    const cpus = readOptional(path.join(dir, 'cpuset.cpus'));
+    const mems = readOptional(path.join(dir, 'cpuset.mems'));
+    return cpus && mems ? { cpus, mems } : undefined;
+  }
+
+  /**
+   * cgroup v1 cpusets start empty, and a cpuset with no CPUs takes no task: each level from the
+   * controller's root down gets its parent's CPUs and memory nodes, then the job's level the job's.
+   */
+  private ensureCpuset(jobId: string, cpuset: JobCpuset): void {
+    const base = path.join(this.root, 'cpuset');
+    let dir = base;
+    for (const part of this.parentOf(jobId).split('/').filter(Boolean)) {
+      const parent = dir;
+      dir = path.join(dir, part);
+      mkdirSync(dir, { recursive: true });
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+        if (!readOptional(path.join(dir, f))) writeFileSync(path.join(dir, f), readOptional(path.join(parent, f)) ?? '');
+      }
+    }
+    // mems first when widening, cpus and mems are independent of each other in v1
+    writeFileSync(path.join(dir, 'cpuset.mems'), cpuset.mems);
+    writeFileSync(path.join(dir, 'cpuset.cpus'), cpuset.cpus);
   }
 
   /** Removes the job's cgroups in every controller (after its containers are gone); what still holds tasks stays. */
@@ -94,5 +130,13 @@ export class JobCgroups {
       }
     }
     return left;
+  }
+}
+
+function readOptional(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
   }
 }

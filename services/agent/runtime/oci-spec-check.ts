@@ -3,6 +3,8 @@
 // host path it binds is pinned — opened by the job's user themselves and mounted from that
 // open file (berth-runc does the opening) — and (2) the container lives in its job's cgroup,
 // whose limits bound the sum over the job's containers.
+import { cpuListWithin } from '../../shared/cpu-list';
+import type { JobCpuset } from './job-cgroups';
 import path from 'node:path';
 
 /** Whose container it is, as berthd knows it (never from the spec itself). */
@@ -27,6 +29,8 @@ export interface SpecContext {
   pinDir: string;
   /** the container's cgroup path below the job's cgroup; undefined to leave dockerd's */
   cgroupPath?: string;
+  /** the job's CPUs and memory nodes on this node (Linux numbering); undefined: not known, left as asked */
+  cpuset?: JobCpuset;
   /** device nodes the job may use */
   jobDevices: readonly string[];
   /** whether a namespace file is the host's network namespace (dockerd's netns/default for --network host) */
@@ -62,6 +66,30 @@ interface OciSpec {
     [k: string]: unknown;
   };
   [k: string]: unknown;
+}
+
+/**
+ * Every container of a job runs on the job's CPUs and memory nodes: one that asked for none gets
+ * the job's; one that asked for a part of them keeps its part; one that asked beyond is refused.
+ */
+function confineCpuset(linux: NonNullable<OciSpec['linux']>, job: JobCpuset, jobId: string): string[] {
+  const resources = (linux.resources ??= {}) as { cpu?: { cpus?: string; mems?: string } };
+  const cpu = (resources.cpu ??= {});
+  const problems: string[] = [];
+  for (const [key, allowed, what] of [['cpus', job.cpus, 'CPUs'], ['mems', job.mems, 'memory nodes']] as const) {
+    const asked = cpu[key];
+    if (asked === undefined || asked === '') cpu[key] = allowed;
+    else {
+      let within = false;
+      try {
+        within = cpuListWithin(asked, allowed);
+      } catch {
+        within = false;
+      }
+      if (!within) problems.push(`the container asks for ${what} ${asked}, but job ${jobId} holds ${what} ${allowed} on this node`);
+    }
+  }
+  return problems;
 }
 
 /** Docker's default capabilities (what a container keeps unless it drops them). */
@@ -141,5 +169,6 @@ export function checkSpec(input: unknown, ctx: SpecContext): SpecVerdict {
       problems.push(`dockerd uses the systemd cgroup driver (${spec.linux.cgroupsPath}); berth's job cgroups need native.cgroupdriver=cgroupfs`);
     } else spec.linux.cgroupsPath = ctx.cgroupPath;
   }
+  if (ctx.cpuset && spec.linux) problems.push(...confineCpuset(spec.linux, ctx.cpuset, ctx.owner.jobId));
   return { problems, pins, spec };
 }

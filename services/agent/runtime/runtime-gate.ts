@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../logger';
-import type { JobCgroups, JobLimits } from './job-cgroups';
+import type { JobCgroups, JobCpuset, JobLimits } from './job-cgroups';
 import { checkSpec, type ContainerOwner, type SpecContext } from './oci-spec-check';
 import { writeFileAtomic } from '../../shared/atomic-write';
 
@@ -42,6 +42,8 @@ export interface RuntimeGateDeps {
   node: string;
   owners: ContainerOwners;
   cgroups: JobCgroups;
+  /** the job's CPUs and memory nodes on this node from Slurm (Linux numbering); undefined when Slurm cannot say */
+  jobCpuset?: (jobId: string) => Promise<JobCpuset | undefined>;
   /** dockerd's data-root, once known */
   dataRoot: () => string | undefined;
   berthFiles: readonly string[];
@@ -110,6 +112,17 @@ export class RuntimeGate {
     });
   }
 
+  /**
+   * The job's cpuset: the one its cgroup already has (set at its first container; it outlives a
+   * berthd restart), else Slurm's. Unknown only while Slurm cannot be asked and the job has no
+   * container yet: the container then runs on the node's CPUs, bounded in count by its CPU quota.
+   */
+  private async cpusetOf(owner: KnownOwner, log: Logger): Promise<JobCpuset | undefined> {
+    const cpuset = owner.limits.cpuset ?? this.d.cgroups.cpusetOf(owner.jobId) ?? (await this.d.jobCpuset?.(owner.jobId));
+    if (!cpuset && this.d.jobCpuset) log.warn('the job\'s CPUs on this node are not known (Slurm did not answer); its container runs on all of the node\'s CPUs, bounded by its CPU quota');
+    return cpuset;
+  }
+
   /** The answer berth-runc reads: PIN lines, then OK or DENY. */
   async answer(line: string): Promise<string> {
     const m = /^CREATE ([0-9a-f]{64}) (\/[^\n]*)$/.exec(line);
@@ -124,6 +137,8 @@ export class RuntimeGate {
     const raw = readFileSync(file);
     if (raw.length > MAX_SPEC_BYTES) return `DENY the container's OCI spec is over ${MAX_SPEC_BYTES} bytes\n`;
     const spec = JSON.parse(raw.toString('utf8')) as unknown;
+    const log = this.d.log.child({ job: owner.jobId, container: id, role: owner.role });
+    const cpuset = this.d.cgroups.supported ? await this.cpusetOf(owner, log) : undefined;
     const ctx: SpecContext = {
       owner,
       containerId: id,
@@ -133,14 +148,14 @@ export class RuntimeGate {
       cgroupPath: this.d.cgroups.supported ? this.d.cgroups.pathFor(owner.jobId, id) : undefined,
       jobDevices: this.d.jobDevices(),
       isHostNetns,
+      ...(cpuset ? { cpuset } : {}),
     };
     const verdict = checkSpec(spec, ctx);
-    const log = this.d.log.child({ job: owner.jobId, container: id, role: owner.role });
     if (verdict.problems.length) {
       log.warn('runtime gate refused a container', { problems: verdict.problems });
       return `DENY container ${id.slice(0, 12)} of job ${owner.jobId} may not run: ${verdict.problems.join('; ')}\n`;
     }
-    if (this.d.cgroups.supported) this.d.cgroups.ensure(owner.jobId, owner.limits);
+    if (this.d.cgroups.supported) this.d.cgroups.ensure(owner.jobId, { ...owner.limits, ...(cpuset ? { cpuset } : {}) });
     writeFileAtomic(file, JSON.stringify(verdict.spec), { mode: 0o600 });
     const gids = [...new Set([owner.gid, ...owner.gids])].join(',') || '-';
     const lines = verdict.pins.map((p) => {
