@@ -79,14 +79,20 @@ describe('CPU binding: containers and steps on exactly the job\'s CPUs', { timeo
   it('runs a step container in a plain allocation on the job\'s CPUs', () => {
     const onNode = 'n2';
     const dir = jobDir('alice', 'cpus-step');
-    const sub = run('sbatch', ['-N1', '-w', onNode, '-c1', '-o', `${dir}/out`, '--wrap', `srun --container-image=${sandbox().demoImage} sh -c '${SHOW_CPUS}'; sleep 60`], { user: 'alice', cwd: dir });
+    const sub = run('sbatch', ['-N1', '-w', onNode, '-c1', '-o', `${dir}/out`, '--wrap', `srun --container-image=${sandbox().demoImage} sh -c '${SHOW_CPUS}; sleep 60'`], { user: 'alice', cwd: dir });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     cancel.push(jobId);
     waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
     const cpus = slurmCpus(jobId, onNode);
     const out = waitFor(`output of job ${jobId}`, () => run('cat', [`${dir}/out`]).stdout.trim() || undefined);
+    // the step's tasks (launched by Slurm, so bound by task/affinity too)
     assert.equal(out, cpus);
     assert.equal(jobNodes(jobId), onNode);
+    // and the step container itself, which dockerd started
+    const container = waitFor(`step container of job ${jobId}`, () => containersOfJob(onNode, jobId, 'running')[0]);
+    const inside = dockerOnNode(onNode, ['exec', container, 'sh', '-c', SHOW_CPUS]);
+    assert.equal(inside.code, 0, inside.stderr);
+    assert.equal(inside.stdout.trim(), cpus, 'the step container');
   });
 });
