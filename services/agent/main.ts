@@ -40,7 +40,7 @@ import type { SitePolicy as SitePolicyType } from './policy/site-policy';
 import { ContainerSeal } from './containers/seal';
 import { takeNodeLock } from './node-lock';
 import { expandDevices } from './containers/devices';
-import { JobCgroups } from './runtime/job-cgroups';
+import { JobCgroups, type JobCpuset } from './runtime/job-cgroups';
 import { CpuTopology } from './runtime/cpu-topology';
 import { ContainerOwners, RuntimeGate } from './runtime/runtime-gate';
 import { JobTable } from './jobs/job-table';
@@ -181,6 +181,13 @@ async function main(): Promise<void> {
   const cgroups = new JobCgroups(config.node);
   const allocations = new ScontrolAllocationSource();
   const topology = new CpuTopology();
+  /** the job's CPUs on this node as Slurm gave them, in Linux's numbering */
+  const slurmCpuset = async (jobId: string): Promise<JobCpuset | undefined> => {
+    const a = await allocations.allocation(jobId, config.node);
+    if (!a?.cpuIds) return undefined;
+    const cpus = topology.machineCpus(a.cpuIds);
+    return { cpus, mems: topology.memoryNodes(cpus) };
+  };
   const owners = new ContainerOwners(async (id) => {
     const job = table.list().find((j) => j.containerId === id || j.userContainers.includes(id));
     if (!job) return undefined;
@@ -190,12 +197,7 @@ async function main(): Promise<void> {
   const nodeRun = path.join(config.runDir, config.node);
   const runtimeGate = new RuntimeGate({
     socket: path.join(nodeRun, 'runtime.sock'), node: config.node, owners, cgroups, dataRoot: () => dataRoot,
-    jobCpuset: async (jobId) => {
-      const a = await allocations.allocation(jobId, config.node);
-      if (!a?.cpuIds) return undefined;
-      const cpus = topology.machineCpus(a.cpuIds);
-      return { cpus, mems: topology.memoryNodes(cpus) };
-    },
+    jobCpuset: slurmCpuset,
     berthFiles: [config.initBinary, agentJobsStateDir(config.stateDir), config.taskProlog, config.slurmdSpoolDir],
     jobDevices: () => expandDevices(config.rdmaDevices), pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
   });
@@ -253,7 +255,8 @@ async function main(): Promise<void> {
     ? await startAuthzPlugin({ config: { ...config, authz: config.authz }, ca: prepared.ca, policy, engine, identities, jobs, log, seal,
       expectStart: (id, owner) => owners.expect(id, { ...owner, limits: { ...owner.limits, pids: config.jobPidsLimit } }),
       images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics,
-      siteMountSources: () => siteRules.mounts.map((m) => m.source), pingWithQuery: (q) => engine.pingWithQuery(q) })
+      siteMountSources: () => siteRules.mounts.map((m) => m.source), pingWithQuery: (q) => engine.pingWithQuery(q),
+      jobCpuset: async (jobId) => cgroups.cpusetOf(jobId) ?? slurmCpuset(jobId).catch(() => undefined) })
     : undefined;
   authzAsked = authzPlugin?.checkAsked;
   const servers = await startServers(config.runDir, {

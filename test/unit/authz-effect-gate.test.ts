@@ -134,6 +134,16 @@ describe('effect gate: a container is judged as dockerd stored it, before it sta
     assert.match(await g.check(update, CTX, '{"RestartPolicy":{"Name":"always"}}') ?? '', /RestartPolicy always is not allowed/);
   });
 
+  it("keeps an update's CPUs and memory nodes within the job's", async () => {
+    const g = gate(new FakeState([stored()]));
+    const update = mapAction('POST', `/v1.41/containers/${'c'.repeat(64)}/update`)!;
+    const pinned: PolicyContext = { ...CTX, job: { ...CTX.job!, cpuset: { cpus: '2-3', mems: '0' } } };
+    assert.equal(await g.check(update, pinned, '{"CpusetCpus":"3","CpusetMems":""}'), undefined);
+    assert.match(await g.check(update, pinned, '{"CpusetCpus":"0-3"}') ?? '', /CpusetCpus=0-3 is not within the job's 2-3/);
+    assert.match(await g.check(update, pinned, '{"CpusetMems":"1"}') ?? '', /CpusetMems=1 is not within the job's 0/);
+    assert.match(await g.check(update, CTX, '{"CpusetCpus":"0"}') ?? '', /not within the job's \(unknown\)/);
+  });
+
   it("refuses a volume_create under a name someone else's volume has", async () => {
     const g = gate(new FakeState([], [{ name: 'taken', driver: 'local', options: {}, labels: {} }]));
     const vc = mapAction('POST', '/v1.41/volumes/create')!;

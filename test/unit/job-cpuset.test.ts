@@ -10,6 +10,8 @@ import { CpuTopology } from '../../services/agent/runtime/cpu-topology';
 import { JobCgroups } from '../../services/agent/runtime/job-cgroups';
 import { checkSpec } from '../../services/agent/runtime/oci-spec-check';
 import { ScontrolAllocationSource } from '../../services/agent/jobs/slurm-allocation';
+import { DEFAULT_SITE_LIMITS, siteLimitViolations } from '../../services/agent/policy/site-limits';
+import { parseBody } from '../../services/agent/policy/docker-body';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -127,5 +129,22 @@ describe('ScontrolAllocationSource', () => {
     await new Promise((r) => setImmediate(r));
     assert.equal(await src.allocation('7', 'n1'), undefined);
     assert.equal(asked, 2);
+  });
+});
+
+describe("the site's bound on a user's cpuset (AuthZ, at create)", () => {
+  const ctx = (cpuset?: { cpus: string; mems: string }) => ({
+    user: 'alice', groups: ['alice'],
+    job: { jobId: '42', uid: 2001, gid: 2001, cpus: 2, memoryBytes: 0, devices: [], mountPrefixes: [], groupIds: [], ...(cpuset ? { cpuset } : {}) },
+  });
+  const judge = (hostConfig: Record<string, unknown>, top: Record<string, unknown> = {}, cpuset = { cpus: '2-3', mems: '0' }) =>
+    siteLimitViolations(parseBody(JSON.stringify({ ...top, HostConfig: hostConfig })), ctx(cpuset), DEFAULT_SITE_LIMITS, false).map((v) => v.reason);
+  it("allows none or a part of the job's CPUs, refuses others, also under the old top-level name", () => {
+    assert.deepEqual(judge({ CpusetCpus: '' }), []);
+    assert.deepEqual(judge({ CpusetCpus: '3', CpusetMems: '0' }), []);
+    assert.match(judge({ CpusetCpus: '0-3' }).join(), /HostConfig\.CpusetCpus=0-3 is not allowed: job 42 holds CPUs 2-3 on this node/);
+    assert.match(judge({ CpusetMems: '1' }).join(), /CpusetMems=1 is not allowed: job 42 holds memory nodes 0/);
+    assert.match(judge({}, { Cpuset: '0' }).join(), /Cpuset=0 is not allowed: job 42 holds CPUs 2-3/);
+    assert.match(judge({ CpusetCpus: 'x' }).join(), /CpusetCpus=.*x.* is not allowed/);
   });
 });

@@ -4,6 +4,7 @@
 // exec starts, the exec's stored user and privilege are checked; an update may only lower
 // limits. Volumes: none with driver options, a named one only for the jobs of the user who
 // created it.
+import { cpuListWithin } from '../../shared/cpu-list';
 import type { StateEngine, StoredContainer } from '../docker/engine';
 import type { Logger } from '../logger';
 import { BodyNumber, BodyObject, parseBody } from '../policy/docker-body';
@@ -38,7 +39,7 @@ export class EffectGate {
       case 'exec_start':
         return mapped.execId ? this.beforeExec(mapped.execId, ctx) : undefined;
       case 'container_update':
-        return mapped.containerId ? this.update(mapped.containerId, bodyText) : undefined;
+        return mapped.containerId ? this.update(mapped.containerId, bodyText, ctx) : undefined;
       case 'volume_create':
         return this.volumeCreate(bodyText, ctx);
       case 'container_rename': {
@@ -99,7 +100,7 @@ export class EffectGate {
     return undefined;
   }
 
-  private async update(ref: string, bodyText: string | undefined): Promise<string | undefined> {
+  private async update(ref: string, bodyText: string | undefined, ctx: PolicyContext): Promise<string | undefined> {
     if (bodyText === undefined) return undefined; // the policy has denied an update without a body
     const c = await this.d.engine.storedContainer(ref);
     if (!c) return undefined;
@@ -112,6 +113,19 @@ export class EffectGate {
       const current = Number(c.hostConfig[field] ?? 0);
       if (given.value < 0) problems.push(`${field}=${given.raw} would remove the limit`);
       else if (current > 0 && given.value > current) problems.push(`${field}=${given.raw} would raise the container's limit of ${current}`);
+    }
+    // the CPUs and memory nodes stay within the job's (the kernel refuses more than the job's cgroup has, too)
+    for (const [field, key] of [['CpusetCpus', 'cpus'], ['CpusetMems', 'mems']] as const) {
+      const given = body.get(field)?.value;
+      if (typeof given !== 'string' || given === '') continue;
+      const allowed = ctx.job?.cpuset?.[key];
+      let within = false;
+      try {
+        within = allowed !== undefined && cpuListWithin(given, allowed);
+      } catch {
+        within = false;
+      }
+      if (!within) problems.push(`${field}=${given} is not within the job's ${allowed ?? '(unknown)'}`);
     }
     const period = body.get('CpuPeriod')?.value;
     if (period instanceof BodyNumber && period.value !== 0 && period.value !== Number(c.hostConfig.CpuPeriod ?? 0)) problems.push('CpuPeriod may not change (it changes what CpuQuota allows)');

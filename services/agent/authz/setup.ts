@@ -74,6 +74,8 @@ export async function startAuthzPlugin(opts: {
   metrics?: { authzDecision(allow: boolean): void };
   /** the host sources of the site mounts (site rules), which users' containers may bind too */
   siteMountSources?: () => readonly string[];
+  /** the job's CPUs and memory nodes on this node, as its containers get them (runtime/job-cgroups.ts) */
+  jobCpuset?: (jobId: string) => Promise<{ cpus: string; mems: string } | undefined>;
   /** GET /_ping?NAME=VALUE to dockerd, for the check that dockerd asks this plugin at all (authz-probe.ts) */
   pingWithQuery?: (query: Record<string, string>) => Promise<void>;
   log: Logger;
@@ -84,7 +86,7 @@ export async function startAuthzPlugin(opts: {
   const runDir = nodeRunDir(config);
 
   const contextFor = async (job: JobRecord): Promise<JobPolicyContext> => {
-    const [user, c] = await Promise.all([identities.lookup(job.uid), engine.inspect(job.containerId)]);
+    const [user, c, cpuset] = await Promise.all([identities.lookup(job.uid), engine.inspect(job.containerId), opts.jobCpuset?.(job.jobId)]);
     return {
       user: job.user,
       groups: user.groups.map((g) => g.name),
@@ -96,6 +98,7 @@ export async function startAuthzPlugin(opts: {
         memoryBytes: c?.memoryBytes ?? 0,
         devices: c?.devices ?? [],
         mountPrefixes: [job.workDir, ...(opts.siteMountSources?.() ?? [])].filter(Boolean),
+        ...(cpuset ? { cpuset } : {}),
         groupIds: user.groups.map((g) => g.gid),
         // a user's volumes serve all their running jobs on the node
         volumes: jobs.list().filter((j) => j.uid === job.uid && j.state === 'RUNNING').flatMap((j) => j.userVolumes ?? []),

@@ -22,6 +22,8 @@ export interface PolicyContext {
     memoryBytes: number;
     /** host device paths the job may use */
     devices: string[];
+    /** the job's CPUs and NUMA memory nodes on this node (Linux numbering), when known */
+    cpuset?: { cpus: string; mems: string };
     /** host directories under which the job may bind-mount */
     mountPrefixes: string[];
     /** the user's supplementary group ids; with gid they make {{gids}} */

@@ -4,6 +4,7 @@
 // on a create request with dockerd's defaults applied (an unset MemorySwap is twice the
 // memory), and again on the container as dockerd stored it, before it starts.
 import { reachablePath } from '../../shared/path-access';
+import { cpuListWithin } from '../../shared/cpu-list';
 import { BodyNumber, BodyObject, type BodyItem, type BodyValue, display, lookup } from './docker-body';
 import { parseFieldPath, type FieldPath } from './field-path';
 import { hostSourceOf } from './host-paths';
@@ -116,6 +117,21 @@ export function siteLimitViolations(body: BodyValue, ctx: PolicyContext, site: S
   }
 
   const job = ctx.job;
+  if (job?.cpuset) {
+    // Cpuset: the top-level name API versions before 1.25 gave CpusetCpus
+    for (const [name, allowed, what] of [['CpusetCpus', job.cpuset.cpus, 'CPUs'], ['Cpuset', job.cpuset.cpus, 'CPUs'], ['CpusetMems', job.cpuset.mems, 'memory nodes']] as const) {
+      for (const i of hostItems(body, name)) {
+        if (i.value === '') continue;
+        let within = false;
+        try {
+          within = typeof i.value === 'string' && cpuListWithin(i.value, allowed);
+        } catch {
+          within = false;
+        }
+        if (!within) add(i.path, `${i.path}=${display(i.value)} is not allowed: job ${job.jobId} holds ${what} ${allowed} on this node (leave --cpuset-${name === 'CpusetMems' ? 'mems' : 'cpus'} out to get them all, or name some of them)`);
+      }
+    }
+  }
   if (job) {
     const who = { uid: job.uid, gids: [job.gid, ...(job.groupIds ?? [])] };
     const owned = new Set(job.volumes ?? []);
