@@ -26,7 +26,6 @@ import { DockerodeEngine } from './docker/dockerode-engine';
 import { reconcileJobs, SqueueJobSource } from './housekeeping/orphans';
 import { retryReconcile } from './housekeeping/reconcile-retry';
 import { ensureSpoolDir, epilogSpoolDir } from '../shared/epilog-spool';
-import type { EpilogueOptions } from './jobs/job-service';
 import { ImageCache } from './housekeeping/image-cache';
 import { FileImageUseLog } from './images/image-use-log';
 import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
@@ -36,6 +35,8 @@ import { CredentialStore } from './images/credential-store';
 import { parseDockerConfig, readPrivateFile } from '../shared/images/credentials';
 import { RegistryClient } from '../shared/images/registry-client';
 import { JobService } from './jobs/job-service';
+import { StepLedger } from './jobs/step-ledger';
+import { ContainerFactory } from './containers/container-factory';
 import type { SitePolicy as SitePolicyType } from './policy/site-policy';
 import { ContainerSeal } from './containers/seal';
 import { takeNodeLock } from './node-lock';
@@ -208,46 +209,41 @@ async function main(): Promise<void> {
     nodeCheck.setRuntimeProblems(checkDockerRuntime({ ...config, configFile: argv.config }, await engine.runtimes()));
   };
   let authzAsked: (() => Promise<void>) | undefined;
-  const jobs = new JobService({ config, engine, images, imageUserFiles, identities, table, imageUses, accounting, log, memlockBytes: memlock.bytes, allocations,
-    usage: engine, metrics, seal, volumes: engine, faults: new JobFaults(agentFaultsDir(config.runDir, config.node)),
-    siteRules: () => siteRules,
+  const factory = new ContainerFactory({ config, engine, images, imageUserFiles, identities, imageUses, log, memlockBytes: memlock.bytes, allocations,
+    metrics, seal, siteRules: () => siteRules,
     // what every job needs from the node, and that dockerd still asks berth's AuthZ plugin (authz/authz-probe.ts)
     nodeReady: async (jobId) => {
       nodeCheck.assertReady(jobId);
       await authzAsked?.();
     },
-    // where a user reads about their job: scontrol show job, sacct -o AdminComment
-    tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {
-      execFile('scontrol', ['update', `jobid=${jobId}`, `AdminComment=${text.slice(0, 1000)}`], { timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
-    }), runtime: { owners, cgroups, jobPidsLimit: config.jobPidsLimit },
-    dockerAccess: prepared?.dockerAccess,
+    runtime: { owners, cgroups, jobPidsLimit: config.jobPidsLimit },
     admit: sitePolicy && ((body, ctx) => {
       const v = sitePolicy.admit('container_create', body, ctx);
       return { allow: v.allow, message: sitePolicy.formatDenial(v) };
     }),
   });
+  const ledger = new StepLedger({ table, log, usage: engine, metrics });
+  const taskFiles = new TaskFiles(agentTasksDir(config.runDir, config.node));
+  const jobs = new JobService({ config, engine, factory, ledger, table, accounting, log, seal, volumes: engine, tasks: taskFiles,
+    faults: new JobFaults(agentFaultsDir(config.runDir, config.node)),
+    // where a user reads about their job: scontrol show job, sacct -o AdminComment
+    tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {
+      execFile('scontrol', ['update', `jobid=${jobId}`, `AdminComment=${text.slice(0, 1000)}`], { timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
+    }),
+    dockerAccess: prepared?.dockerAccess,
+  });
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {
     highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeSeconds * 1000, dryRun: config.imageGc.dryRun,
   }, log.child({ component: 'image-gc' }));
-  const steps = new StepRunner(engine, jobs, log, siteRules.mounts.map((m) => m.target), undefined,
+  const steps = new StepRunner(engine, ledger, log, siteRules.mounts.map((m) => m.target), undefined,
     prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
-  const stepContainers = new StepContainers({
-    jobs, engine, files: new TaskFiles(agentTasksDir(config.runDir, config.node)),
-    node: config.node, stateDir: config.stateDir, stopGraceSeconds: config.stopGraceSeconds, log,
-  });
+  const stepContainers = new StepContainers({ factory, ledger, table, engine, files: taskFiles, node: config.node, log });
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000),
     config.remoteAccess && new RemoteAccessPolicy(config.remoteAccess.clients, remoteRoles()));
   const containers = () => listManagedContainers(engine, config.node, jobs.list());
-  // what JobEpilogue does, for jobs berthd ends itself (reconcile at start, orphan sweep, spooled epilogs)
-  const endJob = async (jobId: string, opts: EpilogueOptions) => {
-    await stepContainers.settle(jobId, 0);
-    const r = await jobs.epilogue(jobId, opts);
-    stepContainers.forgetJob(jobId);
-    return r;
-  };
   const reconcile = (when: 'start' | 'sweep') => reconcileJobs({
     jobs, source: new SqueueJobSource(), node: config.node, graceMs: when === 'start' ? 0 : config.orphanGraceSeconds * 1000, dryRun: false,
-    log: log.child({ component: when === 'start' ? 'reconcile' : 'orphan-sweep' }), engine, seal, end: endJob, spoolDir, when,
+    log: log.child({ component: when === 'start' ? 'reconcile' : 'orphan-sweep' }), engine, seal, spoolDir, when,
   });
 
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request

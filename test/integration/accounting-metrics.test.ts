@@ -24,7 +24,7 @@ import { ImageCache } from '../../services/agent/housekeeping/image-cache';
 import { NssIdentityResolver } from '../../services/agent/identity/nss';
 import { ImageService } from '../../services/agent/images/image-service';
 import { FileImageUseLog } from '../../services/agent/images/image-use-log';
-import { JobService } from '../../services/agent/jobs/job-service';
+import { jobParts } from '../support/job-parts';
 import { JobTable } from '../../services/agent/jobs/job-table';
 import { Lifecycle } from '../../services/agent/lifecycle';
 import { silentLogger } from '../../services/agent/logger';
@@ -61,11 +61,11 @@ describe('accounting and metrics on a real engine', { timeout: 180_000 }, () => 
   const metrics = new AgentMetrics(NODE);
   const images = new ImageService(engine, new RegistryClient(), { timeoutMs: 60_000, inactivityMs: 30_000 }, log, {}, undefined, undefined, metrics);
   const accounting = new AccountingLog(config.accountingFile, config.accountingRotation);
-  const jobs = new JobService({
+  const { jobs, ledger } = jobParts({
     config, engine, images, imageUserFiles: new ImageUserFilesCache(engine, NODE), identities: new NssIdentityResolver(), table: new JobTable(config.stateDir),
     accounting, log, memlockBytes: nodeMemlock(-1).bytes, usage: engine, metrics,
   });
-  const steps = new StepRunner(engine, jobs, log);
+  const steps = new StepRunner(engine, ledger, log);
   const alice = uidOf('alice');
   const bob = uidOf('bob');
   let image = '';

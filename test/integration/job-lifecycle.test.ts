@@ -12,7 +12,7 @@ import { DockerodeEngine } from '../../services/agent/docker/dockerode-engine';
 import { NssIdentityResolver } from '../../services/agent/identity/nss';
 import { ImageService } from '../../services/agent/images/image-service';
 import { RegistryClient } from '../../services/shared/images/registry-client';
-import { JobService } from '../../services/agent/jobs/job-service';
+import { jobParts } from '../support/job-parts';
 import { JobTable } from '../../services/agent/jobs/job-table';
 import { silentLogger } from '../../services/agent/logger';
 import { StepRunner } from '../../services/agent/steps/step-runner';
@@ -34,12 +34,13 @@ function build() {
   const engine = new DockerodeEngine(n1.dockerSocket);
   const images = new ImageService(engine, new RegistryClient(), { timeoutMs: 60_000, inactivityMs: 30_000 }, log);
   const identities = new NssIdentityResolver();
-  const newJobService = () => new JobService({
+  const newJobParts = () => jobParts({
     config, engine, images, imageUserFiles: new ImageUserFilesCache(engine, NODE), identities, table: new JobTable(config.stateDir),
     accounting: new AccountingLog(config.accountingFile), log, memlockBytes: nodeMemlock(-1).bytes,
   });
-  const jobs = newJobService();
-  const steps = new StepRunner(engine, jobs, log);
+  const newJobService = () => newJobParts().jobs;
+  const { jobs, ledger } = newJobParts();
+  const steps = new StepRunner(engine, ledger, log);
   return { dir, config, engine, images, jobs, steps, identities, newJobService };
 }
 
@@ -178,7 +179,7 @@ describe('job lifecycle on a real engine', { timeout: 120_000 }, () => {
     // container is ready; the job's Docker certificate would be born expired (certs/node-ca.ts)
     const ended = new Date(Date.now() - 2000);
     let revoked = '';
-    const jobs = new JobService({
+    const { jobs } = jobParts({
       config: h.config, engine: h.engine, images: h.images, imageUserFiles: new ImageUserFilesCache(h.engine, NODE), identities: h.identities,
       table: new JobTable(h.config.stateDir), accounting: new AccountingLog(h.config.accountingFile), log: silentLogger(), memlockBytes: nodeMemlock(-1).bytes,
       allocations: { allocation: async () => ({ cpus: 1, memoryBytes: 256 * 1024 * 1024, endTime: ended }) },

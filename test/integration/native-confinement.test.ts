@@ -18,7 +18,7 @@ import { nodeMemlock } from '../../services/agent/containers/memlock';
 import { DockerodeEngine } from '../../services/agent/docker/dockerode-engine';
 import { NssIdentityResolver } from '../../services/agent/identity/nss';
 import { ImageService } from '../../services/agent/images/image-service';
-import { JobService } from '../../services/agent/jobs/job-service';
+import { jobParts } from '../support/job-parts';
 import { JobTable } from '../../services/agent/jobs/job-table';
 import { silentLogger } from '../../services/agent/logger';
 import { StepRunner } from '../../services/agent/steps/step-runner';
@@ -41,11 +41,11 @@ describe('copying a job container\'s confinement onto a process', { timeout: 120
   const log = silentLogger();
   const engine = new DockerodeEngine(n1.dockerSocket);
   const images = new ImageService(engine, new RegistryClient(), { timeoutMs: 60_000, inactivityMs: 30_000 }, log);
-  const jobs = new JobService({
+  const { jobs, ledger } = jobParts({
     config, engine, images, imageUserFiles: new ImageUserFilesCache(engine, NODE), identities: new NssIdentityResolver(),
     table: new JobTable(config.stateDir), accounting: new AccountingLog(config.accountingFile), log, memlockBytes: nodeMemlock(-1).bytes,
   });
-  const steps = new StepRunner(engine, jobs, log);
+  const steps = new StepRunner(engine, ledger, log);
   const alice = uidOf('alice');
   let initPid = 0;
   let work = '';

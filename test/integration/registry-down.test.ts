@@ -14,7 +14,7 @@ import { nodeMemlock } from '../../services/agent/containers/memlock';
 import { DockerodeEngine } from '../../services/agent/docker/dockerode-engine';
 import { NssIdentityResolver } from '../../services/agent/identity/nss';
 import { ImageService } from '../../services/agent/images/image-service';
-import { JobService } from '../../services/agent/jobs/job-service';
+import { jobParts } from '../support/job-parts';
 import { JobTable } from '../../services/agent/jobs/job-table';
 import { silentLogger } from '../../services/agent/logger';
 import { BerthError } from '../../services/shared/errors';
@@ -39,7 +39,7 @@ describe('registry down', { timeout: 90_000 }, () => {
     const log = silentLogger();
     const engine = new DockerodeEngine(n1.dockerSocket);
     const images = new ImageService(engine, new RegistryClient(3000), { timeoutMs: 20_000, inactivityMs: 10_000 }, log);
-    const jobs = new JobService({
+    const { jobs } = jobParts({
       config, engine, images, imageUserFiles: new ImageUserFilesCache(engine, config.node), identities: new NssIdentityResolver(),
       table: new JobTable(config.stateDir), accounting: new AccountingLog(config.accountingFile), log, memlockBytes: nodeMemlock(-1).bytes,
     });

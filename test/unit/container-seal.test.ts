@@ -32,18 +32,13 @@ describe('container seal', () => {
   });
 
   it("recovery rebuilds the job from a sealed container and ignores one with berth's labels but no seal", async () => {
-    const h = harness();
-    const jobs = new (h.jobs.constructor as typeof import('../../services/agent/jobs/job-service').JobService)({
-      ...(h.jobs as unknown as { d: ConstructorParameters<typeof import('../../services/agent/jobs/job-service').JobService>[0] }).d, seal,
-    });
-    const res = await jobs.prologue(prologueInput());
+    const h = harness({}, { seal });
+    const res = await h.jobs.prologue(prologueInput());
     assert.ok(seal.verify(res.job.containerName, h.engine.containers.get(res.job.containerId)!.labels));
     // a forged twin: berth's labels and name, no seal
     const forged = await h.engine.create({ name: 'berth-n1-job-43', body: { Image: 'x', Labels: { ...labels, 'io.berth.job.id': '43' } } });
     await h.engine.start(forged);
-    const fresh = new (h.jobs.constructor as typeof import('../../services/agent/jobs/job-service').JobService)({
-      ...(h.jobs as unknown as { d: ConstructorParameters<typeof import('../../services/agent/jobs/job-service').JobService>[0] }).d, seal, table: new (await import('../../services/agent/jobs/job-table')).JobTable(path.join(h.dir, 'state2')),
-    });
+    const fresh = h.newJobService(new (await import('../../services/agent/jobs/job-table')).JobTable(path.join(h.dir, 'state2')));
     await fresh.recover();
     assert.deepEqual(fresh.list().map((j) => j.jobId), ['42']);
   });

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { parseProcCgroup, readCgroupUsage, usageFromDockerStats } from '../../services/agent/accounting/container-usage';
+import { parseProcCgroup, readCgroupUsage, usageFromDockerStats } from '../../services/agent/docker/container-usage';
 
 function tree(files: Record<string, string>): { proc: string; cgroup: string } {
   const root = mkdtempSync(path.join(os.tmpdir(), 'berth-cg-'));

@@ -37,8 +37,8 @@ describe('epilogue through a restart of berthd', () => {
   it('recovery keeps a job ending that berthd was ending when it stopped, and the retried epilogue accounts it by its steps', async () => {
     const h = harness();
     await h.jobs.prologue(prologueInput());
-    const s = h.jobs.recordStepStart('42', { stepId: '0', taskId: 0, argv: ['true'], startTime: new Date().toISOString() })!;
-    await h.jobs.recordStepEnd('42', s, { state: 'EXITED', exitCode: 0 });
+    const s = h.ledger.start('42', { stepId: '0', taskId: 0, argv: ['true'], startTime: new Date().toISOString() })!;
+    await h.ledger.end('42', s, { state: 'EXITED', exitCode: 0 });
     // berthd is killed during the epilogue, after the container went but before the record was written
     const ending = { ...h.jobs.get('42')!, state: 'ENDING' as const };
     h.table.checkpoint(ending);
@@ -106,12 +106,12 @@ describe('steps through a restart of berthd', () => {
   it('a step prologue repeated after the restart replaces the record of the cut-off one', async () => {
     const h = harness();
     await h.jobs.prologue(prologueInput());
-    h.jobs.recordStepStart('42', { stepId: '3', taskId: 0, argv: ['a.out'], startTime: new Date().toISOString() });
-    const fresh = h.newJobService(new JobTable(h.config.stateDir));
+    h.ledger.start('42', { stepId: '3', taskId: 0, argv: ['a.out'], startTime: new Date().toISOString() });
+    const { jobs: fresh, ledger } = h.newNode(new JobTable(h.config.stateDir));
     await fresh.recover();
     assert.deepEqual(fresh.get('42')!.steps.map((s) => [s.stepId, s.state, s.cutByRestart]), [['3', 'KILLED', true]]);
-    const again = fresh.recordStepStart('42', { stepId: '3', taskId: 0, argv: ['a.out'], startTime: new Date().toISOString() })!;
-    await fresh.recordStepEnd('42', again, { state: 'EXITED', exitCode: 0 });
+    const again = ledger.start('42', { stepId: '3', taskId: 0, argv: ['a.out'], startTime: new Date().toISOString() })!;
+    await ledger.end('42', again, { state: 'EXITED', exitCode: 0 });
     await fresh.epilogue('42');
     const steps = h.accounting().filter((r) => r.RecordType === 'step');
     assert.deepEqual(steps.map((r) => [r.StepID, r.State]), [['3', 'COMPLETED']]);

@@ -89,8 +89,8 @@ describe('job epilogue', () => {
   it('stops and removes the job containers, writes a job record and a step record, and forgets the job', async () => {
     const h = harness();
     const { job } = await h.jobs.prologue(prologueInput({ account: 'physics', partition: 'batch' }));
-    const step = h.jobs.recordStepStart('42', { stepId: '0', taskId: 0, argv: ['id'], startTime: new Date().toISOString() })!;
-    await h.jobs.recordStepEnd('42', step, { state: 'EXITED', exitCode: 3 });
+    const step = h.ledger.start('42', { stepId: '0', taskId: 0, argv: ['id'], startTime: new Date().toISOString() })!;
+    await h.ledger.end('42', step, { state: 'EXITED', exitCode: 3 });
     const res = await h.jobs.epilogue('42');
     assert.deepEqual(res, { containersRemoved: 1, wasKnown: true });
     assert.ok(h.engine.calls.includes(`stop ${job.containerId}`));
@@ -146,7 +146,7 @@ describe('job epilogue', () => {
   it('marks steps still running as killed', async () => {
     const h = harness();
     await h.jobs.prologue(prologueInput());
-    h.jobs.recordStepStart('42', { stepId: '1', taskId: 0, argv: ['sleep', '100'], startTime: new Date().toISOString() });
+    h.ledger.start('42', { stepId: '1', taskId: 0, argv: ['sleep', '100'], startTime: new Date().toISOString() });
     await h.jobs.epilogue('42');
     const [job, step] = h.accounting();
     assert.equal(step!.State, 'CANCELLED');
@@ -183,8 +183,8 @@ describe('recovery after a restart', () => {
   it('rebuilds the table from labels and keeps the checkpointed steps', async () => {
     const h = harness();
     await h.jobs.prologue(prologueInput());
-    const s = h.jobs.recordStepStart('42', { stepId: '0', taskId: 0, argv: ['true'], startTime: 'x' })!;
-    await h.jobs.recordStepEnd('42', s, { state: 'EXITED', exitCode: 0 });
+    const s = h.ledger.start('42', { stepId: '0', taskId: 0, argv: ['true'], startTime: 'x' })!;
+    await h.ledger.end('42', s, { state: 'EXITED', exitCode: 0 });
     const fresh = h.newJobService(new JobTable(h.config.stateDir));
     assert.deepEqual(await fresh.recover(), { recovered: 1, unknown: 0 });
     const job = fresh.get('42')!;

@@ -70,8 +70,6 @@ function harness(opts: { serving?: boolean; drained?: boolean } = {}) {
     stepContainers: {
       prologue: maybeFail('stepContainers.prologue', { containerName: 'c', stepContainer: false, pullMillis: 0, imageDigest: '', warnings: [] }),
       epilogue: maybeFail('stepContainers.epilogue', { containerRemoved: false }),
-      settle: async () => undefined,
-      forgetJob: () => undefined,
     },
     drain: {
       assertAccepting: (node: string, jobId: string) => {

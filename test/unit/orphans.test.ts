@@ -14,7 +14,7 @@ describe('orphan sweep', () => {
 
   it('ends jobs Slurm no longer runs here, after the grace period', async () => {
     const h = await withJobs();
-    const r = await sweepOrphans({ jobs: h.jobs, source: { activeJobs: async () => new Set(['2']) }, node: 'n1', graceMs: 60_000, dryRun: false, log: h.log, now: later });
+    const r = await sweepOrphans({ jobs: h.jobs, engine: h.engine, source: { activeJobs: async () => new Set(['2']) }, node: 'n1', graceMs: 60_000, dryRun: false, log: h.log, now: later });
     assert.deepEqual(r.removed, ['1']);
     assert.deepEqual(h.jobs.list().map((j) => j.jobId), ['2']);
     assert.equal(h.accounting().length, 1);
@@ -22,12 +22,12 @@ describe('orphan sweep', () => {
 
   it('keeps young jobs, keeps everything in dry-run, and removes nothing when Slurm cannot be asked', async () => {
     const h = await withJobs();
-    const young = await sweepOrphans({ jobs: h.jobs, source: { activeJobs: async () => new Set() }, node: 'n1', graceMs: 60_000, dryRun: false, log: h.log });
+    const young = await sweepOrphans({ jobs: h.jobs, engine: h.engine, source: { activeJobs: async () => new Set() }, node: 'n1', graceMs: 60_000, dryRun: false, log: h.log });
     assert.deepEqual(young.orphans, []);
-    const dry = await sweepOrphans({ jobs: h.jobs, source: { activeJobs: async () => new Set() }, node: 'n1', graceMs: 0, dryRun: true, log: h.log, now: later });
+    const dry = await sweepOrphans({ jobs: h.jobs, engine: h.engine, source: { activeJobs: async () => new Set() }, node: 'n1', graceMs: 0, dryRun: true, log: h.log, now: later });
     assert.deepEqual(dry.orphans, ['1', '2']);
     assert.deepEqual(dry.removed, []);
-    const blind = await sweepOrphans({ jobs: h.jobs, source: { activeJobs: async () => undefined }, node: 'n1', graceMs: 0, dryRun: false, log: h.log, now: later });
+    const blind = await sweepOrphans({ jobs: h.jobs, engine: h.engine, source: { activeJobs: async () => undefined }, node: 'n1', graceMs: 0, dryRun: false, log: h.log, now: later });
     assert.equal(blind.skipped, 'slurm unavailable');
     assert.equal(h.jobs.list().length, 2);
   });

@@ -40,8 +40,8 @@ async function nodeAfterOutage() {
   const h = harness({}, { seal });
   await h.jobs.prologue(prologueInput({ jobId: '1' }));
   await h.jobs.prologue(prologueInput({ jobId: '2' }));
-  const s = h.jobs.recordStepStart('2', { stepId: '0', taskId: 0, argv: ['sleep', '100'], startTime: new Date().toISOString() })!;
-  await h.jobs.recordStepEnd('2', s, { state: 'EXITED', exitCode: 0 });
+  const s = h.ledger.start('2', { stepId: '0', taskId: 0, argv: ['sleep', '100'], startTime: new Date().toISOString() })!;
+  await h.ledger.end('2', s, { state: 'EXITED', exitCode: 0 });
   const identity = {
     jobId: '3', node: 'n1', uid: 2001, gid: 2001, user: 'alice', imageRef: 'x', imageDigest: `127.0.0.1:5000/berth/demo@${DIGEST}`, workDir: '',
     startTime: new Date().toISOString(), role: 'step' as const, stepId: '0',

@@ -14,7 +14,7 @@ function setup() {
   const h = harness();
   h.engine.digests.set(OTHER, OTHER_DIGEST);
   const files = new TaskFiles(path.join(h.dir, 'run', 'n1', 'tasks'));
-  const steps = new StepContainers({ jobs: h.jobs, engine: h.engine, files, node: 'n1', stateDir: h.config.stateDir, stopGraceSeconds: 1, log: h.log });
+  const steps = new StepContainers({ factory: h.factory, ledger: h.ledger, table: h.table, engine: h.engine, files, node: 'n1', log: h.log });
   const step = (over: Partial<Parameters<StepContainers['prologue']>[0]> = {}) => ({ jobId: '42', stepId: '0', uid: 2001, gid: 2001, user: 'alice', image: '', argv: ['sh', '-c', 'true'], ...over });
   const taskFile = (stepId: string) => files.read('42', stepId) ?? '';
   return { h, files, steps, step, taskFile };
@@ -48,7 +48,7 @@ describe('containers of native steps', () => {
     assert.match(taskFile('0'), /^container=berth-n1-job-42-step-0$/m);
     const out = await steps.epilogue('42', '0', { exitCode: 3, signal: '' });
     assert.equal(out.containerRemoved, true);
-    await steps.settle('42');
+    await h.factory.removed('42');
     assert.ok(![...h.engine.containers.values()].some((x) => x.name === res.containerName), 'removed at step end');
     assert.equal(files.read('42', '0'), undefined, 'task file gone');
     const rec = h.jobs.get('42')!.steps.find((s) => s.stepId === '0')!;
@@ -61,7 +61,7 @@ describe('containers of native steps', () => {
     const first = await steps.prologue(step({ image: OTHER, options: named }));
     assert.equal(first.containerName, 'berth-n1-job-42-name-tools');
     await steps.epilogue('42', '0');
-    await steps.settle('42');
+    await h.factory.removed('42');
     assert.ok([...h.engine.containers.values()].some((x) => x.name === first.containerName), 'kept');
     const again = await steps.prologue(step({ stepId: '1', options: named }));
     assert.equal(again.containerName, first.containerName);
@@ -83,7 +83,7 @@ describe('containers of native steps', () => {
     await h.jobs.prologue(prologueInput());
     await steps.prologue(step({ image: OTHER }));
     await steps.epilogue('42', '0');
-    await steps.settle('42');
+    // the step container's removal is still under way: the job's epilogue is the one call
     const res = await h.jobs.epilogue('42');
     assert.equal(res.containersRemoved, 1, 'only the job container was left');
     assert.ok(readFileSync(h.config.accountingFile, 'utf8').includes('"StepID":"0"'));
@@ -93,13 +93,13 @@ describe('containers of native steps', () => {
     const { h, steps, step } = setup();
     await h.jobs.prologue(prologueInput());
     await steps.prologue(step({ image: IMAGE }));
-    let settled = false;
-    const settling = steps.settle('42', 5_000).then(() => (settled = true));
+    let ended = false;
+    const ending = h.jobs.epilogue('42').then(() => (ended = true));
     await new Promise((r) => setTimeout(r, 150));
-    assert.equal(settled, false, 'still waiting for the step end');
+    assert.equal(ended, false, 'still waiting for the step end');
+    assert.ok([...h.engine.containers.values()].some((c) => c.name === 'berth-n1-job-42'), 'nothing removed yet');
     await steps.epilogue('42', '0', { exitCode: 137, signal: 'SIGKILL' });
-    await settling;
-    await h.jobs.epilogue('42');
+    await ending;
     const rec = h.accounting().find((r) => r.RecordType === 'step' && r.StepID === '0')!;
     assert.equal(rec.ExitCode, '0:9');
     assert.equal(rec.State, 'CANCELLED');
@@ -110,7 +110,9 @@ describe('containers of native steps', () => {
     await h.jobs.prologue(prologueInput());
     await steps.prologue(step({ image: IMAGE }));
     const t0 = Date.now();
-    await steps.settle('42', 200);
+    await h.jobs.epilogue('42', { stepWaitMs: 200 });
     assert.ok(Date.now() - t0 >= 200 && Date.now() - t0 < 2_000);
+    const rec = h.accounting().find((r) => r.RecordType === 'step' && r.StepID === '0')!;
+    assert.equal(rec.State, 'CANCELLED', 'the step the job outlived is killed with it');
   });
 });

@@ -82,7 +82,7 @@ describe('tty steps', () => {
   async function startTty(req: { tty: boolean; size?: TerminalSize }) {
     const h = harness();
     const { job } = await h.jobs.prologue(prologueInput());
-    const runner = new StepRunner(h.engine, h.jobs, h.log, [], () => undefined);
+    const runner = new StepRunner(h.engine, h.ledger, h.log, [], () => undefined);
     const out: string[] = [];
     const err: string[] = [];
     const { step } = await runner.start(job, { stepId: '0', taskId: 0, argv: ['sh'], cwd: '/', env: ['TERM=xterm-256color', 'BERTH_TTY_SIZE=1x1'], ...req },

@@ -47,7 +47,7 @@ describe('step runner', () => {
     const h = harness();
     const { job } = await h.jobs.prologue(prologueInput());
     const signals: [number, string][] = [];
-    const runner = new StepRunner(h.engine, h.jobs, h.log, [], (pid, sig) => void signals.push([pid, sig]));
+    const runner = new StepRunner(h.engine, h.ledger, h.log, [], (pid, sig) => void signals.push([pid, sig]));
     const out: string[] = [];
     const { step } = await runner.start(job, { stepId: '0', taskId: 5, argv: ['hostname'], cwd: '/home/alice/run', env: ['SLURM_PROCID=5', 'PATH=/x'], tty: false },
       { name: 'alice', home: '/home/alice' }, { stdout: (b) => out.push(b.toString()), stderr: () => undefined });
@@ -92,7 +92,7 @@ describe('step runner', () => {
   it("refuses a directory that the container lacks, and accepts the work dir, site mounts and the image's own", async () => {
     const h = harness();
     const { job } = await h.jobs.prologue(prologueInput());
-    const runner = new StepRunner(h.engine, h.jobs, h.log, ['/scratch'], () => undefined);
+    const runner = new StepRunner(h.engine, h.ledger, h.log, ['/scratch'], () => undefined);
     const start = (cwd: string) => runner.start(job, { stepId: '0', taskId: 0, argv: ['true'], cwd, env: [], tty: false },
       { name: 'alice', home: '/' }, { stdout: () => undefined, stderr: () => undefined });
     await assert.rejects(start('/work/main'), /the current directory \/work\/main does not exist in the container of job 42: cd into the job's working directory \(\/home\/alice\/run\)/);
@@ -106,7 +106,7 @@ describe('step runner', () => {
   it('refuses a job whose container is not running', async () => {
     const h = harness();
     const { job } = await h.jobs.prologue(prologueInput());
-    const runner = new StepRunner(h.engine, h.jobs, h.log, ['/scratch'], () => undefined);
+    const runner = new StepRunner(h.engine, h.ledger, h.log, ['/scratch'], () => undefined);
     await assert.rejects(runner.start({ ...job, state: 'UNKNOWN' }, { stepId: '0', taskId: 0, argv: ['true'], cwd: '/', env: [], tty: false },
       { name: 'alice', home: '/' }, { stdout: () => undefined, stderr: () => undefined }), (e: unknown) => e instanceof BerthError && e.code === 'JOB_NOT_RUNNING');
   });

@@ -3,15 +3,14 @@
 // NodeList, Start, End, State, ExitCode); figures carry their unit in the name
 // (ElapsedSeconds, TotalCPUSeconds, MaxRSSBytes). docs/accounting.md is the reference.
 import { constants } from 'node:os';
+import type { ContainerUsage } from '../docker/container-usage';
 import type { JobRecord, StepRecord } from '../jobs/job-record';
+import type { ProvenanceMount } from '../jobs/job-provenance';
 
 export const ACCOUNTING_FORMAT = 2;
 
-export interface AccountingMount {
-  Source: string;
-  Target: string;
-  ReadOnly: boolean;
-}
+/** a mount of the job's container as the job's provenance holds it (jobs/job-provenance.ts) */
+export type AccountingMount = ProvenanceMount;
 
 export interface AccountingRecord {
   Format: number;
@@ -60,26 +59,6 @@ export interface AccountingRecord {
    * the job here. End is then when berthd settled it (the spooled epilog's time when known).
    */
   SettledLate: boolean;
-}
-
-/** CPU and memory of a container, read from its cgroup (or dockerd's stats) while it still exists. */
-export interface ContainerUsage {
-  cpuNanos: number;
-  memoryPeakBytes: number;
-  source: 'cgroup-v2' | 'cgroup-v1' | 'docker-stats';
-}
-
-/** What the prologue learnt about the job's container that labels do not hold (checkpointed). */
-export interface JobProvenance {
-  account: string;
-  partition: string;
-  registry: string;
-  mounts: AccountingMount[];
-  devices: string[];
-  pulled: boolean;
-  pullMillis: number;
-  pullBytes: number;
-  startLatencyMillis: number;
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -218,12 +197,4 @@ export function accountingRecords(job: JobRecord, end: string, usage: ContainerU
     UsageSource: s.usage?.source ?? '',
     Argv: s.argv,
   }))];
-}
-
-/** Docker bind specs (SOURCE:TARGET[:ro]) as accounting mounts. */
-export function mountsFromBinds(binds: readonly string[]): AccountingMount[] {
-  return binds.map((b) => {
-    const [source = '', target = '', mode = ''] = b.split(':');
-    return { Source: source, Target: target, ReadOnly: mode.split(',').includes('ro') };
-  });
 }

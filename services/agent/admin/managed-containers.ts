@@ -3,6 +3,7 @@
 // container and step container of this node, and the containers job users made through their
 // job's Docker endpoint (labelled with the job and role=user by it), each with its role; a
 // user container recorded on a job that dockerd no longer has shows as "missing".
+import { type BerthRole, listBerthContainers } from '../containers/berth-containers';
 import { LABEL, ROLE_JOB, ROLE_STEP, ROLE_USER } from '../containers/labels';
 import type { ContainerEngine } from '../docker/engine';
 import type { JobRecord } from '../jobs/job-record';
@@ -24,18 +25,14 @@ function iso(seconds: number): string {
   return Number.isFinite(seconds) && seconds > 0 ? new Date(seconds * 1000).toISOString() : '';
 }
 
-const KIND: Record<string, ManagedContainerView['kind']> = { [ROLE_JOB]: 'JOB', [ROLE_STEP]: 'STEP', [ROLE_USER]: 'USER' };
+const KIND: Record<BerthRole, ManagedContainerView['kind']> = { [ROLE_JOB]: 'JOB', [ROLE_STEP]: 'STEP', [ROLE_USER]: 'USER' };
 
 export async function listManagedContainers(engine: Pick<ContainerEngine, 'listByLabel' | 'inspect'>, node: string, jobs: JobRecord[]): Promise<ManagedContainerView[]> {
   const owner = new Map(jobs.map((j) => [j.jobId, j.user]));
-  const labelled = (await engine.listByLabel(LABEL.jobId)).filter((c) => {
-    const role = c.labels[LABEL.role] ?? '';
-    // berth's own containers name their node; users' carry only the job and role labels (this engine is the node's)
-    return role === ROLE_USER || ((role === ROLE_JOB || role === ROLE_STEP) && c.labels[LABEL.node] === node);
-  });
+  const labelled = await listBerthContainers(engine, node);
   const out: ManagedContainerView[] = await Promise.all(labelled.map(async (c): Promise<ManagedContainerView> => {
-    const jobId = c.labels[LABEL.jobId] ?? '';
-    const kind = KIND[c.labels[LABEL.role] ?? '']!;
+    const { jobId } = c;
+    const kind = KIND[c.role];
     // a user's container has no digest label: its image is what dockerd says
     const image = c.labels[LABEL.imageDigest] ?? (kind === 'USER' ? (await engine.inspect(c.id))?.image ?? '' : '');
     return { id: c.id, name: c.name, kind, jobId, user: c.labels[LABEL.user] ?? owner.get(jobId) ?? '', image, state: c.state, created: iso(c.created) };

@@ -39,20 +39,29 @@ export interface JobContainerInput {
   hostFiles?: readonly string[];
 }
 
-export function buildJobContainerSpec(input: JobContainerInput): ContainerCreateSpec {
+/** The create request, with the mounts and devices it was built from as values (binds are their text). */
+export interface JobContainerSpec extends ContainerCreateSpec {
+  /** every bind, in the order of HostConfig.Binds */
+  mounts: readonly SiteMount[];
+  /** host paths of HostConfig.Devices */
+  devices: readonly string[];
+}
+
+export function buildJobContainerSpec(input: JobContainerInput): JobContainerSpec {
   const { identity: id } = input;
-  const binds = [
-    `${input.initBinary}:${INIT_PATH}:ro`,
-    `${input.userFiles.passwd}:/etc/passwd:ro`,
-    `${input.userFiles.group}:/etc/group:ro`,
+  const mounts: SiteMount[] = [
+    { source: input.initBinary, target: INIT_PATH, readOnly: true },
+    { source: input.userFiles.passwd, target: '/etc/passwd', readOnly: true },
+    { source: input.userFiles.group, target: '/etc/group', readOnly: true },
   ];
-  for (const f of input.hostFiles ?? []) binds.push(`${f}:${f}:ro`);
+  for (const f of input.hostFiles ?? []) mounts.push({ source: f, target: f, readOnly: true });
   // the working directory is bound at its own path (in place of a site mount there), unless
   // the user mounts something there: their choice wins
   const userMounts = input.userMounts ?? [];
-  if (id.workDir && !userMounts.some((m) => m.target === id.workDir)) binds.push(`${id.workDir}:${id.workDir}`);
-  for (const m of input.mounts) if (m.target !== id.workDir) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
-  for (const m of userMounts) binds.push(`${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
+  if (id.workDir && !userMounts.some((m) => m.target === id.workDir)) mounts.push({ source: id.workDir, target: id.workDir, readOnly: false });
+  for (const m of input.mounts) if (m.target !== id.workDir) mounts.push(m);
+  mounts.push(...userMounts);
+  const binds = mounts.map((m) => `${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
   const hostConfig: Record<string, unknown> = {
     NetworkMode: 'host',
     // the host's PID namespace, as for any Slurm task (and enroot/pyxis containers): tasks that
@@ -80,6 +89,8 @@ export function buildJobContainerSpec(input: JobContainerInput): ContainerCreate
     hostConfig.MemorySwap = input.memoryBytes;
   }
   return {
+    mounts: mounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
+    devices: [...input.devices],
     name: input.name ?? jobContainerName(id.node, id.jobId),
     body: {
       Image: input.image,

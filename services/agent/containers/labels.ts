@@ -81,15 +81,21 @@ export function jobLabels(id: JobIdentity): Record<string, string> {
   };
 }
 
-/** Reads a job identity back from labels; undefined when they are not a complete berth set. */
+/**
+ * Reads the identity of a job or step container back from its labels; undefined when they are
+ * not a complete berth set (users' containers carry none).
+ */
 export function jobFromLabels(labels: Record<string, string>): JobIdentity | undefined {
   const get = (k: string): string | undefined => labels[k];
   const jobId = get(LABEL.jobId);
   const node = get(LABEL.node);
   const uid = Number(get(LABEL.uid));
   const gid = Number(get(LABEL.gid));
-  if (get(LABEL.role) !== ROLE_JOB || !jobId || !node || !Number.isInteger(uid) || !Number.isInteger(gid)) return undefined;
+  const role = get(LABEL.role);
+  const stepId = get(LABEL.stepId);
+  if ((role !== ROLE_JOB && role !== ROLE_STEP) || !jobId || !node || !Number.isInteger(uid) || !Number.isInteger(gid)) return undefined;
   return {
+    ...(role === ROLE_STEP ? { role: ROLE_STEP, stepId: stepId ?? '' } : {}),
     jobId,
     node,
     uid,

@@ -10,8 +10,7 @@ import { engineMessage, engineStatus } from './engine';
 import type { CachedImage } from '../housekeeping/image-gc';
 import type { RegistryAuth } from '../../shared/images/credentials';
 import { consumePullStream, type ProgressSink } from './pull-stream';
-import type { ContainerUsage } from '../accounting/accounting-record';
-import { readCgroupUsage, usageFromDockerStats } from '../accounting/container-usage';
+import { type ContainerUsage, readCgroupUsage, usageFromDockerStats } from './container-usage';
 
 export class DockerodeEngine implements Engine, StateEngine {
   readonly docker: Docker;

@@ -3,8 +3,9 @@
 // are ended as the epilogue would end them, their accounting marked SettledLate:
 //   - at berthd's start, before it serves (reconcile): at once, no grace period;
 //   - by the periodic orphan sweep, a backstop: only jobs older than the grace period.
-// Both read the engine as well as the job table, so a job whose only containers are step
-// containers (never in the table) or users' containers is found too. Only containers with
+// Both read the engine's containers by berth's labels (containers/berth-containers.ts), so a job
+// whose only containers are step containers (never in the table) or users' containers is found
+// too, and the job table for jobs whose containers are gone. Only containers with
 // berth's seal (containers/seal.ts) are trusted as berth's job and step containers; users'
 // containers carry io.berth.job.id and io.berth.role=user (the job's endpoint adds them, the
 // policy requires them). Epilogs the hook spooled because berthd could not be reached
@@ -14,12 +15,11 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { errorMessage } from '../../shared/errors';
 import { readSpooledEpilogs, removeSpooledEpilog } from '../../shared/epilog-spool';
-import { LABEL, ROLE_JOB, ROLE_STEP, ROLE_USER } from '../containers/labels';
+import { listBerthContainers } from '../containers/berth-containers';
 import type { ContainerSeal } from '../containers/seal';
 import type { ContainerEngine } from '../docker/engine';
 import type { EpilogueOptions, JobService } from '../jobs/job-service';
 import type { Logger } from '../logger';
-import { isJobId } from '../../shared/ids';
 
 const run = promisify(execFile);
 
@@ -56,8 +56,8 @@ export interface ReconcileOptions {
   dryRun: boolean;
   log: Logger;
   now?: Date;
-  /** the engine, to find jobs by their containers' labels (without it: the job table only) */
-  engine?: Pick<ContainerEngine, 'listByLabel'>;
+  /** the engine, to find jobs by their containers' labels (containers/berth-containers.ts) */
+  engine: Pick<ContainerEngine, 'listByLabel'>;
   /** berth's seal: without a valid one a job or step container is not trusted as berth's */
   seal?: Pick<ContainerSeal, 'verify'>;
   /** ends a job as JobEpilogue does (default: jobs.epilogue) */
@@ -70,8 +70,9 @@ export interface ReconcileOptions {
 
 /**
  * The jobs with something on this node, by job id, with the time (ms) of their earliest
- * container or record: the job table and, when the engine is given, every job the trusted
- * containers name.
+ * container or record: every job the engine's trusted containers name (its job or step
+ * containers, sealed by berthd, or those its user made), and the job table's records, which
+ * hold the jobs whose containers are gone (kept so that the epilogue accounts for them).
  */
 export async function jobsOnNode(o: Pick<ReconcileOptions, 'jobs' | 'engine' | 'seal' | 'node' | 'log'>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
@@ -79,23 +80,14 @@ export async function jobsOnNode(o: Pick<ReconcileOptions, 'jobs' | 'engine' | '
     const t = Number.isFinite(at) ? at : 0;
     out.set(jobId, Math.min(out.get(jobId) ?? t, t));
   };
-  for (const j of o.jobs.list()) note(j.jobId, Date.parse(j.startTime || '1970-01-01'));
-  if (!o.engine) return out;
-  for (const c of await o.engine.listByLabel(LABEL.jobId)) {
-    const jobId = c.labels[LABEL.jobId] ?? '';
-    const role = c.labels[LABEL.role];
-    if (!isJobId(jobId)) continue;
-    if (role === ROLE_USER) {
-      note(jobId, c.created * 1000);
-    } else if (role === ROLE_JOB || role === ROLE_STEP) {
-      if (c.labels[LABEL.node] !== o.node) continue;
-      if (o.seal && !o.seal.verify(c.name, c.labels)) {
-        o.log.warn('a container carries berth\'s labels without berth\'s seal: not trusted as berth\'s, left alone', { container: c.id, name: c.name, job: jobId });
-        continue;
-      }
-      note(jobId, c.created * 1000);
+  for (const c of await listBerthContainers(o.engine, o.node, { seal: o.seal })) {
+    if (c.role !== 'user' && o.seal && !c.sealed) {
+      o.log.warn('a container carries berth\'s labels without berth\'s seal: not trusted as berth\'s, left alone', { container: c.id, name: c.name, job: c.jobId });
+      continue;
     }
+    note(c.jobId, c.created * 1000);
   }
+  for (const j of o.jobs.list()) note(j.jobId, Date.parse(j.startTime || '1970-01-01'));
   return out;
 }
 

@@ -1,6 +1,7 @@
 // What berthd knows of one job on this node. The container labels are the source of truth
 // for identity; steps live here and in the job's checkpoint file.
-import type { ContainerUsage, JobProvenance } from '../accounting/accounting-record';
+import type { ContainerUsage } from '../docker/container-usage';
+import type { JobProvenance } from './job-provenance';
 import type { JobIdentity } from '../containers/labels';
 
 export type JobState = 'PREPARING' | 'RUNNING' | 'ENDING' | 'ENDED' | 'FAILED' | 'UNKNOWN';

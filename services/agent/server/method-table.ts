@@ -55,7 +55,7 @@ export interface AgentServiceDeps {
   /** Docker access of a job, when the site enables it */
   dockerOf?: (jobId: JobId) => { host: string; certPath: string };
   /** containers for natively launched steps (SPANK plugin) */
-  stepContainers?: Pick<StepContainers, 'prologue' | 'epilogue' | 'settle' | 'forgetJob'>;
+  stepContainers?: Pick<StepContainers, 'prologue' | 'epilogue'>;
   drain: Pick<DrainStore, 'assertAccepting' | 'drain' | 'resume' | 'get'>;
   status: () => Promise<NodeStatus>;
   containers: () => Promise<ManagedContainerView[]>;
@@ -190,12 +190,8 @@ export const METHODS: MethodTable = Object.freeze({
 
   JobEpilogue: {
     kind: 'unary', role: 'hook', phase: 'serving', scope: 'job', jobIdIn: (r) => r.jobId, failures: { what: 'epilogue', metric: 'epilog' },
-    handle: async (d, { jobId }) => {
-      await d.stepContainers?.settle(jobId);
-      const res = await d.jobs.epilogue(jobId);
-      d.stepContainers?.forgetJob(jobId);
-      return res;
-    },
+    // the epilogue settles the job's steps and removes its step containers too
+    handle: (d, { jobId }) => d.jobs.epilogue(jobId),
   },
 
   StepPrologue: {

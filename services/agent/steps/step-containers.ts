@@ -7,20 +7,19 @@
 //                                        when the step ends, or kept for the job's later
 //                                        steps when it is also named
 //   sbatch --container-batch (batch)     the job's container
-import { BerthError, errorMessage } from '../../shared/errors';
+import { BerthError } from '../../shared/errors';
 import type { ContainerOptions } from '../../shared/container-options';
 import type { ContainerEngine } from '../docker/engine';
-import { LABEL, stepContainerName } from '../containers/labels';
-import type { JobService } from '../jobs/job-service';
-import type { StepRecord } from '../jobs/job-record';
+import { readBerthContainer } from '../containers/berth-containers';
+import type { ContainerFactory } from '../containers/container-factory';
+import { stepContainerName } from '../containers/labels';
+import type { JobTable } from '../jobs/job-table';
 import type { PrologueInput } from '../jobs/prologue-request';
 import { checkPrologueRequest } from '../jobs/prologue-request';
+import type { StepLedger } from '../jobs/step-ledger';
 import type { Logger } from '../logger';
 import type { TaskFiles } from './task-files';
-import path from 'node:path';
-import { rmSync } from 'node:fs';
 import { isJobId } from '../../shared/ids';
-import { agentJobStateDir } from '../../shared/paths';
 
 export interface StepPrologueInput extends Omit<PrologueInput, 'cpus' | 'memoryBytes' | 'workDir'> {
   stepId: string;
@@ -58,17 +57,17 @@ const OWN_ENV = ['HOME', 'USER', 'LOGNAME', 'HOSTNAME', 'TERM'];
 
 export class StepContainers {
   private readonly making = new Map<string, Promise<unknown>>();
-  private readonly removing = new Map<string, Set<Promise<void>>>();
-  /** native steps of jobs berthd holds, recorded like berth exec steps (JOB.STEP → record) */
-  private readonly records = new Map<string, StepRecord>();
 
   constructor(private readonly d: {
-    jobs: JobService;
-    engine: ContainerEngine;
+    /** makes and removes step containers */
+    factory: Pick<ContainerFactory, 'make' | 'removeStepContainer'>;
+    /** records the steps on their job's record */
+    ledger: Pick<StepLedger, 'startNative' | 'endNative'>;
+    /** the job's record: its container, image, options and warnings */
+    table: Pick<JobTable, 'get'>;
+    engine: Pick<ContainerEngine, 'inspect'>;
     files: TaskFiles;
     node: string;
-    stateDir: string;
-    stopGraceSeconds: number;
     log: Logger;
   }) {}
 
@@ -95,7 +94,7 @@ export class StepContainers {
       }
       const input: PrologueInput = { ...req, workDir: '', cpus: 0, memoryBytes: 0, options: o };
       checkPrologueRequest(input);
-      const making = this.d.jobs.makeContainer(input, { role: 'step', stepId: req.stepId, name, dir: this.stepDir(req.jobId, name) }, log);
+      const making = this.d.factory.make({ ...input, for: { role: 'step', stepId: req.stepId } }, log);
       this.making.set(name, making);
       const made = await making.finally(() => this.making.delete(name));
       target = { id: made.containerId, name, workdir: made.identity.containerWorkdir ?? '', envNames: made.identity.envNames ?? [], digest: made.image.digestRef, uid: req.uid };
@@ -116,9 +115,8 @@ export class StepContainers {
       keepEnv: [...OWN_ENV, ...o.envNames, ...target.envNames],
     });
     if (o.name && stepContainer) this.d.files.markNamed(req.jobId, o.name);
-    const rec = this.d.jobs.recordStepStart(req.jobId, { stepId: req.stepId, taskId: 0, argv: req.argv ?? [], startTime: new Date().toISOString() });
-    if (rec) this.records.set(`${req.jobId}.${req.stepId}`, rec);
-    const warnings = stepContainer ? [] : this.d.jobs.get(req.jobId)?.warnings ?? [];
+    this.d.ledger.startNative(req.jobId, req.stepId, req.argv ?? []);
+    const warnings = stepContainer ? [] : this.d.table.get(req.jobId)?.warnings ?? [];
     return { containerName: target.name, stepContainer, pullMillis, imageDigest: target.digest, warnings };
   }
 
@@ -126,62 +124,13 @@ export class StepContainers {
   async epilogue(jobId: string, stepId: string, outcome?: { exitCode: number; signal: string }): Promise<{ containerRemoved: boolean }> {
     if (!isJobId(jobId) || !STEP_ID.test(stepId)) throw new BerthError('INVALID_REQUEST', `'${jobId}.${stepId}' is not a Slurm job and step id`);
     this.d.files.remove(jobId, stepId);
-    // a step that began before berthd restarted: recovery marked it killed; its real end replaces that
-    const rec = this.records.get(`${jobId}.${stepId}`) ?? this.d.jobs.get(jobId)?.steps.find((s) => s.cutByRestart && s.stepId === stepId);
-    if (rec) {
-      this.records.delete(`${jobId}.${stepId}`);
-      const state = !outcome ? 'EXITED' : outcome.signal ? 'KILLED' : 'EXITED';
-      void this.d.jobs.recordStepEnd(jobId, rec, { state, exitCode: outcome?.exitCode ?? 0, signal: outcome?.signal ?? '' });
-    }
-    const name = stepContainerName(this.d.node, jobId, { stepId });
-    const c = await this.d.engine.inspect(name);
-    if (!c) return { containerRemoved: false };
-    // removed in the background: the step's tasks have ended and srun waits for this answer;
-    // the job's epilogue settles what is still being removed before it lists the job's containers
-    const removal = (async () => {
-      try {
-        await this.d.engine.stop(c.id, this.d.stopGraceSeconds);
-        await this.d.engine.remove(c.id);
-        rmSync(this.stepDir(jobId, name), { recursive: true, force: true });
-        this.d.log.info('step container removed', { job: jobId, step: stepId, container: c.id });
-      } catch (err) {
-        this.d.log.warn('could not remove a step container; the job\'s epilogue removes it', { job: jobId, step: stepId, container: c.id, error: errorMessage(err) });
-      }
-    })();
-    const pending = this.removing.get(jobId) ?? new Set<Promise<void>>();
-    this.removing.set(jobId, pending);
-    pending.add(removal);
-    void removal.finally(() => {
-      pending.delete(removal);
-      if (pending.size === 0 && this.removing.get(jobId) === pending) this.removing.delete(jobId);
-    });
-    return { containerRemoved: true };
-  }
-
-  /**
-   * Before the job's epilogue: waits (at most `waitMs`) for the ends of its native steps still
-   * open here — slurmstepd sends them right after srun has heard of the tasks' exits, so the
-   * job's epilog may overtake them — then for step containers still being removed.
-   */
-  async settle(jobId: string, waitMs = 10_000): Promise<void> {
-    const open = () => [...this.records.keys()].some((k) => k.startsWith(`${jobId}.`));
-    const until = Date.now() + waitMs;
-    while (open() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-    await Promise.all([...(this.removing.get(jobId) ?? [])]);
-  }
-
-  /** After the job's epilogue: its task files (named step containers went with the job's label). */
-  forgetJob(jobId: string): void {
-    this.d.files.removeJob(jobId);
-    for (const k of this.records.keys()) if (k.startsWith(`${jobId}.`)) this.records.delete(k);
-  }
-
-  private stepDir(jobId: string, name: string): string {
-    return path.join(agentJobStateDir(this.d.stateDir, jobId), name);
+    this.d.ledger.endNative(jobId, stepId, outcome);
+    // the job's epilogue waits for a removal still under way before it removes the job's containers
+    return { containerRemoved: await this.d.factory.removeStepContainer(jobId, stepId, this.d.log.child({ job: jobId, step: stepId })) };
   }
 
   private jobTarget(jobId: string): Target | undefined {
-    const job = this.d.jobs.get(jobId);
+    const job = this.d.table.get(jobId);
     if (!job || job.state !== 'RUNNING' || !job.containerId) return undefined;
     return { id: job.containerId, name: job.containerName, workdir: job.containerWorkdir ?? '', envNames: job.envNames ?? [], digest: job.imageDigest, uid: job.uid };
   }
@@ -197,12 +146,12 @@ export class StepContainers {
       throw new BerthError('NAME_CLASH', `job ${req.jobId}: the container named '${o.name}' runs ${t.digest}, not ${req.image}; drop --container-image to join it, or use another name`);
     };
     if (o.name) {
-      if (job && this.d.jobs.get(req.jobId)?.name === o.name) return sameImage(job.digest) ? job : mismatch(job);
+      if (job && this.d.table.get(req.jobId)?.name === o.name) return sameImage(job.digest) ? job : mismatch(job);
       const c = await this.d.engine.inspect(stepContainerName(this.d.node, req.jobId, { stepId: req.stepId, name: o.name }));
       if (!c) return undefined;
+      const id = readBerthContainer(c, this.d.node)?.identity;
       const t: Target = {
-        id: c.id, name: c.name, workdir: c.labels[LABEL.containerWorkdir] ?? '', envNames: (c.labels[LABEL.envNames] ?? '').split(',').filter(Boolean),
-        digest: c.labels[LABEL.imageDigest] ?? '', uid: Number(c.labels[LABEL.uid]),
+        id: c.id, name: c.name, workdir: id?.containerWorkdir ?? '', envNames: id?.envNames ?? [], digest: id?.imageDigest ?? '', uid: id?.uid ?? Number.NaN,
       };
       return sameImage(t.digest) ? t : mismatch(t);
     }

@@ -8,7 +8,7 @@ import { INIT_PATH } from '../containers/job-container-spec';
 import type { ContainerEngine, ExecEngine, ExecHandle } from '../docker/engine';
 import { engineMessage } from '../docker/engine';
 import type { JobRecord, StepRecord } from '../jobs/job-record';
-import type { JobService } from '../jobs/job-service';
+import type { StepLedger } from '../jobs/step-ledger';
 import type { Logger } from '../logger';
 import { Demuxer, type Sink } from './demux';
 import { checkSignal } from './signals';
@@ -156,7 +156,8 @@ function within(dir: string, root: string): boolean {
 export class StepRunner {
   constructor(
     private readonly engine: ExecEngine & Pick<ContainerEngine, 'pathExists'>,
-    private readonly jobs: JobService,
+    /** records each step on its job's record */
+    private readonly ledger: Pick<StepLedger, 'start' | 'end'>,
     private readonly log: Logger,
     /** site mount targets: directories known to exist in every job container */
     private readonly mountTargets: readonly string[] = [],
@@ -198,13 +199,13 @@ export class StepRunner {
     } catch (err) {
       throw new BerthError('ENGINE_FAILED', `job ${job.jobId}: could not start '${req.argv[0]}' in the container: ${engineMessage(err)}`, { cause: err });
     }
-    const record = this.jobs.recordStepStart(job.jobId, { stepId: req.stepId, taskId: req.taskId, argv: req.argv, startTime: new Date().toISOString() });
+    const record = this.ledger.start(job.jobId, { stepId: req.stepId, taskId: req.taskId, argv: req.argv, startTime: new Date().toISOString() });
     const step = new RunningStep(handle.id, handle, stream, io, req.tty, this.signaller, log);
     // an older berth-init ignores BERTH_TTY_SIZE: the engine's resize sets the size then, a moment late
     if (size) step.resize(size.rows, size.cols);
     log.info('step started', { exec: handle.id, argv0: req.argv[0] });
     void step.done.then((o) => {
-      if (record) void this.jobs.recordStepEnd(job.jobId, record, o);
+      if (record) void this.ledger.end(job.jobId, record, o);
       log.info('step ended', { exec: handle.id, exitCode: o.exitCode, signal: o.signal, state: o.state });
     });
     return { step, record };

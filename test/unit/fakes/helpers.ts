@@ -7,11 +7,13 @@ import { type AgentConfig, loadConfig } from '../../../services/agent/config';
 import type { IdentityResolver, UserIdentity } from '../../../services/agent/identity/nss';
 import { ImageService } from '../../../services/agent/images/image-service';
 import { ImageUserFilesCache } from '../../../services/agent/containers/image-user-files';
+import { ContainerFactory } from '../../../services/agent/containers/container-factory';
 import { JobService } from '../../../services/agent/jobs/job-service';
+import { StepLedger } from '../../../services/agent/jobs/step-ledger';
 import { JobTable } from '../../../services/agent/jobs/job-table';
 import { silentLogger } from '../../../services/agent/logger';
 import { FakeEngine } from './fake-engine';
-import type { ContainerUsage } from '../../../services/agent/accounting/accounting-record';
+import type { ContainerUsage } from '../../../services/agent/docker/container-usage';
 import type { ContainerSeal } from '../../../services/agent/containers/seal';
 
 export const ALICE: UserIdentity = {
@@ -58,19 +60,26 @@ export function harness(overrides: Record<string, unknown> = {}, opts: { seal?: 
   const table = new JobTable(config.stateDir);
   const imageUserFiles = new ImageUserFilesCache(engine, config.node);
   const usage = new FakeUsage();
-  const newJobService = (t = table) => new JobService({
-    config, engine, images, imageUserFiles, identities: new FakeIdentities(), table: t, accounting: new AccountingLog(config.accountingFile), log, memlockBytes: -1, usage, seal: opts.seal,
-    // the unit tests' paths do not exist: every one is reachable but those under /unreachable/
-    reachable: (p, who, what) => {
-      if (p.includes('/unreachable/')) throw new Error(`${what} ${p}: uid ${who.uid} may not enter ${p.slice(0, p.indexOf('/unreachable/') + 12)} (mode 700), so it may not mount what is below it`);
-      return p;
-    },
-  });
-  const jobs = newJobService();
+  /** berthd's job parts over a table: a fresh one stands for berthd after a restart */
+  const newNode = (t = table) => {
+    const factory = new ContainerFactory({
+      config, engine, images, imageUserFiles, identities: new FakeIdentities(), log, memlockBytes: -1, seal: opts.seal,
+      // the unit tests' paths do not exist: every one is reachable but those under /unreachable/
+      reachable: (p, who, what) => {
+        if (p.includes('/unreachable/')) throw new Error(`${what} ${p}: uid ${who.uid} may not enter ${p.slice(0, p.indexOf('/unreachable/') + 12)} (mode 700), so it may not mount what is below it`);
+        return p;
+      },
+    });
+    const ledger = new StepLedger({ table: t, log, usage });
+    const jobs = new JobService({ config, engine, factory, ledger, table: t, accounting: new AccountingLog(config.accountingFile), log, seal: opts.seal });
+    return { jobs, factory, ledger };
+  };
+  const newJobService = (t = table) => newNode(t).jobs;
+  const { jobs, factory, ledger } = newNode();
   const accounting = (): Record<string, unknown>[] => existsSync(config.accountingFile)
     ? readFileSync(config.accountingFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
-  return { dir, config, engine, images, table, jobs, log, accounting, newJobService, usage };
+  return { dir, config, engine, images, table, jobs, factory, ledger, log, accounting, newJobService, newNode, usage };
 }
 
 export function prologueInput(over: Partial<Parameters<JobService['prologue']>[0]> = {}) {

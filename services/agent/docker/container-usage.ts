@@ -8,7 +8,13 @@
 // caller falls back to dockerd's stats (dockerode-engine.ts, containerUsage).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ContainerUsage } from './accounting-record';
+
+/** CPU and memory of a container, read from its cgroup (or dockerd's stats) while it still exists. */
+export interface ContainerUsage {
+  cpuNanos: number;
+  memoryPeakBytes: number;
+  source: 'cgroup-v2' | 'cgroup-v1' | 'docker-stats';
+}
 
 export interface CgroupRoots {
   proc: string;
