@@ -39,7 +39,8 @@ describe('GPUs of a job', () => {
     assert.deepEqual(g.files, ['/dev/nvidia1']);
     assert.ok(g.devices.includes('/dev/nvidia1'));
     assert.ok(!g.devices.includes('/dev/nvidia0'));
-    assert.deepEqual(g.env, { CUDA_VISIBLE_DEVICES: '0', NVIDIA_VISIBLE_DEVICES: '1' });
+    assert.deepEqual(g.env, { CUDA_VISIBLE_DEVICES: '0', ROCR_VISIBLE_DEVICES: '0', GPU_DEVICE_ORDINAL: '0', NVIDIA_VISIBLE_DEVICES: '1' });
+    assert.deepEqual(jobGpus(['/dev/dri/renderD128', '/dev/dri/renderD129'], [0, 1], '/nonexistent-sys').env, { CUDA_VISIBLE_DEVICES: '0,1', ROCR_VISIBLE_DEVICES: '0,1', GPU_DEVICE_ORDINAL: '0,1' });
     assert.deepEqual(jobGpus(['/dev/nvidia0'], [], '/nonexistent-sys'), { indexes: [], files: [], devices: [], env: {} });
     assert.throws(() => jobGpus(['/dev/nvidia0'], [2]), /Slurm gave GPU 2, but gres.conf names 1 GPUs/);
   });
