@@ -88,7 +88,7 @@ berthd_write_config() {
   "accountingFile": "$(berthd_accounting "$n")",
   "logFile": "$(berthd_log "$n")",
   "logLevel": "info",
-  "rdmaDevices": ["/dev/infiniband/uverbs*", "/dev/infiniband/rdma_cm"],
+  "rdmaDevices": $(rdma_files "$n" | sed 's/[^ ]*/"&"/g; s/ /, /g; s/^/[/; s/$/]/'),
   "siteRules": "$BERTH_SITE_RULES",
   "slurmdSpoolDir": "$STATE_DIR/$n/slurmd",
   "stopGraceSeconds": 5,

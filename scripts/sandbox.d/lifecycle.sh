@@ -21,6 +21,7 @@ up_cmd() {
   fi
   install -d -m 0755 "$STATE_DIR" "$RUN_DIR" "$LOG_DIR"
   users_up
+  devices_up
   munge_up
   # berthd first: it serves the AuthZ plugin every dockerd request passes and writes
   # dockerd's TLS files; it waits for its dockerd by itself

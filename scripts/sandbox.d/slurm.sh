@@ -28,6 +28,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
+GresTypes=gpu
 ProctrackType=proctrack/cgroup
 TaskPlugin=task/cgroup,task/affinity
 SelectType=select/cons_tres
@@ -63,7 +64,7 @@ Epilog=$BERTH_LIB/hooks/epilog
 TaskProlog=$BERTH_LIB/hooks/task-prolog
 PrologFlags=Alloc
 PrologEpilogTimeout=120
-NodeName=n[1-3] NodeHostname=$host NodeAddr=127.0.0.1 Port=17001-17003 CPUs=2 RealMemory=4000 State=UNKNOWN
+NodeName=n[1-3] NodeHostname=$host NodeAddr=127.0.0.1 Port=17001-17003 CPUs=2 RealMemory=4000 Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=n[1-3] Default=YES MaxTime=INFINITE State=UP
 CONF
 }
@@ -108,6 +109,7 @@ slurm_write_conf() {
   mkdir -p /etc/slurm/plugstack.conf.d
   slurm_write_file "$SLURM_CONF" "$(slurm_conf_text)"
   slurm_write_file "$CGROUP_CONF" "$(cgroup_conf_text)"
+  slurm_write_file "$GRES_CONF" "$(gres_conf_text)"
   # Debian's plugstack.conf includes plugstack.conf.d/*.conf; create it like that if missing
   if [ ! -f "$PLUGSTACK_CONF" ]; then
     echo "include /etc/slurm/plugstack.conf.d/*.conf" >"$PLUGSTACK_CONF"

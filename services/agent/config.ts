@@ -83,6 +83,8 @@ export const configSchema = z.object({
   logFile: absolutePath.optional(),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   rdmaDevices: z.array(absolutePath).default(['/dev/infiniband/uverbs*', '/dev/infiniband/rdma_cm']),
+  /** Slurm's gres.conf: which device files are this node's GPUs, in Slurm's order (IDX) */
+  gresConf: absolutePath.default('/etc/slurm/gres.conf'),
   /**
    * The site rules (shared/site-rules.ts): site mounts, users' mounts, container defaults,
    * registries. One world-readable file that `berth submit-check` reads too.

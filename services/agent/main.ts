@@ -40,9 +40,10 @@ import { ContainerFactory } from './containers/container-factory';
 import type { SitePolicy as SitePolicyType } from './policy/site-policy';
 import { ContainerSeal } from './containers/seal';
 import { takeNodeLock } from './node-lock';
-import { expandDevices } from './containers/devices';
 import { JobCgroups, type JobCpuset } from './runtime/job-cgroups';
 import { CpuTopology } from './runtime/cpu-topology';
+import { JobDevices } from './devices/job-devices';
+import { readGresConf } from './devices/gpus';
 import { ContainerOwners, RuntimeGate } from './runtime/runtime-gate';
 import { JobTable } from './jobs/job-table';
 import { ScontrolAllocationSource } from './jobs/slurm-allocation';
@@ -182,6 +183,7 @@ async function main(): Promise<void> {
   const cgroups = new JobCgroups(config.node);
   const allocations = new ScontrolAllocationSource();
   const topology = new CpuTopology();
+  const jobDevices = new JobDevices({ node: config.node, rdmaDevices: config.rdmaDevices, allocations, gresConf: () => readGresConf(config.gresConf) });
   /** the job's CPUs on this node as Slurm gave them, in Linux's numbering */
   const slurmCpuset = async (jobId: string): Promise<JobCpuset | undefined> => {
     const a = await allocations.allocation(jobId, config.node);
@@ -200,7 +202,7 @@ async function main(): Promise<void> {
     socket: path.join(nodeRun, 'runtime.sock'), node: config.node, owners, cgroups, dataRoot: () => dataRoot,
     jobCpuset: slurmCpuset,
     berthFiles: [config.initBinary, agentJobsStateDir(config.stateDir), config.taskProlog, config.slurmdSpoolDir],
-    jobDevices: () => expandDevices(config.rdmaDevices), pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
+    jobDevices: async (jobId) => (await jobDevices.of(jobId)).devices, pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
   });
   await runtimeGate.start();
   // what every job needs from this node, now that the runtime gate's socket is there
@@ -252,7 +254,8 @@ async function main(): Promise<void> {
       expectStart: (id, owner) => owners.expect(id, { ...owner, limits: { ...owner.limits, pids: config.jobPidsLimit } }),
       images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics,
       siteMountSources: () => siteRules.mounts.map((m) => m.source), pingWithQuery: (q) => engine.pingWithQuery(q),
-      jobCpuset: async (jobId) => cgroups.cpusetOf(jobId) ?? slurmCpuset(jobId).catch(() => undefined) })
+      jobCpuset: async (jobId) => cgroups.cpusetOf(jobId) ?? slurmCpuset(jobId).catch(() => undefined),
+      jobDevices: async (jobId) => (await jobDevices.of(jobId)).devices })
     : undefined;
   authzAsked = authzPlugin?.checkAsked;
   const servers = await startServers(config.runDir, {

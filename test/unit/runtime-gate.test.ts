@@ -93,7 +93,7 @@ describe('runtime gate: the answer berth-runc reads', () => {
   const owners = new ContainerOwners();
   const gate = new RuntimeGate({
     socket: path.join(dir, 'rt.sock'), node: 'n1', owners, cgroups: new JobCgroups('n1', cgroupRoot), dataRoot: () => '/var/lib/docker',
-    berthFiles: [], jobDevices: () => [], pinRoot: path.join(dir, 'pins'), log: silentLogger(),
+    berthFiles: [], jobDevices: async () => [], pinRoot: path.join(dir, 'pins'), log: silentLogger(),
   });
 
   it("lets root's own containers through unchanged", async () => {

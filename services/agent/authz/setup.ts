@@ -76,6 +76,8 @@ export async function startAuthzPlugin(opts: {
   siteMountSources?: () => readonly string[];
   /** the job's CPUs and memory nodes on this node, as its containers get them (runtime/job-cgroups.ts) */
   jobCpuset?: (jobId: string) => Promise<{ cpus: string; mems: string } | undefined>;
+  /** the device nodes the job's containers may have (the node's RDMA devices and the job's GPUs) */
+  jobDevices?: (jobId: string) => Promise<readonly string[]>;
   /** GET /_ping?NAME=VALUE to dockerd, for the check that dockerd asks this plugin at all (authz-probe.ts) */
   pingWithQuery?: (query: Record<string, string>) => Promise<void>;
   log: Logger;
@@ -86,7 +88,9 @@ export async function startAuthzPlugin(opts: {
   const runDir = nodeRunDir(config);
 
   const contextFor = async (job: JobRecord): Promise<JobPolicyContext> => {
-    const [user, c, cpuset] = await Promise.all([identities.lookup(job.uid), engine.inspect(job.containerId), opts.jobCpuset?.(job.jobId)]);
+    const [user, c, cpuset, devices] = await Promise.all([
+      identities.lookup(job.uid), engine.inspect(job.containerId), opts.jobCpuset?.(job.jobId), opts.jobDevices?.(job.jobId).catch(() => undefined),
+    ]);
     return {
       user: job.user,
       groups: user.groups.map((g) => g.name),
@@ -96,7 +100,7 @@ export async function startAuthzPlugin(opts: {
         gid: job.gid,
         cpus: (c?.nanoCpus ?? 0) / 1e9,
         memoryBytes: c?.memoryBytes ?? 0,
-        devices: c?.devices ?? [],
+        devices: devices ? [...devices] : c?.devices ?? [],
         mountPrefixes: [job.workDir, ...(opts.siteMountSources?.() ?? [])].filter(Boolean),
         ...(cpuset ? { cpuset } : {}),
         groupIds: user.groups.map((g) => g.gid),

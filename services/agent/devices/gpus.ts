@@ -15,7 +15,7 @@ export interface JobGpus {
   files: string[];
   /** every device node a container of the job needs for them (GPUs, control and render nodes) */
   devices: string[];
-  /** the variables the vendors' runtimes read, as inside the container (its GPUs numbered from 0) */
+  /** the variables the vendors' runtimes read, as Slurm sets them (the job's GPUs numbered from 0) */
   env: Record<string, string>;
 }
 
@@ -108,12 +108,14 @@ export function jobGpus(nodeFiles: readonly string[], indexes: readonly number[]
   const local = files.map((_, i) => String(i)).join(',');
   const env: Record<string, string> = {};
   if (files.length) {
-    if (vendors.has('nvidia') || vendors.size === 0) {
-      env.CUDA_VISIBLE_DEVICES = local;
-      // for the NVIDIA Container Toolkit's hook, where the site has it: the host's indexes
-      env.NVIDIA_VISIBLE_DEVICES = files.map((f) => /(\d+)$/.exec(f)?.[1] ?? '').join(',');
-    }
-    if (vendors.has('amd')) env.ROCR_VISIBLE_DEVICES = local;
+    // as Slurm's gres/gpu sets them for the job's tasks, whatever the vendor: with
+    // ConstrainDevices the job's GPUs are numbered from 0 (seen: SLURM_STEP_GPUS=1 with
+    // CUDA_VISIBLE_DEVICES=0)
+    env.CUDA_VISIBLE_DEVICES = local;
+    env.ROCR_VISIBLE_DEVICES = local;
+    env.GPU_DEVICE_ORDINAL = local;
+    // for the NVIDIA Container Toolkit's hook, where the site has it: the host's numbers
+    if (vendors.has('nvidia')) env.NVIDIA_VISIBLE_DEVICES = files.map((f) => /(\d+)$/.exec(f)?.[1] ?? '').join(',');
   }
   return { indexes: [...indexes], files, devices: [...devices], env };
 }

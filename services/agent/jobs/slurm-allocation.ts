@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { expandHostlist } from '../../shared/hostlist';
 import { formatCpuList, parseCpuList } from '../../shared/cpu-list';
+import { gpuIndexes } from '../devices/gpus';
 
 const run = promisify(execFile);
 
@@ -13,6 +14,8 @@ export interface NodeAllocation {
   memoryBytes: number;
   /** the job's CPUs on the node as Slurm numbers them (CPU_IDs, e.g. "0-1"); '' when Slurm gave none */
   cpuIds?: string;
+  /** Slurm's indexes of the job's GPUs on the node (GRES=gpu:N(IDX:...)), when it has any */
+  gpuIndexes?: number[];
   /** the job's end by its time limit (EndTime=, local time), when it has one */
   endTime?: Date;
 }
@@ -31,6 +34,7 @@ export function parseJobDetail(line: string, node: string): NodeAllocation | und
     let cpus = 0;
     let cpuIds = '';
     let memMb = 0;
+    let gpus: number[] = [];
     for (let j = i + 1; j < tokens.length && !tokens[j]!.startsWith('Nodes='); j++) {
       const [k, v = ''] = tokens[j]!.split('=');
       if (k === 'CPU_IDs') {
@@ -38,10 +42,11 @@ export function parseJobDetail(line: string, node: string): NodeAllocation | und
         cpus = ids.length;
         cpuIds = formatCpuList(ids);
       } else if (k === 'Mem') memMb = Number(v) || 0;
+      else if (k === 'GRES') gpus = gpuIndexes(tokens[j]!.slice('GRES='.length));
     }
     const end = line.match(/(?:^|\s)EndTime=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\s|$)/)?.[1];
     const endTime = end ? new Date(end) : undefined;
-    return { cpus, ...(cpuIds ? { cpuIds } : {}), memoryBytes: memMb * 1024 * 1024, ...(endTime && !Number.isNaN(endTime.getTime()) ? { endTime } : {}) };
+    return { cpus, ...(cpuIds ? { cpuIds } : {}), ...(gpus.length ? { gpuIndexes: gpus } : {}), memoryBytes: memMb * 1024 * 1024, ...(endTime && !Number.isNaN(endTime.getTime()) ? { endTime } : {}) };
   }
   return undefined;
 }

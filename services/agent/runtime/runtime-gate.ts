@@ -47,7 +47,8 @@ export interface RuntimeGateDeps {
   /** dockerd's data-root, once known */
   dataRoot: () => string | undefined;
   berthFiles: readonly string[];
-  jobDevices: () => readonly string[];
+  /** the device nodes the job's containers may have on this node (devices/job-devices.ts) */
+  jobDevices: (jobId: string) => Promise<readonly string[]>;
   pinRoot: string;
   log: Logger;
 }
@@ -146,7 +147,7 @@ export class RuntimeGate {
       berthFiles: this.d.berthFiles,
       pinDir: path.join(this.d.pinRoot, id),
       cgroupPath: this.d.cgroups.supported ? this.d.cgroups.pathFor(owner.jobId, id) : undefined,
-      jobDevices: this.d.jobDevices(),
+      jobDevices: await this.d.jobDevices(owner.jobId),
       isHostNetns,
       ...(cpuset ? { cpuset } : {}),
     };
