@@ -211,7 +211,7 @@ async function main(): Promise<void> {
     nodeCheck.setRuntimeProblems(checkDockerRuntime({ ...config, configFile: argv.config }, await engine.runtimes()));
   };
   let authzAsked: (() => Promise<void>) | undefined;
-  const factory = new ContainerFactory({ config, engine, images, imageUserFiles, identities, imageUses, log, memlockBytes: memlock.bytes, allocations,
+  const factory = new ContainerFactory({ config, engine, images, imageUserFiles, identities, imageUses, log, memlockBytes: memlock.bytes, allocations, jobDevices: (jobId) => jobDevices.of(jobId),
     metrics, seal, siteRules: () => siteRules,
     // what every job needs from the node, and that dockerd still asks berth's AuthZ plugin (authz/authz-probe.ts)
     nodeReady: async (jobId) => {

@@ -17,6 +17,7 @@ import type { IdentityResolver } from '../identity/nss';
 import type { ImageService } from '../images/image-service';
 import type { PrologueInput } from '../jobs/prologue-request';
 import type { AllocationSource } from '../jobs/slurm-allocation';
+import type { JobDeviceSet } from '../devices/job-devices';
 import type { Logger } from '../logger';
 import type { JobMetrics } from '../metrics/agent-metrics';
 import type { JobCgroups } from '../runtime/job-cgroups';
@@ -65,6 +66,8 @@ export interface ContainerFactoryDeps {
   memlockBytes: number;
   /** the job's CPUs and memory on this node; the request's figures are used when it has none */
   allocations?: AllocationSource;
+  /** the job's device nodes on this node: its HCAs and GPUs (devices/job-devices.ts); the node's RDMA devices when absent */
+  jobDevices?: (jobId: string) => Promise<JobDeviceSet>;
   /**
    * The site policy's verdict on the container berthd is about to create (the same engine
    * that judges users' Docker requests); absent when no policy is configured.
@@ -128,10 +131,14 @@ export class ContainerFactory {
     // independent look-ups, side by side: NSS then the registry (and a pull) with the user's
     // credentials, and slurmctld
     const userLookup = this.d.identities.lookup(req.uid, req.user);
-    const [user, image, alloc] = await Promise.all([
+    const [user, image, alloc, jobDevices] = await Promise.all([
       userLookup,
       userLookup.then((u) => this.d.images.ensure(req.image, { user: { uid: req.uid, home: u.home } })),
       this.d.allocations?.allocation(req.jobId, config.node),
+      this.d.jobDevices?.(req.jobId).catch((err: unknown) => {
+        // Slurm gave GPUs this node's gres.conf does not name: the node's configuration
+        throw new BerthError('NODE_CONFIG', `job ${req.jobId}: ${errorMessage(err)}; check gres.conf (berthd config gresConf: ${config.gresConf}) against slurm.conf's Gres= for ${config.node}`, { fault: 'node' });
+      }),
     ]);
     lap('lookupMillis');
     const gids = [req.gid, ...user.groups.map((g) => g.gid)];
@@ -181,7 +188,8 @@ export class ContainerFactory {
       supplementaryGids: user.groups.map((g) => g.gid),
       cpus,
       memoryBytes,
-      devices: expandDevices(config.rdmaDevices),
+      devices: jobDevices?.devices ?? expandDevices(config.rdmaDevices),
+      ...(jobDevices ? { deviceEnv: jobDevices.gpus.env } : {}),
       mounts: site.mounts,
       initBinary: config.initBinary,
       memlockBytes: this.d.memlockBytes,

@@ -23,6 +23,8 @@ export interface JobContainerInput {
   cpus: number;
   memoryBytes: number;
   devices: readonly string[];
+  /** variables the job's devices come with (its GPUs' numbering, as Slurm sets it for tasks) */
+  deviceEnv?: Readonly<Record<string, string>>;
   mounts: readonly SiteMount[];
   initBinary: string;
   /** bytes or -1 (unlimited) */
@@ -98,7 +100,7 @@ export function buildJobContainerSpec(input: JobContainerInput): JobContainerSpe
       Cmd: [],
       User: `${id.uid}:${id.gid}`,
       WorkingDir: input.workingDir || id.workDir || '/',
-      Env: [`BERTH_JOB_ID=${id.jobId}`, `SLURM_JOB_ID=${id.jobId}`],
+      Env: [`BERTH_JOB_ID=${id.jobId}`, `SLURM_JOB_ID=${id.jobId}`, ...Object.entries(input.deviceEnv ?? {}).map(([k, v]) => `${k}=${v}`)],
       Labels: jobLabels(id),
       AttachStdin: false,
       AttachStdout: false,
