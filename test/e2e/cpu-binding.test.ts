@@ -22,14 +22,14 @@ function slurmCpus(jobId: string, nodeName: string): string {
   return topology.machineCpus(alloc.cpuIds);
 }
 
-function containerJob(user: string, on: string): { jobId: string; container: string } {
+function containerJob(user: string, on: string): { jobId: string; container: string; dir: string } {
   const dir = jobDir(user, 'cpus');
   const sub = run('sbatch', ['-N1', '-w', on, '-c1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
   assert.equal(sub.code, 0, sub.stderr);
   const jobId = jobIdFrom(sub.stdout);
   waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
   const container = waitFor(`container of job ${jobId}`, () => containersOfJob(on, jobId, 'running')[0]);
-  return { jobId, container };
+  return { jobId, container, dir };
 }
 
 function dockerOnNode(nodeName: string, args: string[]) {
@@ -57,10 +57,12 @@ describe('CPU binding: containers and steps on exactly the job\'s CPUs', { timeo
       const init = dockerOnNode(onNode, ['exec', job.container, 'sh', '-c', SHOW_CPUS]);
       assert.equal(init.code, 0, init.stderr);
       assert.equal(init.stdout.trim(), cpus, `job ${job.jobId}'s container`);
-      // a step of the job (srun into the running allocation), which runs in the job container
-      const step = run('srun', ['--jobid', job.jobId, '--overlap', '-n1', 'sh', '-c', SHOW_CPUS], { user, env: { PATH } });
-      assert.equal(step.code, 0, step.stderr);
-      assert.equal(step.stdout.trim(), cpus, `a step of job ${job.jobId}`);
+      // a step of the job on the host, and a berth exec step in its container
+      for (const argv of [['sh', '-c', SHOW_CPUS], ['berth', 'exec', '--', 'sh', '-c', SHOW_CPUS]]) {
+        const step = run('srun', ['--jobid', job.jobId, '--overlap', '-n1', ...argv], { user, cwd: job.dir, env: { PATH } });
+        assert.equal(step.code, 0, step.stderr);
+        assert.equal(step.stdout.trim(), cpus, `${argv[0]} step of job ${job.jobId}`);
+      }
       // the user's own docker run through the job's Docker endpoint
       const uid = run('id', ['-u', user]).stdout.trim();
       const env = { PATH, DOCKER_HOST: `unix:///run/berth/${onNode}/jobs/${job.jobId}.docker.sock`, HOME: `/home/${user}` };

@@ -24,14 +24,14 @@ function gpuIdx(jobId: string, nodeName: string): number[] {
   return parseJobDetail(r.stdout, nodeName)?.gpuIndexes ?? [];
 }
 
-function containerJob(user: string, on: string, gres?: string): { jobId: string; container: string } {
+function containerJob(user: string, on: string, gres?: string): { jobId: string; container: string; dir: string } {
   const dir = jobDir(user, 'gpus');
   const sub = run('sbatch', ['-N1', '-w', on, '-c1', ...(gres ? [`--gres=${gres}`] : []), `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
   assert.equal(sub.code, 0, sub.stderr);
   const jobId = jobIdFrom(sub.stdout);
   waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
   const container = waitFor(`container of job ${jobId}`, () => containersOfJob(on, jobId, 'running')[0]);
-  return { jobId, container };
+  return { jobId, container, dir };
 }
 
 const lines = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -61,8 +61,8 @@ describe('GPUs and HCAs: a job\'s containers get exactly its devices', { timeout
       const wantEnv = ['CUDA_VISIBLE_DEVICES=0', 'GPU_DEVICE_ORDINAL=0', `NVIDIA_VISIBLE_DEVICES=${own.replace('/dev/nvidia', '')}`, 'ROCR_VISIBLE_DEVICES=0'];
       assert.deepEqual(inContainer(on, job.container, SHOW_DEVICES), expected, `job ${job.jobId}'s container`);
       assert.deepEqual(inContainer(on, job.container, SHOW_ENV), wantEnv, `job ${job.jobId}'s container's variables`);
-      // a step of the job: in its container, with Slurm's own CUDA_VISIBLE_DEVICES
-      const step = run('srun', ['--jobid', job.jobId, '--overlap', '-n1', 'sh', '-c', `${SHOW_DEVICES}; echo --; ${SHOW_ENV}`], { user, env: { PATH } });
+      // a berth exec step of the job: in its container, with Slurm's own CUDA_VISIBLE_DEVICES
+      const step = run('srun', ['--jobid', job.jobId, '--overlap', '-n1', 'berth', 'exec', '--', 'sh', '-c', `${SHOW_DEVICES}; echo --; ${SHOW_ENV}`], { user, cwd: job.dir, env: { PATH } });
       assert.equal(step.code, 0, step.stderr);
       const [devs, env] = step.stdout.split('--\n');
       assert.deepEqual(lines(devs!), expected, `a step of job ${job.jobId}`);
