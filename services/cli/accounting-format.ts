@@ -11,7 +11,7 @@ export const CSV_COLUMNS = [
   'RecordType', 'JobID', 'StepID', 'TaskID', 'User', 'UID', 'GID', 'Account', 'Partition', 'NodeList',
   'Start', 'End', 'ElapsedSeconds', 'State', 'ExitCode', 'Reason', 'TotalCPUSeconds', 'MaxRSSBytes', 'UsageSource',
   'Image', 'ImageDigest', 'Registry', 'ContainerID', 'Pulled', 'PullSeconds', 'PullBytes', 'StartLatencySeconds',
-  'Mounts', 'Devices', 'Argv', 'SettledLate',
+  'Mounts', 'Devices', 'GPUs', 'CPUSet', 'Argv', 'SettledLate',
 ] as const;
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));

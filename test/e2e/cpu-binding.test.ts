@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { node, sandbox } from '../support/stack';
-import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, run, waitFor } from '../support/slurm';
+import { accountingRecords, containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, run, waitFor } from '../support/slurm';
 import { CpuTopology } from '../../services/agent/runtime/cpu-topology';
 import { parseJobDetail } from '../../services/agent/jobs/slurm-allocation';
 
@@ -75,6 +75,13 @@ describe('CPU binding: containers and steps on exactly the job\'s CPUs', { timeo
       const beyond = run('docker', ['run', '--rm', ...allowed, '--cpuset-cpus', other, sandbox().demoImage, 'true'], { user, env });
       assert.notEqual(beyond.code, 0, `${user} ran on job ${job === a ? b.jobId : a.jobId}'s CPU ${other}`);
       assert.match(beyond.stderr, new RegExp(`CPUs ${other}.*job ${job.jobId} holds CPUs ${cpus}|CpusetCpus`), beyond.stderr);
+    }
+    // the accounting record of each job container names its CPUs
+    for (const job of [a, b]) assert.equal(run('scancel', [job.jobId]).code, 0);
+    for (const [job, cpus] of [[a, cpusA], [b, cpusB]] as const) {
+      const rec = waitFor(`job record of ${job.jobId}`, () => accountingRecords(onNode).find((r) => r.JobID === job.jobId && r.RecordType === 'job'));
+      assert.equal(rec.CPUSet, cpus);
+      assert.deepEqual(rec.GPUs, []);
     }
   });
 

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { node, sandbox } from '../support/stack';
-import { containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
+import { accountingRecords, containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
 import { parseJobDetail } from '../../services/agent/jobs/slurm-allocation';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -78,6 +78,12 @@ describe('GPUs and HCAs: a job\'s containers get exactly its devices', { timeout
       const theirs = run('docker', ['run', '--rm', ...allowed, '--device', other, sandbox().demoImage, 'true'], { user, env: dockerEnv });
       assert.notEqual(theirs.code, 0, `${user} got the other job's GPU ${other}`);
       assert.match(theirs.stderr, /Devices|device/, theirs.stderr);
+    });
+    // each job's accounting record names its own GPU
+    for (const j of jobs) assert.equal(run('scancel', [j.jobId]).code, 0);
+    jobs.forEach((job, k) => {
+      const rec = waitFor(`job record of ${job.jobId}`, () => accountingRecords(on).find((r) => r.JobID === job.jobId && r.RecordType === 'job'));
+      assert.deepEqual(rec.GPUs, [NODE_GPUS[on]![idx[k]![0]!]]);
     });
   });
 

@@ -32,6 +32,10 @@ export interface AccountingRecord {
   ContainerID: string;
   Mounts: AccountingMount[];
   Devices: string[];
+  /** the job's GPUs on this node, their device files in Slurm's order (IDX); [] without */
+  GPUs: string[];
+  /** the CPUs the job's containers ran on (cpuset, Linux numbering); '' when not known */
+  CPUSet: string;
   /** job records: whether this prologue pulled the image; null on step records */
   Pulled: boolean | null;
   PullSeconds: number | null;
@@ -113,6 +117,8 @@ function common(job: JobRecord): Omit<AccountingRecord, 'RecordType' | 'StepID' 
     ContainerID: job.containerId,
     Mounts: p?.mounts ?? [],
     Devices: p?.devices ?? [],
+    GPUs: p?.gpus ?? [],
+    CPUSet: p?.cpuset ?? '',
   };
 }
 
@@ -144,7 +150,7 @@ export function faultedJobRecord(f: FaultedPrologue): AccountingRecord {
     Format: ACCOUNTING_FORMAT,
     RecordType: 'job', JobID: f.jobId, StepID: null, TaskID: null,
     User: f.user, UID: f.uid, GID: f.gid, Account: f.account, Partition: f.partition, NodeList: f.node,
-    Image: f.image, ImageDigest: '', Registry: '', ContainerID: '', Mounts: [], Devices: [],
+    Image: f.image, ImageDigest: '', Registry: '', ContainerID: '', Mounts: [], Devices: [], GPUs: [], CPUSet: '',
     Pulled: null, PullSeconds: null, PullBytes: null, StartLatencySeconds: null,
     Start: f.start, End: f.end, ElapsedSeconds: elapsed(f.start, f.end),
     State: f.code === 'JOB_NOT_RUNNING' ? 'CANCELLED' : 'FAILED', ExitCode: '0:0', Reason: `${f.code}: ${f.reason}`,

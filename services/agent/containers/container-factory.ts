@@ -47,6 +47,10 @@ export interface MadeContainer {
   mounts: readonly SiteMount[];
   /** host paths of the devices passed through */
   devices: readonly string[];
+  /** the job's GPUs among them (their own device files, in Slurm's order) */
+  gpus: readonly string[];
+  /** the CPUs the container runs on (cpuset.cpus, Linux numbering); '' when not known */
+  cpuset: string;
   /** the job's end as Slurm has it, when known */
   endTime?: Date;
   /** container create + start */
@@ -240,7 +244,9 @@ export class ContainerFactory {
       throw containerFailure(req.jobId, image.digestRef, err, [...applied.mounts.map((m) => m.source), workDir]);
     }
     for (const w of warnings) log.warn('job container made without a path its user cannot reach', { warning: w });
-    return { identity, containerId, name, dir, image, mounts: spec.mounts, devices: spec.devices, endTime: alloc?.endTime, startLatencyMillis, warnings };
+    // the cpuset berth-runc's gate gave the job's cgroup as the container started
+    const cpuset = this.d.runtime?.cgroups.supported ? this.d.runtime.cgroups.cpusetOf(req.jobId)?.cpus ?? '' : '';
+    return { identity, containerId, name, dir, image, mounts: spec.mounts, devices: spec.devices, gpus: jobDevices?.gpus.files ?? [], cpuset, endTime: alloc?.endTime, startLatencyMillis, warnings };
   }
 
   /** Undoes a make whose caller failed after it (the job's Docker access could not be granted). */

@@ -16,6 +16,10 @@ export interface JobProvenance {
   registry: string;
   mounts: ProvenanceMount[];
   devices: string[];
+  /** the job's GPUs on the node (device files); absent in checkpoints of berth before 14 */
+  gpus?: string[];
+  /** the CPUs the job's containers run on; absent as above */
+  cpuset?: string;
   pulled: boolean;
   pullMillis: number;
   pullBytes: number;
@@ -27,6 +31,8 @@ export function provenanceOf(made: {
   image: { ref: { domain: string }; pulled: boolean; millis: number; pullBytes: number };
   mounts: readonly { source: string; target: string; readOnly: boolean }[];
   devices: readonly string[];
+  gpus: readonly string[];
+  cpuset: string;
   startLatencyMillis: number;
 }, slurm: { account?: string; partition?: string }): JobProvenance {
   return {
@@ -35,6 +41,8 @@ export function provenanceOf(made: {
     registry: registryHost(made.image.ref.domain),
     mounts: made.mounts.map((m) => ({ Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
     devices: [...made.devices],
+    gpus: [...made.gpus],
+    cpuset: made.cpuset,
     pulled: made.image.pulled,
     pullMillis: made.image.millis,
     pullBytes: made.image.pullBytes,
