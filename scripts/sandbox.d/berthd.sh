@@ -89,6 +89,7 @@ berthd_write_config() {
   "logFile": "$(berthd_log "$n")",
   "logLevel": "info",
   "rdmaDevices": $(rdma_files "$n" | sed 's/[^ ]*/"&"/g; s/ /, /g; s/^/[/; s/$/]/'),
+  "gpuHostFiles": ["$(gpu_host_files "$n")"],
   "siteRules": "$BERTH_SITE_RULES",
   "slurmdSpoolDir": "$STATE_DIR/$n/slurmd",
   "stopGraceSeconds": 5,

@@ -35,6 +35,35 @@ rdma_files() {
   esac
 }
 
+# the GPU driver's files berthd mounts into GPU jobs' containers (berthd's gpuHostFiles): a
+# stand-in nvidia-smi and libcuda here, the driver's real ones on a site without the NVIDIA
+# Container Toolkit
+FAKE_DRIVER_DIR=/opt/berth-sandbox-gpu
+gpu_host_files() {
+  case "$1" in
+    n1 | n2) echo "$FAKE_DRIVER_DIR/nvidia" ;;
+    n3) echo "$FAKE_DRIVER_DIR/rocm" ;;
+  esac
+}
+
+fake_driver_files() {
+  local vendor tool
+  for vendor in nvidia rocm; do
+    tool=nvidia-smi
+    [ "$vendor" = rocm ] && tool=rocm-smi
+    install -d -m 0755 "$FAKE_DRIVER_DIR/$vendor/bin" "$FAKE_DRIVER_DIR/$vendor/lib"
+    {
+      echo '#!/bin/sh'
+      echo "# berth sandbox: a stand-in for the driver's $tool (no GPU on this machine)"
+      echo "echo \"fake $tool: CUDA_VISIBLE_DEVICES=\${CUDA_VISIBLE_DEVICES:-} ROCR_VISIBLE_DEVICES=\${ROCR_VISIBLE_DEVICES:-}\""
+      echo 'ls -1 /dev/nvidia[0-9]* /dev/dri/renderD* 2>/dev/null'
+    } >"$FAKE_DRIVER_DIR/$vendor/bin/$tool.tmp"
+    chmod 0755 "$FAKE_DRIVER_DIR/$vendor/bin/$tool.tmp"
+    mv -f "$FAKE_DRIVER_DIR/$vendor/bin/$tool.tmp" "$FAKE_DRIVER_DIR/$vendor/bin/$tool"
+    echo "berth sandbox stand-in for the $vendor driver library" >"$FAKE_DRIVER_DIR/$vendor/lib/README"
+  done
+}
+
 # mknod unless a character device of that number is there already
 fake_dev() {
   local file="$1" major="$2" minor="$3"
@@ -60,6 +89,7 @@ devices_up() {
   done
   for i in 0 1 2 3; do fake_dev "/dev/infiniband/uverbs$i" 231 "$((192 + i))"; done
   fake_dev /dev/infiniband/rdma_cm 10 250
+  fake_driver_files
 }
 
 gres_conf_text() {

@@ -86,6 +86,12 @@ export const configSchema = z.object({
   /** Slurm's gres.conf: which device files are this node's GPUs, in Slurm's order (IDX) */
   gresConf: absolutePath.default('/etc/slurm/gres.conf'),
   /**
+   * Host files and directories of the GPU driver (libcuda, libnvidia-ml, nvidia-smi, ROCm's
+   * libraries) bind-mounted read-only at their own path into the containers of jobs that
+   * have GPUs; those missing on a node are left out.
+   */
+  gpuHostFiles: z.array(absolutePath).default([]),
+  /**
    * The site rules (shared/site-rules.ts): site mounts, users' mounts, container defaults,
    * registries. One world-readable file that `berth submit-check` reads too.
    */

@@ -15,6 +15,8 @@ const PATH = '/usr/local/bin:/usr/bin:/bin';
 /** the accelerator and HCA nodes a process sees, one per line, sorted */
 const SHOW_DEVICES = 'ls -1 /dev/nvidia* /dev/kfd /dev/dri/* /dev/infiniband/* 2>/dev/null | sort';
 const SHOW_ENV = 'env | grep -E "^((CUDA|NVIDIA|ROCR)_VISIBLE_DEVICES|GPU_DEVICE_ORDINAL)=" | sort';
+/** scripts/sandbox.d/devices.sh's stand-in driver files, berthd's gpuHostFiles */
+const DRIVER = '/opt/berth-sandbox-gpu';
 const NVIDIA_CONTROL = ['/dev/nvidia-modeset', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools', '/dev/nvidiactl'];
 const NODE_GPUS: Record<string, string[]> = { n1: ['/dev/nvidia0', '/dev/nvidia1'], n2: ['/dev/nvidia2', '/dev/nvidia3'], n3: ['/dev/dri/renderD128', '/dev/dri/renderD129'] };
 const NODE_HCAS: Record<string, string[]> = { n1: ['/dev/infiniband/rdma_cm', '/dev/infiniband/uverbs0', '/dev/infiniband/uverbs1'], n2: ['/dev/infiniband/rdma_cm', '/dev/infiniband/uverbs2'], n3: ['/dev/infiniband/rdma_cm', '/dev/infiniband/uverbs3'] };
@@ -61,6 +63,9 @@ describe('GPUs and HCAs: a job\'s containers get exactly its devices', { timeout
       const wantEnv = ['CUDA_VISIBLE_DEVICES=0', 'GPU_DEVICE_ORDINAL=0', `NVIDIA_VISIBLE_DEVICES=${own.replace('/dev/nvidia', '')}`, 'ROCR_VISIBLE_DEVICES=0'];
       assert.deepEqual(inContainer(on, job.container, SHOW_DEVICES), expected, `job ${job.jobId}'s container`);
       assert.deepEqual(inContainer(on, job.container, SHOW_ENV), wantEnv, `job ${job.jobId}'s container's variables`);
+      // the driver's files the site lists (gpuHostFiles), read-only: the sandbox's stand-in nvidia-smi
+      assert.deepEqual(inContainer(on, job.container, `${DRIVER}/nvidia/bin/nvidia-smi | head -1; touch ${DRIVER}/nvidia/x 2>/dev/null && echo writable || echo read-only`),
+        ['fake nvidia-smi: CUDA_VISIBLE_DEVICES=0 ROCR_VISIBLE_DEVICES=0', 'read-only']);
       // a berth exec step of the job: in its container, with Slurm's own CUDA_VISIBLE_DEVICES
       const step = run('srun', ['--jobid', job.jobId, '--overlap', '-n1', 'berth', 'exec', '--', 'sh', '-c', `${SHOW_DEVICES}; echo --; ${SHOW_ENV}`], { user, cwd: job.dir, env: { PATH } });
       assert.equal(step.code, 0, step.stderr);
@@ -92,6 +97,7 @@ describe('GPUs and HCAs: a job\'s containers get exactly its devices', { timeout
     cancel.push(plain.jobId);
     assert.deepEqual(inContainer('n2', plain.container, SHOW_DEVICES), NODE_HCAS.n2);
     assert.deepEqual(inContainer('n2', plain.container, SHOW_ENV), []);
+    assert.deepEqual(inContainer('n2', plain.container, `test -e ${DRIVER} && echo there || echo absent`), ['absent']);
     const amd = containerJob('bob', 'n3', 'gpu:1');
     cancel.push(amd.jobId);
     const [i] = gpuIdx(amd.jobId, 'n3');

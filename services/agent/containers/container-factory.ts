@@ -183,6 +183,8 @@ export class ContainerFactory {
     writeFileSync(userFiles.passwd, mergePasswd(base.passwd, { ...user, shell: '/bin/sh', gid: req.gid }), { mode: 0o644 });
     writeFileSync(userFiles.group, mergeGroup(base.group, user.name, user.groups), { mode: 0o644 });
     lap('filesMillis');
+    // the GPU driver's libraries and tools the site lists, for jobs with GPUs (no NVIDIA Container Toolkit here)
+    const gpuFiles = jobDevices?.gpus.files.length ? config.gpuHostFiles : [];
     const cpus = alloc?.cpus || req.cpus;
     const memoryBytes = alloc?.memoryBytes || req.memoryBytes;
     const spec = buildJobContainerSpec({
@@ -201,7 +203,7 @@ export class ContainerFactory {
       userMounts: applied.mounts,
       readOnly: applied.readOnly,
       workingDir: applied.workdir,
-      hostFiles: [config.taskProlog, config.slurmdSpoolDir].filter((f) => existsSync(f)),
+      hostFiles: [config.taskProlog, config.slurmdSpoolDir, ...gpuFiles].filter((f) => existsSync(f)),
     });
     if (this.d.admit) {
       const verdict = this.d.admit(policyView(spec.body), {
@@ -211,7 +213,7 @@ export class ContainerFactory {
           jobId: req.jobId, uid: req.uid, gid: req.gid, cpus, memoryBytes,
           devices: [...spec.devices],
           // berth's own files (berth-init, the per-container passwd and group) and the job's directories
-          mountPrefixes: [config.initBinary, config.taskProlog, config.slurmdSpoolDir, dir, workDir, ...site.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
+          mountPrefixes: [config.initBinary, config.taskProlog, config.slurmdSpoolDir, ...gpuFiles, dir, workDir, ...site.mounts.map((m) => m.source), ...applied.mountSources].filter(Boolean),
           groupIds: user.groups.map((g) => g.gid),
         },
       });
