@@ -7,7 +7,7 @@ import type { ExecStart__Output } from '../../shared/gen/berth/v1/ExecStart';
 import type { ExecStepRequest__Output } from '../../shared/gen/berth/v1/ExecStepRequest';
 import type { ExecStepResponse } from '../../shared/gen/berth/v1/ExecStepResponse';
 import type { RunningStep } from '../steps/step-runner';
-import type { AgentServiceDeps, DuplexHandlers, DuplexSession, OwnJobContext } from './method-table';
+import type { AgentServiceDeps, DuplexHandlers, DuplexSession, OwnJobContext } from './method-types';
 import { fromProtoExecStart } from './proto-mapping';
 
 export function openExecStep(d: AgentServiceDeps, call: grpc.ServerDuplexStream<ExecStepRequest__Output, ExecStepResponse>,
