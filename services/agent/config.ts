@@ -140,6 +140,7 @@ export const configSchema = z.object({
 
 export type AgentConfig = Readonly<z.infer<typeof configSchema>>;
 
+/** outside the catalogue: met only at start (berthd prints it and exits 2), never an RPC's answer */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }

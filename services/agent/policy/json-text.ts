@@ -19,6 +19,7 @@ export interface JsonEntry {
   line: number;
 }
 
+/** outside the catalogue: internal to the policy: parse-policy.ts words it for the operator, and a Docker body that does not parse is refused by the AuthZ plugin with its own message (dockerd's protocol has no codes) */
 export class JsonSyntaxError extends Error {
   override readonly name = 'JsonSyntaxError';
   constructor(readonly why: string, readonly line: number, readonly column: number) {
