@@ -2,7 +2,7 @@
 // every key of an object in order, duplicates included, with the line it is on, and each
 // number's source text. Policy files need the duplicates to refuse them and the lines to
 // point at mistakes; Docker request bodies need them to be read the way dockerd's Go decoder
-// reads them (docker-body.ts). Anything JSON.parse would refuse is refused here too, and so
+// reads them (body.ts). Anything JSON.parse would refuse is refused here too, and so
 // are comments, trailing commas and text after the value.
 
 export type JsonNode =
