@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { NodeCertificateAuthority } from '../../services/agent/certs/node-ca';
+import { ContainerFactory } from '../../services/agent/containers/container-factory';
 import { JobService } from '../../services/agent/jobs/job-service';
 import { checkPrologueRequest } from '../../services/agent/jobs/prologue-request';
 import { makeAgentHandlers, type AgentServiceDeps } from '../../services/agent/server/agent-service';
@@ -121,10 +122,11 @@ describe('the precise codes', () => {
     const h = harness();
     const ca = await NodeCertificateAuthority.loadOrCreate(path.join(h.dir, 'ca'), 'n1');
     const d = (h.jobs as unknown as { d: ConstructorParameters<typeof JobService>[0] }).d;
+    const fd = (h.factory as unknown as { d: ConstructorParameters<typeof ContainerFactory>[0] }).d;
     const odd = 'alice smith';
     const identities = { lookup: async (uid: number) => ({ ...(await new FakeIdentities().lookup(uid)), name: odd }) };
     const jobs = new JobService({
-      ...d, identities,
+      ...d, factory: new ContainerFactory({ ...fd, identities }),
       dockerAccess: { grant: async (job, notAfter) => void await ca.issueClientCertificate({ user: job.user, uid: job.uid, jobId: job.jobId, notAfter }), revoke: () => undefined },
     });
     await assert.rejects(jobs.prologue(prologueInput({ user: odd })), (e: unknown) => e instanceof BerthError && e.code === 'USER_NAME_UNSUPPORTED' && faultOf(e.code) === 'job'
@@ -144,7 +146,7 @@ describe('the precise codes', () => {
   it("refuses a step's missing directory as WORKDIR_MISSING, the job's", async () => {
     const h = harness();
     const { job } = await h.jobs.prologue(prologueInput());
-    const runner = new StepRunner(h.engine, h.jobs, h.log, [], () => undefined);
+    const runner = new StepRunner(h.engine, h.ledger, h.log, [], () => undefined);
     h.engine.pathExists = async () => false;
     await assert.rejects(runner.start(job, { stepId: '0', taskId: 0, argv: ['true'], cwd: '/nowhere', env: [], tty: false }, { name: 'alice', home: '/' }, { stdout: () => undefined, stderr: () => undefined }),
       (e: unknown) => e instanceof BerthError && e.code === 'WORKDIR_MISSING' && faultOf(e.code) === 'job');

@@ -330,7 +330,7 @@ describe('Slurm snippets', () => {
     assert.ok(conf.get('PrologFlags')!.split(',').includes('Alloc'));
     assert.equal(conf.get('TaskProlog'), c.taskProlog, 'berthd bind-mounts the same TaskProlog into containers');
     assert.equal(conf.get('SlurmdSpoolDir'), c.slurmdSpoolDir);
-    assert.ok(Number(conf.get('PrologEpilogTimeout')) > c.pullTimeoutSeconds, 'a prolog killed during a pull drains the node');
+    assert.ok(Number(conf.get('PrologEpilogTimeout')) > c.pullTimeoutMs / 1000, 'a prolog killed during a pull drains the node');
     assert.equal(conf.get('JobAcctGatherType'), 'jobacct_gather/linux');
   });
 
