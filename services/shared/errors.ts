@@ -5,7 +5,7 @@ import { status } from './grpc-status';
 export const ERROR_STATUS = {
   /** a request malformed in itself: a field missing or not of its grammar (a job id, a time, a path); nothing about the node or the job's state */
   INVALID_REQUEST: status.INVALID_ARGUMENT,
-  /** a --container-* value of the user's that berthd refuses (checked at submit too) */
+  /** a --container-* value of the user's that berthd refuses (checked at submit too), or the job's --chdir not a normalized absolute path */
   OPTIONS_INVALID: status.INVALID_ARGUMENT,
   /** an image reference that does not parse (the message says which part) */
   INVALID_IMAGE_REFERENCE: status.INVALID_ARGUMENT,

@@ -22,7 +22,7 @@ export interface FaultEntry {
 
 /** Every code of the catalogue, classed: the compiler refuses a code without an entry. */
 export const FAULTS: Readonly<Record<ErrorCode, FaultEntry>> = {
-  OPTIONS_INVALID: { fault: 'job', when: 'a --container-* value berthd refuses' },
+  OPTIONS_INVALID: { fault: 'job', when: "a --container-* value berthd refuses, or a job working directory (--chdir) that is not a normalized absolute path" },
   INVALID_IMAGE_REFERENCE: { fault: 'job', when: 'the image reference is malformed' },
   ROOT_JOB_REFUSED: { fault: 'job', when: 'the job runs as root' },
   MOUNT_REFUSED: { fault: 'job', when: 'a --container-mounts source the user cannot read, or the site does not let jobs mount; a target taken twice' },

@@ -107,6 +107,12 @@ describe('the precise codes', () => {
     assert.throws(() => checkPrologueRequest({ ...prologueInput(), jobId: '4x' }), (e: unknown) => e instanceof BerthError && e.code === 'INVALID_REQUEST' && faultOf(e.code) === 'node');
   });
 
+  it("refuses a job's own working directory that is not normalized as the job's fault: a user's --chdir never drains the node", () => {
+    assert.throws(() => checkPrologueRequest({ ...prologueInput(), workDir: '/home/alice/../alice/run' }),
+      (e: unknown) => e instanceof BerthError && e.code === 'OPTIONS_INVALID' && faultOf(e.code) === 'job'
+        && /^job 42: working directory '\/home\/alice\/\.\.\/alice\/run' must be an absolute, normalized path; give sbatch or srun --chdir/.test(e.message));
+  });
+
   it('refuses a Docker certificate for root as ROOT_JOB_REFUSED and an unusable user name as the job\'s fault', async () => {
     const ca = await NodeCertificateAuthority.loadOrCreate(mkdtempSync(path.join(os.tmpdir(), 'berth-ca-')), 'n1');
     const ok = { user: 'alice', uid: 2001, jobId: '5', notAfter: new Date(Date.now() + 3_600_000) };
