@@ -38,7 +38,7 @@ describe('a Docker request', () => {
 
   it('has no body when dockerd passed none, and throws the same syntax error for one that is not JSON', () => {
     assert.equal(asked('POST', '/containers/create').body, undefined);
-    assert.equal(asked('POST', '/containers/create', '  ').hasBody, false);
+    assert.equal(asked('POST', '/containers/create', '  ').createImage, undefined);
     const bad = asked('POST', '/containers/create', '{"Image":');
     assert.throws(() => bad.body, JsonSyntaxError);
     assert.throws(() => bad.body, JsonSyntaxError);

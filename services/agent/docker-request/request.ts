@@ -46,11 +46,6 @@ export class DockerRequest {
     return this.queryOnce.value;
   }
 
-  /** true when dockerd passed a body with something in it (an empty or blank one is none) */
-  get hasBody(): boolean {
-    return this.bodyText !== undefined && this.bodyText.trim() !== '';
-  }
-
   /**
    * The body as dockerd decodes it, decoded on first use and kept: undefined when dockerd
    * passed none; throws JsonSyntaxError (every time) when the text is not JSON.
