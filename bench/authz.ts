@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { mapAction } from '../services/agent/policy/actions';
+import { mapAction } from '../services/agent/docker-request/actions';
 import { PolicyEngine } from '../services/agent/policy/engine';
 import { parsePolicyFile } from '../services/agent/policy/parse-policy';
 import { REPO, node, sandbox, uidOf } from '../test/support/stack';

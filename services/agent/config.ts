@@ -1,10 +1,13 @@
 // berthd configuration: a JSON file, overridden by command-line flags, validated once at
-// start (a bad value is one clear message and a non-zero exit), then frozen.
+// start (a bad value is one clear message and a non-zero exit), then compiled: durations
+// become milliseconds (the file writes seconds; nothing converts them at the use sites),
+// berthd's own protected paths are listed once, and the whole object is deep-frozen.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_RUN_DIR } from '../shared/paths';
 import { DEFAULT_SITE_RULES_FILE } from '../shared/site-rules';
+import { type OwnPath, ownPaths } from './protected-paths';
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
 
@@ -138,8 +141,61 @@ export const configSchema = z.object({
   remoteAccess: remoteAccessSchema.optional(),
 }).strict();
 
-export type AgentConfig = Readonly<z.infer<typeof configSchema>>;
+/** the config as written: the file and the flags, validated, with the schema's defaults */
+export type AgentConfigInput = z.infer<typeof configSchema>;
 
+type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+type SecondsKeys = 'stopGraceSeconds' | 'pullTimeoutSeconds' | 'pullInactivitySeconds' | 'mungeMaxAgeSeconds' | 'orphanGraceSeconds';
+
+/** The config berthd runs with: compiled once at load (durations in milliseconds), deep-frozen. */
+export type AgentConfig = DeepReadonly<Omit<AgentConfigInput, SecondsKeys | 'imageGc'> & {
+  /** how long a stopped container gets between SIGTERM and SIGKILL */
+  stopGraceMs: number;
+  /** the longest one pull may take */
+  pullTimeoutMs: number;
+  /** a pull that shows no progress for this long has stalled */
+  pullInactivityMs: number;
+  /** the oldest munge credential berthd accepts */
+  mungeMaxAgeMs: number;
+  /** an orphan (a berth container of no job Slurm runs here) is removed once this old */
+  orphanGraceMs: number;
+  imageGc: Omit<AgentConfigInput['imageGc'], 'minAgeSeconds'> & {
+    /** images used (or created) more recently than this are kept */
+    minAgeMs: number;
+  };
+  /** berthd's own paths, which no job may mount (protected-paths.ts), built once here */
+  ownPaths: readonly OwnPath[];
+}>;
+
+const SECOND_MS = 1000;
+
+/** The validated input compiled into what berthd runs with: milliseconds, the protected paths, all frozen. */
+export function compileConfig(input: AgentConfigInput): AgentConfig {
+  const { stopGraceSeconds, pullTimeoutSeconds, pullInactivitySeconds, mungeMaxAgeSeconds, orphanGraceSeconds, imageGc, ...rest } = input;
+  const { minAgeSeconds, ...gc } = imageGc;
+  return deepFreeze({
+    ...rest,
+    stopGraceMs: stopGraceSeconds * SECOND_MS,
+    pullTimeoutMs: pullTimeoutSeconds * SECOND_MS,
+    pullInactivityMs: pullInactivitySeconds * SECOND_MS,
+    mungeMaxAgeMs: mungeMaxAgeSeconds * SECOND_MS,
+    orphanGraceMs: orphanGraceSeconds * SECOND_MS,
+    imageGc: { ...gc, minAgeMs: minAgeSeconds * SECOND_MS },
+    ownPaths: ownPaths(input),
+  });
+}
+
+/** Freezes `value` and every object and array inside it; returns it, typed read-only all the way down. */
+export function deepFreeze<T>(value: T): DeepReadonly<T> {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value as DeepReadonly<T>;
+}
+
+/** outside the catalogue: met only at start (berthd prints it and exits 2), never an RPC's answer */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -150,7 +206,7 @@ function describeIssues(err: z.ZodError, source: string): string {
     .join('\n');
 }
 
-/** Reads FILE (if given), applies flag overrides, validates, freezes. */
+/** Reads FILE (if given), applies flag overrides, validates, compiles and deep-freezes (compileConfig). */
 export function loadConfig(file: string | undefined, overrides: Record<string, unknown>): AgentConfig {
   let raw: Record<string, unknown> = {};
   if (file) {
@@ -174,7 +230,7 @@ export function loadConfig(file: string | undefined, overrides: Record<string, u
   const moved = takeMovedKeys(merged).map((k) => `${file ?? 'flags'}: ${k}: has moved to the site rules file (${String(merged.siteRules ?? DEFAULT_SITE_RULES_FILE)}, key ${k.replace(/^authz\./, '')}), which berth submit-check reads too; move it there (docs/configuration.md, "Site rules")`);
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success || moved.length) throw new ConfigError([...moved, ...(parsed.success ? [] : [describeIssues(parsed.error, file ?? 'flags')])].join('\n'));
-  return Object.freeze({ ...parsed.data }) as AgentConfig;
+  return compileConfig(parsed.data);
 }
 
 /** Removes (and names) the keys of older berthd.json files that are now the site rules'. */

@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   const table = new JobTable(config.stateDir);
   await checkSiteCredentials(config.registryCredentialsFile);
   const imageAccess = new FileImageAccess(config.stateDir);
-  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutSeconds * 1000, inactivityMs: config.pullInactivitySeconds * 1000 }, log, config.mirrors,
+  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutMs, inactivityMs: config.pullInactivityMs }, log, config.mirrors,
     imageAccess, new CredentialStore(config.registryCredentialsFile), metrics);
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {
@@ -235,16 +235,16 @@ async function main(): Promise<void> {
     dockerAccess: prepared?.dockerAccess,
   });
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {
-    highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeSeconds * 1000, dryRun: config.imageGc.dryRun,
+    highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeMs, dryRun: config.imageGc.dryRun,
   }, log.child({ component: 'image-gc' }));
   const steps = new StepRunner(engine, ledger, log, siteRules.mounts.map((m) => m.target), undefined,
     prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
   const stepContainers = new StepContainers({ factory, ledger, table, engine, files: taskFiles, node: config.node, log });
-  const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeSeconds * 1000),
+  const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeMs),
     config.remoteAccess && new RemoteAccessPolicy(config.remoteAccess.clients, remoteRoles()));
   const containers = () => listManagedContainers(engine, config.node, jobs.list());
   const reconcile = (when: 'start' | 'sweep') => reconcileJobs({
-    jobs, source: new SqueueJobSource(), node: config.node, graceMs: when === 'start' ? 0 : config.orphanGraceSeconds * 1000, dryRun: false,
+    jobs, source: new SqueueJobSource(), node: config.node, graceMs: when === 'start' ? 0 : config.orphanGraceMs, dryRun: false,
     log: log.child({ component: when === 'start' ? 'reconcile' : 'orphan-sweep' }), engine, seal, spoolDir, when,
   });
 
@@ -259,7 +259,7 @@ async function main(): Promise<void> {
     : undefined;
   authzAsked = authzPlugin?.checkAsked;
   const servers = await startServers(config.runDir, {
-    jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceSeconds * 1000, lifecycle, log,
+    jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceMs, lifecycle, log,
     dockerOf: prepared ? (jobId) => prepared.dockerAccess.connection(jobId) : undefined,
     imageCache,
     images,

@@ -28,6 +28,7 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+/** outside the catalogue: met only at start (berthd exits with the message), never an RPC's answer */
 export class NodeLockedError extends Error {
   override readonly name = 'NodeLockedError';
 }

@@ -33,6 +33,7 @@ export interface AccountingIo {
   query?: (node: string, req: QueryAccountingRequest) => Promise<QueriedRecord[]>;
 }
 
+/** outside the catalogue: the CLI's own usage error (exit 2, before any node is asked); it never crosses the wire */
 export class AccountingUsageError extends Error {
   override readonly name = 'AccountingUsageError';
 }

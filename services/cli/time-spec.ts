@@ -5,6 +5,7 @@ const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 8
 const DURATION = /^(?:\d+[smhdw])+$/;
 const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
 
+/** outside the catalogue: the CLI's own usage error (berth accounting makes it an AccountingUsageError, exit 2); it never crosses the wire */
 export class TimeSpecError extends Error {
   override readonly name = 'TimeSpecError';
 }

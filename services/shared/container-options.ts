@@ -24,6 +24,11 @@ export interface ContainerOptions {
   readOnly?: boolean;
 }
 
+/**
+ * outside the catalogue: the shared option rules throw it for berth submit-check (which prints it
+ * at submit, exit 1); berthd converts it where it meets it: OPTIONS_INVALID (jobs/prologue-request.ts),
+ * MOUNT_REFUSED (containers/user-options.ts), POLICY_DENIED (the registry rule, jobs/job-service.ts)
+ */
 export class OptionError extends Error {}
 
 /** option name → environment variable, as the plugin and `berth submit-check` read them */

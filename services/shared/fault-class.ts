@@ -22,7 +22,7 @@ export interface FaultEntry {
 
 /** Every code of the catalogue, classed: the compiler refuses a code without an entry. */
 export const FAULTS: Readonly<Record<ErrorCode, FaultEntry>> = {
-  OPTIONS_INVALID: { fault: 'job', when: 'a --container-* value berthd refuses' },
+  OPTIONS_INVALID: { fault: 'job', when: "a --container-* value berthd refuses, or a job working directory (--chdir) that is not a normalized absolute path" },
   INVALID_IMAGE_REFERENCE: { fault: 'job', when: 'the image reference is malformed' },
   ROOT_JOB_REFUSED: { fault: 'job', when: 'the job runs as root' },
   MOUNT_REFUSED: { fault: 'job', when: 'a --container-mounts source the user cannot read, or the site does not let jobs mount; a target taken twice' },
@@ -36,14 +36,18 @@ export const FAULTS: Readonly<Record<ErrorCode, FaultEntry>> = {
   PULL_FAILED: { fault: 'job', when: 'the registry served the image wrongly, or the pull stalled' },
   NAME_CLASH: { fault: 'job', when: "a --container-name of the job's runs another image or belongs to another user" },
   NO_CONTAINER: { fault: 'job', when: 'a step joins a container the job does not have' },
-  JOB_NOT_RUNNING: { fault: 'job', when: "the job's container has stopped" },
+  JOB_NOT_RUNNING: { fault: 'job', when: "the job's container has stopped, or the job ended during its prolog" },
   JOB_NOT_FOUND: { fault: 'job', when: 'berth exec in a job without a container here' },
   JOB_FAULTED: { fault: 'job', when: "a step of a job whose container could not be made (the job's recorded fault)" },
+  WORKDIR_MISSING: { fault: 'job', when: "a step's directory is neither in the job's container nor among its mounts" },
+  USER_NAME_UNSUPPORTED: { fault: 'job', when: "the job's user name cannot name a Docker client certificate (only that user's jobs fail)" },
   NODE_DRAINED: { fault: 'node', when: "the node is drained for container jobs (berth drain, or berthd's node check found something missing)", cause: 'node drained' },
   ENGINE_UNAVAILABLE: { fault: 'node', when: 'dockerd cannot be reached', cause: 'dockerd down' },
   ENGINE_FAILED: { fault: 'node', when: 'dockerd fails a pull, create or start for a reason of its own', cause: 'dockerd error' },
   DISK_FULL: { fault: 'node', when: "no space left on the node for the image, the container or berth's files", cause: 'disk full' },
   NODE_CONFIG: { fault: 'node', when: 'something every job needs from the node is missing (a site mount the runtime gate cannot open, a file)', cause: 'node config' },
+  JOB_ID_IN_USE: { fault: 'node', when: "the job id still has another uid's running container here: an old job's epilog did not run on this node", cause: 'stale job' },
+  NOT_SERVED_ON_NODE: { fault: 'node', when: "a step prologue to a berthd that does not launch container steps (the node's hooks and berthd disagree)", cause: 'steps off' },
   USER_UNKNOWN: { fault: 'node', when: "the node's name service does not know the job's user, or disagrees with Slurm", cause: 'user unknown' },
   SITE_CREDENTIALS_INVALID: { fault: 'node', when: "the site's registryCredentialsFile is unsafe or malformed", cause: 'site login' },
   AGENT_UNAVAILABLE: { fault: 'node', when: 'berthd is starting, recovering or stopping, or cannot be reached (after the retry window)', cause: 'berthd down' },

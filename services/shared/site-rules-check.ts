@@ -43,13 +43,29 @@ export interface ProtectedPath {
   source: string;
 }
 
-/** Every path a mount source must stay away from: the site's denied prefixes and protected paths, and `own` (berthd's). */
-export function protectedPaths(rules: SiteRules, own: readonly ProtectedPath[] = []): ProtectedPath[] {
-  return [
-    ...rules.userMounts.deniedPrefixes.map((p) => ({ path: p, source: ruleSource(rules, 'userMounts.deniedPrefixes') })),
-    ...rules.protectedPaths.map((p) => ({ path: p, source: ruleSource(rules, 'protectedPaths') })),
-    ...own,
-  ];
+const NO_OWN: readonly ProtectedPath[] = Object.freeze([]);
+
+/**
+ * The lists already built, by rules and own list: both are frozen and loaded once (the site
+ * rules at start and on SIGHUP, berthd's own paths with its config), so each pair is built
+ * once and every later mount check reads the same list. Weak: rules replaced by a reload go.
+ */
+const built = new WeakMap<SiteRules, WeakMap<readonly ProtectedPath[], readonly ProtectedPath[]>>();
+
+/** Every path a mount source must stay away from: the site's denied prefixes and protected paths, and `own` (berthd's); frozen. */
+export function protectedPaths(rules: SiteRules, own: readonly ProtectedPath[] = NO_OWN): readonly ProtectedPath[] {
+  let byOwn = built.get(rules);
+  if (!byOwn) built.set(rules, byOwn = new WeakMap());
+  let list = byOwn.get(own);
+  if (!list) {
+    list = Object.freeze([
+      ...rules.userMounts.deniedPrefixes.map((p) => ({ path: p, source: ruleSource(rules, 'userMounts.deniedPrefixes') })),
+      ...rules.protectedPaths.map((p) => ({ path: p, source: ruleSource(rules, 'protectedPaths') })),
+      ...own,
+    ]);
+    byOwn.set(own, list);
+  }
+  return list;
 }
 
 /**

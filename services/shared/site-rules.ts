@@ -67,6 +67,7 @@ export interface SiteRules {
   readonly registries: readonly string[];
 }
 
+/** outside the catalogue: an operator's file that cannot be used, met at start (berthd exits 2), on SIGHUP (logged, the old rules stay) or by the CLI; never an RPC's answer */
 export class SiteRulesError extends Error {
   override readonly name = 'SiteRulesError';
 }

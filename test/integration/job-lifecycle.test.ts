@@ -185,7 +185,7 @@ describe('job lifecycle on a real engine', { timeout: 120_000 }, () => {
       allocations: { allocation: async () => ({ cpus: 1, memoryBytes: 256 * 1024 * 1024, endTime: ended }) },
       dockerAccess: {
         grant: async (job, notAfter) => {
-          if (notAfter.getTime() <= Date.now()) throw new BerthError('INVALID_REQUEST', `Docker client certificate for job ${job.jobId}: the job's end is already past`);
+          if (notAfter.getTime() <= Date.now()) throw new BerthError('JOB_NOT_RUNNING', `Docker client certificate for job ${job.jobId}: the job's end is already past`);
         },
         revoke: (jobId) => { revoked = jobId; },
       },

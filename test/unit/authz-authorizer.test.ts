@@ -5,7 +5,7 @@ import { Authorizer, type AuthorizerDeps, type MappedAction } from '../../servic
 import { parseAuthzRequest, type AuthzRequest } from '../../services/agent/authz/plugin-protocol';
 import type { JobRecord } from '../../services/agent/jobs/job-record';
 import { silentLogger } from '../../services/agent/logger';
-import { mapAction } from '../../services/agent/policy/actions';
+import { mapAction } from '../../services/agent/docker-request/actions';
 
 function job(over: Partial<JobRecord>): JobRecord {
   return {
@@ -37,7 +37,7 @@ function harness() {
       if (e) return { action: 'exec_start', readonly: false, execId: e[1] };
       return undefined;
     },
-    decide: (action, body, _uri, _type) => (body?.includes('Privileged')
+    decide: ({ action, bodyText }) => (bodyText?.includes('Privileged')
       ? { allow: false, policy: 'hpc-default', action, reason: 'HostConfig.Privileged=true is not allowed' }
       : { allow: true, policy: 'hpc-default', action, reason: 'allowed' }),
     formatDenial: (v) => `policy '${v.policy}' denies ${v.action}: ${v.reason}`,
@@ -196,7 +196,7 @@ describe('AuthZ plugin protocol', () => {
     const h = harness();
     const a = new Authorizer({
       ...(h.authorizer as unknown as { d: AuthorizerDeps }).d,
-      imageRefusal: async (body, uid) => (body?.includes('secret') && uid === 2001 ? 'image secret is private' : undefined),
+      imageRefusal: async (r, uid) => (r.createImage?.includes('secret') && uid === 2001 ? 'image secret is private' : undefined),
     });
     const create = (image: string) => req({ method: 'POST', uri: '/v1.41/containers/create', body: JSON.stringify({ Image: image }) });
     assert.deepEqual(await a.request(create('reg/secret@sha256:1')), { Allow: false, Msg: 'image secret is private' });

@@ -9,7 +9,8 @@ import { EffectGate } from '../../services/agent/authz/effect-gate';
 import { createBodyOfStored, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../services/agent/authz/stored-body';
 import type { StateEngine, StoredContainer, StoredExec, VolumeInfo } from '../../services/agent/docker/engine';
 import { silentLogger } from '../../services/agent/logger';
-import { mapAction } from '../../services/agent/policy/actions';
+import { type MappedAction, mapAction } from '../../services/agent/docker-request/actions';
+import { DockerRequest } from '../../services/agent/docker-request/request';
 import { formatDenial, PolicyEngine } from '../../services/agent/policy/engine';
 import { realHostPath } from '../../services/agent/policy/host-paths';
 import { parsePolicyFile } from '../../services/agent/policy/parse-policy';
@@ -57,12 +58,14 @@ function gate(state: FakeState, berthMade = false): EffectGate {
   });
 }
 
+/** the request the authorizer hands the gate once the policy has allowed it */
+const asked = (mapped: MappedAction, body: string | undefined): DockerRequest => new DockerRequest({ method: 'POST', uri: '/', body }, mapped);
 const start = mapAction('POST', `/v1.41/containers/${'c'.repeat(64)}/start`)!;
 
 describe('effect gate: a container is judged as dockerd stored it, before it starts', () => {
   it("lets an allowed container start: dockerd's own defaults are not held against it", async () => {
     const s = new FakeState([stored()]);
-    assert.equal(await gate(s).check(start, CTX, undefined), undefined);
+    assert.equal(await gate(s).check(asked(start, undefined), CTX), undefined);
     assert.deepEqual(s.removed, []);
   });
 
@@ -84,7 +87,7 @@ describe('effect gate: a container is judged as dockerd stored it, before it sta
   for (const [what, over, why] of refused) {
     it(`refuses and removes a container with ${what}`, async () => {
       const s = new FakeState([stored(over)]);
-      const msg = await gate(s).check(start, CTX, undefined);
+      const msg = await gate(s).check(asked(start, undefined), CTX);
       assert.match(msg ?? '', /^berth refused to start container \S+ and removed it: as dockerd made it, /);
       assert.match(msg ?? '', why);
       assert.deepEqual(s.removed, ['c'.repeat(64)]);
@@ -94,19 +97,19 @@ describe('effect gate: a container is judged as dockerd stored it, before it sta
   it('refuses a volume with driver options, and a named volume of another user; anonymous local ones pass', async () => {
     const bindVolume: VolumeInfo = { name: 'etcvol', driver: 'local', options: { type: 'none', o: 'bind', device: '/etc' }, labels: {} };
     const s = new FakeState([stored({ hostConfig: { Binds: ['etcvol:/x'] }, mounts: [{ type: 'volume', name: 'etcvol', source: '/var/lib/docker/volumes/etcvol/_data', destination: '/x' }] })], [bindVolume]);
-    const msg = await gate(s).check(start, { ...CTX, job: { ...CTX.job!, volumes: ['etcvol'] } }, undefined);
+    const msg = await gate(s).check(asked(start, undefined), { ...CTX, job: { ...CTX.job!, volumes: ['etcvol'] } });
     assert.match(msg ?? '', /volume etcvol has driver options \(type, o, device\)/);
     const other = new FakeState([stored({ hostConfig: { Binds: ['bobs:/x'] }, mounts: [{ type: 'volume', name: 'bobs', source: '/v', destination: '/x' }] })], [{ name: 'bobs', driver: 'local', options: {}, labels: {} }]);
-    assert.match(await gate(other).check(start, CTX, undefined) ?? '', /volume bobs is not one your job created/);
+    assert.match(await gate(other).check(asked(start, undefined), CTX) ?? '', /volume bobs is not one your job created/);
     const anon = 'a'.repeat(64);
     const ok = new FakeState([stored({ mounts: [{ type: 'volume', name: anon, source: '/v', destination: '/data' }] })], [{ name: anon, driver: 'local', options: {}, labels: {} }]);
-    assert.equal(await gate(ok).check(start, CTX, undefined), undefined);
+    assert.equal(await gate(ok).check(asked(start, undefined), CTX), undefined);
   });
 
   it("leaves berth's own (sealed) containers to berth", async () => {
     const s = new FakeState([stored({ hostConfig: { PidMode: 'host' } })]);
-    assert.equal(await gate(s, true).check(start, CTX, undefined), undefined);
-    assert.match(await gate(s, true).check(mapAction('POST', `/v1.41/containers/${'c'.repeat(64)}/rename?name=x`)!, CTX, undefined) ?? '', /its name is berth's/);
+    assert.equal(await gate(s, true).check(asked(start, undefined), CTX), undefined);
+    assert.match(await gate(s, true).check(asked(mapAction('POST', `/v1.41/containers/${'c'.repeat(64)}/rename?name=x`)!, undefined), CTX) ?? '', /its name is berth's/);
   });
 
   it('checks the user and privilege of an exec as dockerd stored it', async () => {
@@ -117,7 +120,7 @@ describe('effect gate: a container is judged as dockerd stored it, before it sta
       ['ok', { containerId: 'c'.repeat(64), user: '2001:2001', privileged: false, running: false }],
     ]);
     const g = gate(new FakeState([stored({ config: { User: '' } })], [], execs));
-    const at = (id: string) => g.check(mapAction('POST', `/v1.41/exec/${id}/start`)!, CTX, undefined);
+    const at = (id: string) => g.check(asked(mapAction('POST', `/v1.41/exec/${id}/start`)!, undefined), CTX);
     assert.match(await at('root') ?? '', /would run as '0', not as you \(2001:2001\)/);
     assert.match(await at('priv') ?? '', /it is privileged/);
     assert.match(await at('image') ?? '', /would run as 'the image's user'/);
@@ -127,28 +130,28 @@ describe('effect gate: a container is judged as dockerd stored it, before it sta
   it('lets an update lower limits, never raise or remove them, nor set a restart policy', async () => {
     const g = gate(new FakeState([stored({ hostConfig: { PidsLimit: 100 } })]));
     const update = mapAction('POST', `/v1.41/containers/${'c'.repeat(64)}/update`)!;
-    assert.equal(await g.check(update, CTX, JSON.stringify({ Memory: GiB / 2, PidsLimit: 50 })), undefined);
-    assert.match(await g.check(update, CTX, '{"PidsLimit":-1}') ?? '', /PidsLimit=-1 would remove the limit/);
-    assert.match(await g.check(update, CTX, '{"PidsLimit":200}') ?? '', /would raise the container's limit of 100/);
-    assert.match(await g.check(update, CTX, `{"Memory":${2 * GiB}}`) ?? '', /Memory=2147483648 would raise/);
-    assert.match(await g.check(update, CTX, '{"RestartPolicy":{"Name":"always"}}') ?? '', /RestartPolicy always is not allowed/);
+    assert.equal(await g.check(asked(update, JSON.stringify({ Memory: GiB / 2, PidsLimit: 50 })), CTX), undefined);
+    assert.match(await g.check(asked(update, '{"PidsLimit":-1}'), CTX) ?? '', /PidsLimit=-1 would remove the limit/);
+    assert.match(await g.check(asked(update, '{"PidsLimit":200}'), CTX) ?? '', /would raise the container's limit of 100/);
+    assert.match(await g.check(asked(update, `{"Memory":${2 * GiB}}`), CTX) ?? '', /Memory=2147483648 would raise/);
+    assert.match(await g.check(asked(update, '{"RestartPolicy":{"Name":"always"}}'), CTX) ?? '', /RestartPolicy always is not allowed/);
   });
 
   it("keeps an update's CPUs and memory nodes within the job's", async () => {
     const g = gate(new FakeState([stored()]));
     const update = mapAction('POST', `/v1.41/containers/${'c'.repeat(64)}/update`)!;
     const pinned: PolicyContext = { ...CTX, job: { ...CTX.job!, cpuset: { cpus: '2-3', mems: '0' } } };
-    assert.equal(await g.check(update, pinned, '{"CpusetCpus":"3","CpusetMems":""}'), undefined);
-    assert.match(await g.check(update, pinned, '{"CpusetCpus":"0-3"}') ?? '', /CpusetCpus=0-3 is not within the job's 2-3/);
-    assert.match(await g.check(update, pinned, '{"CpusetMems":"1"}') ?? '', /CpusetMems=1 is not within the job's 0/);
-    assert.match(await g.check(update, CTX, '{"CpusetCpus":"0"}') ?? '', /not within the job's \(unknown\)/);
+    assert.equal(await g.check(asked(update, '{"CpusetCpus":"3","CpusetMems":""}'), pinned), undefined);
+    assert.match(await g.check(asked(update, '{"CpusetCpus":"0-3"}'), pinned) ?? '', /CpusetCpus=0-3 is not within the job's 2-3/);
+    assert.match(await g.check(asked(update, '{"CpusetMems":"1"}'), pinned) ?? '', /CpusetMems=1 is not within the job's 0/);
+    assert.match(await g.check(asked(update, '{"CpusetCpus":"0"}'), CTX) ?? '', /not within the job's \(unknown\)/);
   });
 
   it("refuses a volume_create under a name someone else's volume has", async () => {
     const g = gate(new FakeState([], [{ name: 'taken', driver: 'local', options: {}, labels: {} }]));
     const vc = mapAction('POST', '/v1.41/volumes/create')!;
-    assert.match(await g.check(vc, CTX, '{"Name":"taken"}') ?? '', /a volume named taken exists and is not yours/);
-    assert.equal(await g.check(vc, CTX, '{"Name":"fresh"}'), undefined);
+    assert.match(await g.check(asked(vc, '{"Name":"taken"}'), CTX) ?? '', /a volume named taken exists and is not yours/);
+    assert.equal(await g.check(asked(vc, '{"Name":"fresh"}'), CTX), undefined);
   });
 
   it('drops only the defaults dockerd fills in', () => {

@@ -18,6 +18,7 @@ import { checkNode, type NodeFs } from '../../services/agent/admin/node-check';
 import { silentLogger } from '../../services/agent/logger';
 import { SitePolicy } from '../../services/agent/policy/site-policy';
 import { loadSiteRules, parseSiteRules, type SiteRules, siteRulesSchema } from '../../services/shared/site-rules';
+import { DockerRequest } from '../../services/agent/docker-request/request';
 
 const REPO = path.join(import.meta.dirname, '..', '..');
 const EXAMPLES = path.join(REPO, 'scripts', 'examples');
@@ -329,7 +330,7 @@ describe('Slurm snippets', () => {
     assert.ok(conf.get('PrologFlags')!.split(',').includes('Alloc'));
     assert.equal(conf.get('TaskProlog'), c.taskProlog, 'berthd bind-mounts the same TaskProlog into containers');
     assert.equal(conf.get('SlurmdSpoolDir'), c.slurmdSpoolDir);
-    assert.ok(Number(conf.get('PrologEpilogTimeout')) > c.pullTimeoutSeconds, 'a prolog killed during a pull drains the node');
+    assert.ok(Number(conf.get('PrologEpilogTimeout')) > c.pullTimeoutMs / 1000, 'a prolog killed during a pull drains the node');
     assert.equal(conf.get('JobAcctGatherType'), 'jobacct_gather/linux');
   });
 
@@ -523,7 +524,7 @@ describe('docs/install.md', () => {
     const judge = (command: string) => {
       const sent = Buffer.from(JSON.stringify(dockerRunBody(command.replace('$(id -u):$(id -g)', '2001:2001'))));
       const { url, body } = rewriteRequest('POST', '/v1.41/containers/create', '42', sent);
-      return policy.decide('container_create', body!.toString('utf8'), url, 'application/json', ctx);
+      return policy.decide(new DockerRequest({ method: 'POST', uri: url, body: body!.toString('utf8'), contentType: 'application/json' }, policy.mapAction('POST', url)), ctx);
     };
     const [allowed] = fencedBlocks(md, 'sh docker-run-allowed');
     const [refused] = fencedBlocks(md, 'sh docker-run-refused');

@@ -11,7 +11,7 @@ import { JobCgroups } from '../../services/agent/runtime/job-cgroups';
 import { checkSpec } from '../../services/agent/runtime/oci-spec-check';
 import { ScontrolAllocationSource } from '../../services/agent/jobs/slurm-allocation';
 import { DEFAULT_SITE_LIMITS, siteLimitViolations } from '../../services/agent/policy/site-limits';
-import { parseBody } from '../../services/agent/policy/docker-body';
+import { parseBody } from '../../services/agent/docker-request/body';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));

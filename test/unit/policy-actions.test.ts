@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ACTIONS, actionInfo, mapAction, parseQuery } from '../../services/agent/policy/actions';
+import { ACTIONS, actionInfo, mapAction, parseQuery } from '../../services/agent/docker-request/actions';
 
 describe('policy: Docker API requests as actions', () => {
   const mapped: [string, string, string, Record<string, unknown>?][] = [

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildJobContainerSpec, policyView } from '../../services/agent/containers/job-container-spec';
-import { mapAction, parseQuery } from '../../services/agent/policy/actions';
+import { mapAction, parseQuery } from '../../services/agent/docker-request/actions';
 import { formatDenial, PolicyEngine } from '../../services/agent/policy/engine';
 import { realHostPath } from '../../services/agent/policy/host-paths';
 import { parsePolicyFile } from '../../services/agent/policy/parse-policy';

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryImageAccess } from '../../services/agent/images/image-access';
-import { createBodyImage, privateImageRefusal } from '../../services/agent/images/private-image-gate';
+import { DockerRequest } from '../../services/agent/docker-request/request';
+import { privateImageRefusal } from '../../services/agent/images/private-image-gate';
+
+const createBodyImage = (body: string | undefined) => new DockerRequest({ method: 'POST', uri: '/v1.41/containers/create', body }, { action: 'container_create', readonly: false }).createImage;
 
 const PRIVATE = 'reg:5002/team/secret@sha256:' + 'c'.repeat(64);
 

@@ -79,7 +79,7 @@ export const REAL_FS: NodeFs = {
   },
 };
 
-export type CheckedConfig = Pick<AgentConfig, 'node' | 'runDir' | 'stateDir' | 'dockerHost' | 'initBinary' | 'rdmaDevices' | 'taskProlog' | 'slurmdSpoolDir' | 'authz'>;
+export type CheckedConfig = Pick<AgentConfig, 'node' | 'runDir' | 'stateDir' | 'dockerHost' | 'initBinary' | 'rdmaDevices' | 'taskProlog' | 'slurmdSpoolDir' | 'authz' | 'ownPaths'>;
 
 export interface NodeCheckSubject {
   /** berthd's config file, for messages ('' = flags only) */
@@ -145,8 +145,7 @@ export function checkNode(s: NodeCheckSubject, fs: NodeFs = REAL_FS): NodeProble
 
   // what berthd refuses to let jobs mount must be in the rules submit-check reads, or the refusal comes only at the prolog
   const guarded = protectedPaths(rules).map((g) => g.path);
-  const own: [string, string][] = [['runDir', config.runDir], ['stateDir', config.stateDir], ['dockerHost', config.dockerHost.replace(/^unix:\/\//, '')], ['initBinary', path.dirname(config.initBinary)]];
-  for (const [key, p] of own) {
+  for (const { path: p, key } of config.ownPaths) {
     if (!guarded.some((g) => under(p, g))) {
       warn(ruleSource(rules, 'protectedPaths'), p, `(berthd's ${key}) is not under a path the site rules deny or protect: berth submit-check lets a job ask to mount it and berthd refuses it only at the prolog; add it to protectedPaths`);
     }

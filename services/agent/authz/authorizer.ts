@@ -9,11 +9,12 @@ import type { AuditSink } from './audit-log';
 import type { AuthzAnswer, AuthzRequest } from './plugin-protocol';
 import { ownerFilterProblem } from './owner-filter';
 import { apiVersionProblem, DEFAULT_MIN_API_VERSION, framingProblem } from './request-framing';
-import type { MappedAction } from '../policy/actions';
+import type { MappedAction } from '../docker-request/actions';
+import { DockerRequest } from '../docker-request/request';
 import type { Decision as PolicyVerdict, PolicyContext as JobPolicyContext } from '../policy/policy-types';
 
 // the policy module's own types: the authorizer passes them through
-export type { MappedAction } from '../policy/actions';
+export type { MappedAction } from '../docker-request/actions';
 export type { Decision as PolicyVerdict, PolicyContext as JobPolicyContext } from '../policy/policy-types';
 
 /** What the authorizer needs from the rest of berthd; main.ts wires the real ones. */
@@ -21,19 +22,20 @@ export interface AuthorizerDeps {
   node: string;
   mapAction(method: string, uri: string): MappedAction | undefined;
   /** uri: dockerd's RequestUri, for the query; contentType: the request's Content-Type */
-  decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: JobPolicyContext): PolicyVerdict;
+  /** the request decoded once (docker-request/request.ts): the same object goes to the image and effect gates */
+  decide(request: DockerRequest, ctx: JobPolicyContext): PolicyVerdict;
   formatDenial(v: PolicyVerdict): string;
   jobFromCertificate(pem: string): { user: string; jobId: string } | undefined;
   jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void; addUserVolume(jobId: string, name: string): void };
   /** after the policy allowed: what dockerd made, judged before it runs (effect-gate.ts); why not, or undefined */
-  effects?: { check(mapped: MappedAction, ctx: JobPolicyContext, bodyText: string | undefined): Promise<string | undefined> };
+  effects?: { check(request: DockerRequest, ctx: JobPolicyContext): Promise<string | undefined> };
   /** the job's policy context: groups, allocation, devices, mount prefixes */
   contextFor(job: JobRecord): Promise<JobPolicyContext>;
   /** the container's full id and the berth job in its labels, undefined when there is no such container */
   container(idOrName: string): Promise<{ id: string; jobId?: string } | undefined>;
   execContainer(execId: string): Promise<string | undefined>;
-  /** why a container_create body's image may not be used by uid (private to other users), or undefined */
-  imageRefusal?(bodyText: string | undefined, uid: number): Promise<string | undefined>;
+  /** why a container_create's image may not be used by uid (private to other users), or undefined */
+  imageRefusal?(request: DockerRequest, uid: number): Promise<string | undefined>;
   /** the oldest API version (/vX.Y/ in the path) job users may use; default DEFAULT_MIN_API_VERSION */
   minApiVersion?: string;
   audit: AuditSink;
@@ -82,13 +84,14 @@ export class Authorizer {
     if (owned !== true) return finish(false, req.user, job.jobId, '', owned);
 
     const ctx = await this.d.contextFor(job);
-    const verdict = this.d.decide(mapped.action, req.body, req.uri, req.headers['content-type'], ctx);
+    const request = new DockerRequest({ method: req.method, uri: req.uri, body: req.body, contentType: req.headers['content-type'] }, mapped);
+    const verdict = this.d.decide(request, ctx);
     if (verdict.allow && mapped.action === 'container_create' && this.d.imageRefusal) {
-      const refused = await this.d.imageRefusal(req.body, job.uid);
+      const refused = await this.d.imageRefusal(request, job.uid);
       if (refused) return finish(false, req.user, job.jobId, 'berth', refused);
     }
     if (verdict.allow && this.d.effects) {
-      const refused = await this.d.effects.check(mapped, ctx, req.body);
+      const refused = await this.d.effects.check(request, ctx);
       if (refused) return finish(false, req.user, job.jobId, 'berth', refused);
     }
     return finish(verdict.allow, req.user, job.jobId, verdict.policy, verdict.reason, verdict.allow ? undefined : this.d.formatDenial(verdict));

@@ -7,8 +7,8 @@
 import { cpuListWithin } from '../../shared/cpu-list';
 import type { StateEngine, StoredContainer } from '../docker/engine';
 import type { Logger } from '../logger';
-import { BodyNumber, BodyObject, parseBody } from '../policy/docker-body';
-import type { MappedAction } from '../policy/actions';
+import { BodyNumber, BodyObject } from '../docker-request/body';
+import type { DockerRequest } from '../docker-request/request';
 import type { Decision, PolicyContext } from '../policy/policy-types';
 import { createBodyOfStored, type DaemonDefaults } from './stored-body';
 
@@ -31,7 +31,9 @@ export class EffectGate {
   constructor(private readonly d: EffectGateDeps) {}
 
   /** undefined: dockerd may go on; else why not (the message the user gets). */
-  async check(mapped: MappedAction, ctx: PolicyContext, bodyText: string | undefined): Promise<string | undefined> {
+  async check(request: DockerRequest, ctx: PolicyContext): Promise<string | undefined> {
+    const mapped = request.mapped;
+    if (!mapped) return undefined;
     switch (mapped.action) {
       case 'container_start':
       case 'container_restart':
@@ -39,9 +41,9 @@ export class EffectGate {
       case 'exec_start':
         return mapped.execId ? this.beforeExec(mapped.execId, ctx) : undefined;
       case 'container_update':
-        return mapped.containerId ? this.update(mapped.containerId, bodyText, ctx) : undefined;
+        return mapped.containerId ? this.update(mapped.containerId, request, ctx) : undefined;
       case 'volume_create':
-        return this.volumeCreate(bodyText, ctx);
+        return this.volumeCreate(request, ctx);
       case 'container_rename': {
         // berth finds its containers by their sealed names: a job user may not move them
         const c = mapped.containerId ? await this.d.engine.storedContainer(mapped.containerId) : undefined;
@@ -100,11 +102,11 @@ export class EffectGate {
     return undefined;
   }
 
-  private async update(ref: string, bodyText: string | undefined, ctx: PolicyContext): Promise<string | undefined> {
-    if (bodyText === undefined) return undefined; // the policy has denied an update without a body
+  private async update(ref: string, request: DockerRequest, ctx: PolicyContext): Promise<string | undefined> {
+    if (request.bodyText === undefined) return undefined; // the policy has denied an update without a body
     const c = await this.d.engine.storedContainer(ref);
     if (!c) return undefined;
-    const body = parseBody(bodyText);
+    const body = request.body;
     if (!(body instanceof BodyObject)) return undefined;
     const problems: string[] = [];
     for (const field of UPDATE_LIMITS) {
@@ -135,9 +137,9 @@ export class EffectGate {
     return problems.length ? `berth denies container_update: ${problems.join('; ')}; an update may only lower limits` : undefined;
   }
 
-  private async volumeCreate(bodyText: string | undefined, ctx: PolicyContext): Promise<string | undefined> {
-    if (bodyText === undefined) return undefined;
-    const body = parseBody(bodyText);
+  private async volumeCreate(request: DockerRequest, ctx: PolicyContext): Promise<string | undefined> {
+    if (request.bodyText === undefined) return undefined;
+    const body = request.body;
     const name = body instanceof BodyObject ? body.get('Name')?.value : undefined;
     if (typeof name !== 'string' || name === '') return undefined;
     if ((ctx.job?.volumes ?? []).includes(name)) return undefined;

@@ -11,7 +11,7 @@ import https from 'node:https';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../logger';
-import { mapAction } from '../policy/actions';
+import { mapAction } from '../docker-request/actions';
 import { BUNDLE_CA_FILE, BUNDLE_CERT_FILE, BUNDLE_KEY_FILE } from '../certs/job-bundle';
 import { addLabelFilter, USER_JOB_LABEL, USER_ROLE_LABEL } from './owner-filter';
 

@@ -3,7 +3,7 @@
 // `filters` must hold the label filter io.berth.job.id=<their job>. Every container of a job
 // carries that label — berth's own and, through the job's Docker endpoint (or typed by hand),
 // the user's — and dockerd ANDs label filters, so nothing else can match.
-import { parseQuery } from '../policy/actions';
+import { parseQuery } from '../docker-request/actions';
 
 export const USER_JOB_LABEL = 'io.berth.job.id';
 export const USER_ROLE_LABEL = 'io.berth.role';

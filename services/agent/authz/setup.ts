@@ -4,7 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageAccess } from '../images/image-access';
-import { createBodyImage, privateImageRefusal } from '../images/private-image-gate';
+import { privateImageRefusal } from '../images/private-image-gate';
+import type { DockerRequest } from '../docker-request/request';
 import { agentSockets } from '../../shared/paths';
 import type { AgentConfig } from '../config';
 import { LABEL } from '../containers/labels';
@@ -25,7 +26,8 @@ import { startPluginServer } from './plugin-server';
 /** What the AuthZ plugin and berthd's own checks need from the policy module (policy/site-policy.ts). */
 export interface PolicyPort {
   mapAction(method: string, uri: string): MappedAction | undefined;
-  decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: JobPolicyContext): PolicyVerdict;
+  /** a request through dockerd, decoded once */
+  decide(request: DockerRequest, ctx: JobPolicyContext): PolicyVerdict;
   formatDenial(v: PolicyVerdict): string;
   /** a container as dockerd stored it, judged before it starts */
   judgeStored(body: Record<string, unknown>, ctx: JobPolicyContext, name: string): PolicyVerdict;
@@ -113,7 +115,7 @@ export async function startAuthzPlugin(opts: {
   const authorizer = new Authorizer({
     node: config.node,
     mapAction: (m, u) => policy.mapAction(m, u),
-    decide: (a, b, u, t, ctx) => policy.decide(a, b, u, t, ctx),
+    decide: (request, ctx) => policy.decide(request, ctx),
     formatDenial: (v) => policy.formatDenial(v),
     jobFromCertificate: (pem) => ca.verifyJobCertificate(pem),
     jobs,
@@ -124,8 +126,8 @@ export async function startAuthzPlugin(opts: {
       return { id: c.id, jobId: c.labels[LABEL.node] === config.node ? c.labels[LABEL.jobId] : undefined };
     },
     execContainer: (id) => engine.execContainerId(id),
-    imageRefusal: async (body, uid) => {
-      const image = createBodyImage(body);
+    imageRefusal: async (request, uid) => {
+      const image = request.createImage;
       return image === undefined ? undefined : privateImageRefusal(image, uid, opts.images.access, opts.images.repoDigests);
     },
     minApiVersion: authz.minApiVersion,

@@ -42,7 +42,8 @@ const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$/; // the CA's CN must stay within 64 characters
 
-/** The CA's files are unusable; the message says what is wrong and how to start over. */
+/** The CA's files are unusable; the message says what is wrong and how to start over.
+ * Outside the catalogue: met only when berthd opens its CA at start (it exits with the message); a refused certificate request is a BerthError */
 export class NodeCaError extends Error {
   override readonly name = 'NodeCaError';
 }
@@ -237,16 +238,16 @@ export class NodeCertificateAuthority {
     const what = `Docker client certificate for job ${req.jobId}`;
     if (!isCertificateJobId(req.jobId)) throw new BerthError('INVALID_REQUEST', `${what}: '${req.jobId}' is not a Slurm job id (digits only)`);
     if (!isCertificateUserName(req.user)) {
-      throw new BerthError('INVALID_REQUEST', `${what}: user name '${req.user}' cannot be a certificate CN: berth allows letters, digits, '_', '.', '@', '-' and a final '$', at most 64 characters`);
+      throw new BerthError('USER_NAME_UNSUPPORTED', `${what}: user name '${req.user}' cannot be a certificate CN: berth allows letters, digits, '_', '.', '@', '-' and a final '$', at most 64 characters`);
     }
     if (!Number.isInteger(req.uid) || req.uid <= 0 || req.uid > 0xffffffff) {
-      throw new BerthError('INVALID_REQUEST', `${what}: uid ${req.uid} is not allowed; berth never gives root (uid 0) Docker access through a certificate`);
+      throw new BerthError(req.uid === 0 ? 'ROOT_JOB_REFUSED' : 'INVALID_REQUEST', `${what}: uid ${req.uid} is not allowed; berth never gives root (uid 0) Docker access through a certificate`);
     }
     const start = this.now().getTime();
     const end = req.notAfter instanceof Date ? req.notAfter.getTime() : Number.NaN;
     if (!Number.isFinite(end)) throw new BerthError('INVALID_REQUEST', `${what}: the job's end time is not a valid date`);
     if (end <= start) {
-      throw new BerthError('INVALID_REQUEST', `${what}: the job's end (${new Date(end).toISOString()}) is already past; a certificate would be born expired`);
+      throw new BerthError('JOB_NOT_RUNNING', `${what}: the job's end (${new Date(end).toISOString()}) is already past; a certificate would be born expired`);
     }
 
     const serial = newSerial();

@@ -9,8 +9,8 @@ import { OptionError } from '../../shared/container-options';
 import { reachablePath } from '../../shared/path-access';
 import { agentJobStateDir } from '../../shared/paths';
 import { builtinSiteRules, type SiteRules } from '../../shared/site-rules';
-import { judgeImageRegistry, type ProtectedPath } from '../../shared/site-rules-check';
-import { type AgentConfig, dockerSocketPath } from '../config';
+import { judgeImageRegistry } from '../../shared/site-rules-check';
+import type { AgentConfig } from '../config';
 import { type ContainerEngine, engineMessage } from '../docker/engine';
 import { containerFailure } from '../docker/engine-errors';
 import type { IdentityResolver } from '../identity/nss';
@@ -147,7 +147,7 @@ export class ContainerFactory {
     lap('lookupMillis');
     const gids = [req.gid, ...user.groups.map((g) => g.gid)];
     const applied = applyUserOptions(req.jobId, req.options, { uid: req.uid, gids, home: user.home }, req.workDir, {
-      site, ownPaths: ownPaths(config),
+      site, ownPaths: config.ownPaths,
     });
     // the job's working directory is mounted only if its user could open it: dockerd mounts as root
     const warnings: string[] = [];
@@ -260,7 +260,7 @@ export class ContainerFactory {
   /** Stops (grace period, then kill) and removes the containers, side by side. */
   async stopAndRemove(ids: readonly string[], log: Logger): Promise<void> {
     await Promise.all(ids.map(async (id) => {
-      await this.d.engine.stop(id, this.d.config.stopGraceSeconds);
+      await this.d.engine.stop(id, this.d.config.stopGraceMs);
       await this.d.engine.remove(id);
       log.info('removed container', { container: id });
     }));
@@ -339,10 +339,4 @@ export class ContainerFactory {
     log.warn('removing a stale container left by an earlier prologue', { container: c.id, state: c.state });
     await this.d.engine.remove(c.id);
   }
-}
-
-/** berthd's own paths on this node: never a mount source, whatever the site rules say */
-export function ownPaths(config: AgentConfig): ProtectedPath[] {
-  return ([['runDir', config.runDir], ['stateDir', config.stateDir], ['dockerHost', dockerSocketPath(config)], ['initBinary', path.dirname(config.initBinary)]] as const)
-    .map(([key, p]) => ({ path: p, source: `berthd's ${key} on ${config.node}` }));
 }

@@ -170,9 +170,10 @@ export class DockerodeEngine implements Engine, StateEngine {
     }));
   }
 
-  async stop(id: string, graceSeconds: number): Promise<void> {
+  async stop(id: string, graceMs: number): Promise<void> {
     try {
-      await this.docker.getContainer(id).stop({ t: graceSeconds });
+      // the Docker API takes whole seconds
+      await this.docker.getContainer(id).stop({ t: Math.ceil(graceMs / 1000) });
     } catch (err) {
       const s = engineStatus(err);
       if (s !== 304 && s !== 404) throw err; // 304: not running; 404: gone

@@ -95,7 +95,8 @@ export interface ContainerEngine {
   start(id: string): Promise<void>;
   inspect(id: string): Promise<ContainerDetails | undefined>;
   listByLabel(label: string, value?: string): Promise<ContainerSummary[]>;
-  stop(id: string, graceSeconds: number): Promise<void>;
+  /** SIGTERM, then SIGKILL after graceMs (dockerd counts whole seconds: rounded up) */
+  stop(id: string, graceMs: number): Promise<void>;
   remove(id: string): Promise<void>;
   /** Whether a path exists in the container's file system (image, layers and mounts). */
   pathExists(id: string, file: string): Promise<boolean>;

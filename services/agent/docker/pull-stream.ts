@@ -2,6 +2,7 @@
 // `error`; it stalled if no line arrived for `inactivityMs`; it took too long after `timeoutMs`.
 import type { Readable } from 'node:stream';
 
+/** outside the catalogue: converted by images/image-service.ts (pullFailure, then classifyRegistryError: PULL_FAILED and kin) before any caller sees it */
 export class PullStreamError extends Error {
   override readonly name = 'PullStreamError';
   constructor(message: string, readonly kind: 'error' | 'inactive' | 'timeout') {

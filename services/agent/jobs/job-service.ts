@@ -184,7 +184,7 @@ export class JobService {
       const c = await engine.inspect(existing.containerId);
       if (c?.running) {
         if (existing.uid !== req.uid) {
-          throw new BerthError('INVALID_REQUEST', `job ${req.jobId} already has a container on ${config.node} for uid ${existing.uid}, not ${req.uid}; run the epilog for the old job first`);
+          throw new BerthError('JOB_ID_IN_USE', `job ${req.jobId} already has a container on ${config.node} for uid ${existing.uid}, not ${req.uid}; run the epilog for the old job first`);
         }
         log.info('prologue repeated; job container already running', { container: c.id });
         return { job: existing, alreadyPrepared: true, pullMillis: 0 };
@@ -207,7 +207,7 @@ export class JobService {
         throw new BerthError('JOB_NOT_RUNNING', `job ${req.jobId} ended (${made.endTime.toISOString()}) before its container was ready on ${config.node}: `
           + 'it was cancelled or ran out of time during its prolog; nothing was started', { cause: err, fault: 'job' });
       }
-      throw new BerthError('ENGINE_FAILED', `job ${req.jobId}: could not grant Docker access: ${errorMessage(err)}`, { cause: err });
+      throw new BerthError(err instanceof BerthError ? err.code : 'ENGINE_FAILED', `job ${req.jobId}: could not grant Docker access: ${errorMessage(err)}`, { cause: err });
     }
     const job: JobRecord = {
       ...identity,

@@ -46,6 +46,7 @@ export function checkPrologueRequest(req: PrologueInput): void {
     }
   }
   if (req.workDir && (!path.isAbsolute(req.workDir) || path.normalize(req.workDir) !== req.workDir.replace(/\/+$/, '') && req.workDir !== '/')) {
-    bad(`working directory '${req.workDir}' must be an absolute, normalized path`);
+    // the user's own --chdir (Slurm keeps it as written): the job's mistake, never the node's
+    throw new BerthError('OPTIONS_INVALID', `job ${req.jobId}: working directory '${req.workDir}' must be an absolute, normalized path; give sbatch or srun --chdir a path without '.', '..' or '//'`);
   }
 }

@@ -4,7 +4,7 @@
 // `container_create` never matches a longer name. A glob or expression that matches no
 // action is refused at load, since it can only be a mistake: `container` (authz-broker's
 // unanchored "every container action") is refused with the anchored spellings to use.
-import { ACTIONS, actionInfo, allActionNames } from './actions';
+import { ACTIONS, actionInfo, allActionNames } from '../docker-request/actions';
 import { closeMatches } from './close-matches';
 import type { ActionPattern } from './policy-types';
 

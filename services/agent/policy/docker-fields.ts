@@ -4,7 +4,7 @@
 // Actions not listed here are not checked; `any` subtrees (NetworkingConfig, IPAM) are not
 // checked below their name.
 import { closeMatches } from './close-matches';
-import type { FieldPath } from './field-path';
+import type { FieldPath } from '../docker-request/field-paths';
 
 /** a scalar */
 const S = 's' as const;

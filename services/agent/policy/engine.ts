@@ -8,10 +8,10 @@
 // rules (reported as policy 'berth') refuse what no site may allow: requests whose body berth
 // cannot read as dockerd will, the Docker socket in a mount, berth's reserved container names
 // and labels in a user's request, and settings smuggled where dockerd still reads them.
-import { actionInfo } from './actions';
+import { actionInfo } from '../docker-request/actions';
 import { patternMatches } from './action-patterns';
-import { BodyObject, type BodyValue, bodyFromPlain, display, goFold, lookup, parseBody } from './docker-body';
-import { parseFieldPath, type FieldPath } from './field-path';
+import { BodyObject, type BodyValue, bodyFromPlain, display, goFold, lookup, parseBody } from '../docker-request/body';
+import { parseFieldPath, type FieldPath } from '../docker-request/field-paths';
 import { hostSourceOf, HostPaths, type ResolvePath } from './host-paths';
 import { checkRule, checkUnsetFields, type RuleInput } from './payload-rules';
 import { NoJobValue, PlaceholderValues } from './placeholders';
@@ -85,7 +85,7 @@ export class PolicyEngine {
     let body: BodyValue | undefined;
     if (req.bodyText !== undefined && req.bodyText.trim() !== '') {
       try {
-        body = parseBody(req.bodyText);
+        body = req.docker ? req.docker.body : parseBody(req.bodyText);
       } catch (err) {
         return deny(BUILTIN_POLICY, action, `the request body is not JSON dockerd and berth read alike (${(err as Error).message}); berth denies what it cannot read`);
       }

@@ -8,7 +8,7 @@
 // check and dockerd's mount. The container's user and no-new-privileges bound what that buys.
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
-import { type BodyValue, BodyObject } from './docker-body';
+import { type BodyValue, BodyObject } from '../docker-request/body';
 
 /** realpath on the host; undefined when the path does not exist */
 export type ResolvePath = (p: string) => string | undefined;

@@ -7,8 +7,8 @@
 import { compileActionPattern } from './action-patterns';
 import { closeMatches } from './close-matches';
 import { allBodyFieldNames, BODY_FIELDS, checkBodyPath, QUERY_FIELDS } from './docker-fields';
-import { type FieldPath, parseFieldPath } from './field-path';
-import { type JsonNode, JsonSyntaxError, parseJson, toPlain } from './json-text';
+import { type FieldPath, parseFieldPath } from '../docker-request/field-paths';
+import { type JsonNode, JsonSyntaxError, parseJson, toPlain } from '../docker-request/json-text';
 import { isListPlaceholder, isNumberPlaceholder, placeholdersIn, wholePlaceholder } from './placeholders';
 import { PolicyError } from './policy-error';
 import {

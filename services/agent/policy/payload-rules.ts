@@ -3,8 +3,8 @@
 // says what would be allowed, and ends with the rule's hint when it has one:
 //   HostConfig.CapAdd=[SYS_ADMIN] is not allowed
 //   User=0 is not allowed: it must be 2001:2001 (run as yourself: docker run --user $(id -u):$(id -g))
-import { type BodyItem, BodyNumber, type BodyValue, display, equalsPlain, findEverywhere, isSet, lookup } from './docker-body';
-import type { FieldPath } from './field-path';
+import { type BodyItem, BodyNumber, type BodyValue, display, equalsPlain, findEverywhere, isSet, lookup } from '../docker-request/body';
+import type { FieldPath } from '../docker-request/field-paths';
 import { hostSourceOf, type HostPaths } from './host-paths';
 import { registryViolation } from './image-registry';
 import type { PlaceholderValues } from './placeholders';

@@ -34,7 +34,8 @@ export function isNumberPlaceholder(p: Placeholder): boolean {
   return NUMBER_PLACEHOLDERS.includes(p);
 }
 
-/** A rule needed a job value and the user has no job here. */
+/** A rule needed a job value and the user has no job here.
+ * Outside the catalogue: internal to the policy engine, which catches it (policy/engine.ts) and lets the rule not match */
 export class NoJobValue extends Error {
   override readonly name = 'NoJobValue';
   constructor(readonly placeholder: Placeholder) {

@@ -1,6 +1,7 @@
 // The policy engine's vocabulary: what a loaded policy is, what a request and its caller
 // are, and what a decision says. See docs/policy.md for the file format these come from.
-import type { FieldPath } from './field-path';
+import type { FieldPath } from '../docker-request/field-paths';
+import type { DockerRequest } from '../docker-request/request';
 
 /** The policy name of what berth refuses whatever the site's policies say. */
 export const BUILTIN_POLICY = 'berth';
@@ -42,6 +43,8 @@ export interface PolicyRequest {
    * dockerd sent none, which for container_create, exec_create and container_update denies.
    */
   bodyText?: string;
+  /** the request through dockerd whose body this is, decoded once for every part of berth that reads it; its body is read instead of bodyText's */
+  docker?: DockerRequest;
   /** a body berthd built itself, as a plain object; ignored when bodyText is given */
   body?: unknown;
   /** query parameters, each decoded once; give every value of a repeated key (parseQuery) */

@@ -5,8 +5,8 @@
 // memory), and again on the container as dockerd stored it, before it starts.
 import { reachablePath } from '../../shared/path-access';
 import { cpuListWithin } from '../../shared/cpu-list';
-import { BodyNumber, BodyObject, type BodyItem, type BodyValue, display, lookup } from './docker-body';
-import { parseFieldPath, type FieldPath } from './field-path';
+import { BodyNumber, BodyObject, type BodyItem, type BodyValue, display, lookup } from '../docker-request/body';
+import { parseFieldPath, type FieldPath } from '../docker-request/field-paths';
 import { hostSourceOf } from './host-paths';
 import type { PolicyContext, Violation } from './policy-types';
 

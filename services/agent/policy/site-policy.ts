@@ -1,9 +1,10 @@
 // The site policy as berthd uses it: the policy file (reloaded on change and on SIGHUP), an
 // engine for the policies in force, and the two ways in: a Docker API request as dockerd's
-// AuthZ plugin sees it (method, RequestURI, body text, Content-Type), and a request berthd
+// AuthZ plugin sees it (docker-request/request.ts: method, RequestURI, body, Content-Type), and a request berthd
 // itself is about to make for a job (its job container, its steps).
 import type { Logger } from '../logger';
-import { type MappedAction, mapAction, parseQuery } from './actions';
+import { type MappedAction, mapAction } from '../docker-request/actions';
+import type { DockerRequest } from '../docker-request/request';
 import { formatDenial, PolicyEngine, type PolicyEngineOptions } from './engine';
 import { PolicyStore, type PolicyStoreOptions } from './policy-store';
 import { BUILTIN_POLICY, type Decision, type PolicyContext, type PolicySet } from './policy-types';
@@ -44,11 +45,11 @@ export class SitePolicy {
     return mapAction(method, uri);
   }
 
-  /** A request through dockerd: `uri` is its RequestURI (the query is read from it as dockerd reads it). */
-  decide(action: string, bodyText: string | undefined, uri: string, contentType: string | undefined, ctx: PolicyContext): Decision {
-    const query = parseQuery(uri);
+  /** A request through dockerd, decoded once (docker-request/request.ts): its query and body as dockerd reads them. */
+  decide(request: DockerRequest, ctx: PolicyContext): Decision {
+    const { action, query } = request;
     if (!query) return { allow: false, policy: BUILTIN_POLICY, action, reason: "the query string is malformed (a bad % escape or a ';'), and dockerd would read it differently" };
-    return this.current().decide({ action, bodyText, query, contentType }, ctx);
+    return this.current().decide({ action, bodyText: request.bodyText, docker: request, query, contentType: request.contentType }, ctx);
   }
 
   /** A request berthd makes itself for the job in ctx, judged by the same policies; berth's reserved names and labels are its own. */

@@ -44,7 +44,7 @@ export const METHODS: MethodTable = Object.freeze({
   StepPrologue: {
     kind: 'unary', role: 'hook', phase: 'serving', scope: 'step', jobIdIn: (r) => r.jobId, stepIdIn: (r) => r.stepId, failures: { what: 'step prologue' },
     handle: async (d, { jobId, stepId }, r) => {
-      if (!d.stepContainers) throw new BerthError('INVALID_REQUEST', 'this berthd does not launch container steps');
+      if (!d.stepContainers) throw new BerthError('NOT_SERVED_ON_NODE', 'this berthd does not launch container steps');
       return d.stepContainers.prologue({
         jobId, stepId, uid: r.uid, gid: r.gid, user: r.user, image: r.image, requestedImage: r.requestedImage, argv: r.argv,
         options: fromProtoOptions(r.options),

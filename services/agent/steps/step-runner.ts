@@ -170,7 +170,7 @@ export class StepRunner {
   private async checkCwd(job: JobRecord, cwd: string): Promise<void> {
     if (within(cwd, job.workDir) || [...this.mountTargets, ...(job.mountTargets ?? [])].some((t) => within(cwd, t))) return;
     if (await this.engine.pathExists(job.containerId, cwd).catch(() => true)) return;
-    throw new BerthError('INVALID_REQUEST', `the current directory ${cwd} does not exist in the container of job ${job.jobId}: cd into the job's working directory (${job.workDir || '/'}) or a site mount first`);
+    throw new BerthError('WORKDIR_MISSING', `the current directory ${cwd} does not exist in the container of job ${job.jobId}: cd into the job's working directory (${job.workDir || '/'}) or a site mount first`);
   }
 
   async start(job: JobRecord, req: StepRequest, user: { name: string; home: string }, io: { stdout: Sink; stderr: Sink }): Promise<{ step: RunningStep; record: StepRecord | undefined }> {

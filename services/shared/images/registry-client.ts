@@ -23,6 +23,7 @@ export interface DigestResolver {
   checkAccess(ref: string, digest: string, auth?: RegistryAuth): Promise<void>;
 }
 
+/** outside the catalogue: converted at one boundary, shared/images/registry-errors.ts classifyRegistryError (berthd and the CLI), into IMAGE_NOT_FOUND, IMAGE_ACCESS_DENIED, REGISTRY_UNAVAILABLE or PULL_FAILED */
 export class RegistryError extends Error {
   override readonly name = 'RegistryError';
   /** the registry wants credentials (none given) or refused the ones given */

@@ -2,7 +2,7 @@
 // every key of an object in order, duplicates included, with the line it is on, and each
 // number's source text. Policy files need the duplicates to refuse them and the lines to
 // point at mistakes; Docker request bodies need them to be read the way dockerd's Go decoder
-// reads them (docker-body.ts). Anything JSON.parse would refuse is refused here too, and so
+// reads them (body.ts). Anything JSON.parse would refuse is refused here too, and so
 // are comments, trailing commas and text after the value.
 
 export type JsonNode =
@@ -19,6 +19,7 @@ export interface JsonEntry {
   line: number;
 }
 
+/** outside the catalogue: internal to the policy: parse-policy.ts words it for the operator, and a Docker body that does not parse is refused by the AuthZ plugin with its own message (dockerd's protocol has no codes) */
 export class JsonSyntaxError extends Error {
   override readonly name = 'JsonSyntaxError';
   constructor(readonly why: string, readonly line: number, readonly column: number) {

@@ -9,7 +9,7 @@
 // The view built here merges duplicates that way and never lets null erase, so it holds at
 // least every setting dockerd ends up with: a rule can only see more than dockerd applies,
 // never less. Map keys (Labels) are kept exactly as written, all of them.
-import { type FieldPath, concretePath } from './field-path';
+import { type FieldPath, concretePath } from './field-paths';
 import { type JsonNode, parseJson } from './json-text';
 
 export class BodyNumber {

@@ -1,7 +1,7 @@
 // Field paths in payload rules: `HostConfig.Binds[*]`, `HostConfig.Devices[*].PathOnHost`,
 // `Labels.*`. Names are dot-separated; `[*]` after a name stands for every element of that
 // list; a final `.*` stands for every key of that object (Labels, Sysctls). Names are matched
-// the way dockerd's Go decoder matches them: without regard to case (docker-body.ts).
+// the way dockerd's Go decoder matches them: without regard to case (body.ts).
 
 export interface PathSegment {
   name: string;
