@@ -43,6 +43,7 @@ import { takeNodeLock } from './node-lock';
 import { JobCgroups, type JobCpuset } from './runtime/job-cgroups';
 import { CpuTopology } from './runtime/cpu-topology';
 import { JobDevices } from './devices/job-devices';
+import { within } from '../shared/within';
 import { readGresConf } from './devices/gpus';
 import { ContainerOwners, RuntimeGate } from './runtime/runtime-gate';
 import { JobTable } from './jobs/job-table';
@@ -185,11 +186,13 @@ async function main(): Promise<void> {
   const topology = new CpuTopology();
   const jobDevices = new JobDevices({ node: config.node, rdmaDevices: config.rdmaDevices, allocations, gresConf: () => readGresConf(config.gresConf) });
   /** the job's CPUs on this node as Slurm gave them, in Linux's numbering */
+  const machineCpuset = (cpuIds: string): JobCpuset => {
+    const cpus = topology.machineCpus(cpuIds);
+    return { cpus, mems: topology.memoryNodes(cpus) };
+  };
   const slurmCpuset = async (jobId: string): Promise<JobCpuset | undefined> => {
     const a = await allocations.allocation(jobId, config.node);
-    if (!a?.cpuIds) return undefined;
-    const cpus = topology.machineCpus(a.cpuIds);
-    return { cpus, mems: topology.memoryNodes(cpus) };
+    return a?.cpuIds ? machineCpuset(a.cpuIds) : undefined;
   };
   const owners = new ContainerOwners(async (id) => {
     const job = table.list().find((j) => j.containerId === id || j.userContainers.includes(id));
@@ -202,7 +205,7 @@ async function main(): Promise<void> {
     socket: path.join(nodeRun, 'runtime.sock'), node: config.node, owners, cgroups, dataRoot: () => dataRoot,
     jobCpuset: slurmCpuset,
     berthFiles: [config.initBinary, agentJobsStateDir(config.stateDir), config.taskProlog, config.slurmdSpoolDir],
-    jobDevices: async (jobId) => (await jobDevices.of(jobId)).devices, pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
+    jobDevices: async (jobId) => (await jobDevices.of(jobId)).devices, nodeDevices: () => jobDevices.nodeDevices(), pinRoot: path.join(nodeRun, 'pins'), log: log.child({ component: 'runtime-gate' }),
   });
   await runtimeGate.start();
   // what every job needs from this node, now that the runtime gate's socket is there
@@ -211,7 +214,7 @@ async function main(): Promise<void> {
     nodeCheck.setRuntimeProblems(checkDockerRuntime({ ...config, configFile: argv.config }, await engine.runtimes()));
   };
   let authzAsked: (() => Promise<void>) | undefined;
-  const factory = new ContainerFactory({ config, engine, images, imageUserFiles, identities, imageUses, log, memlockBytes: memlock.bytes, allocations, jobDevices: (jobId) => jobDevices.of(jobId),
+  const factory = new ContainerFactory({ config, engine, images, imageUserFiles, identities, imageUses, log, memlockBytes: memlock.bytes, allocations, jobDevices: (jobId) => jobDevices.of(jobId), cpusetOf: (ids) => machineCpuset(ids),
     metrics, seal, siteRules: () => siteRules,
     // what every job needs from the node, and that dockerd still asks berth's AuthZ plugin (authz/authz-probe.ts)
     nodeReady: async (jobId) => {
@@ -254,8 +257,9 @@ async function main(): Promise<void> {
       expectStart: (id, owner) => owners.expect(id, { ...owner, limits: { ...owner.limits, pids: config.jobPidsLimit } }),
       images: { access: imageAccess, repoDigests: (ref) => engine.imageRepoDigests(ref) }, metrics,
       siteMountSources: () => siteRules.mounts.map((m) => m.source), pingWithQuery: (q) => engine.pingWithQuery(q),
-      jobCpuset: async (jobId) => cgroups.cpusetOf(jobId) ?? slurmCpuset(jobId).catch(() => undefined),
-      jobDevices: async (jobId) => (await jobDevices.of(jobId)).devices })
+      // a user's docker call waits on slurmctld at most 2 s: a job's first container, or slurmctld away
+      jobCpuset: async (jobId) => cgroups.cpusetOf(jobId) ?? within(slurmCpuset(jobId), 2_000),
+      jobDevices: async (jobId) => (await within(jobDevices.of(jobId), 2_000))?.devices ?? jobDevices.nodeDevices() })
     : undefined;
   authzAsked = authzPlugin?.checkAsked;
   const servers = await startServers(config.runDir, {

@@ -93,7 +93,7 @@ describe('runtime gate: the answer berth-runc reads', () => {
   const owners = new ContainerOwners();
   const gate = new RuntimeGate({
     socket: path.join(dir, 'rt.sock'), node: 'n1', owners, cgroups: new JobCgroups('n1', cgroupRoot), dataRoot: () => '/var/lib/docker',
-    berthFiles: [], jobDevices: async () => [], pinRoot: path.join(dir, 'pins'), log: silentLogger(),
+    berthFiles: [], jobDevices: async () => [], nodeDevices: () => [], pinRoot: path.join(dir, 'pins'), log: silentLogger(),
   });
 
   it("lets root's own containers through unchanged", async () => {
@@ -119,6 +119,40 @@ describe('runtime gate: the answer berth-runc reads', () => {
     mkdirSync(other, { recursive: true });
     assert.deepEqual(new JobCgroups('n1', cgroupRoot).remove('43'), []);
     assert.ok(!existsSync(path.dirname(other)));
+  });
+
+  it("answers without Slurm when it cannot answer in time: the job's cpuset unknown, only the node's devices", async () => {
+    const root = path.join(dir, 'cgroup-slow');
+    for (const c of ['memory', 'cpu', 'pids', 'cpuset']) mkdirSync(path.join(root, c), { recursive: true });
+    writeFileSync(path.join(root, 'memory', 'memory.limit_in_bytes'), '');
+    writeFileSync(path.join(root, 'cpuset', 'cpuset.cpus'), '0-3');
+    writeFileSync(path.join(root, 'cpuset', 'cpuset.mems'), '0');
+    const slowOwners = new ContainerOwners();
+    const never = new Promise<never>(() => undefined);
+    let asked = 0;
+    const slow = new RuntimeGate({
+      socket: path.join(dir, 'rt-slow.sock'), node: 'n1', owners: slowOwners, cgroups: new JobCgroups('n1', root), dataRoot: () => '/var/lib/docker',
+      berthFiles: [], jobDevices: () => { asked++; return never; }, nodeDevices: () => [], jobCpuset: () => { asked++; return never; },
+      pinRoot: path.join(dir, 'pins-slow'), log: silentLogger(),
+    });
+    const s = spec();
+    (s.linux as { namespaces: unknown[] }).namespaces.splice(1, 1);
+    writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(s));
+    slowOwners.expect(ID, { ...owner, limits: { cpus: 2, memoryBytes: 0, pids: 0 } });
+    const t0 = Date.now();
+    assert.match(await slow.answer(`CREATE ${ID} ${bundle}`), /OK\n$/);
+    const took = Date.now() - t0;
+    assert.ok(took >= 1900 && took < 3000, `answered after ${took} ms`);
+    assert.equal(asked, 2);
+    // what the factory (or AuthZ) decided is used as it is: no question to Slurm
+    writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(s));
+    slowOwners.expect(ID, { ...owner, limits: { cpus: 2, memoryBytes: 0, pids: 0, cpuset: { cpus: '2', mems: '0' } }, devices: [] });
+    const t1 = Date.now();
+    assert.match(await slow.answer(`CREATE ${ID} ${bundle}`), /OK\n$/);
+    assert.ok(Date.now() - t1 < 1000);
+    assert.equal(asked, 2);
+    const written = JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { linux: { resources: { cpu: { cpus: string } } } };
+    assert.equal(written.linux.resources.cpu.cpus, '2');
   });
 
   it('refuses with the reasons, and refuses requests that are not a bundle of the container', async () => {

@@ -70,7 +70,7 @@ export async function startAuthzPlugin(opts: {
   jobs: { get(jobId: string): JobRecord | undefined; list(): JobRecord[]; addUserContainer(jobId: string, containerId: string): void; addUserVolume(jobId: string, name: string): void };
   seal: ContainerSeal;
   /** tells berth-runc's gate whose container is about to start */
-  expectStart?: (containerId: string, owner: { jobId: string; uid: number; gid: number; gids: number[]; role: 'user'; limits: { cpus: number; memoryBytes: number; pids: number } }) => void;
+  expectStart?: (containerId: string, owner: { jobId: string; uid: number; gid: number; gids: number[]; role: 'user'; limits: { cpus: number; memoryBytes: number; pids: number; cpuset?: { cpus: string; mems: string } }; devices?: readonly string[] }) => void;
   /** private images (pulled with a user's own login) and the names a local image carries */
   images: { access: ImageAccess; repoDigests(ref: string): Promise<string[]> };
   metrics?: { authzDecision(allow: boolean): void };
@@ -140,7 +140,7 @@ export async function startAuthzPlugin(opts: {
       berthMade: (c) => c.labels[LABEL.node] === config.node && opts.seal.verify(c.name, c.labels),
       admitted: (id, ctx) => {
         const j = ctx.job;
-        if (j) opts.expectStart?.(id, { jobId: j.jobId, uid: j.uid, gid: j.gid, gids: j.groupIds ?? [], role: 'user', limits: { cpus: j.cpus, memoryBytes: j.memoryBytes, pids: 0 } });
+        if (j) opts.expectStart?.(id, { jobId: j.jobId, uid: j.uid, gid: j.gid, gids: j.groupIds ?? [], role: 'user', limits: { cpus: j.cpus, memoryBytes: j.memoryBytes, pids: 0, ...(j.cpuset ? { cpuset: j.cpuset } : {}) }, devices: j.devices });
       },
       log,
     }),

@@ -18,6 +18,7 @@ import type { ImageService } from '../images/image-service';
 import type { PrologueInput } from '../jobs/prologue-request';
 import type { AllocationSource } from '../jobs/slurm-allocation';
 import type { JobDeviceSet } from '../devices/job-devices';
+import type { JobCpuset } from '../runtime/job-cgroups';
 import type { Logger } from '../logger';
 import type { JobMetrics } from '../metrics/agent-metrics';
 import type { JobCgroups } from '../runtime/job-cgroups';
@@ -70,6 +71,8 @@ export interface ContainerFactoryDeps {
   memlockBytes: number;
   /** the job's CPUs and memory on this node; the request's figures are used when it has none */
   allocations?: AllocationSource;
+  /** Slurm's CPU_IDs in Linux's numbering with their NUMA nodes (runtime/cpu-topology.ts) */
+  cpusetOf?: (cpuIds: string) => JobCpuset;
   /** the job's device nodes on this node: its HCAs and GPUs (devices/job-devices.ts); the node's RDMA devices when absent */
   jobDevices?: (jobId: string) => Promise<JobDeviceSet>;
   /**
@@ -186,6 +189,13 @@ export class ContainerFactory {
     // the GPU driver's libraries and tools the site lists, for jobs with GPUs (no NVIDIA Container Toolkit here)
     const gpuFiles = jobDevices?.gpus.files.length ? config.gpuHostFiles : [];
     const cpus = alloc?.cpus || req.cpus;
+    // the job's CPUs in Linux's numbering, for berth-runc's gate (which must not wait on Slurm)
+    let cpuset: JobCpuset | null | undefined;
+    try {
+      if (this.d.cpusetOf && this.d.allocations) cpuset = alloc?.cpuIds ? this.d.cpusetOf(alloc.cpuIds) : null;
+    } catch (err) {
+      throw new BerthError('NODE_CONFIG', `job ${req.jobId}: ${errorMessage(err)}`, { fault: 'node' });
+    }
     const memoryBytes = alloc?.memoryBytes || req.memoryBytes;
     const spec = buildJobContainerSpec({
       identity,
@@ -232,7 +242,8 @@ export class ContainerFactory {
       lap('createMillis');
       this.d.runtime?.owners.expect(containerId, {
         jobId: req.jobId, uid: req.uid, gid: req.gid, gids: user.groups.map((g) => g.gid), role: req.for.role,
-        limits: { cpus, memoryBytes, pids: this.d.runtime.jobPidsLimit },
+        limits: { cpus, memoryBytes, pids: this.d.runtime.jobPidsLimit, ...(cpuset !== undefined ? { cpuset } : {}) },
+        ...(jobDevices ? { devices: jobDevices.devices } : {}),
       });
       await engine.start(containerId);
       lap('startMillis');
@@ -247,8 +258,8 @@ export class ContainerFactory {
     }
     for (const w of warnings) log.warn('job container made without a path its user cannot reach', { warning: w });
     // the cpuset berth-runc's gate gave the job's cgroup as the container started
-    const cpuset = this.d.runtime?.cgroups.supported ? this.d.runtime.cgroups.cpusetOf(req.jobId)?.cpus ?? '' : '';
-    return { identity, containerId, name, dir, image, mounts: spec.mounts, devices: spec.devices, gpus: jobDevices?.gpus.files ?? [], cpuset, endTime: alloc?.endTime, startLatencyMillis, warnings };
+    const ranOn = this.d.runtime?.cgroups.supported ? this.d.runtime.cgroups.cpusetOf(req.jobId)?.cpus ?? '' : '';
+    return { identity, containerId, name, dir, image, mounts: spec.mounts, devices: spec.devices, gpus: jobDevices?.gpus.files ?? [], cpuset: ranOn, endTime: alloc?.endTime, startLatencyMillis, warnings };
   }
 
   /** Undoes a make whose caller failed after it (the job's Docker access could not be granted). */

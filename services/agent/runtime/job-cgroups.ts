@@ -10,8 +10,8 @@ export interface JobLimits {
   cpus: number;
   memoryBytes: number;
   pids: number;
-  /** the job's CPUs and NUMA memory nodes on this node, in Linux's numbering (cpuset.cpus, cpuset.mems) */
-  cpuset?: JobCpuset;
+  /** the job's CPUs and NUMA memory nodes on this node, in Linux's numbering (cpuset.cpus, cpuset.mems); null: Slurm was asked and could not say */
+  cpuset?: JobCpuset | null;
 }
 
 export interface JobCpuset {

@@ -10,10 +10,17 @@ import type { Logger } from '../logger';
 import type { JobCgroups, JobCpuset, JobLimits } from './job-cgroups';
 import { checkSpec, type ContainerOwner, type SpecContext } from './oci-spec-check';
 import { writeFileAtomic } from '../../shared/atomic-write';
+import { within } from '../../shared/within';
 
 export interface KnownOwner extends ContainerOwner {
   limits: JobLimits;
+  /** the device nodes the job's containers may have, when the teller knew them */
+  devices?: readonly string[];
 }
+
+/** How long the gate waits on Slurm for what its teller did not know: containerd gives up on a create soon after. */
+const SLURM_WAIT_MS = 2_000;
+
 
 /** Owners of containers about to be created or started, told by the job service and the AuthZ effect gate. */
 export class ContainerOwners {
@@ -49,6 +56,8 @@ export interface RuntimeGateDeps {
   berthFiles: readonly string[];
   /** the device nodes the job's containers may have on this node (devices/job-devices.ts) */
   jobDevices: (jobId: string) => Promise<readonly string[]>;
+  /** the node's devices every job has (its HCAs): what a job gets while Slurm cannot tell its GPUs */
+  nodeDevices: () => readonly string[];
   pinRoot: string;
   log: Logger;
 }
@@ -119,7 +128,9 @@ export class RuntimeGate {
    * container yet: the container then runs on the node's CPUs, bounded in count by its CPU quota.
    */
   private async cpusetOf(owner: KnownOwner, log: Logger): Promise<JobCpuset | undefined> {
-    const cpuset = owner.limits.cpuset ?? this.d.cgroups.cpusetOf(owner.jobId) ?? (await this.d.jobCpuset?.(owner.jobId));
+    const told = owner.limits.cpuset;
+    // null: the teller asked Slurm a moment ago and got nothing; do not hold the create up asking again
+    const cpuset = told ?? this.d.cgroups.cpusetOf(owner.jobId) ?? (told === null || !this.d.jobCpuset ? undefined : await within(this.d.jobCpuset(owner.jobId), SLURM_WAIT_MS));
     if (!cpuset && this.d.jobCpuset) log.warn('the job\'s CPUs on this node are not known (Slurm did not answer); its container runs on all of the node\'s CPUs, bounded by its CPU quota');
     return cpuset;
   }
@@ -139,7 +150,11 @@ export class RuntimeGate {
     if (raw.length > MAX_SPEC_BYTES) return `DENY the container's OCI spec is over ${MAX_SPEC_BYTES} bytes\n`;
     const spec = JSON.parse(raw.toString('utf8')) as unknown;
     const log = this.d.log.child({ job: owner.jobId, container: id, role: owner.role });
-    const cpuset = this.d.cgroups.supported ? await this.cpusetOf(owner, log) : undefined;
+    // what the teller did not say, asked of Slurm side by side, each for at most SLURM_WAIT_MS
+    const [cpuset, jobDevices] = await Promise.all([
+      this.d.cgroups.supported ? this.cpusetOf(owner, log) : undefined,
+      owner.devices ?? within(this.d.jobDevices(owner.jobId), SLURM_WAIT_MS).then((d) => d ?? this.d.nodeDevices()),
+    ]);
     const ctx: SpecContext = {
       owner,
       containerId: id,
@@ -147,7 +162,7 @@ export class RuntimeGate {
       berthFiles: this.d.berthFiles,
       pinDir: path.join(this.d.pinRoot, id),
       cgroupPath: this.d.cgroups.supported ? this.d.cgroups.pathFor(owner.jobId, id) : undefined,
-      jobDevices: await this.d.jobDevices(owner.jobId),
+      jobDevices,
       isHostNetns,
       ...(cpuset ? { cpuset } : {}),
     };
@@ -156,7 +171,7 @@ export class RuntimeGate {
       log.warn('runtime gate refused a container', { problems: verdict.problems });
       return `DENY container ${id.slice(0, 12)} of job ${owner.jobId} may not run: ${verdict.problems.join('; ')}\n`;
     }
-    if (this.d.cgroups.supported) this.d.cgroups.ensure(owner.jobId, { ...owner.limits, ...(cpuset ? { cpuset } : {}) });
+    if (this.d.cgroups.supported) this.d.cgroups.ensure(owner.jobId, { ...owner.limits, cpuset: cpuset ?? null });
     writeFileAtomic(file, JSON.stringify(verdict.spec), { mode: 0o600 });
     const gids = [...new Set([owner.gid, ...owner.gids])].join(',') || '-';
     const lines = verdict.pins.map((p) => {
