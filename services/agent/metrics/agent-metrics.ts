@@ -39,6 +39,9 @@ export interface StateSources {
 const PULL_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 const START_SECONDS = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10];
 
+/** how often the event-loop lag metrics sample: no timer of berthd's fires more often than once a minute when idle */
+export const EVENT_LOOP_SAMPLE_MS = 60_000;
+
 export class AgentMetrics implements ImageMetrics, JobMetrics, HookMetrics, AuthzMetrics {
   readonly registry = new Registry();
   private sources: StateSources | undefined;
@@ -57,7 +60,10 @@ export class AgentMetrics implements ImageMetrics, JobMetrics, HookMetrics, Auth
   constructor(node: string, opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node });
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // prom-client samples event-loop lag with a libuv timer at this resolution (10 ms by
+    // default: a hundred wake-ups a second on an idle compute node, OS noise for MPI jobs);
+    // once a minute keeps the lag gauges and the node quiet
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     this.pulls = new Counter({ name: 'berth_image_pulls_total', help: 'Image pulls that completed', registers });
     this.pullBytes = new Counter({ name: 'berth_image_pull_bytes_total', help: 'Bytes downloaded by completed image pulls (compressed layers)', registers });
     this.pullSeconds = new Histogram({ name: 'berth_image_pull_duration_seconds', help: 'Duration of completed image pulls', buckets: PULL_SECONDS, registers });
