@@ -184,7 +184,7 @@ async function main(): Promise<void> {
   const cgroups = new JobCgroups(config.node);
   const allocations = new ScontrolAllocationSource();
   const topology = new CpuTopology();
-  const jobDevices = new JobDevices({ node: config.node, rdmaDevices: config.rdmaDevices, allocations, gresConf: () => readGresConf(config.gresConf) });
+  const jobDevices = new JobDevices({ node: config.node, rdmaDevices: config.rdmaDevices, allocations, gresConf: readGresConf(config.gresConf) });
   /** the job's CPUs on this node as Slurm gave them, in Linux's numbering */
   const machineCpuset = (cpuIds: string): JobCpuset => {
     const cpus = topology.machineCpus(cpuIds);

@@ -30,8 +30,12 @@ export function formatCpuList(ids: Iterable<number>): string {
   return parts.join(',');
 }
 
-/** Every id of inner is in outer. */
+/** Every id of inner is in outer; false when either is not a CPU list (what a request asks may be anything). */
 export function cpuListWithin(inner: string, outer: string): boolean {
-  const allowed = new Set(parseCpuList(outer));
-  return parseCpuList(inner).every((id) => allowed.has(id));
+  try {
+    const allowed = new Set(parseCpuList(outer));
+    return parseCpuList(inner).every((id) => allowed.has(id));
+  } catch {
+    return false;
+  }
 }

@@ -1,4 +1,3 @@
-import { parseCpuList } from './cpu-list';
 // Slurm host lists: "n[1-3,7],gpu[01-02],login" → n1 n2 n3 n7 gpu01 gpu02 login.
 // Zero-padded ranges keep their width, as Slurm writes them.
 export function expandHostlist(list: string): string[] {
@@ -34,9 +33,4 @@ function expandOne(item: string): string[] {
     }
   }
   return out;
-}
-
-/** Counts CPU ids in a Slurm CPU_IDs list ("0-3,8,10-11" → 7). */
-export function countCpuIds(ids: string): number {
-  return parseCpuList(ids).length;
 }

@@ -4,8 +4,8 @@
 // node never see each other's CPUs.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { node, sandbox } from '../support/stack';
-import { accountingRecords, containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, run, waitFor } from '../support/slurm';
+import { sandbox } from '../support/stack';
+import { accountingRecords, containersOfJob, dockerOnNode, jobDir, jobIdFrom, jobNodes, jobState, run, runningContainerJob, waitFor } from '../support/slurm';
 import { CpuTopology } from '../../services/agent/runtime/cpu-topology';
 import { parseJobDetail } from '../../services/agent/jobs/slurm-allocation';
 
@@ -22,20 +22,6 @@ function slurmCpus(jobId: string, nodeName: string): string {
   return topology.machineCpus(alloc.cpuIds);
 }
 
-function containerJob(user: string, on: string): { jobId: string; container: string; dir: string } {
-  const dir = jobDir(user, 'cpus');
-  const sub = run('sbatch', ['-N1', '-w', on, '-c1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
-  assert.equal(sub.code, 0, sub.stderr);
-  const jobId = jobIdFrom(sub.stdout);
-  waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
-  const container = waitFor(`container of job ${jobId}`, () => containersOfJob(on, jobId, 'running')[0]);
-  return { jobId, container, dir };
-}
-
-function dockerOnNode(nodeName: string, args: string[]) {
-  return run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, ...args]);
-}
-
 describe('CPU binding: containers and steps on exactly the job\'s CPUs', { timeout: 240_000 }, () => {
   const cancel: string[] = [];
   after(() => {
@@ -44,9 +30,9 @@ describe('CPU binding: containers and steps on exactly the job\'s CPUs', { timeo
 
   it('gives two 1-CPU jobs on one node disjoint CPUs, the same in every container and step of each', () => {
     const onNode = 'n1';
-    const a = containerJob('alice', onNode);
+    const a = runningContainerJob('alice', 'cpus', onNode);
     cancel.push(a.jobId);
-    const b = containerJob('bob', onNode);
+    const b = runningContainerJob('bob', 'cpus', onNode);
     cancel.push(b.jobId);
     const cpusA = slurmCpus(a.jobId, onNode);
     const cpusB = slurmCpus(b.jobId, onNode);

@@ -7,8 +7,8 @@
 // can show; that the right nodes are there and no others is what is tested.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { node, sandbox } from '../support/stack';
-import { accountingRecords, containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
+import { sandbox } from '../support/stack';
+import { accountingRecords, dockerOnNode, jobDir, run, runningContainerJob, waitFor } from '../support/slurm';
 import { parseJobDetail } from '../../services/agent/jobs/slurm-allocation';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -26,20 +26,10 @@ function gpuIdx(jobId: string, nodeName: string): number[] {
   return parseJobDetail(r.stdout, nodeName)?.gpuIndexes ?? [];
 }
 
-function containerJob(user: string, on: string, gres?: string): { jobId: string; container: string; dir: string } {
-  const dir = jobDir(user, 'gpus');
-  const sub = run('sbatch', ['-N1', '-w', on, '-c1', ...(gres ? [`--gres=${gres}`] : []), `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
-  assert.equal(sub.code, 0, sub.stderr);
-  const jobId = jobIdFrom(sub.stdout);
-  waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
-  const container = waitFor(`container of job ${jobId}`, () => containersOfJob(on, jobId, 'running')[0]);
-  return { jobId, container, dir };
-}
-
 const lines = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter(Boolean);
 
 function inContainer(nodeName: string, container: string, script: string): string[] {
-  const r = run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, 'exec', container, 'sh', '-c', script]);
+  const r = dockerOnNode(nodeName, ['exec', container, 'sh', '-c', script]);
   assert.equal(r.code, 0, r.stderr);
   return lines(r.stdout);
 }
@@ -52,7 +42,7 @@ describe('GPUs and HCAs: a job\'s containers get exactly its devices', { timeout
 
   it('gives two 1-GPU jobs on one NVIDIA node one GPU each, in every container and step, with the variables Slurm sets', () => {
     const on = 'n1';
-    const jobs = [containerJob('alice', on, 'gpu:1'), containerJob('bob', on, 'gpu:1')];
+    const jobs = [runningContainerJob('alice', 'gpus', on, ['--gres=gpu:1']), runningContainerJob('bob', 'gpus', on, ['--gres=gpu:1'])];
     jobs.forEach((j) => cancel.push(j.jobId));
     const idx = jobs.map((j) => gpuIdx(j.jobId, on));
     assert.deepEqual(idx.flat().sort(), [0, 1], `Slurm's IDX: ${JSON.stringify(idx)}`);
@@ -93,12 +83,12 @@ describe('GPUs and HCAs: a job\'s containers get exactly its devices', { timeout
   });
 
   it('gives a job without GPUs none, and an AMD job its render node, card, kfd and ROCR_VISIBLE_DEVICES', () => {
-    const plain = containerJob('alice', 'n2');
+    const plain = runningContainerJob('alice', 'gpus', 'n2');
     cancel.push(plain.jobId);
     assert.deepEqual(inContainer('n2', plain.container, SHOW_DEVICES), NODE_HCAS.n2);
     assert.deepEqual(inContainer('n2', plain.container, SHOW_ENV), []);
     assert.deepEqual(inContainer('n2', plain.container, `test -e ${DRIVER} && echo there || echo absent`), ['absent']);
-    const amd = containerJob('bob', 'n3', 'gpu:1');
+    const amd = runningContainerJob('bob', 'gpus', 'n3', ['--gres=gpu:1']);
     cancel.push(amd.jobId);
     const [i] = gpuIdx(amd.jobId, 'n3');
     const render = NODE_GPUS.n3![i!]!;

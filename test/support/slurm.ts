@@ -85,3 +85,22 @@ export function slurmdLog(nodeName: string): string {
 export function resumeNodes(): void {
   for (const n of sandbox().nodes) run('scontrol', ['update', `nodename=${n.name}`, 'state=resume']);
 }
+
+/**
+ * A 1-CPU container job of the demo image sleeping on node `on`, once its job container runs:
+ * for tests that look into a running job's containers. `extra`: more sbatch options (--gres=...).
+ */
+export function runningContainerJob(user: string, name: string, on: string, extra: string[] = []): { jobId: string; container: string; dir: string } {
+  const dir = jobDir(user, name);
+  const sub = run('sbatch', ['-N1', '-w', on, '-c1', ...extra, `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
+  if (sub.code !== 0) throw new Error(`sbatch as ${user} failed: ${sub.stderr}`);
+  const jobId = jobIdFrom(sub.stdout);
+  waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
+  const container = waitFor(`container of job ${jobId}`, () => containersOfJob(on, jobId, 'running')[0]);
+  return { jobId, container, dir };
+}
+
+/** the docker CLI as root on a node's own dockerd socket */
+export function dockerOnNode(nodeName: string, args: string[]): Run {
+  return run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, ...args]);
+}

@@ -51,7 +51,7 @@ describe('JobDevices', () => {
   const conf = 'NodeName=n1 Name=gpu File=/dev/nvidia[0-1]\n';
   const source = (gpuIndexes?: number[]) => ({ allocation: async () => (gpuIndexes === undefined ? undefined : { cpus: 1, memoryBytes: 0, ...(gpuIndexes.length ? { gpuIndexes } : {}) }) });
   it("adds the job's own GPUs to the node's RDMA devices, and none when Slurm cannot say", async () => {
-    const mk = (idx?: number[]) => new JobDevices({ node: 'n1', rdmaDevices: ['/dev/null'], allocations: source(idx), gresConf: () => conf });
+    const mk = (idx?: number[]) => new JobDevices({ node: 'n1', rdmaDevices: ['/dev/null'], allocations: source(idx), gresConf: conf });
     const one = await mk([1]).of('7');
     assert.deepEqual(one.gpus.files, ['/dev/nvidia1']);
     assert.ok(one.devices.includes('/dev/null') && one.devices.includes('/dev/nvidia1') && !one.devices.includes('/dev/nvidia0'));

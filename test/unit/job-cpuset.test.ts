@@ -35,6 +35,7 @@ describe('CPU lists', () => {
     assert.throws(() => parseCpuList('3-1'), /runs backwards/);
     assert.equal(cpuListWithin('1,3', '0-3'), true);
     assert.equal(cpuListWithin('1,4', '0-3'), false);
+    assert.equal(cpuListWithin('all', '0-3'), false);
   });
 });
 

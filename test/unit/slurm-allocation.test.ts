@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { lineOfJob, parseJobDetail } from '../../services/agent/jobs/slurm-allocation';
-import { countCpuIds, expandHostlist } from '../../services/shared/hostlist';
+import { expandHostlist } from '../../services/shared/hostlist';
+import { parseCpuList } from '../../services/shared/cpu-list';
 
 describe('Slurm host lists and allocations', () => {
   it('expands host lists with ranges, padding and several groups', () => {
@@ -11,8 +12,8 @@ describe('Slurm host lists and allocations', () => {
   });
 
   it('counts CPU ids', () => {
-    assert.equal(countCpuIds('0-3,8,10-11'), 7);
-    assert.equal(countCpuIds('0'), 1);
+    assert.equal(parseCpuList('0-3,8,10-11').length, 7);
+    assert.equal(parseCpuList('0').length, 1);
   });
 
   it("reads this node's CPUs and memory from scontrol's detail line", () => {

@@ -121,13 +121,7 @@ export class EffectGate {
       const given = body.get(field)?.value;
       if (typeof given !== 'string' || given === '') continue;
       const allowed = ctx.job?.cpuset?.[key];
-      let within = false;
-      try {
-        within = allowed !== undefined && cpuListWithin(given, allowed);
-      } catch {
-        within = false;
-      }
-      if (!within) problems.push(`${field}=${given} is not within the job's ${allowed ?? '(unknown)'}`);
+      if (allowed === undefined || !cpuListWithin(given, allowed)) problems.push(`${field}=${given} is not within the job's ${allowed ?? '(unknown)'}`);
     }
     const period = body.get('CpuPeriod')?.value;
     if (period instanceof BodyNumber && period.value !== 0 && period.value !== Number(c.hostConfig.CpuPeriod ?? 0)) problems.push('CpuPeriod may not change (it changes what CpuQuota allows)');

@@ -28,11 +28,6 @@ export function gpuIndexes(gres: string): number[] {
   return [...new Set(out)].sort((a, b) => a - b);
 }
 
-/** Expands a gres.conf File= value: /dev/nvidia[0-1] → /dev/nvidia0 /dev/nvidia1. */
-function expandFiles(value: string): string[] {
-  return expandHostlist(value);
-}
-
 /**
  * The node's GPU device files in Slurm's order, from gres.conf's Name=gpu lines for this node
  * (a line without NodeName is every node's).
@@ -50,7 +45,8 @@ export function nodeGpuFiles(gresConf: string, node: string): string[] {
     if (kv.get('name') !== 'gpu' || !kv.has('file')) continue;
     const nodes = kv.get('nodename');
     if (nodes !== undefined && !expandHostlist(nodes).includes(node)) continue;
-    files.push(...expandFiles(kv.get('file')!));
+    // File=/dev/nvidia[0-1] is a host list of paths
+    files.push(...expandHostlist(kv.get('file')!));
   }
   return files;
 }

@@ -17,8 +17,8 @@ export interface JobDevicesDeps {
   node: string;
   rdmaDevices: readonly string[];
   allocations: AllocationSource;
-  /** gres.conf's text ('' without one) */
-  gresConf: () => string;
+  /** gres.conf's text ('' without one), read at berthd's start as slurmd reads it at its own */
+  gresConf: string;
 }
 
 const NO_GPUS: JobGpus = { indexes: [], files: [], devices: [], env: {} };
@@ -39,7 +39,7 @@ export class JobDevices {
     const rdma = this.nodeDevices();
     const alloc = await this.d.allocations.allocation(jobId, this.d.node);
     const indexes = alloc?.gpuIndexes ?? [];
-    const gpus = indexes.length ? jobGpus(nodeGpuFiles(this.d.gresConf(), this.d.node), indexes) : NO_GPUS;
+    const gpus = indexes.length ? jobGpus(nodeGpuFiles(this.d.gresConf, this.d.node), indexes) : NO_GPUS;
     return { devices: [...new Set([...rdma, ...gpus.devices])], gpus };
   }
 }

@@ -122,13 +122,7 @@ export function siteLimitViolations(body: BodyValue, ctx: PolicyContext, site: S
     for (const [name, allowed, what] of [['CpusetCpus', job.cpuset.cpus, 'CPUs'], ['Cpuset', job.cpuset.cpus, 'CPUs'], ['CpusetMems', job.cpuset.mems, 'memory nodes']] as const) {
       for (const i of hostItems(body, name)) {
         if (i.value === '') continue;
-        let within = false;
-        try {
-          within = typeof i.value === 'string' && cpuListWithin(i.value, allowed);
-        } catch {
-          within = false;
-        }
-        if (!within) add(i.path, `${i.path}=${display(i.value)} is not allowed: job ${job.jobId} holds ${what} ${allowed} on this node (leave --cpuset-${name === 'CpusetMems' ? 'mems' : 'cpus'} out to get them all, or name some of them)`);
+        if (typeof i.value !== 'string' || !cpuListWithin(i.value, allowed)) add(i.path, `${i.path}=${display(i.value)} is not allowed: job ${job.jobId} holds ${what} ${allowed} on this node (leave --cpuset-${name === 'CpusetMems' ? 'mems' : 'cpus'} out to get them all, or name some of them)`);
       }
     }
   }

@@ -79,15 +79,7 @@ function confineCpuset(linux: NonNullable<OciSpec['linux']>, job: JobCpuset, job
   for (const [key, allowed, what] of [['cpus', job.cpus, 'CPUs'], ['mems', job.mems, 'memory nodes']] as const) {
     const asked = cpu[key];
     if (asked === undefined || asked === '') cpu[key] = allowed;
-    else {
-      let within = false;
-      try {
-        within = cpuListWithin(asked, allowed);
-      } catch {
-        within = false;
-      }
-      if (!within) problems.push(`the container asks for ${what} ${asked}, but job ${jobId} holds ${what} ${allowed} on this node`);
-    }
+    else if (!cpuListWithin(asked, allowed)) problems.push(`the container asks for ${what} ${asked}, but job ${jobId} holds ${what} ${allowed} on this node`);
   }
   return problems;
 }
