@@ -249,6 +249,7 @@ async function main(): Promise<void> {
   const reconcile = (when: 'start' | 'sweep') => reconcileJobs({
     jobs, source: new SqueueJobSource(), node: config.node, graceMs: when === 'start' ? 0 : config.orphanGraceMs, dryRun: false,
     log: log.child({ component: when === 'start' ? 'reconcile' : 'orphan-sweep' }), engine, seal, spoolDir, when,
+    cgroupJobs: cgroups.supported ? () => cgroups.jobs() : undefined,
   });
 
   // the AuthZ plugin before berthd's first call to dockerd: dockerd asks it about every request

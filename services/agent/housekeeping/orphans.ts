@@ -64,6 +64,8 @@ export interface ReconcileOptions {
   end?: (jobId: string, opts: EpilogueOptions) => Promise<unknown>;
   /** the epilog spool directory (runDir/NODE/epilog-spool) */
   spoolDir?: string;
+  /** the jobs with a cgroup of berth's on this node, with when it was made (runtime/job-cgroups.ts) */
+  cgroupJobs?: () => Map<string, number>;
   /** 'start': berthd's reconcile before it serves; 'sweep': the periodic backstop */
   when?: 'start' | 'sweep';
 }
@@ -72,9 +74,10 @@ export interface ReconcileOptions {
  * The jobs with something on this node, by job id, with the time (ms) of their earliest
  * container or record: every job the engine's trusted containers name (its job or step
  * containers, sealed by berthd, or those its user made), and the job table's records, which
- * hold the jobs whose containers are gone (kept so that the epilogue accounts for them).
+ * hold the jobs whose containers are gone (kept so that the epilogue accounts for them), and
+ * the jobs that left only their cgroups.
  */
-export async function jobsOnNode(o: Pick<ReconcileOptions, 'jobs' | 'engine' | 'seal' | 'node' | 'log'>): Promise<Map<string, number>> {
+export async function jobsOnNode(o: Pick<ReconcileOptions, 'jobs' | 'engine' | 'seal' | 'node' | 'log' | 'cgroupJobs'>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   const note = (jobId: string, at: number): void => {
     const t = Number.isFinite(at) ? at : 0;
@@ -88,6 +91,8 @@ export async function jobsOnNode(o: Pick<ReconcileOptions, 'jobs' | 'engine' | '
     note(c.jobId, c.created * 1000);
   }
   for (const j of o.jobs.list()) note(j.jobId, Date.parse(j.startTime || '1970-01-01'));
+  // a job whose step containers are all gone leaves only its cgroups when no epilogue came
+  for (const [jobId, at] of o.cgroupJobs?.() ?? []) note(jobId, at);
   return out;
 }
 

@@ -3,7 +3,7 @@
 // many a user starts. cgroup v1 with dockerd's cgroupfs driver: /sys/fs/cgroup/<controller>/
 // berth/<node>/job_<id>; runc makes each container's own cgroup below it (and the parents it
 // needs in the other controllers). Removed at the job's end, once its containers are gone.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface JobLimits {
@@ -100,6 +100,32 @@ export class JobCgroups {
     // mems first when widening, cpus and mems are independent of each other in v1
     writeFileSync(path.join(dir, 'cpuset.mems'), cpuset.mems);
     writeFileSync(path.join(dir, 'cpuset.cpus'), cpuset.cpus);
+  }
+
+  /**
+   * The jobs that have a cgroup of berth's on this node, with the time (ms) it was made: found
+   * by the orphan sweep, so that the cgroups of a job whose epilogue never reached berthd (its
+   * only containers were step containers, all gone) are removed with it.
+   */
+  jobs(): Map<string, number> {
+    const out = new Map<string, number>();
+    const base = path.join(this.root, 'memory', 'berth', this.node);
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(base);
+    } catch {
+      return out;
+    }
+    for (const name of entries) {
+      const m = /^job_(\d+)$/.exec(name);
+      if (!m) continue;
+      try {
+        out.set(m[1]!, statSync(path.join(base, name)).mtimeMs);
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return out;
   }
 
   /** Removes the job's cgroups in every controller (after its containers are gone); what still holds tasks stays. */
