@@ -147,6 +147,30 @@ static void srun_explicit(int explicit[OPT_COUNT])
 }
 
 /*
+ * An srun inside a job that names the job's own image again, and no other option: the job's
+ * submit check pinned that image (SLURM_SPANK_BERTH_CONTAINER_IMAGE, which Slurm gives every
+ * process of the job), so the step gets the same digest without a check of its own: no
+ * process started, no registry asked. The step runs the very image version the job's other
+ * steps run, even if the tag has moved since. The values are the user's to set (as anything
+ * given to `berth submit-check` is); berthd judges the image when it makes the container.
+ * Returns 1 when the job's pinned image was taken.
+ */
+static int reuse_job_image(const int explicit[OPT_COUNT])
+{
+    for (int i = 0; i < OPT_COUNT; i++)
+        if (i != OPT_IMAGE && explicit[i])
+            return 0;
+    const char *asked = opt_value[OPT_IMAGE];
+    const char *pinned = getenv("SLURM_SPANK_" BERTH_VAR_IMAGE);
+    const char *requested = getenv("SLURM_SPANK_" BERTH_VAR_IMAGE "_REQUESTED");
+    if (asked == NULL || pinned == NULL || requested == NULL || strchr(pinned, '@') == NULL)
+        return 0;
+    if (strcmp(asked, requested) != 0 && strcmp(asked, pinned) != 0)
+        return 0;
+    return setenv(BERTH_VAR_IMAGE, pinned, 1) == 0 && setenv(BERTH_VAR_IMAGE "_REQUESTED", requested, 1) == 0;
+}
+
+/*
  * Allocator and local context: checks the options as the user (`berth submit-check`), which
  * pins the image and prints NAME=VALUE lines. For a new job they go to the prolog and epilog
  * (job control env, SPANK_NAME there); an srun that names a container also sets them, with
@@ -164,6 +188,13 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
     int step_container = ctx == S_CTX_LOCAL && (!in_job || explicit[OPT_IMAGE] || explicit[OPT_NAME]);
     if (in_job && !step_container)
         return 0;
+    if (in_job && explicit[OPT_IMAGE] && reuse_job_image(explicit)) {
+        if (setenv("BERTH_STEP_CONTAINER", "1", 1) != 0) {
+            slurm_error("berth: cannot mark the step for its container: %s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
     const char *env[2 * OPT_COUNT + 3];
     int n = 0;
     int any = 0;
