@@ -2,6 +2,7 @@
 // berth CLI entry. slurmd runs `berth hook prolog|epilog` for every job on every node, so a
 // job without a container returns before anything heavy is loaded; srun runs `berth exec`
 // once per task and sbatch runs `berth submit-check` per submission, so they skip the option parser.
+import { mungePayload, prefetchMunge } from '../shared/munge';
 import { containerImage, hasStepFiles } from './slurm-env';
 
 async function main(args: string[]): Promise<number> {
@@ -17,6 +18,9 @@ async function main(args: string[]): Promise<number> {
     return runHook(args[1], process.env, (l) => process.stderr.write(l + '\n'));
   }
   if (args[0] === 'exec' && args[1] !== '--help' && args[1] !== '-h') {
+    // munge encodes the call's credential while the gRPC client loads (~60 ms)
+    const jobId = process.env.SLURM_JOB_ID ?? '';
+    if (process.getuid?.() !== 0 && /^[0-9]+$/.test(jobId)) prefetchMunge(mungePayload('ExecStep', jobId));
     const { runExec, parseExecArgs } = await import('./exec');
     const { command, tty } = parseExecArgs(args.slice(1));
     return runExec(command, process.env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }, { tty });

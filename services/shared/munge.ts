@@ -38,8 +38,32 @@ export function mungePayload(method: string, jobId: string): string {
 
 const MUNGED_DOWN = /Failed to access|Did you start munged|socket|Connection refused|No such file or directory/i;
 
+const prefetched = new Map<string, Promise<string>>();
+
+/**
+ * Starts encoding a credential for payload now, for the next encodeMunge of the same payload
+ * to take: `berth exec` asks for it before loading its gRPC client, so munge runs while that
+ * code loads. A credential is used once (munged refuses a replay): a prefetched one is handed
+ * out once, later calls encode their own.
+ */
+export function prefetchMunge(payload: string, mungeBin = 'munge'): void {
+  if (prefetched.has(payload)) return;
+  const p = encodeNow(payload, mungeBin);
+  p.catch(() => undefined); // its caller sees the failure, if it comes to ask
+  prefetched.set(payload, p);
+}
+
 /** Encodes a credential for the calling user (client side). */
-export async function encodeMunge(payload: string, mungeBin = 'munge'): Promise<string> {
+export function encodeMunge(payload: string, mungeBin = 'munge'): Promise<string> {
+  const early = prefetched.get(payload);
+  if (early) {
+    prefetched.delete(payload);
+    return early;
+  }
+  return encodeNow(payload, mungeBin);
+}
+
+async function encodeNow(payload: string, mungeBin: string): Promise<string> {
   let res: RunResult;
   try {
     res = await run(mungeBin, ['-s', payload], undefined, 5000);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { encodeMunge, mungePayload, parseUnmunge, UnmungeVerifier } from '../../services/shared/munge';
+import { encodeMunge, mungePayload, parseUnmunge, prefetchMunge, UnmungeVerifier } from '../../services/shared/munge';
 
 function fakeUnmunge(script: string): string {
   const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'berth-munge-')), 'unmunge');
@@ -54,5 +54,26 @@ describe('munge credentials', () => {
   it('names munge and the site admins for any other munge failure', async () => {
     const munge = fakeUnmunge('echo "munge: Error: Invalid credential format" >&2; exit 1');
     await assert.rejects(encodeMunge('berth.v1/GetJob:1', munge), /^Error: munge could not make a credential to authenticate you to berthd \(munge: Error: Invalid credential format\); ask the site admins to check munge on this node$/);
+  });
+
+  it('hands a prefetched credential out once, for its own payload only; later calls encode their own', async () => {
+    // each run of the fake munge logs its payload and prints a new credential
+    const log = path.join(mkdtempSync(path.join(os.tmpdir(), 'berth-munge-log-')), 'runs');
+    const munge = fakeUnmunge(`echo "$2" >> ${log}; echo "CRED-$$"`);
+    const runs = (payload: string) => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l === payload).length : 0);
+    prefetchMunge('berth.v1/ExecStep:7', munge);
+    const other = await encodeMunge('berth.v1/ExecStep:8', munge);
+    const first = await encodeMunge('berth.v1/ExecStep:7', munge);
+    assert.equal(runs('berth.v1/ExecStep:7'), 1, 'the prefetched credential was taken, not a second one made');
+    const second = await encodeMunge('berth.v1/ExecStep:7', munge);
+    assert.equal(runs('berth.v1/ExecStep:7'), 2);
+    for (const c of [other, first, second]) assert.match(c, /^CRED-[0-9]+$/);
+    assert.equal(new Set([other, first, second]).size, 3, 'three credentials, none handed out twice');
+  });
+
+  it('reports a prefetched credential\'s failure to the call that takes it', async () => {
+    const munge = fakeUnmunge('echo "munge: Error: Invalid credential format" >&2; exit 1');
+    prefetchMunge('berth.v1/ExecStep:9', munge);
+    await assert.rejects(encodeMunge('berth.v1/ExecStep:9', munge), /munge could not make a credential/);
   });
 });

@@ -1,0 +1,198 @@
+// The hot path (issue 15), every row of its table in one run, berth and the plain Docker CLI
+// (or plain Slurm) side by side, interleaved, medians of N (no assertions, figures only):
+//   1. srun -N2 --ntasks-per-node=8 --container-image=IMAGE true in a container job ÷ srun true
+//   2. a step container (srun --container-image in a plain allocation) − srun true ÷ docker run -d
+//   3. the prolog hook with a cached image ÷ docker run -d of the same container
+//   4. the epilog of a job with 8 containers ÷ 8 parallel docker rm -f
+//   5. berth exec -- true ÷ docker exec true
+//   6. the submit check of an srun in a job naming the job's image (in srun's plugin) vs the
+//      berth submit-check process it replaced
+//   7. an idle berthd (no jobs, no scrapes): CPU per hour and RSS
+//   npm run bench:hot-path [-- --runs 10 --idle-seconds 60]
+import { spawn, spawnSync } from 'node:child_process';
+import { chownSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { node, sandbox, uidOf } from '../test/support/stack';
+import { jobDir, jobIdFrom, jobState, run, waitFor } from '../test/support/slurm';
+import { cpuSecondsOf, rssOf, startOwnBerthd } from './support/own-berthd';
+
+const arg = (name: string, dflt: number): number => Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) || dflt;
+const runs = Math.max(10, arg('runs', 10));
+const idleSeconds = arg('idle-seconds', 60);
+const NODE = 'n1';
+const image = sandbox().demoImage;
+const uid = uidOf('alice');
+const docker = ['docker', '-H', `unix://${node(NODE).dockerSocket}`];
+const berth = '/usr/local/bin/berth';
+const pinned = spawnSync(berth, ['resolve', image], { encoding: 'utf8' }).stdout.trim();
+const containerArgs = ['--network', 'host', '--user', `${uid}:${uid}`, '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+  '-v', '/usr/local/lib/berth/berth-init:/.berth/init:ro', '-v', '/home/alice:/home/alice', '--entrypoint', '/.berth/init', image, 'pause'];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function sh(argv: string[], env?: Record<string, string>): number {
+  const t0 = performance.now();
+  const r = spawnSync(argv[0]!, argv.slice(1), { env: env ?? process.env, encoding: 'utf8', cwd: '/home/alice' });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return ms;
+}
+
+/** all of argvs at once; ms until the last has ended */
+async function parallel(argvs: string[][]): Promise<number> {
+  const t0 = performance.now();
+  await Promise.all(argvs.map((argv) => new Promise<void>((resolve, reject) => {
+    const c = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    c.once('error', reject);
+    c.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${argv.join(' ')} exited ${code}`))));
+  })));
+  return performance.now() - t0;
+}
+
+function hookEnv(jobId: string): Record<string, string> {
+  return { PATH: '/usr/bin:/bin', SLURM_JOB_ID: jobId, SLURMD_NODENAME: NODE, SLURM_JOB_UID: String(uid), SLURM_JOB_GID: String(uid),
+    SLURM_JOB_USER: 'alice', SLURM_JOB_WORK_DIR: '/home/alice', SPANK_BERTH_CONTAINER_IMAGE: pinned, SPANK_BERTH_CONTAINER_IMAGE_REQUESTED: image };
+}
+
+/** Runs a batch script as alice and returns its output lines `NAME MS` as columns. */
+function batch(name: string, sbatchArgs: string[], body: string): Map<string, number[]> {
+  const dir = jobDir('alice', name);
+  const out = path.join(dir, 'bench.out');
+  const script = path.join(dir, 'bench.sh');
+  writeFileSync(script, `#!/bin/sh\nms() { echo $(( $(date +%s%N) / 1000000 )); }\n${body}\n`, { mode: 0o755 });
+  chownSync(script, uid, uid);
+  const sub = run('sbatch', [...sbatchArgs, '-o', out, script], { user: 'alice', cwd: dir });
+  if (sub.code !== 0) throw new Error(`sbatch failed: ${sub.stderr}`);
+  const jobId = jobIdFrom(sub.stdout);
+  waitFor(`job ${jobId}`, () => jobState(jobId) === '' || undefined, 900_000);
+  const cols = new Map<string, number[]>();
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    const m = /^([a-z0-9-]+) (\d+(?:\.\d+)?)$/.exec(line.trim());
+    if (m) cols.set(m[1]!, [...(cols.get(m[1]!) ?? []), Number(m[2])]);
+  }
+  return cols;
+}
+
+function col(cols: Map<string, number[]>, name: string): number {
+  const xs = cols.get(name) ?? [];
+  if (xs.length === 0) throw new Error(`the benchmark job printed no '${name}' figures: ${JSON.stringify([...cols])}`);
+  return median(xs);
+}
+
+type Row = { what: string; berth: number; base: number; goal: string; ratio?: number; unit?: string; note?: string };
+const rows: Row[] = [];
+
+// 1 and 6: inside one 2-node container job
+{
+  const cols = batch('bench-hot-steps', ['-N2', '-n16', '-O', '-w', 'n1,n2', `--container-image=${image}`], `
+srun -O --ntasks-per-node=8 --container-image=${image} true   # warm
+i=0
+while [ $i -lt ${runs} ]; do
+  t0=$(ms); srun -O --ntasks-per-node=8 true; t1=$(ms); srun -O --ntasks-per-node=8 --container-image=${image} true; t2=$(ms)
+  echo "plain $((t1 - t0))"; echo "container $((t2 - t1))"
+  us=$(srun -v -N1 -n1 --container-image=${image} true 2>&1 | sed -n 's/.*checked in \\([0-9]*\\) us.*/\\1/p')
+  echo "plugin-check-us \${us:-0}"
+  t3=$(ms); BERTH_CONTAINER_IMAGE=$SLURM_SPANK_BERTH_CONTAINER_IMAGE berth submit-check >/dev/null; t4=$(ms)
+  echo "submit-check $((t4 - t3))"
+  i=$((i + 1))
+done`);
+  rows.push({ what: 'srun -N2 x8 --container-image true ÷ srun true', berth: col(cols, 'container'), base: col(cols, 'plain'), goal: '≤ 1.15' });
+  const us = col(cols, 'plugin-check-us');
+  rows.push({ what: 'submit check, srun naming the job\'s image', berth: us / 1000, base: col(cols, 'submit-check'), goal: '≤ 30 ms', ratio: NaN,
+    note: us > 0 ? 'in srun\'s plugin, against the berth submit-check process it replaced' : 'the plugin printed no timing (is it installed?)' });
+}
+
+// 2: step containers in a plain 1-node allocation, against docker run -d on the node
+{
+  const cols = batch('bench-hot-stepc', ['-N1', '-w', NODE], `
+srun --container-image=${pinned} true   # warm
+i=0
+while [ $i -lt ${runs} ]; do
+  t0=$(ms); srun true; t1=$(ms); srun --container-image=${pinned} true; t2=$(ms)
+  echo "plain $((t1 - t0))"; echo "step $((t2 - t1))"
+  i=$((i + 1))
+done`);
+  const runsMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const name = `berth-bench-hot-run-${i}`;
+    runsMs.push(sh([...docker, 'run', '-d', '--name', name, ...containerArgs]));
+    sh([...docker, 'rm', '-f', name]);
+  }
+  const added = col(cols, 'step') - col(cols, 'plain');
+  rows.push({ what: 'step container − srun true ÷ docker run -d', berth: added, base: median(runsMs), goal: '≤ 1.3' });
+}
+
+// 3, 4, 5: the hooks and berth exec on n1, interleaved with the Docker CLI
+{
+  sh([berth, 'hook', 'prolog'], hookEnv('799999'));
+  sh([berth, 'hook', 'epilog'], hookEnv('799999'));
+  const prolog: number[] = [];
+  const dockerRun: number[] = [];
+  const epilog: number[] = [];
+  const rmf: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const id = String(820000 + i);
+    prolog.push(sh([berth, 'hook', 'prolog'], hookEnv(id)));
+    // seven more containers of the job, as its user's own docker run would leave them
+    await parallel(Array.from({ length: 7 }, (_, k) => [...docker, 'run', '-d', '--name', `berth-bench-hot-${id}-${k}`,
+      '--label', `io.berth.job.id=${id}`, '--label', 'io.berth.role=user', ...containerArgs]));
+    epilog.push(sh([berth, 'hook', 'epilog'], hookEnv(id)));
+    const names = Array.from({ length: 8 }, (_, k) => `berth-bench-hot-plain-${i}-${k}`);
+    const t0 = performance.now();
+    await parallel(names.map((n) => [...docker, 'run', '-d', '--name', n, ...containerArgs]));
+    dockerRun.push((performance.now() - t0) / 8);
+    rmf.push(await parallel(names.map((n) => [...docker, 'rm', '-f', n])));
+  }
+  // docker run -d one at a time for the prolog's baseline
+  const single: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const name = `berth-bench-hot-one-${i}`;
+    single.push(sh([...docker, 'run', '-d', '--name', name, ...containerArgs]));
+    sh([...docker, 'rm', '-f', name]);
+  }
+  rows.push({ what: 'prolog hook, cached image ÷ docker run -d', berth: median(prolog), base: median(single), goal: '≤ 1.1' });
+  rows.push({ what: 'epilog, 8 containers ÷ 8 parallel docker rm -f', berth: median(epilog), base: median(rmf), goal: '≤ 1.0' });
+
+  const id = '829999';
+  sh([berth, 'hook', 'prolog'], hookEnv(id));
+  const envArgs = [`PATH=/usr/local/bin:/usr/bin:/bin`, `SLURM_JOB_ID=${id}`, `SLURMD_NODENAME=${NODE}`];
+  const exec: number[] = [];
+  const dexec: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    exec.push(sh(['runuser', '-u', 'alice', '--', 'env', ...envArgs, berth, 'exec', '--', 'true']));
+    dexec.push(sh([...docker, 'exec', '-u', `${uid}:${uid}`, `berth-${NODE}-job-${id}`, 'true']));
+  }
+  sh([berth, 'hook', 'epilog'], hookEnv(id));
+  rows.push({ what: 'berth exec -- true ÷ docker exec true', berth: median(exec), base: median(dexec), goal: '≤ 1.5' });
+}
+
+// 7: an idle berthd of our own against n1's dockerd: no jobs, nobody scraping
+let idle = '';
+{
+  const own = await startOwnBerthd('hot-path-idle', {}, { metrics: true });
+  try {
+    await new Promise((r) => setTimeout(r, 5000));
+    const cpu0 = cpuSecondsOf(own.pid);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const window = (performance.now() - t0) / 1000;
+    const cpuPerHour = (cpuSecondsOf(own.pid) - cpu0) / window * 3600;
+    const rss = rssOf(own.pid);
+    idle = `idle berthd (metrics on, not scraped, ${window.toFixed(0)} s): ${cpuPerHour.toFixed(2)} CPU s/hour (goal ≤ 1), RSS ${(rss.rss / 2 ** 20).toFixed(1)} MiB (goal ≤ 80 MB = 76.3 MiB)`;
+  } finally {
+    await own.stop();
+  }
+}
+
+console.log(`berth hot path on the sandbox (${NODE}, n2): medians of ${runs} interleaved runs`);
+console.log('measure'.padEnd(50), 'berth ms'.padStart(9), 'baseline ms'.padStart(12), 'ratio'.padStart(7), '  goal');
+for (const r of rows) {
+  const ratio = r.ratio ?? r.berth / r.base;
+  console.log(r.what.padEnd(50), r.berth.toFixed(1).padStart(9), r.base.toFixed(1).padStart(12), (Number.isNaN(ratio) ? '—' : ratio.toFixed(2)).padStart(7), ' ', r.goal, r.note ? `(${r.note})` : '');
+}
+console.log(idle);
