@@ -7,7 +7,7 @@
 //   5. berth exec -- true ÷ docker exec true
 //   6. the submit check of an srun in a job naming the job's image (in srun's plugin) vs the
 //      berth submit-check process it replaced
-//   7. an idle berthd (no jobs, no scrapes): CPU per hour and RSS
+//   7. an idle berthd (the sandbox's on n3: no jobs, no scrapes): CPU per hour and RSS
 //   npm run bench:hot-path [-- --runs 10 --idle-seconds 60]
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { node, sandbox, uidOf } from '../test/support/stack';
 import { jobDir, jobIdFrom, jobState, run, waitFor } from '../test/support/slurm';
-import { cpuSecondsOf, rssOf, startOwnBerthd } from './support/own-berthd';
+import { cpuSecondsOf, rssOf } from './support/own-berthd';
 
 const arg = (name: string, dflt: number): number => Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) || dflt;
 const runs = Math.max(10, arg('runs', 10));
@@ -171,22 +171,19 @@ done`);
   rows.push({ what: 'berth exec -- true ÷ docker exec true', berth: median(exec), base: median(dexec), goal: '≤ 1.5' });
 }
 
-// 7: an idle berthd of our own against n1's dockerd: no jobs, nobody scraping
+// 7: the sandbox's berthd on n3, which the rows above leave alone: no jobs, nobody scraping
 let idle = '';
 {
-  const own = await startOwnBerthd('hot-path-idle', {}, { metrics: true });
-  try {
-    await new Promise((r) => setTimeout(r, 5000));
-    const cpu0 = cpuSecondsOf(own.pid);
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-    const window = (performance.now() - t0) / 1000;
-    const cpuPerHour = (cpuSecondsOf(own.pid) - cpu0) / window * 3600;
-    const rss = rssOf(own.pid);
-    idle = `idle berthd (metrics on, not scraped, ${window.toFixed(0)} s): ${cpuPerHour.toFixed(2)} CPU s/hour (goal ≤ 1), RSS ${(rss.rss / 2 ** 20).toFixed(1)} MiB (goal ≤ 80 MB = 76.3 MiB)`;
-  } finally {
-    await own.stop();
-  }
+  const pid = Number(readFileSync(`/run/berth-sandbox/n3/berthd.pid`, 'utf8').trim());
+  const busy = run('squeue', ['-h', '-w', 'n3', '-o', '%A']).stdout.trim();
+  const cpu0 = cpuSecondsOf(pid);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+  const window = (performance.now() - t0) / 1000;
+  const cpuPerHour = (cpuSecondsOf(pid) - cpu0) / window * 3600;
+  const rss = rssOf(pid);
+  idle = `idle berthd on n3 (${busy ? `NOT idle: jobs ${busy.split('\n').join(',')}` : 'no jobs'}, not scraped, ${window.toFixed(0)} s): ${cpuPerHour.toFixed(2)} CPU s/hour (goal ≤ 1), ` +
+    `RSS ${(rss.rss / 2 ** 20).toFixed(1)} MiB (goal ≤ 80 MB = 76.3 MiB)`;
 }
 
 console.log(`berth hot path on the sandbox (${NODE}, n2): medians of ${runs} interleaved runs`);
