@@ -131,6 +131,21 @@ describe('ScontrolAllocationSource', () => {
     assert.equal(await src.allocation('7', 'n1'), undefined);
     assert.equal(asked, 2);
   });
+  it('tells a slurmctld it could not reach from a Slurm that has no such job', async () => {
+    const fail = (stderr: string) => Object.assign(new Error('Command failed: scontrol'), { stderr });
+    let answer: () => Promise<string> = async () => { throw fail('slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n'); };
+    const src = new ScontrolAllocationSource(60_000, () => 0, async () => answer());
+    assert.equal(await src.allocation('7', 'n1'), undefined);
+    assert.equal(src.unreachable('7'), 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)');
+    answer = async () => { throw fail('slurm_load_jobs error: Invalid job id specified\n'); };
+    assert.equal(await src.allocation('7', 'n1'), undefined);
+    assert.equal(src.unreachable('7'), undefined, 'Slurm answered: it has no such job');
+    answer = async () => { throw fail('slurm_load_jobs error: Socket timed out on send/recv operation'); };
+    await src.allocation('8', 'n1');
+    answer = async () => line.replace('JobId=7', 'JobId=8');
+    assert.equal((await src.allocation('8', 'n1'))?.cpuIds, '1');
+    assert.equal(src.unreachable('8'), undefined, 'forgotten once Slurm answers');
+  });
 });
 
 describe("the site's bound on a user's cpuset (AuthZ, at create)", () => {

@@ -41,6 +41,18 @@ describe('job prologue', () => {
     assert.deepEqual(told, res.job.warnings);
   });
 
+  it('tells the user when slurmctld could not be asked for the allocation: no GPUs, no CPU binding', async () => {
+    const why = 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)';
+    const h = harness({}, { allocations: { allocation: async () => undefined, unreachable: () => why } });
+    const res = await h.jobs.prologue(prologueInput());
+    assert.equal(res.job.warnings?.length, 1);
+    assert.match(res.job.warnings![0]!, /^berth: warning: job 42 runs on n1 without its GPUs and not bound to its CPUs: slurmctld could not be asked for its allocation when its container was made \(slurm_load_jobs error: Unable to contact slurm controller \(connect failure\)\)/);
+    const answered = harness({}, { allocations: { allocation: async () => ({ cpus: 1, memoryBytes: 0, cpuIds: '0', gpuIndexes: [] }), unreachable: () => why } });
+    assert.equal((await answered.jobs.prologue(prologueInput())).job.warnings, undefined);
+    const unknown = harness({}, { allocations: { allocation: async () => undefined, unreachable: () => undefined } });
+    assert.equal((await unknown.jobs.prologue(prologueInput())).job.warnings, undefined, 'Slurm answered that it has no such job: nothing to tell');
+  });
+
   it('passes the RDMA devices that exist and skips the missing ones', async () => {
     const h = harness();
     mkdirSync(path.join(h.dir, 'dev'));

@@ -154,6 +154,10 @@ export class ContainerFactory {
     });
     // the job's working directory is mounted only if its user could open it: dockerd mounts as root
     const warnings: string[] = [];
+    const unreachable = alloc ? undefined : this.d.allocations?.unreachable?.(req.jobId);
+    if (unreachable) {
+      warnings.push(`berth: warning: job ${req.jobId} runs on ${config.node} without its GPUs and not bound to its CPUs: slurmctld could not be asked for its allocation when its container was made (${unreachable}); it keeps its CPU count and memory limit (resubmit if it needs its GPUs)`);
+    }
     let workDir = req.workDir;
     if (workDir) {
       try {
@@ -256,7 +260,7 @@ export class ContainerFactory {
       // the paths the job's user chose or owns: berth-runc refusing one of them is the job's fault
       throw containerFailure(req.jobId, image.digestRef, err, [...applied.mounts.map((m) => m.source), workDir]);
     }
-    for (const w of warnings) log.warn('job container made without a path its user cannot reach', { warning: w });
+    for (const w of warnings) log.warn('job container made with a warning for its user', { warning: w });
     // the cpuset berth-runc's gate gave the job's cgroup as the container started
     const ranOn = this.d.runtime?.cgroups.supported ? this.d.runtime.cgroups.cpusetOf(req.jobId)?.cpus ?? '' : '';
     return { identity, containerId, name, dir, image, mounts: spec.mounts, devices: spec.devices, gpus: jobDevices?.gpus.files ?? [], cpuset: ranOn, endTime: alloc?.endTime, startLatencyMillis, warnings };

@@ -23,6 +23,8 @@ export interface NodeAllocation {
 export interface AllocationSource {
   /** undefined when Slurm could not be asked or the job holds nothing on node */
   allocation(jobId: string, node: string): Promise<NodeAllocation | undefined>;
+  /** why the last ask for the job could not reach Slurm (not: Slurm answered without it) */
+  unreachable?(jobId: string): string | undefined;
 }
 
 export function parseJobDetail(line: string, node: string): NodeAllocation | undefined {
@@ -65,6 +67,7 @@ export function lineOfJob(stdout: string, jobId: string): string | undefined {
  */
 export class ScontrolAllocationSource implements AllocationSource {
   private readonly recent = new Map<string, { at: number; value: Promise<NodeAllocation | undefined> }>();
+  private readonly failed = new Map<string, string>();
 
   constructor(
     private readonly ttlMillis = 60_000,
@@ -85,11 +88,24 @@ export class ScontrolAllocationSource implements AllocationSource {
     return value;
   }
 
+  unreachable(jobId: string): string | undefined {
+    return this.failed.get(jobId);
+  }
+
   private async ask(jobId: string, node: string): Promise<NodeAllocation | undefined> {
     try {
       const line = lineOfJob(await this.scontrol(jobId), jobId);
+      this.failed.delete(jobId);
       return line === undefined ? undefined : parseJobDetail(line, node);
-    } catch {
+    } catch (err) {
+      const said = String((err as { stderr?: unknown }).stderr ?? '').trim().split('\n')[0] || (err as Error).message;
+      // "Invalid job id specified": Slurm answered, it has no such job (a hook run by hand)
+      if (/Invalid job id/i.test(said)) this.failed.delete(jobId);
+      else {
+        this.failed.set(jobId, said);
+        // kept for the jobs starting now only
+        if (this.failed.size > 1000) this.failed.delete(this.failed.keys().next().value as string);
+      }
       return undefined;
     }
   }

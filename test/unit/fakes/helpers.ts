@@ -14,6 +14,7 @@ import { JobTable } from '../../../services/agent/jobs/job-table';
 import { silentLogger } from '../../../services/agent/logger';
 import { FakeEngine } from './fake-engine';
 import type { ContainerUsage } from '../../../services/agent/docker/container-usage';
+import type { AllocationSource } from '../../../services/agent/jobs/slurm-allocation';
 import type { ContainerSeal } from '../../../services/agent/containers/seal';
 
 export const ALICE: UserIdentity = {
@@ -47,7 +48,7 @@ export class FakeUsage {
 export const DIGEST = 'sha256:' + 'a'.repeat(64);
 export const IMAGE = '127.0.0.1:5000/berth/demo:1.0';
 
-export function harness(overrides: Record<string, unknown> = {}, opts: { seal?: ContainerSeal } = {}) {
+export function harness(overrides: Record<string, unknown> = {}, opts: { seal?: ContainerSeal; allocations?: AllocationSource } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-unit-'));
   const config: AgentConfig = loadConfig(undefined, {
     node: 'n1', stateDir: path.join(dir, 'state'), accountingFile: path.join(dir, 'acct.jsonl'), initBinary: '/opt/berth/berth-init',
@@ -63,7 +64,7 @@ export function harness(overrides: Record<string, unknown> = {}, opts: { seal?: 
   /** berthd's job parts over a table: a fresh one stands for berthd after a restart */
   const newNode = (t = table) => {
     const factory = new ContainerFactory({
-      config, engine, images, imageUserFiles, identities: new FakeIdentities(), log, memlockBytes: -1, seal: opts.seal,
+      config, engine, images, imageUserFiles, identities: new FakeIdentities(), log, memlockBytes: -1, seal: opts.seal, allocations: opts.allocations,
       // the unit tests' paths do not exist: every one is reachable but those under /unreachable/
       reachable: (p, who, what) => {
         if (p.includes('/unreachable/')) throw new Error(`${what} ${p}: uid ${who.uid} may not enter ${p.slice(0, p.indexOf('/unreachable/') + 12)} (mode 700), so it may not mount what is below it`);
