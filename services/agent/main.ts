@@ -263,6 +263,7 @@ async function main(): Promise<void> {
       jobDevices: async (jobId) => (await within(jobDevices.of(jobId), 2_000))?.devices ?? jobDevices.nodeDevices() })
     : undefined;
   authzAsked = authzPlugin?.checkAsked;
+  if (authzPlugin && prepared) prepared.dockerAccess.useDefaults(authzPlugin.containerDefaults);
   const servers = await startServers(config.runDir, {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceMs, lifecycle, log,
     dockerOf: prepared ? (jobId) => prepared.dockerAccess.connection(jobId) : undefined,

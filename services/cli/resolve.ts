@@ -16,7 +16,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileCredentials, registryKey } from '../shared/images/credentials';
-import { parseImageReference, pinned } from '../shared/images/reference';
+import { parseJobImageReference, pinned } from '../shared/images/reference';
 import { type DigestResolver, RegistryClient, RegistryError } from '../shared/images/registry-client';
 import { classifyRegistryError } from '../shared/images/registry-errors';
 
@@ -36,7 +36,7 @@ export function siteRegistriesFromEnv(env: NodeJS.ProcessEnv): string[] {
 export async function runResolve(image: string, out: (s: string) => void, err: (s: string) => void, opts: ResolveOptions = {}): Promise<number> {
   let ref;
   try {
-    ref = parseImageReference(image);
+    ref = parseJobImageReference(image);
   } catch (e) {
     err(`berth: ${(e as Error).message}\n`);
     return 1;

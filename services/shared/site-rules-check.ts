@@ -5,7 +5,7 @@
 import { realpathSync } from 'node:fs';
 import { OptionError, type UserMount } from './container-options';
 import { registryKey } from './images/credentials';
-import { parseImageReference } from './images/reference';
+import { parseJobImageReference } from './images/reference';
 import { reachablePath, type Who } from './path-access';
 import { ruleSource, type SiteRules } from './site-rules';
 
@@ -107,7 +107,7 @@ export function judgeImageRegistry(image: string, rules: SiteRules): void {
   if (rules.registries.length === 0) return;
   let domain: string;
   try {
-    domain = parseImageReference(image).domain;
+    domain = parseJobImageReference(image).domain;
   } catch {
     return; // malformed: the reference's own check says why
   }

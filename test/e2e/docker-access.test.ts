@@ -100,13 +100,49 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
       assert.match(r.stderr, /authorization denied by plugin berth-n\d/, args.join(' '));
       assert.match(r.stderr, why, args.join(' '));
     }
-    const asRoot = dockerAs('alice', jobId, nodeName, ['run', '--rm', ...ALLOWED(uid).slice(2), image, 'true'], dir);
+    const asRoot = dockerAs('alice', jobId, nodeName, ['run', '--rm', '--user', '0:0', ...ALLOWED(uid).slice(2), image, 'true'], dir);
     assert.match(asRoot.stderr, /authorization denied by plugin berth-n\d: policy '[^']+' denies container_create: .*User/);
+    // straight to dockerd (no job endpoint to fill it in), a container without --user is refused
+    const bare = dockerTls('alice', jobId, nodeName, ['run', '--rm', ...ALLOWED(uid).slice(2), image, 'true'], dir);
+    assert.match(bare.stderr, /authorization denied by plugin berth-n\d: policy '[^']+' denies container_create: .*User/);
 
     run('scancel', [jobId]);
     waitFor(`job ${jobId} gone`, () => jobState(jobId) === '' || undefined);
     waitFor(`the user's container removed with job ${jobId}`, () => run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, 'inspect', id]).code !== 0 || undefined);
     assert.ok(!existsSync(`/run/berth/${nodeName}/jobs/${jobId}`), 'the job certificate is gone');
+  });
+
+  it('runs a plain docker run with no flags as the job\'s user, within the job, and refuses a flag outside it with the allowed value', () => {
+    const { jobId, nodeName, dir } = runningJob('alice', 'docker-plain', 'n3');
+    cancel.push(jobId);
+    const uid = run('id', ['-u', 'alice']).stdout.trim();
+    const groups = run('id', ['-G', 'alice']).stdout.trim().split(' ').sort();
+    const image = sandbox().demoImage;
+    const id = dockerAs('alice', jobId, nodeName, ['run', '--rm', image, 'sh', '-c', 'id -u; id -G; grep NoNewPrivs /proc/self/status'], dir);
+    assert.equal(id.code, 0, id.stderr);
+    const [u, g, nnp] = id.stdout.trim().split('\n');
+    assert.equal(u, uid);
+    assert.deepEqual(g!.split(' ').sort(), groups, 'the user\'s own groups');
+    assert.match(nnp!, /^NoNewPrivs:\s+1$/);
+    const started = dockerAs('alice', jobId, nodeName, ['run', '-d', image, 'sleep', '100'], dir);
+    assert.equal(started.code, 0, started.stderr);
+    const rootDocker = (args: string[]) => run('docker', ['-H', `unix://${node(nodeName).dockerSocket}`, ...args]);
+    const hostOf = (ref: string) => (JSON.parse(rootDocker(['inspect', ref]).stdout) as { HostConfig: Record<string, unknown> }[])[0]!.HostConfig;
+    const mine = hostOf(started.stdout.trim());
+    const theJob = hostOf(`berth-${nodeName}-job-${jobId}`);
+    assert.equal(mine.NetworkMode, 'host');
+    assert.equal(mine.Memory, theJob.Memory, 'the job\'s memory');
+    assert.equal(mine.NanoCpus, theJob.NanoCpus, 'the job\'s CPUs');
+    assert.ok(Number(mine.Memory) > 0 && Number(mine.NanoCpus) > 0);
+    const ps = dockerAs('alice', jobId, nodeName, ['ps', '--format', '{{.ID}}']);
+    assert.ok(started.stdout.trim().startsWith(ps.stdout.trim().split('\n').find((l) => started.stdout.startsWith(l)) ?? '-'), ps.stdout);
+    // a flag within the job is the user's; one outside it is refused, saying what is allowed
+    const within = dockerAs('alice', jobId, nodeName, ['run', '--rm', '--memory', '64m', image, 'true'], dir);
+    assert.equal(within.code, 0, within.stderr);
+    const over = dockerAs('alice', jobId, nodeName, ['run', '--rm', '--memory', '100g', image, 'true'], dir);
+    assert.notEqual(over.code, 0);
+    assert.match(over.stderr, /denies container_create: .*HostConfig\.Memory/);
+    assert.match(over.stderr, new RegExp(String(theJob.Memory)), 'the allowed value is named');
   });
 
   it("gives the job's tasks DOCKER_HOST and the certificate by themselves (TaskProlog)", () => {

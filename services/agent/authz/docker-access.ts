@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { NodeCertificateAuthority } from '../certs/node-ca';
 import { removeJobClientBundle, writeJobClientBundle } from '../certs/job-bundle';
 import type { Logger } from '../logger';
+import type { ContainerDefaults } from './container-defaults';
 import { type JobEndpoint, startJobEndpoint } from './job-docker-endpoint';
 
 export interface DockerTlsFiles {
@@ -20,6 +21,8 @@ export interface DockerTlsFiles {
 export class DockerAccess {
   /** each job's Docker endpoint (job-docker-endpoint.ts), by job id */
   private readonly endpoints = new Map<string, Promise<JobEndpoint>>();
+  /** the job's values a user's container create leaves out (set once the AuthZ plugin knows the jobs) */
+  private defaultsFor: ((jobId: string) => Promise<ContainerDefaults | undefined>) | undefined;
 
   constructor(
     private readonly ca: NodeCertificateAuthority,
@@ -54,11 +57,17 @@ export class DockerAccess {
     await this.open(job);
   }
 
+  /** Where the job endpoints learn a job's values for the containers its user makes. */
+  useDefaults(fn: (jobId: string) => Promise<ContainerDefaults | undefined>): void {
+    this.defaultsFor = fn;
+  }
+
   /** Serves the job's Docker endpoint (again, after a restart of berthd) while its certificate is there. */
   async open(job: { jobId: string; uid: number; gid: number }): Promise<void> {
     if (this.endpoints.has(job.jobId) || !existsSync(this.bundleDir(job.jobId))) return;
     const started = startJobEndpoint({
       socket: this.endpointSocket(job.jobId), jobId: job.jobId, uid: job.uid, gid: job.gid, certDir: this.bundleDir(job.jobId), dockerTls: this.tlsAddress, log: this.log,
+      defaults: () => this.defaultsFor?.(job.jobId) ?? Promise.resolve(undefined),
     });
     this.endpoints.set(job.jobId, started);
     try {

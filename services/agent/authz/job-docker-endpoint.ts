@@ -4,7 +4,9 @@
 // AuthZ plugin judges it exactly as it judges a user's direct request: this endpoint grants
 // nothing. What it adds is what a user should not have to type: the job's label on the
 // containers and volumes they create, and that label as a filter on listings and events, so
-// `docker ps` and `docker events` show the job's own containers.
+// `docker ps` and `docker events` show the job's own containers; and the job's values a plain
+// `docker run IMAGE` leaves out (container-defaults.ts: its user and groups, memory, CPUs,
+// devices, no-new-privileges, the host network), which the policy would otherwise refuse.
 import { chmodSync, chownSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -14,6 +16,7 @@ import type { Logger } from '../logger';
 import { mapAction } from '../docker-request/actions';
 import { BUNDLE_CA_FILE, BUNDLE_CERT_FILE, BUNDLE_KEY_FILE } from '../certs/job-bundle';
 import { addLabelFilter, USER_JOB_LABEL, USER_ROLE_LABEL } from './owner-filter';
+import { applyContainerDefaults, type ContainerDefaults } from './container-defaults';
 
 /** dockerd takes bodies to 1 MiB into the plugin; a create or volume body over it is passed on as is (and refused). */
 const MAX_EDIT_BODY = 1024 * 1024;
@@ -28,6 +31,8 @@ export interface JobEndpointOptions {
   certDir: string;
   /** dockerd's TLS host:port */
   dockerTls: string;
+  /** the job's values for what a container create leaves out; undefined: none are filled in */
+  defaults?: () => Promise<ContainerDefaults | undefined>;
   log: Logger;
 }
 
@@ -36,7 +41,7 @@ export interface JobEndpoint {
 }
 
 /** What the endpoint changes in a request: the path (listing filters) and, for creates, the body. */
-export function rewriteRequest(method: string, url: string, jobId: string, body: Buffer | undefined): { url: string; body: Buffer | undefined } {
+export function rewriteRequest(method: string, url: string, jobId: string, body: Buffer | undefined, defaults?: ContainerDefaults): { url: string; body: Buffer | undefined } {
   const mapped = mapAction(method, url);
   const action = mapped?.action;
   if (action === 'container_list' || action === 'docker_events' || action === 'volume_list') {
@@ -53,6 +58,7 @@ export function rewriteRequest(method: string, url: string, jobId: string, body:
     const obj = parsed as Record<string, unknown>;
     const labels = obj.Labels && typeof obj.Labels === 'object' && !Array.isArray(obj.Labels) ? (obj.Labels as Record<string, unknown>) : {};
     obj.Labels = { ...labels, [USER_JOB_LABEL]: jobId, [USER_ROLE_LABEL]: 'user' };
+    if (action === 'container_create' && defaults) applyContainerDefaults(obj, defaults);
     return { url, body: Buffer.from(JSON.stringify(obj)) };
   }
   return { url, body };
@@ -82,9 +88,15 @@ export async function startJobEndpoint(o: JobEndpointOptions): Promise<JobEndpoi
       size += c.length;
       chunks.push(c);
     });
-    req.on('end', () => {
+    req.on('end', () => void (async () => {
       const raw = chunks.length ? Buffer.concat(chunks, size) : undefined;
-      const r = rewriteRequest(req.method ?? 'GET', req.url ?? '/', o.jobId, raw);
+      const creates = mapAction(req.method ?? 'GET', req.url ?? '/')?.action === 'container_create';
+      const defaults = creates ? await o.defaults?.().catch((err: unknown) => {
+        // the policy then judges the request as the user wrote it
+        log.warn('could not learn the job\'s values for a container create', { error: (err as Error).message });
+        return undefined;
+      }) : undefined;
+      const r = rewriteRequest(req.method ?? 'GET', req.url ?? '/', o.jobId, raw, defaults);
       const hasBody = r.body !== undefined || !['GET', 'HEAD', 'DELETE'].includes(req.method ?? 'GET');
       const upstream = https.request({ agent, host, port, method: req.method, path: r.url, headers: headersOf(req, hasBody ? (r.body?.length ?? 0) : undefined) }, (up) => {
         res.writeHead(up.statusCode ?? 502, up.statusMessage, up.headers);
@@ -99,7 +111,7 @@ export async function startJobEndpoint(o: JobEndpointOptions): Promise<JobEndpoi
       });
       res.on('close', () => upstream.destroy());
       upstream.end(r.body);
-    });
+    })());
   });
 
   // attach and exec start: an HTTP upgrade, then raw bytes both ways

@@ -3,6 +3,7 @@
 // dockerd, which asks the plugin about every request), per-job certificates, the audit log.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { type ContainerDefaults, DEVICE_ENV_NAMES } from './container-defaults';
 import type { ImageAccess } from '../images/image-access';
 import { privateImageRefusal } from '../images/private-image-gate';
 import type { DockerRequest } from '../docker-request/request';
@@ -83,7 +84,7 @@ export async function startAuthzPlugin(opts: {
   /** GET /_ping?NAME=VALUE to dockerd, for the check that dockerd asks this plugin at all (authz-probe.ts) */
   pingWithQuery?: (query: Record<string, string>) => Promise<void>;
   log: Logger;
-}): Promise<{ close(): Promise<void>; checkAsked?: () => Promise<void> }> {
+}): Promise<{ close(): Promise<void>; checkAsked?: () => Promise<void>; containerDefaults: (jobId: string) => Promise<ContainerDefaults | undefined> }> {
   const { config, ca, engine, identities, jobs, policy } = opts;
   const authz = config.authz;
   const log = opts.log.child({ component: 'authz' });
@@ -156,7 +157,20 @@ export async function startAuthzPlugin(opts: {
     log,
     observe: probe ? (uri) => probe.observe(uri) : undefined,
   });
+  // what the job's Docker endpoint fills into a user's create: the values the policy judges it by
+  const containerDefaults = async (jobId: string): Promise<ContainerDefaults | undefined> => {
+    const job = jobs.get(jobId);
+    if (!job || job.state !== 'RUNNING' || !job.containerId) return undefined;
+    const [ctx, c] = await Promise.all([contextFor(job), engine.inspect(job.containerId)]);
+    const j = ctx.job;
+    if (!j) return undefined;
+    return {
+      uid: job.uid, gid: job.gid, groupIds: j.groupIds ?? [], memoryBytes: j.memoryBytes, cpus: j.cpus, devices: j.devices ?? [],
+      deviceEnv: (c?.env ?? []).filter((e) => DEVICE_ENV_NAMES.includes(e.slice(0, e.indexOf('=')))),
+    };
+  };
   return {
+    containerDefaults,
     checkAsked: probe ? () => probe.check() : undefined,
     close: async () => {
       policy.close();

@@ -63,6 +63,42 @@ export function parseImageReference(ref: string): ImageReference {
   return { domain, path, tag, digest, repository, text };
 }
 
+const ENROOT_SCHEME = /^(docker|dockerd|podman):\/\//;
+
+/**
+ * A job's image as pyxis and enroot users write it, in Docker's form: enroot's URI
+ * `docker://[USER@][REGISTRY#]IMAGE[:TAG]` (also `dockerd://` and `podman://`, which name an
+ * image of the local daemon there; berth always takes it from the registry), and the bare
+ * `REGISTRY#IMAGE[:TAG]` pyxis takes. USER is enroot's name for the credentials to use: berth
+ * uses the job user's own `docker login` for the registry, so it is left out. A path (pyxis
+ * runs a squashfs file) is not an image berth can run. Anything else is returned as it is.
+ */
+export function dockerFormOf(ref: string): string {
+  if (ref.startsWith('/') || ref.startsWith('./') || ref.startsWith('../') || /\.(sqsh|squashfs)$/.test(ref)) {
+    throw new BerthError('INVALID_IMAGE_REFERENCE', `image '${ref}' is a file: berth runs Docker images from a registry, not squashfs files; push the image to your site's registry (docker push) and give its REGISTRY/NAME:TAG`);
+  }
+  const scheme = ENROOT_SCHEME.exec(ref);
+  let r = scheme ? ref.slice(scheme[0].length) : ref;
+  const hash = r.indexOf('#');
+  if (hash >= 0) {
+    let registry = r.slice(0, hash);
+    registry = registry.slice(registry.lastIndexOf('@') + 1);
+    const image = r.slice(hash + 1);
+    if (!registry || !image) throw invalid(ref, `${!registry ? 'nothing before' : 'nothing after'} '#': enroot's form is REGISTRY#IMAGE[:TAG]`);
+    r = `${registry}/${image}`;
+  } else if (scheme) {
+    // docker://USER@IMAGE (no registry): USER is not a digest
+    const at = r.indexOf('@');
+    if (at >= 0 && !r.startsWith('sha256:', at + 1)) r = r.slice(at + 1);
+  }
+  return r;
+}
+
+/** A job's --container-image in any form a user may write it (dockerFormOf), parsed. */
+export function parseJobImageReference(ref: string): ImageReference {
+  return parseImageReference(dockerFormOf(ref));
+}
+
 /** The reference dockerd should pull and run once the digest is known: repository@digest. */
 export function pinned(ref: ImageReference, digest: string): string {
   return `${ref.repository}@${digest}`;

@@ -1,0 +1,74 @@
+// A job user's plain `docker run IMAGE`: the job's Docker endpoint fills in the job's values
+// the request leaves out, and keeps every value the user gave (the policy judges those).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { applyContainerDefaults, type ContainerDefaults } from '../../services/agent/authz/container-defaults';
+import { rewriteRequest } from '../../services/agent/authz/job-docker-endpoint';
+
+const job: ContainerDefaults = {
+  uid: 2001, gid: 2001, groupIds: [2001, 3000], memoryBytes: 300 * 2 ** 20, cpus: 1,
+  devices: ['/dev/infiniband/uverbs0', '/dev/nvidia1'], deviceEnv: ['CUDA_VISIBLE_DEVICES=0', 'NVIDIA_VISIBLE_DEVICES=1'],
+};
+
+describe("a user's container create, filled in with the job's values", () => {
+  it('gives a bare docker run the job\'s user, groups, limits, devices, no-new-privileges and the host network', () => {
+    // what `docker run --rm IMAGE id -u` sends (Docker 20.10 CLI)
+    const body: Record<string, unknown> = { Image: 'img', Cmd: ['id', '-u'], Env: ['LANG=C'], HostConfig: { NetworkMode: 'default', AutoRemove: true } };
+    const filled = applyContainerDefaults(body, job);
+    assert.deepEqual(filled, ['User', 'GroupAdd', 'SecurityOpt', 'Memory', 'NanoCpus', 'NetworkMode', 'Devices', 'Env']);
+    const h = body.HostConfig as Record<string, unknown>;
+    assert.equal(body.User, '2001:2001');
+    assert.deepEqual(h.GroupAdd, ['3000']);
+    assert.deepEqual(h.SecurityOpt, ['no-new-privileges']);
+    assert.equal(h.Memory, 300 * 2 ** 20);
+    assert.equal(h.NanoCpus, 1e9);
+    assert.equal(h.NetworkMode, 'host');
+    assert.equal(h.AutoRemove, true);
+    assert.deepEqual(h.Devices, job.devices.map((p) => ({ PathOnHost: p, PathInContainer: p, CgroupPermissions: 'rwm' })));
+    assert.deepEqual(body.Env, ['LANG=C', 'CUDA_VISIBLE_DEVICES=0', 'NVIDIA_VISIBLE_DEVICES=1']);
+  });
+
+  it('keeps what the user gave, for the policy to judge', () => {
+    const body: Record<string, unknown> = {
+      Image: 'img', User: '0:0', Env: ['CUDA_VISIBLE_DEVICES=7'],
+      HostConfig: { SecurityOpt: ['seccomp=unconfined'], Memory: 64 * 2 ** 30, CpuQuota: 50000, CpuPeriod: 100000, NetworkMode: 'none', Devices: [{ PathOnHost: '/dev/nvidia0', PathInContainer: '/dev/nvidia0', CgroupPermissions: 'rwm' }], GroupAdd: ['0'] },
+    };
+    const filled = applyContainerDefaults(body, job);
+    const h = body.HostConfig as Record<string, unknown>;
+    assert.deepEqual(filled, ['SecurityOpt'], 'no-new-privileges is added beside the user\'s own options');
+    assert.equal(body.User, '0:0');
+    assert.deepEqual(h.SecurityOpt, ['seccomp=unconfined', 'no-new-privileges']);
+    assert.equal(h.Memory, 64 * 2 ** 30);
+    assert.equal(h.NanoCpus, undefined, 'a CPU quota given as period and quota is the user\'s');
+    assert.equal(h.NetworkMode, 'none');
+    assert.deepEqual(h.GroupAdd, ['0']);
+    assert.equal((h.Devices as unknown[]).length, 1);
+    assert.deepEqual(body.Env, ['CUDA_VISIBLE_DEVICES=7'], 'devices named by the user: their variables are theirs');
+  });
+
+  it('does not add no-new-privileges twice, nor devices or limits the job does not have', () => {
+    const body: Record<string, unknown> = { Image: 'img', HostConfig: { SecurityOpt: ['no-new-privileges:true'] } };
+    const filled = applyContainerDefaults(body, { ...job, memoryBytes: 0, cpus: 0, devices: [], deviceEnv: [], groupIds: [2001] });
+    assert.deepEqual(filled, ['User', 'NetworkMode']);
+    assert.deepEqual((body.HostConfig as Record<string, unknown>).SecurityOpt, ['no-new-privileges:true']);
+    assert.equal((body.HostConfig as Record<string, unknown>).Memory, undefined);
+  });
+
+  it('leaves a body it cannot read alone', () => {
+    const body: Record<string, unknown> = { Image: 'img', HostConfig: 'nonsense' };
+    assert.deepEqual(applyContainerDefaults(body, job), []);
+    assert.equal(body.HostConfig, 'nonsense');
+    assert.equal(body.User, undefined);
+  });
+
+  it('is applied by the job endpoint to container creates only, beside the job label', () => {
+    const create = rewriteRequest('POST', '/v1.41/containers/create?name=x', '42', Buffer.from(JSON.stringify({ Image: 'img' })), job);
+    const made = JSON.parse(create.body!.toString()) as Record<string, unknown>;
+    assert.equal(made.User, '2001:2001');
+    assert.equal((made.Labels as Record<string, string>)['io.berth.job.id'], '42');
+    const volume = rewriteRequest('POST', '/v1.41/volumes/create', '42', Buffer.from(JSON.stringify({ Name: 'v' })), job);
+    assert.equal((JSON.parse(volume.body!.toString()) as Record<string, unknown>).User, undefined);
+    const without = rewriteRequest('POST', '/v1.41/containers/create', '42', Buffer.from(JSON.stringify({ Image: 'img' })));
+    assert.equal((JSON.parse(without.body!.toString()) as Record<string, unknown>).User, undefined);
+  });
+});
