@@ -4,9 +4,7 @@
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import winston from 'winston';
 import { AccountingLog } from '../../services/agent/accounting/accounting-log';
 import { JobService } from '../../services/agent/jobs/job-service';
 import { JobTable } from '../../services/agent/jobs/job-table';
@@ -14,19 +12,7 @@ import { StepLedger } from '../../services/agent/jobs/step-ledger';
 import { StepContainers } from '../../services/agent/steps/step-containers';
 import { formatSpooledStep, parseSpooledStep, StepSpool } from '../../services/agent/steps/step-spool';
 import { TaskFiles } from '../../services/agent/steps/task-files';
-import { DIGEST, harness, prologueInput } from './fakes/helpers';
-
-/** a logger whose lines the test reads */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { log: winston.createLogger({ format: winston.format.json(), transports: [new winston.transports.Stream({ stream })] }), lines };
-}
+import { capturingLogger, DIGEST, harness, prologueInput } from './fakes/helpers';
 
 const T0 = Date.parse('2026-12-01T10:00:00.123Z');
 
@@ -161,6 +147,7 @@ describe('native steps recorded from the step spool', () => {
     assert.deepEqual(n.h.table.get('42')!.steps, []);
     assert.ok(existsSync(open) && existsSync(other), 'left alone');
     assert.ok(!existsSync(bad), 'a malformed one goes');
+    await new Promise((r) => setImmediate(r));
     const warnings = n.lines.filter((l) => l.level === 'warn').map((l) => `${String(l.message)} ${String(l.error ?? '')}`);
     assert.equal(warnings.filter((w) => /not a regular file of root's/.test(w)).length, 2, warnings.join('\n'));
     assert.ok(warnings.some((w) => /symbolic link/.test(w)), warnings.join('\n'));
