@@ -173,6 +173,18 @@ describe("the job's container published for its steps (JOB.job)", () => {
     assert.ok(!existsSync(file));
   });
 
+  it("is written again by a step prologue that asked berthd for the job's container (the file was missing or stale)", async () => {
+    const n = node();
+    await n.jobs.prologue(prologueInput());
+    const file = path.join(n.files.dir, '42.job');
+    n.files.removeJobFile('42');
+    await n.steps.prologue({ jobId: '42', stepId: '0', uid: 2001, gid: 2001, user: 'alice', image: '', argv: ['true'] });
+    assert.match(readFileSync(file, 'utf8'), /^uid=2001$/m);
+    n.files.removeJobFile('42');
+    await n.steps.prologue({ jobId: '42', stepId: '1', uid: 2001, gid: 2001, user: 'alice', image: '127.0.0.1:5000/berth/tools:1', argv: ['true'] }).catch(() => undefined);
+    assert.ok(!existsSync(file), 'not by a step of another image');
+  });
+
   it('is written again at recovery for a running job, and not for one whose container is gone', async () => {
     const n = node();
     await n.jobs.prologue(prologueInput());
