@@ -7,11 +7,17 @@
  *
  * Which steps: an srun that named --container-image/--container-name itself (the local side
  * sets BERTH_STEP_CONTAINER=1 in the tasks' environment, or =job when that srun made the job
- * and its container), and the batch step of a job submitted with --container-batch. `berth hook step-prolog` (run here as root, once per step
- * and node) asks berthd for the step's container: the job's own, a named one, or a new one
- * made from the step's image; berthd writes RUN_DIR/NODE/tasks/JOB.STEP (pid, start time,
- * workdir, environment) for the tasks to read. `berth hook step-epilog` removes the step's
- * own container when the step ends.
+ * and its container), and the batch step of a job submitted with --container-batch. A step
+ * that joins the job's own container as it is (the batch step, the steps of the srun that made
+ * the job, an srun naming the job's pinned image and no other option) asks nobody: berthd
+ * published that container in RUN_DIR/NODE/tasks/JOB.job when it started it, and the step's
+ * start and end reach berthd as files in RUN_DIR/NODE/step-spool/
+ * (services/agent/steps/step-spool.ts), so neither holds up srun, nor needs berthd up. Any
+ * other step (or one of those when JOB.job is missing or stale) runs `berth hook step-prolog`
+ * (as root, once per step and node), which asks berthd for the step's container: the job's
+ * own, a named one, or a new one made from the step's image; berthd writes
+ * RUN_DIR/NODE/tasks/JOB.STEP (pid, start time, workdir, environment) for the tasks to read.
+ * `berth hook step-epilog` records its end and removes the step's own container.
  *
  * A job whose container could not be made on this node for a reason of its own (a job fault,
  * recorded by berthd in RUN_DIR/NODE/faults/JOB; the prolog then exited 0 and the node stays
@@ -49,6 +55,11 @@
 #define TASK_FILE_MAX 262144
 
 static int step_joins;     /* this step's tasks join a container (set in slurmstepd) */
+static int step_spooled;   /* it joined the job's container from JOB.job: its records go to the step spool */
+static char task_key[32];  /* the task file its tasks read: JOB.<task_key>, the step id or "job" */
+static long long step_start_ms; /* when it started, for the spooled record */
+/* the command, for accounting: arguments joined by the unit separator (0x1f) */
+static char argv_text[4096];
 /* why the step's container could not be had: said by each task, where the user sees it
  * (init_post_opt runs before the step's I/O is connected) */
 static char step_error[BERTH_OUT_MAX];
@@ -117,30 +128,77 @@ static unsigned long long start_time(long pid)
     return p ? strtoull(p, NULL, 10) : 0;
 }
 
-/* what the task file RUN_DIR/NODE/tasks/JOB.STEP says; text holds the lines (env= ones too) */
+/*
+ * PATH's text into buf (at most n - 1 bytes, NUL-terminated) when it is a regular file of
+ * root's that nobody else may write, opened without following a link: its length, or -1
+ * with errno (EPERM when it is not such a file).
+ */
+static ssize_t read_root_file(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    size_t len = 0;
+    for (ssize_t r; len < n - 1 && (r = read(fd, buf + len, n - 1 - len)) != 0;) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+/* what a task file RUN_DIR/NODE/tasks/JOB.KEY says; text holds the lines (env= ones too) */
 struct task_file {
     long pid;
     unsigned long long start;
+    long uid;                 /* JOB.job only; -1 when absent */
     const char *workdir, *container;
     char *text;
 };
 
-static int read_task_file(const struct berth_args *a, struct task_file *tf)
+/* the value of the first line KEY=... of text into out ('' when there is none) */
+static void line_value(const char *text, const char *key, char *out, size_t n)
+{
+    size_t k = strlen(key);
+    out[0] = '\0';
+    for (const char *line = text; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > k && strncmp(line, key, k) == 0 && line[k] == '=') {
+            snprintf(out, n, "%.*s", (int)(len - k - 1), line + k + 1);
+            return;
+        }
+        line += len + (end ? 1 : 0);
+    }
+}
+
+/* RUN_DIR/NODE/tasks/JOB.KEY; said in slurmd's log when it cannot be read, unless quiet */
+static int read_task_file(const struct berth_args *a, const char *key, struct task_file *tf, int quiet)
 {
     static char text[TASK_FILE_MAX];
     const char *node = getenv("SLURMD_NODENAME");
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s/tasks/%s.%s", a->run_dir, node ? node : "", job_id, step_id);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        slurm_info("berth: the step's container is not ready (%s: %s); is berthd running on this node?", path, strerror(errno));
+    snprintf(path, sizeof path, "%s/%s/tasks/%s.%s", a->run_dir, node ? node : "", job_id, key);
+    if (read_root_file(path, text, sizeof text) < 0) {
+        if (errno == EPERM)
+            slurm_error("berth: ignoring %s: not a regular file of root's that only root may write", path);
+        else if (!quiet)
+            slurm_info("berth: the step's container is not ready (%s: %s); is berthd running on this node?", path, strerror(errno));
         return -1;
     }
-    size_t len = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[len] = '\0';
     tf->pid = 0;
     tf->start = 0;
+    tf->uid = -1;
     tf->workdir = "";
     tf->container = "?";
     tf->text = text;
@@ -151,6 +209,8 @@ static int read_task_file(const struct berth_args *a, struct task_file *tf)
             tf->pid = strtol(line + 4, NULL, 10);
         else if (strncmp(line, "start=", 6) == 0)
             tf->start = strtoull(line + 6, NULL, 10);
+        else if (strncmp(line, "uid=", 4) == 0)
+            tf->uid = strtol(line + 4, NULL, 10);
     }
     return 0;
 }
@@ -171,7 +231,7 @@ static double now_us(void)
 static void copy_confinement(const struct berth_args *a)
 {
     struct task_file tf;
-    if (read_task_file(a, &tf) != 0)
+    if (read_task_file(a, task_key, &tf, 0) != 0)
         return; /* each task says it */
     if (tf.pid <= 1 || tf.start == 0 || start_time(tf.pid) != tf.start)
         return; /* likewise: the container is gone */
@@ -209,25 +269,11 @@ static int read_job_fault(const struct berth_args *a, const char *job, char *out
     out[0] = '\0';
     if (snprintf(path, sizeof path, "%s/%s/faults/%s", a->run_dir, node ? node : "", job) >= (int)sizeof path)
         return 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0)
-        return 0;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0) {
-        close(fd);
-        slurm_error("berth: ignoring %s: not a regular file of root's that only root may write", path);
+    if (read_root_file(path, text, sizeof text) < 0) {
+        if (errno == EPERM)
+            slurm_error("berth: ignoring %s: not a regular file of root's that only root may write", path);
         return 0;
     }
-    size_t len = 0;
-    for (ssize_t r; len < sizeof text - 1 && (r = read(fd, text + len, sizeof text - 1 - len)) != 0;) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    text[len] = '\0';
     for (char *line = text, *end; *line != '\0'; line = end) {
         end = strchr(line, '\n');
         if (end)
@@ -240,6 +286,136 @@ static int read_job_fault(const struct berth_args *a, const char *job, char *out
     if (out[0] == '\0')
         snprintf(out, n, "berth: job %s cannot run on %s: berthd recorded a fault without a message (%s)", job, node ? node : "this node", path);
     return 1;
+}
+
+/* wall-clock milliseconds since the epoch, for the step's records */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * berthd's rule for the same image (services/agent/steps/step-containers.ts): a pinned
+ * reference when the digest is the job's, an unpinned one when written as the job's digest
+ * reference is; no image at all is the job's
+ */
+static int same_image(const char *image, const char *job_digest)
+{
+    if (image[0] == '\0')
+        return 1;
+    const char *at = strrchr(image, '@');
+    if (at == NULL || at[1] == '\0')
+        return strcmp(image, job_digest) == 0;
+    const char *jat = strrchr(job_digest, '@');
+    return strcmp(at + 1, jat ? jat + 1 : "") == 0;
+}
+
+/*
+ * Whether the step joins the job's own container as it is, found in RUN_DIR/NODE/tasks/JOB.job
+ * (written by berthd when it started the container): only where berthd's StepPrologue would
+ * pick that container with nothing of the step's own to apply — the batch step and the steps
+ * of the srun that made the job, or a step naming the job's image (or none) and no other
+ * --container-* option — for the job's uid, with the container's first process still the
+ * recorded one. Anything else asks berthd. The job's warnings go to step_warning.
+ */
+static int joins_job_file(const struct berth_args *a, uint32_t uid, int job_container, const char *const names[], char values[][4096], int count)
+{
+    struct task_file tf;
+    if (read_task_file(a, "job", &tf, 1) != 0)
+        return 0;
+    if (tf.uid < 0 || (uint32_t)tf.uid != uid || tf.pid <= 1 || tf.start == 0 || start_time(tf.pid) != tf.start)
+        return 0;
+    if (!job_container) {
+        static char digest[1024];
+        line_value(tf.text, "digest", digest, sizeof digest);
+        for (int i = 0; i < count; i++) {
+            if (strcmp(names[i], BERTH_VAR_IMAGE) == 0) {
+                if (!same_image(values[i], digest))
+                    return 0;
+            } else if (strncmp(names[i], BERTH_VAR_IMAGE "_", sizeof BERTH_VAR_IMAGE) != 0 && values[i][0] != '\0') {
+                return 0; /* an option of the step's own (the requested image is only what the user wrote) */
+            }
+        }
+    }
+    size_t used = 0;
+    step_warning[0] = '\0';
+    for (const char *line = tf.text; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > 8 && strncmp(line, "warning=", 8) == 0 && used < sizeof step_warning - 1) {
+            int w = snprintf(step_warning + used, sizeof step_warning - used, "%.*s\n", (int)(len - 8), line + 8);
+            used = w < 0 ? used : used + (size_t)w < sizeof step_warning ? used + (size_t)w : sizeof step_warning - 1;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return 1;
+}
+
+/*
+ * The step's record for berthd, RUN_DIR/NODE/step-spool/JOB.STEP (read by
+ * services/agent/steps/step-spool.ts): its start and command, with `ended` its end and the
+ * tasks' wait status too, written whole (a temporary file renamed over it). 0 when written.
+ */
+static int spool_step(const struct berth_args *a, int ended)
+{
+    const char *node = getenv("SLURMD_NODENAME");
+    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s/%s/step-spool", a->run_dir, node ? node : "") >= (int)sizeof dir
+        || snprintf(path, sizeof path, "%s/%s.%s", dir, job_id, step_id) >= (int)sizeof path
+        || snprintf(tmp, sizeof tmp, "%s/.%s.%s.%ld", dir, job_id, step_id, (long)getpid()) >= (int)sizeof tmp)
+        return -1;
+    struct stat st;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        slurm_error("berth: cannot make %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+        slurm_error("berth: not using %s: not a directory of root's that only root may write", dir);
+        return -1;
+    }
+    static char text[2 * sizeof argv_text + 256];
+    int w = snprintf(text, sizeof text, "job=%s\nstep=%s\nstart_ms=%lld\nargv=", job_id, step_id, step_start_ms);
+    size_t used = w > 0 ? (size_t)w : 0;
+    for (const char *p = argv_text; *p != '\0' && used < sizeof text - 64; p++) {
+        if (*p == '\\' || *p == '\n') {
+            text[used++] = '\\';
+            text[used++] = *p == '\n' ? 'n' : '\\';
+        } else {
+            text[used++] = *p;
+        }
+    }
+    text[used++] = '\n';
+    text[used] = '\0';
+    if (ended) {
+        char status[16] = "";
+        if (step_tasks_ended > 0)
+            snprintf(status, sizeof status, "%d", step_status);
+        w = snprintf(text + used, sizeof text - used, "end_ms=%lld\nstatus=%s\n", now_ms(), status);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        slurm_error("berth: cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t done = 0;
+    while (done < used) {
+        ssize_t r = write(fd, text + done, used - done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        done += (size_t)r;
+    }
+    if (close(fd) != 0 || done < used || rename(tmp, path) != 0) {
+        slurm_error("berth: cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
@@ -287,8 +463,6 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     env[n++] = "BERTH_RUN_DIR"; env[n++] = a->run_dir;
     /* the hook may drain this node for a node fault (services/cli/hook-faults.ts) */
     env[n++] = "BERTH_HOOK_CONTEXT"; env[n++] = "slurmstepd";
-    /* the command, for accounting: arguments joined by the unit separator (0x1f) */
-    static char argv_text[4096];
     argv_text[0] = '\0';
     int argc = 0;
     char **targv = NULL;
@@ -310,9 +484,21 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
         env[n++] = values[i];
     }
     env[n] = NULL;
+    step_joins = 1;
+    /* the job's own container as it is: from JOB.job, berthd not asked; the start is spooled */
+    if (joins_job_file(a, uid, job_container, names, values, N)) {
+        step_start_ms = now_ms();
+        snprintf(task_key, sizeof task_key, "job");
+        if (spool_step(a, 0) == 0) {
+            step_spooled = 1;
+            copy_confinement(a);
+            return 0;
+        }
+        step_warning[0] = '\0'; /* berthd gives them again */
+    }
+    snprintf(task_key, sizeof task_key, "%s", step_id);
     static char out[BERTH_OUT_MAX];
     const char *argv[] = { "hook", "step-prolog", NULL };
-    step_joins = 1;
     if (berth_run(a->berth, argv, env, out, sizeof out) != 0) {
         slurm_error("%s", out);
         snprintf(step_error, sizeof step_error, "%s", out);
@@ -394,7 +580,7 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
         return fail_task(step_error);
     struct task_file tf;
     char msg[PATH_MAX + 512];
-    if (read_task_file(a, &tf) != 0) {
+    if (read_task_file(a, task_key, &tf, 0) != 0) {
         snprintf(msg, sizeof msg, "berth: the tasks of step %s.%s do not start: their container is not ready on this node; is berthd running?", job_id, step_id);
         return fail_task(msg);
     }
@@ -508,6 +694,18 @@ void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
     (void)sp;
     if (!step_joins)
         return;
+    int unspool = 0;
+    if (step_spooled) {
+        step_spooled = 0;
+        if (spool_step(a, 1) == 0) {
+            step_joins = 0;
+            berth_confine_free(&step_confinement);
+            return;
+        }
+        /* berthd is told as for any step (it has read the spooled start by the time it answers),
+         * and the spooled start goes then: it must not be read again */
+        unspool = 1;
+    }
     const char *node = getenv("SLURMD_NODENAME");
     char status[16] = "";
     if (step_tasks_ended > 0)
@@ -518,6 +716,9 @@ void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
     static char out[BERTH_OUT_MAX];
     if (berth_run(a->berth, argv, env, out, sizeof out) != 0)
         slurm_error("%s", out);
+    char spooled[PATH_MAX];
+    if (unspool && snprintf(spooled, sizeof spooled, "%s/%s/step-spool/%s.%s", a->run_dir, node ? node : "", job_id, step_id) < (int)sizeof spooled)
+        unlink(spooled);
     step_joins = 0;
     berth_confine_free(&step_confinement);
 }

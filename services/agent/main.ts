@@ -57,8 +57,9 @@ import { startServers } from './server/grpc-servers';
 import { StepRunner } from './steps/step-runner';
 import { StepContainers } from './steps/step-containers';
 import { TaskFiles } from './steps/task-files';
+import { StepSpool } from './steps/step-spool';
 import { remoteRoles } from './server/method-table';
-import { agentFaultsDir, agentJobsStateDir, agentTasksDir } from '../shared/paths';
+import { agentFaultsDir, agentJobsStateDir, agentStepSpoolDir, agentTasksDir } from '../shared/paths';
 import { JobFaults } from './jobs/job-faults';
 import { AGENT_VERSION } from '../shared/version';
 
@@ -229,7 +230,15 @@ async function main(): Promise<void> {
   });
   const ledger = new StepLedger({ table, log, usage: engine, metrics });
   const taskFiles = new TaskFiles(agentTasksDir(config.runDir, config.node));
-  const jobs = new JobService({ config, engine, factory, ledger, table, accounting, log, seal, volumes: engine, tasks: taskFiles,
+  const stepContainers = new StepContainers({ factory, ledger, table, engine, files: taskFiles, node: config.node, log });
+  // the steps that joined their job's container without asking berthd leave their records here
+  const stepSpool = new StepSpool({ dir: agentStepSpoolDir(config.runDir, config.node), ledger, table, log: log.child({ component: 'step-spool' }) });
+  const jobTasks = {
+    removeJob: (jobId: string) => taskFiles.removeJob(jobId),
+    publishJob: (jobId: string) => stepContainers.publishJob(jobId),
+    withdrawJob: (jobId: string) => stepContainers.withdrawJob(jobId),
+  };
+  const jobs = new JobService({ config, engine, factory, ledger, table, accounting, log, seal, volumes: engine, tasks: jobTasks, stepSpool,
     faults: new JobFaults(agentFaultsDir(config.runDir, config.node)),
     // where a user reads about their job: scontrol show job, sacct -o AdminComment
     tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {
@@ -242,7 +251,6 @@ async function main(): Promise<void> {
   }, log.child({ component: 'image-gc' }));
   const steps = new StepRunner(engine, ledger, log, siteRules.mounts.map((m) => m.target), undefined,
     prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
-  const stepContainers = new StepContainers({ factory, ledger, table, engine, files: taskFiles, node: config.node, log });
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeMs),
     config.remoteAccess && new RemoteAccessPolicy(config.remoteAccess.clients, remoteRoles()));
   const containers = () => listManagedContainers(engine, config.node, jobs.list());
@@ -305,6 +313,12 @@ async function main(): Promise<void> {
       dataRoot = await engine.dataRoot();
       await checkRuntime();
       await jobs.recover();
+      // the running jobs' containers for the steps that join them as they are; the steps'
+      // records written while berthd was away, before anything of those jobs is ended
+      for (const j of jobs.list()) await stepContainers.publishJob(j.jobId);
+      stepSpool.watch();
+      const spooled = stepSpool.drain();
+      if (spooled) log.info('read the records native steps left while berthd was away', { records: spooled });
       // the running jobs' Docker endpoints, as they were before the restart
       for (const j of jobs.list()) {
         if (j.state !== 'RUNNING') continue;
@@ -352,6 +366,7 @@ async function main(): Promise<void> {
     void orphanTask.stop();
     void gcTask.stop();
     policy?.close();
+    stepSpool.close();
     void Promise.all([servers.shutdown(5000), authzPlugin?.close(), metricsServer?.close(), runtimeGate.close()]).then(() => {
       log.end();
       setTimeout(() => process.exit(0), 100).unref();

@@ -5,7 +5,7 @@
 // drains the node with berth's reason and exits non-zero; Slurm requeues the job
 // (hook-faults.ts, docs/operations.md).
 import type { StepPrologueResponse__Output } from '../shared/gen/berth/v1/StepPrologueResponse';
-import os, { constants } from 'node:os';
+import os from 'node:os';
 import { agentTarget, type AgentTarget, describeGrpcError, unaryCall } from './agent-client';
 import { epilogueOrSpool, hookCall, retryWindowMs, secondsFromEnv } from './hook-retry';
 import { expandHostlist } from '../shared/hostlist';
@@ -14,6 +14,7 @@ import { type ContainerOptions, OPTION_ENV, optionsFromEnv } from '../shared/con
 import { REQUESTED_IMAGE_ENV } from '../shared/spank-options';
 import { drainForNodeFault, drainReason, hookFailure, type Scontrol, scontrolFor } from './hook-faults';
 import { parseJobId, parseStepId } from '../shared/ids';
+import { outcomeOfWaitStatus } from '../shared/wait-status';
 
 /** the container options as JobPrologueRequest and StepPrologueRequest carry them */
 function optionFields(o: ContainerOptions) {
@@ -141,14 +142,9 @@ export function stepPrologueRequest(env: Env) {
 
 /** The StepEpilogue request: with how the tasks ended when slurmstepd said (a wait status). */
 export function stepEpilogueRequest(env: Env) {
-  const text = (env.BERTH_STEP_WAIT_STATUS ?? '').trim();
   const base = { jobId: env.SLURM_JOB_ID ?? '', stepId: env.SLURM_STEP_ID ?? '' };
-  if (!/^-?[0-9]+$/.test(text)) return { ...base, hasStatus: false, exitCode: 0, signal: '' };
-  const status = Number(text);
-  const sig = status & 0x7f;
-  if (sig === 0) return { ...base, hasStatus: true, exitCode: (status >> 8) & 0xff, signal: '' };
-  const name = Object.entries(constants.signals).find(([, n]) => n === sig)?.[0] ?? `SIG${sig}`;
-  return { ...base, hasStatus: true, exitCode: 128 + sig, signal: name };
+  const outcome = outcomeOfWaitStatus(env.BERTH_STEP_WAIT_STATUS ?? '');
+  return outcome ? { ...base, hasStatus: true, ...outcome } : { ...base, hasStatus: false, exitCode: 0, signal: '' };
 }
 
 /**

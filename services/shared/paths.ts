@@ -22,6 +22,15 @@ export function agentTasksDir(runDir: string, node: string): string {
 }
 
 /**
+ * where the SPANK plugin leaves the start and end of each native step that joined its job's
+ * container without asking berthd (RUN_DIR/NODE/step-spool/JOB.STEP, root's); berthd reads
+ * them (agent/steps/step-spool.ts) into the job's accounting
+ */
+export function agentStepSpoolDir(runDir: string, node: string): string {
+  return path.join(runDir, node, 'step-spool');
+}
+
+/**
  * where berthd records the job faults of the jobs whose prologue failed on the node
  * (agent/jobs/job-faults.ts): RUN_DIR/NODE/faults/JOB, root's; the SPANK plugin reads them
  * in slurmstepd and fails every step of such a job there with the reason

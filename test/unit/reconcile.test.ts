@@ -2,29 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import winston from 'winston';
 import { jobLabels, stepContainerName } from '../../services/agent/containers/labels';
 import { ContainerSeal } from '../../services/agent/containers/seal';
 import { reconcileJobs, sweepOrphans } from '../../services/agent/housekeeping/orphans';
 import { epilogSpoolDir, readSpooledEpilogs, spoolEpilog } from '../../services/shared/epilog-spool';
-import { DIGEST, harness, prologueInput } from './fakes/helpers';
-
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const log = winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream })] });
-  return { log, lines, messages: async () => {
-    await new Promise((r) => setImmediate(r));
-    return lines.map((l) => String(l.message));
-  } };
-}
+import { capturingLogger, DIGEST, harness, prologueInput } from './fakes/helpers';
 
 const active = (...ids: string[]) => ({ activeJobs: async () => new Set(ids) });
 const slurmDown = { activeJobs: async () => undefined };

@@ -63,8 +63,13 @@ export interface JobServiceDeps {
   seal?: Pick<ContainerSeal, 'verify'>;
   /** Docker API access for the job's user (authz/docker-access.ts), when the site enables it */
   dockerAccess?: { grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date): Promise<void>; revoke(jobId: string): void };
-  /** the job's native task files (steps/task-files.ts), removed with the job */
-  tasks?: { removeJob(jobId: string): void };
+  /**
+   * the job's native task files (steps/task-files.ts), removed with the job; the job's own
+   * container published for the steps that join it (JOB.job, steps/step-containers.ts)
+   */
+  tasks?: { removeJob(jobId: string): void; publishJob?(jobId: string): Promise<void>; withdrawJob?(jobId: string): void };
+  /** the records of the native steps that did not ask berthd (steps/step-spool.ts) */
+  stepSpool?: { drain(jobId?: string): number; forgetJob(jobId: string): void };
   /** the job faults of this node, read by the SPANK plugin (jobs/job-faults.ts) */
   faults?: JobFaults;
   now?: () => Date;
@@ -187,6 +192,7 @@ export class JobService {
           throw new BerthError('JOB_ID_IN_USE', `job ${req.jobId} already has a container on ${config.node} for uid ${existing.uid}, not ${req.uid}; run the epilog for the old job first`);
         }
         log.info('prologue repeated; job container already running', { container: c.id });
+        await this.d.tasks?.publishJob?.(req.jobId);
         return { job: existing, alreadyPrepared: true, pullMillis: 0 };
       }
     }
@@ -224,6 +230,8 @@ export class JobService {
     table.put(job);
     // a requeued job that failed here before has no fault any more
     this.d.faults?.clear(req.jobId);
+    // the steps that join the job's container as it is need not ask berthd for it
+    await this.d.tasks?.publishJob?.(req.jobId);
     void this.d.factory.noteImageUse(image.localRef, log);
     if (made.warnings.length && this.d.tellUser) {
       void this.d.tellUser(req.jobId, made.warnings.join(' ')).catch((err: unknown) => log.warn('could not tell the user', { error: errorMessage(err) }));
@@ -249,6 +257,9 @@ export class JobService {
     const { table, factory, ledger } = this.d;
     const log = this.d.log.child({ job: jobId });
     await this.inProgress.get(jobId)?.catch(() => undefined);
+    // no step joins the job's container from now on; the records its steps left are read first
+    this.d.tasks?.withdrawJob?.(jobId);
+    this.d.stepSpool?.drain(jobId);
     await ledger.settle(jobId, opts.stepWaitMs ?? (opts.settledLate ? 0 : 10_000));
     const job = table.get(jobId);
     // an epilogue had begun before (berthd restarted during it): its records may be written already
@@ -296,6 +307,7 @@ export class JobService {
     this.d.dockerAccess?.revoke(jobId);
     ledger.forgetJob(jobId);
     this.d.tasks?.removeJob(jobId);
+    this.d.stepSpool?.forgetJob(jobId);
     return { containersRemoved: containers.length, wasKnown: job !== undefined || containers.length > 0 };
   }
 

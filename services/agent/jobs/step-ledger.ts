@@ -21,6 +21,8 @@ export interface StepEnd {
   state: StepRecord['state'];
   exitCode: number;
   signal?: string;
+  /** when the step ended, if not now (a spooled record's time) */
+  at?: Date;
 }
 
 export interface StepLedgerDeps {
@@ -69,7 +71,7 @@ export class StepLedger {
     rec.state = end.state;
     rec.exitCode = end.exitCode;
     rec.signal = end.signal ?? '';
-    rec.endTime = this.now().toISOString();
+    rec.endTime = (end.at ?? this.now()).toISOString();
     delete rec.cutByRestart;
     this.d.metrics?.stepEnded(stepState(rec));
     const job = this.d.table.get(jobId);
@@ -94,10 +96,18 @@ export class StepLedger {
     }
   }
 
-  /** A native step's start (its step prologue), once per step and node: task 0 stands for the step. */
-  startNative(jobId: string, stepId: string, argv: readonly string[]): void {
-    const rec = this.start(jobId, { stepId, taskId: 0, argv: [...argv], startTime: this.now().toISOString() });
+  /**
+   * A native step's start (its step prologue, or its spooled record with the time the plugin
+   * gave), once per step and node: task 0 stands for the step.
+   */
+  startNative(jobId: string, stepId: string, argv: readonly string[], at?: Date): void {
+    const rec = this.start(jobId, { stepId, taskId: 0, argv: [...argv], startTime: (at ?? this.now()).toISOString() });
     if (rec) this.open.set(`${jobId}.${stepId}`, rec);
+  }
+
+  /** whether the native step's start is recorded and its end has not come */
+  isOpen(jobId: string, stepId: string): boolean {
+    return this.open.has(`${jobId}.${stepId}`);
   }
 
   /**
@@ -105,13 +115,13 @@ export class StepLedger {
    * slurmstepd gave one. A step that began before berthd restarted was cut by recovery: its
    * real end replaces that.
    */
-  endNative(jobId: string, stepId: string, outcome?: { exitCode: number; signal: string }): void {
+  endNative(jobId: string, stepId: string, outcome?: { exitCode: number; signal: string }, at?: Date): void {
     const key = `${jobId}.${stepId}`;
     const rec = this.open.get(key) ?? this.d.table.get(jobId)?.steps.find((s) => s.cutByRestart && s.stepId === stepId);
     if (!rec) return;
     this.open.delete(key);
     const state = outcome?.signal ? 'KILLED' : 'EXITED';
-    void this.end(jobId, rec, { state, exitCode: outcome?.exitCode ?? 0, signal: outcome?.signal ?? '' });
+    void this.end(jobId, rec, { state, exitCode: outcome?.exitCode ?? 0, signal: outcome?.signal ?? '', ...(at ? { at } : {}) });
   }
 
   /**

@@ -7,7 +7,9 @@
 //                                        when the step ends, or kept for the job's later
 //                                        steps when it is also named
 //   sbatch --container-batch (batch)     the job's container
-import { BerthError } from '../../shared/errors';
+// The job's own container is also published in the task file JOB.job (task-files.ts) as soon as
+// it runs: the steps that join it as it is read that, and this prologue is not asked for them.
+import { BerthError, errorMessage } from '../../shared/errors';
 import type { ContainerOptions } from '../../shared/container-options';
 import type { ContainerEngine } from '../docker/engine';
 import { readBerthContainer } from '../containers/berth-containers';
@@ -115,6 +117,14 @@ export class StepContainers {
       keepEnv: [...OWN_ENV, ...o.envNames, ...target.envNames],
     });
     if (o.name && stepContainer) this.d.files.markNamed(req.jobId, o.name);
+    // a step that asked here for the job's container: the job's file again, for the steps after it
+    if (!stepContainer) {
+      try {
+        this.writeJobFile(req.jobId, target, details);
+      } catch (err) {
+        log.warn('could not publish the job container for its steps; they ask berthd instead', { error: errorMessage(err) });
+      }
+    }
     this.d.ledger.startNative(req.jobId, req.stepId, req.argv ?? []);
     const warnings = stepContainer ? [] : this.d.table.get(req.jobId)?.warnings ?? [];
     return { containerName: target.name, stepContainer, pullMillis, imageDigest: target.digest, warnings };
@@ -127,6 +137,39 @@ export class StepContainers {
     this.d.ledger.endNative(jobId, stepId, outcome);
     // the job's epilogue waits for a removal still under way before it removes the job's containers
     return { containerRemoved: await this.d.factory.removeStepContainer(jobId, stepId, this.d.log.child({ job: jobId, step: stepId })) };
+  }
+
+  /**
+   * JOB.job for the job's own container while it runs (written at the job's prologue and at
+   * recovery); removed when the job has none running. A failure leaves the steps asking here.
+   */
+  async publishJob(jobId: string): Promise<void> {
+    const target = this.jobTarget(jobId);
+    const log = this.d.log.child({ job: jobId });
+    try {
+      const details = target && !this.d.table.get(jobId)?.prologueCut ? await this.d.engine.inspect(target.id) : undefined;
+      if (target && details?.running) this.writeJobFile(jobId, target, details);
+      else this.d.files.removeJobFile(jobId);
+    } catch (err) {
+      log.warn('could not publish the job container for its steps; they ask berthd instead', { error: errorMessage(err) });
+      try {
+        this.d.files.removeJobFile(jobId);
+      } catch {
+        // not there
+      }
+    }
+  }
+
+  /** the job is ending: its steps ask berthd again (which answers that it has no container) */
+  withdrawJob(jobId: string): void {
+    this.d.files.removeJobFile(jobId);
+  }
+
+  private writeJobFile(jobId: string, target: Target, details: { pid: number; env: string[] }): void {
+    this.d.files.writeJob(jobId, {
+      pid: details.pid, container: target.name, workdir: target.workdir, env: details.env, keepEnv: [...OWN_ENV, ...target.envNames],
+      uid: target.uid, digest: target.digest, warnings: this.d.table.get(jobId)?.warnings ?? [],
+    });
   }
 
   private jobTarget(jobId: string): Target | undefined {

@@ -9,6 +9,13 @@
 //   env=     NAME=VALUE, one per line: the container's environment (the image's, then berth's);
 //            tasks take these over the host's, except the names in --container-env
 // A file JOB.name-NAME marks a named container the job keeps after the step (--container-name).
+// JOB.job holds the same lines for the job's own container, written when it starts (and again
+// at recovery), gone when the job ends: a step that joins that container as it is (the batch
+// step of --container-batch, the steps of the srun that made the job, an srun naming the job's
+// own image and nothing else) reads it without asking berthd. It adds
+//   uid=     the job's uid (the step's must be it)
+//   digest=  the job's image, repository@sha256:... (an srun's pinned --container-image must name it)
+//   warning= what the job's container runs without, one per line: the step's task 0 says it
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic-write';
@@ -23,6 +30,12 @@ export interface TaskTarget {
   env: readonly string[];
   /** host variables that keep their value (--container-env) */
   keepEnv: readonly string[];
+}
+
+export interface JobTaskTarget extends TaskTarget {
+  uid: number;
+  digest: string;
+  warnings: readonly string[];
 }
 
 /** clock ticks since boot at which PID started; 0 when it is gone */
@@ -55,10 +68,25 @@ export class TaskFiles {
   }
 
   write(jobId: string, stepId: string, t: TaskTarget): void {
+    writeFileAtomic(this.stepFile(jobId, stepId), this.lines(t, []), { mode: 0o600 });
+  }
+
+  /** JOB.job: the job's own container, for the steps that join it as it is */
+  writeJob(jobId: string, t: JobTaskTarget): void {
+    const extra = [`uid=${t.uid}`, `digest=${t.digest}`, ...t.warnings.map((w) => `warning=${w.replace(/\n/g, ' ')}`)];
+    writeFileAtomic(this.file(parseJobId(jobId, 'task file'), 'job'), this.lines(t, extra), { mode: 0o600 });
+  }
+
+  /** JOB.job goes: the job's steps ask berthd again (the job is ending, or its container is not running) */
+  removeJobFile(jobId: string): void {
+    rmSync(this.file(parseJobId(jobId, 'task file'), 'job'), { force: true });
+  }
+
+  private lines(t: TaskTarget, extra: string[]): string {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const start = processStartTime(t.pid);
     if (!start) throw new Error(`the container ${t.container} has no running process (pid ${t.pid})`);
-    const lines = [`pid=${t.pid}`, `start=${start}`, `workdir=${t.workdir}`, `container=${t.container}`];
+    const lines = [`pid=${t.pid}`, `start=${start}`, `workdir=${t.workdir}`, `container=${t.container}`, ...extra];
     // an image without PATH gets Docker's default, as `docker run` would give it
     if (!t.env.some((kv) => kv.startsWith('PATH='))) lines.push(`env=${DOCKER_DEFAULT_PATH}`);
     for (const kv of t.env) {
@@ -66,8 +94,7 @@ export class TaskFiles {
       if (kv.includes('\n') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || t.keepEnv.includes(name)) continue;
       lines.push(`env=${kv}`);
     }
-    const f = this.stepFile(jobId, stepId);
-    writeFileAtomic(f, lines.join('\n') + '\n', { mode: 0o600 });
+    return lines.join('\n') + '\n';
   }
 
   read(jobId: string, stepId: string): string | undefined {

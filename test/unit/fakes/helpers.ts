@@ -2,6 +2,8 @@
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import winston from 'winston';
 import { AccountingLog } from '../../../services/agent/accounting/accounting-log';
 import { type AgentConfig, loadConfig } from '../../../services/agent/config';
 import type { IdentityResolver, UserIdentity } from '../../../services/agent/identity/nss';
@@ -85,4 +87,20 @@ export function harness(overrides: Record<string, unknown> = {}, opts: { seal?: 
 
 export function prologueInput(over: Partial<Parameters<JobService['prologue']>[0]> = {}) {
   return { jobId: '42', uid: 2001, gid: 2001, user: 'alice', image: IMAGE, workDir: '/home/alice/run', cpus: 2, memoryBytes: 1 << 30, ...over };
+}
+
+/** a logger whose lines (JSON objects) the test reads; messages() once what was logged has been written */
+export function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const log = winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream })] });
+  return { log, lines, messages: async () => {
+    await new Promise((r) => setImmediate(r));
+    return lines.map((l) => String(l.message));
+  } };
 }
