@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SPANK_OPTIONS, STEP_PROLOG_VARS, type SpankOption } from '../services/shared/spank-options';
+import { PYXIS_ALIASES, SPANK_OPTIONS, STEP_PROLOG_VARS, type SpankOption } from '../services/shared/spank-options';
 
 export const HEADER_PATH = path.join(import.meta.dirname, 'native', 'berth_options.h');
 
@@ -65,6 +65,9 @@ export function renderOptionsHeader(options: readonly SpankOption[] = SPANK_OPTI
     '',
     '/* what `berth hook step-prolog` is given for a step\'s own container */',
     `#define BERTH_STEP_PROLOG_VARS ${list(STEP_PROLOG_VARS)}`,
+    '',
+    '/* pyxis\'s variables for the options: { name, the option variable (OPT_*), inverted } */',
+    `#define BERTH_PYXIS_ALIASES { ${PYXIS_ALIASES.map((a) => `{ ${cString(a.pyxis)}, ${enumName(a.env)}, ${a.invert ? 1 : 0} }`).join(', ')} }`,
     '',
     '/* struct spank_option rows (name, arginfo, usage, has_arg, val, callback), in srun --help\'s',
     ' * order; val is the variable * 2 + the value a flag sets */',

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "berth_options.h"
 #include "berth_run.h"
@@ -148,6 +149,32 @@ static void srun_explicit(int explicit[OPT_COUNT])
 }
 
 /*
+ * An option's variable when the command line does not give it: BERTH_CONTAINER_*, else pyxis's
+ * PYXIS_CONTAINER_* (PYXIS_CONTAINER_WRITABLE=1 is BERTH_CONTAINER_READONLY=0). NULL when
+ * neither is set; a value of an inverted alias that is not yes/no is handed on as it is, and
+ * `berth submit-check` refuses it (as BERTH_CONTAINER_READONLY's).
+ */
+static const char *env_value(int opt)
+{
+    const char *v = getenv(opt_env[opt]);
+    if (v != NULL && v[0] != '\0')
+        return v;
+    static const struct { const char *name; int opt; int invert; } aliases[] = BERTH_PYXIS_ALIASES;
+    for (size_t k = 0; k < sizeof aliases / sizeof aliases[0]; k++) {
+        if (aliases[k].opt != opt || (v = getenv(aliases[k].name)) == NULL || v[0] == '\0')
+            continue;
+        if (!aliases[k].invert)
+            return v;
+        if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcasecmp(v, "on") == 0)
+            return "0";
+        if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 || strcasecmp(v, "off") == 0)
+            return "1";
+        return v;
+    }
+    return NULL;
+}
+
+/*
  * An srun inside a job that names the job's own image again, and no other option: the job's
  * submit check pinned that image (SLURM_SPANK_BERTH_CONTAINER_IMAGE, which Slurm gives every
  * process of the job), so the step gets the same digest without a check of its own: no
@@ -210,11 +237,8 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
     int any = 0;
     for (int i = 0; i < OPT_COUNT; i++) {
         const char *v = in_job && !explicit[i] ? NULL : opt_value[i];
-        if (v == NULL && !in_job) {
-            v = getenv(opt_env[i]);
-            if (v != NULL && v[0] == '\0')
-                v = NULL;
-        }
+        if (v == NULL && !in_job)
+            v = env_value(i);
         env[n++] = opt_env[i];
         env[n++] = v != NULL ? v : "";
         any |= v != NULL;

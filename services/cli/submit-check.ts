@@ -11,7 +11,7 @@ import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, options
 import { reachablePath } from '../shared/path-access';
 import { DEFAULT_SITE_RULES_FILE, loadSiteRules, type SiteRules, SiteRulesError } from '../shared/site-rules';
 import { judgeImageRegistry, judgeMounts, type PathProbe } from '../shared/site-rules-check';
-import { BATCH_ENV, optionsNeedingImage, REQUESTED_IMAGE_ENV } from '../shared/spank-options';
+import { BATCH_ENV, optionsNeedingImage, PYXIS_ENV, REQUESTED_IMAGE_ENV } from '../shared/spank-options';
 import { runResolve, type ResolveOptions } from './resolve';
 
 export interface SubmitCheckDeps {
@@ -29,6 +29,25 @@ function anyOptionSet(o: ContainerOptions): boolean {
   return o.mounts.length > 0 || o.workdir !== '' || o.envNames.length > 0 || o.name !== '' || o.mountHome !== undefined || o.readOnly !== undefined;
 }
 
+function who0(deps: SubmitCheckDeps): number {
+  return deps.who?.uid ?? process.getuid?.() ?? 0;
+}
+
+/**
+ * pyxis's options that berth takes: their "no" forms are what berth does anyway; their "yes"
+ * forms cannot be had, and say why and what to do instead.
+ */
+function refusePyxisOnly(env: Record<string, string | undefined>, uid: number): void {
+  if (parseToggle(env[PYXIS_ENV.remapRoot], PYXIS_ENV.remapRoot)) {
+    throw new OptionError(`--container-remap-root (PYXIS_CONTAINER_REMAP_ROOT=1): berth runs your containers as you (uid ${uid}), never as root inside them, so that nothing in an image can act as root on the node's files. ` +
+      "To install software, build it into the image where you are root (docker build, then docker push to your site's registry), or install it as yourself into a directory you mount (--container-mounts) or your home (pip install --user, conda, spack); drop the option");
+  }
+  if (parseToggle(env[PYXIS_ENV.entrypoint], PYXIS_ENV.entrypoint)) {
+    throw new OptionError("--container-entrypoint (PYXIS_CONTAINER_ENTRYPOINT=1): berth does not run the image's ENTRYPOINT before a step (pyxis does not by default either); name it in the step's command instead, e.g. srun --container-image=IMAGE /path/to/entrypoint.sh CMD, and drop the option");
+  }
+  parseToggle(env[PYXIS_ENV.entrypointLog], PYXIS_ENV.entrypointLog);
+}
+
 export async function runSubmitCheck(env: Record<string, string | undefined>, out: (s: string) => void, err: (s: string) => void, deps: SubmitCheckDeps = {}): Promise<number> {
   let opts: ContainerOptions;
   let batch: boolean | undefined;
@@ -36,6 +55,7 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   try {
     opts = optionsFromEnv(env);
     batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
+    refusePyxisOnly(env, who0(deps));
     const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
     if (image || opts.mounts.length) {
       const rules = deps.siteRules ?? loadSiteRules(deps.siteRulesFile ?? DEFAULT_SITE_RULES_FILE);

@@ -70,6 +70,7 @@ export function parseMounts(text: string): UserMount[] {
     const spec = raw.trim();
     if (!spec) throw new OptionError(`--container-mounts '${text}' has an empty entry; separate mounts with single commas: SRC:DST[:ro],SRC2:DST2`);
     const f = spec.split(':');
+    if (f.slice(1).some((x) => x === '')) throw new OptionError(`--container-mounts entry '${spec}' has nothing after ':'; the form is SRC[:DST[:ro|rw]], e.g. /scratch/me:/data`);
     if (f.length > 3) throw new OptionError(`--container-mounts entry '${spec}' has too many ':'; the form is SRC[:DST[:ro|rw]]`);
     const flags = f[2] ?? 'rw';
     if (flags !== 'ro' && flags !== 'rw') throw new OptionError(`--container-mounts entry '${spec}': unknown flag '${flags}'; use ro (read-only) or rw`);
@@ -89,7 +90,9 @@ export function parseWorkdir(text: string): string {
 }
 
 export function parseEnvNames(text: string): string[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!text.trim()) return [];
+  const names = text.split(',').map((s) => s.trim());
+  if (names.some((n) => n === '')) throw new OptionError(`--container-env '${text}' has an empty name; separate names with single commas, e.g. --container-env=OMP_NUM_THREADS,MY_VAR`);
   for (const n of names) {
     if (!ENV_NAME.test(n)) throw new OptionError(`--container-env: '${n}' is not an environment variable name (letters, digits and _, not starting with a digit); give names only, e.g. --container-env=OMP_NUM_THREADS,MY_VAR`);
   }

@@ -7,6 +7,35 @@ import { OPTION_ENV } from './container-options';
 
 /** sbatch --container-batch: the batch script runs in the job's container */
 export const BATCH_ENV = 'BERTH_CONTAINER_BATCH';
+/** pyxis's options berth takes so that pyxis scripts run, and what it does with them (berth submit-check) */
+export const PYXIS_ENV = {
+  /** --container-remap-root: refused (berth never runs a job's user as root); --no-container-remap-root: what berth does */
+  remapRoot: 'BERTH_CONTAINER_REMAP_ROOT',
+  /** --container-entrypoint: refused (berth does not run the image's ENTRYPOINT); --no-container-entrypoint: what berth does */
+  entrypoint: 'BERTH_CONTAINER_ENTRYPOINT',
+  /** --container-entrypoint-log: the entrypoint's output; nothing to show without an entrypoint */
+  entrypointLog: 'BERTH_CONTAINER_ENTRYPOINT_LOG',
+} as const;
+
+/**
+ * pyxis's environment variables for its options, each the alias of berth's variable (`invert`:
+ * the opposite flag's): an option on the command line wins, then BERTH_CONTAINER_*, then
+ * PYXIS_CONTAINER_*.
+ */
+export const PYXIS_ALIASES: readonly { pyxis: string; env: string; invert?: true }[] = Object.freeze([
+  { pyxis: 'PYXIS_CONTAINER_IMAGE', env: OPTION_ENV.image },
+  { pyxis: 'PYXIS_CONTAINER_MOUNTS', env: OPTION_ENV.mounts },
+  { pyxis: 'PYXIS_CONTAINER_WORKDIR', env: OPTION_ENV.workdir },
+  { pyxis: 'PYXIS_CONTAINER_ENV', env: OPTION_ENV.env },
+  { pyxis: 'PYXIS_CONTAINER_NAME', env: OPTION_ENV.name },
+  { pyxis: 'PYXIS_CONTAINER_MOUNT_HOME', env: OPTION_ENV.mountHome },
+  { pyxis: 'PYXIS_CONTAINER_READONLY', env: OPTION_ENV.readOnly },
+  { pyxis: 'PYXIS_CONTAINER_WRITABLE', env: OPTION_ENV.readOnly, invert: true },
+  { pyxis: 'PYXIS_CONTAINER_REMAP_ROOT', env: PYXIS_ENV.remapRoot },
+  { pyxis: 'PYXIS_CONTAINER_ENTRYPOINT', env: PYXIS_ENV.entrypoint },
+  { pyxis: 'PYXIS_CONTAINER_ENTRYPOINT_LOG', env: PYXIS_ENV.entrypointLog },
+]);
+
 /** what the user wrote for --container-image, beside the pinned image submit-check prints */
 export const REQUESTED_IMAGE_ENV = 'BERTH_CONTAINER_IMAGE_REQUESTED';
 
@@ -35,6 +64,11 @@ export const SPANK_OPTIONS: readonly SpankOption[] = Object.freeze([
   { name: 'container-writable', env: OPTION_ENV.readOnly, sets: '0', help: 'writable container root file system' },
   { name: 'container-readonly', env: OPTION_ENV.readOnly, sets: '1', help: 'read-only container root file system' },
   { name: 'container-batch', env: BATCH_ENV, sets: '1', help: 'sbatch: run the batch script itself in the job\'s container' },
+  { name: 'container-remap-root', env: PYXIS_ENV.remapRoot, sets: '1', help: 'pyxis: refused, berth runs your containers as you' },
+  { name: 'no-container-remap-root', env: PYXIS_ENV.remapRoot, sets: '0', help: 'pyxis: accepted, berth never remaps you to root' },
+  { name: 'container-entrypoint', env: PYXIS_ENV.entrypoint, sets: '1', help: "pyxis: refused, berth does not run the image's ENTRYPOINT" },
+  { name: 'no-container-entrypoint', env: PYXIS_ENV.entrypoint, sets: '0', help: "pyxis: accepted, berth does not run the image's ENTRYPOINT" },
+  { name: 'container-entrypoint-log', env: PYXIS_ENV.entrypointLog, sets: '1', help: 'pyxis: accepted, no entrypoint output to show' },
 ]);
 
 /** the variables the options set, each once, in the order of SPANK_OPTIONS */
@@ -45,12 +79,16 @@ export const SPANK_OPTION_VARS: readonly string[] = Object.freeze([...new Set(SP
  * what submit-check printed for the step, but --container-batch, which is the job's.
  */
 export const STEP_PROLOG_VARS: readonly string[] = Object.freeze([
-  OPTION_ENV.image, REQUESTED_IMAGE_ENV, ...SPANK_OPTION_VARS.filter((v) => v !== OPTION_ENV.image && v !== BATCH_ENV),
+  OPTION_ENV.image, REQUESTED_IMAGE_ENV, ...SPANK_OPTION_VARS.filter((v) => v !== OPTION_ENV.image && v !== BATCH_ENV && !pyxisOnly(v)),
 ]);
+
+function pyxisOnly(env: string): boolean {
+  return (Object.values(PYXIS_ENV) as string[]).includes(env);
+}
 
 /** The options that need --container-image, as submit-check names them: those that give a value or turn something on. */
 export function optionsNeedingImage(): string[] {
-  return SPANK_OPTIONS.filter((o) => o.env !== OPTION_ENV.image && (o.arg !== undefined || o.sets === '1')).map((o) => `--${o.name}`);
+  return SPANK_OPTIONS.filter((o) => o.env !== OPTION_ENV.image && !pyxisOnly(o.env) && (o.arg !== undefined || o.sets === '1')).map((o) => `--${o.name}`);
 }
 
 /** The variable Slurm itself passes option NAME's value to the prolog in (the plugin is SPANK_PLUGIN(berth, 1)). */

@@ -103,7 +103,7 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
     const asRoot = dockerAs('alice', jobId, nodeName, ['run', '--rm', '--user', '0:0', ...ALLOWED(uid).slice(2), image, 'true'], dir);
     assert.match(asRoot.stderr, /authorization denied by plugin berth-n\d: policy '[^']+' denies container_create: .*User/);
     // straight to dockerd (no job endpoint to fill it in), a container without --user is refused
-    const bare = dockerTls('alice', jobId, nodeName, ['run', '--rm', ...ALLOWED(uid).slice(2), image, 'true'], dir);
+    const bare = dockerTls('alice', jobId, nodeName, ['run', '--rm', '--label', `io.berth.job.id=${jobId}`, '--label', 'io.berth.role=user', ...ALLOWED(uid).slice(2), image, 'true'], dir);
     assert.match(bare.stderr, /authorization denied by plugin berth-n\d: policy '[^']+' denies container_create: .*User/);
 
     run('scancel', [jobId]);
@@ -143,6 +143,8 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
     assert.notEqual(over.code, 0);
     assert.match(over.stderr, /denies container_create: .*HostConfig\.Memory/);
     assert.match(over.stderr, new RegExp(String(theJob.Memory)), 'the allowed value is named');
+    run('scancel', [jobId]);
+    waitFor(`job ${jobId} gone`, () => jobState(jobId) === '' || undefined);
   });
 
   it("gives the job's tasks DOCKER_HOST and the certificate by themselves (TaskProlog)", () => {

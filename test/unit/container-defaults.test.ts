@@ -15,12 +15,13 @@ describe("a user's container create, filled in with the job's values", () => {
     // what `docker run --rm IMAGE id -u` sends (Docker 20.10 CLI)
     const body: Record<string, unknown> = { Image: 'img', Cmd: ['id', '-u'], Env: ['LANG=C'], HostConfig: { NetworkMode: 'default', AutoRemove: true } };
     const filled = applyContainerDefaults(body, job);
-    assert.deepEqual(filled, ['User', 'GroupAdd', 'SecurityOpt', 'Memory', 'NanoCpus', 'NetworkMode', 'Devices', 'Env']);
+    assert.deepEqual(filled, ['User', 'GroupAdd', 'SecurityOpt', 'Memory', 'MemorySwap', 'NanoCpus', 'NetworkMode', 'Devices', 'Env']);
     const h = body.HostConfig as Record<string, unknown>;
     assert.equal(body.User, '2001:2001');
     assert.deepEqual(h.GroupAdd, ['3000']);
     assert.deepEqual(h.SecurityOpt, ['no-new-privileges']);
     assert.equal(h.Memory, 300 * 2 ** 20);
+    assert.equal(h.MemorySwap, 300 * 2 ** 20, 'no swap beyond the memory');
     assert.equal(h.NanoCpus, 1e9);
     assert.equal(h.NetworkMode, 'host');
     assert.equal(h.AutoRemove, true);
@@ -35,10 +36,11 @@ describe("a user's container create, filled in with the job's values", () => {
     };
     const filled = applyContainerDefaults(body, job);
     const h = body.HostConfig as Record<string, unknown>;
-    assert.deepEqual(filled, ['SecurityOpt'], 'no-new-privileges is added beside the user\'s own options');
+    assert.deepEqual(filled, ['SecurityOpt', 'MemorySwap'], 'no-new-privileges is added beside the user\'s own options, and no swap beyond their memory');
     assert.equal(body.User, '0:0');
     assert.deepEqual(h.SecurityOpt, ['seccomp=unconfined', 'no-new-privileges']);
     assert.equal(h.Memory, 64 * 2 ** 30);
+    assert.equal(h.MemorySwap, 64 * 2 ** 30);
     assert.equal(h.NanoCpus, undefined, 'a CPU quota given as period and quota is the user\'s');
     assert.equal(h.NetworkMode, 'none');
     assert.deepEqual(h.GroupAdd, ['0']);

@@ -204,6 +204,49 @@ describe('berth submit-check', () => {
   });
 });
 
+describe('berth submit-check, for scripts written for pyxis', () => {
+  const run = async (env: Record<string, string>) => {
+    let out = '';
+    let err = '';
+    const client = { resolveDigest: async () => 'sha256:' + 'b'.repeat(64), checkAccess: async () => undefined };
+    const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules(), resolve: { client } });
+    return { code, out, err };
+  };
+  it("pins enroot's image forms as Docker references, keeping what the user wrote", async () => {
+    const r = await run({ BERTH_CONTAINER_IMAGE: 'docker://127.0.0.1:1#team/app:1' });
+    assert.equal(r.err, '');
+    assert.deepEqual(r.out.trim().split('\n'), [`BERTH_CONTAINER_IMAGE=127.0.0.1:1/team/app@sha256:${'b'.repeat(64)}`, 'BERTH_CONTAINER_IMAGE_REQUESTED=docker://127.0.0.1:1#team/app:1']);
+    const sq = await run({ BERTH_CONTAINER_IMAGE: './app.sqsh' });
+    assert.equal(sq.code, 1);
+    assert.match(sq.err, /is a file: berth runs Docker images from a registry, not squashfs files/);
+  });
+  it('refuses --container-remap-root and --container-entrypoint, saying why and what to do; takes their no- forms', async () => {
+    const image = '127.0.0.1:1/team/app:1';
+    const root = await run({ BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_REMAP_ROOT: '1' });
+    assert.equal(root.code, 1);
+    assert.match(root.err, /^berth: --container-remap-root \(PYXIS_CONTAINER_REMAP_ROOT=1\): berth runs your containers as you \(uid 4242\), never as root inside them/);
+    assert.match(root.err, /build it into the image where you are root \(docker build/);
+    const ep = await run({ BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_ENTRYPOINT: '1' });
+    assert.equal(ep.code, 1);
+    assert.match(ep.err, /--container-entrypoint \(PYXIS_CONTAINER_ENTRYPOINT=1\): berth does not run the image's ENTRYPOINT/);
+    const no = await run({ BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_REMAP_ROOT: '0', BERTH_CONTAINER_ENTRYPOINT: '0', BERTH_CONTAINER_ENTRYPOINT_LOG: '1' });
+    assert.equal(no.err, '');
+    assert.equal(no.code, 0);
+    assert.doesNotMatch(no.out, /REMAP|ENTRYPOINT/, 'nothing of them reaches the job');
+    const bad = await run({ BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_REMAP_ROOT: 'perhaps' });
+    assert.match(bad.err, /BERTH_CONTAINER_REMAP_ROOT='perhaps' is not a yes\/no value/);
+  });
+  it('refuses the malformed values pyxis refuses', async () => {
+    const image = '127.0.0.1:1/team/app:1';
+    const m = await run({ BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_MOUNTS: '/tmp:' });
+    assert.equal(m.code, 1);
+    assert.match(m.err, /--container-mounts entry '\/tmp:' has nothing after ':'/);
+    const e = await run({ BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_ENV: 'FOO,' });
+    assert.equal(e.code, 1);
+    assert.match(e.err, /--container-env 'FOO,' has an empty name/);
+  });
+});
+
 describe('berth submit-check inside a job', () => {
   it('lets srun --container-name alone through, to join a container the job has', async () => {
     let out = '';

@@ -60,6 +60,8 @@ export function applyContainerDefaults(body: Record<string, unknown>, d: Contain
     filled.push('SecurityOpt');
   }
   if (d.memoryBytes > 0) fill(host, 'Memory', d.memoryBytes, 'Memory');
+  // no swap beyond the memory (the site's rule): memory plus swap equal to the memory, the user's or the job's
+  if (typeof host.Memory === 'number' && host.Memory > 0) fill(host, 'MemorySwap', host.Memory, 'MemorySwap');
   // a CPU quota given as period/quota or as a CPU count is the user's
   if (d.cpus > 0 && unset(host.CpuQuota) && unset(host.CpuPeriod)) fill(host, 'NanoCpus', Math.round(d.cpus * 1e9), 'NanoCpus');
   // dockerd runs with --bridge=none: its default network does not exist
