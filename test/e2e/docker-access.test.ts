@@ -115,6 +115,15 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
   it('runs a plain docker run with no flags as the job\'s user, within the job, and refuses a flag outside it with the allowed value', () => {
     const { jobId, nodeName, dir } = runningJob('alice', 'docker-plain', 'n3');
     cancel.push(jobId);
+    try {
+      plainDockerRun(jobId, nodeName, dir);
+    } finally {
+      run('scancel', [jobId]);
+      waitFor(`job ${jobId} gone`, () => jobState(jobId) === '' || undefined);
+    }
+  });
+
+  function plainDockerRun(jobId: string, nodeName: string, dir: string): void {
     const uid = run('id', ['-u', 'alice']).stdout.trim();
     const groups = run('id', ['-G', 'alice']).stdout.trim().split(' ').sort();
     const image = sandbox().demoImage;
@@ -135,7 +144,7 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
     assert.equal(mine.NanoCpus, theJob.NanoCpus, 'the job\'s CPUs');
     assert.ok(Number(mine.Memory) > 0 && Number(mine.NanoCpus) > 0);
     const ps = dockerAs('alice', jobId, nodeName, ['ps', '--format', '{{.ID}}']);
-    assert.ok(started.stdout.trim().startsWith(ps.stdout.trim().split('\n').find((l) => started.stdout.startsWith(l)) ?? '-'), ps.stdout);
+    assert.ok(ps.stdout.split('\n').some((l) => l !== '' && started.stdout.trim().startsWith(l)), `docker ps shows the job's container: ${ps.stdout}`);
     // a flag within the job is the user's; one outside it is refused, saying what is allowed
     const within = dockerAs('alice', jobId, nodeName, ['run', '--rm', '--memory', '64m', image, 'true'], dir);
     assert.equal(within.code, 0, within.stderr);
@@ -143,9 +152,7 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
     assert.notEqual(over.code, 0);
     assert.match(over.stderr, /denies container_create: .*HostConfig\.Memory/);
     assert.match(over.stderr, new RegExp(String(theJob.Memory)), 'the allowed value is named');
-    run('scancel', [jobId]);
-    waitFor(`job ${jobId} gone`, () => jobState(jobId) === '' || undefined);
-  });
+  }
 
   it("gives the job's tasks DOCKER_HOST and the certificate by themselves (TaskProlog)", () => {
     const dir = jobDir('alice', 'docker-taskprolog');

@@ -29,6 +29,18 @@ describe("a user's container create, filled in with the job's values", () => {
     assert.deepEqual(body.Env, ['LANG=C', 'CUDA_VISIBLE_DEVICES=0', 'NVIDIA_VISIBLE_DEVICES=1']);
   });
 
+  it('fills in what the docker CLI sends for `docker run --rm IMAGE id -u` (captured), endpoint named "default" included', () => {
+    const sent = '{"Hostname":"","User":"","Env":null,"Cmd":["id","-u"],"Image":"127.0.0.1:5000/berth/demo:1.0","Labels":{},"HostConfig":{"Binds":null,"NetworkMode":"default","AutoRemove":true,"CapAdd":null,"GroupAdd":null,"SecurityOpt":null,"Memory":0,"NanoCpus":0,"CpuPeriod":0,"CpuQuota":0,"CpusetCpus":"","Devices":[],"MemorySwap":0},"NetworkingConfig":{"EndpointsConfig":{"default":{"IPAMConfig":null,"Links":null,"Aliases":null}}}}';
+    const body = JSON.parse(sent) as Record<string, unknown>;
+    applyContainerDefaults(body, job);
+    const h = body.HostConfig as Record<string, unknown>;
+    assert.equal(body.User, '2001:2001');
+    assert.deepEqual([h.NetworkMode, h.Memory, h.MemorySwap, h.NanoCpus], ['host', 300 * 2 ** 20, 300 * 2 ** 20, 1e9]);
+    assert.deepEqual(body.NetworkingConfig, { EndpointsConfig: {} }, 'no endpoint on a network the container is not on');
+    assert.equal((h.Devices as unknown[]).length, 2);
+    assert.deepEqual(body.Env, job.deviceEnv);
+  });
+
   it('keeps what the user gave, for the policy to judge', () => {
     const body: Record<string, unknown> = {
       Image: 'img', User: '0:0', Env: ['CUDA_VISIBLE_DEVICES=7'],

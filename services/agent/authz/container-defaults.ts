@@ -68,6 +68,9 @@ export function applyContainerDefaults(body: Record<string, unknown>, d: Contain
   if (unset(host.NetworkMode) || host.NetworkMode === 'default') {
     host.NetworkMode = 'host';
     filled.push('NetworkMode');
+    // the CLI names its endpoint after the mode it asked for ("default"): it goes with it
+    const endpoints = record(record(body.NetworkingConfig)?.EndpointsConfig);
+    if (endpoints && 'default' in endpoints) delete endpoints.default;
   }
   if (d.devices.length && unset(host.Devices)) {
     host.Devices = d.devices.map((p) => ({ PathOnHost: p, PathInContainer: p, CgroupPermissions: 'rwm' }));
