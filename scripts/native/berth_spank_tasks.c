@@ -590,13 +590,19 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
             tf.workdir = line + 8;
         else if (strncmp(line, "container=", 10) == 0)
             tf.container = line + 10;
-        else if (strncmp(line, "env=", 4) == 0) {
-            char *eq = strchr(line + 4, '=');
+        else if (strncmp(line, "env=", 4) == 0 || strncmp(line, "envdefault=", 11) == 0) {
+            /* env=: the container's value; envdefault=: the container's, unless the task has its own */
+            int keep = line[3] != '=';
+            char *name = line + (keep ? 11 : 4);
+            char *eq = strchr(name, '=');
             if (eq == NULL)
                 continue;
             *eq = '\0';
-            if (spank_setenv(sp, line + 4, eq + 1, 1) != ESPANK_SUCCESS)
-                slurm_info("berth: could not set %s for the task", line + 4);
+            if (spank_setenv(sp, name, eq + 1, !keep) != ESPANK_SUCCESS && !keep)
+                slurm_info("berth: could not set %s for the task", name);
+        } else if (strncmp(line, "unset=", 6) == 0) {
+            /* the host's locale, which the image does not have and the step did not ask for */
+            (void)spank_unsetenv(sp, line + 6);
         }
     }
     long pid = tf.pid;

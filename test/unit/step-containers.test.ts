@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { StepContainers } from '../../services/agent/steps/step-containers';
@@ -32,6 +33,8 @@ describe('containers of native steps', () => {
     assert.match(text, /^workdir=\/w$/m, "the job's --container-workdir");
     assert.match(text, /^env=PATH=\/usr\/local\/bin:\/usr\/bin:\/bin$/m);
     assert.match(text, /^env=SLURM_JOB_ID=42$/m);
+    // the host's locale stays out: the image has none of it here, and the step names none
+    for (const name of ['LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE']) assert.match(text, new RegExp(`^unset=${name}$`, 'm'));
     assert.equal((await steps.prologue(step({ stepId: '1', options: { mounts: [], workdir: '', envNames: [], name: 'box' } }))).stepContainer, false, 'by its name');
   });
 
@@ -114,5 +117,20 @@ describe('containers of native steps', () => {
     assert.ok(Date.now() - t0 >= 200 && Date.now() - t0 < 2_000);
     const rec = h.accounting().find((r) => r.RecordType === 'step' && r.StepID === '0')!;
     assert.equal(rec.State, 'CANCELLED', 'the step the job outlived is killed with it');
+  });
+});
+
+describe('the environment a native step gets (task files)', () => {
+  it("keeps the image's value of a --container-env name the host does not set, and the image's locale over the host's", () => {
+    const dir = path.join(mkdtempSync(path.join(os.tmpdir(), 'berth-taskenv-')), 'tasks');
+    const files = new TaskFiles(dir);
+    files.write('7', '0', { pid: process.pid, container: 'c', workdir: '', env: ['PATH=/bin', 'CUDA_VERSION=12.9.1', 'LANG=C.UTF-8'], keepEnv: ['HOME', 'CUDA_VERSION', 'LC_ALL'] });
+    const text = files.read('7', '0') ?? '';
+    assert.match(text, /^envdefault=CUDA_VERSION=12\.9\.1$/m, 'set only where the task has no CUDA_VERSION of its own');
+    assert.match(text, /^env=LANG=C\.UTF-8$/m, "the image's locale wins");
+    assert.doesNotMatch(text, /^unset=LANG$/m);
+    assert.doesNotMatch(text, /^unset=LC_ALL$/m, 'named with --container-env: the host\'s value is kept');
+    assert.match(text, /^unset=LANGUAGE$/m);
+    assert.match(text, /^unset=LC_MESSAGES$/m);
   });
 });

@@ -34,6 +34,12 @@ describe('step environment', () => {
     assert.deepEqual(stepEnv(['SLURM_JOB_ID=1'], { name: 'alice', home: '/home/alice' }), ['SLURM_JOB_ID=1', 'USER=alice', 'LOGNAME=alice', 'HOME=/home/alice']);
   });
 
+  it("keeps the host's locale out unless the job names it (--container-env), as pyxis does", () => {
+    const env = ['LANG=de_DE.UTF-8', 'LANGUAGE=de', 'LC_ALL=de_DE.UTF-8', 'TZ=Europe/Berlin', 'TERM=xterm'];
+    assert.deepEqual(forwardedEnv(env), ['TZ=Europe/Berlin', 'TERM=xterm']);
+    assert.deepEqual(forwardedEnv(env, ['LANG']), ['LANG=de_DE.UTF-8', 'TZ=Europe/Berlin', 'TERM=xterm']);
+  });
+
   it('accepts signal names with or without SIG and refuses others', () => {
     assert.equal(checkSignal('term'), 'SIGTERM');
     assert.equal(checkSignal('SIGINT'), 'SIGINT');

@@ -23,6 +23,10 @@ import { type JobId, parseJobId, parseStepId } from '../../shared/ids';
 
 const DOCKER_DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+
+/** the locale variables of the host that a container step does not get unless it names them (as with pyxis) */
+export const LOCALE_ENV = ['LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_NUMERIC', 'LC_TIME', 'LC_COLLATE', 'LC_MONETARY', 'LC_MESSAGES',
+  'LC_PAPER', 'LC_NAME', 'LC_ADDRESS', 'LC_TELEPHONE', 'LC_MEASUREMENT', 'LC_IDENTIFICATION'];
 export interface TaskTarget {
   pid: number;
   workdir: string;
@@ -89,11 +93,16 @@ export class TaskFiles {
     const lines = [`pid=${t.pid}`, `start=${start}`, `workdir=${t.workdir}`, `container=${t.container}`, ...extra];
     // an image without PATH gets Docker's default, as `docker run` would give it
     if (!t.env.some((kv) => kv.startsWith('PATH='))) lines.push(`env=${DOCKER_DEFAULT_PATH}`);
+    const names = new Set<string>();
     for (const kv of t.env) {
       const name = kv.slice(0, kv.indexOf('='));
-      if (kv.includes('\n') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || t.keepEnv.includes(name)) continue;
-      lines.push(`env=${kv}`);
+      if (kv.includes('\n') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
+      names.add(name);
+      // a name the task keeps (--container-env, HOME, ...) keeps the image's value where the task has none
+      lines.push(`${t.keepEnv.includes(name) ? 'envdefault' : 'env'}=${kv}`);
     }
+    // the host's locale stays out unless asked for (an image without that locale warns at every perl or python start)
+    for (const name of LOCALE_ENV) if (!names.has(name) && !t.keepEnv.includes(name)) lines.push(`unset=${name}`);
     return lines.join('\n') + '\n';
   }
 
