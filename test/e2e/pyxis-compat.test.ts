@@ -45,6 +45,14 @@ describe('scripts written for pyxis', { timeout: 240_000 }, () => {
     assert.match(ep.stderr, /berth does not run the image's ENTRYPOINT/);
   });
 
+  it("keeps the host's locale out of the container unless the step names it", () => {
+    const out = srun([`--container-image=${TAG}`, 'sh', '-c', 'echo "lang=$LANG lc=$LC_ALL"'], { LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8' });
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout.trim(), 'lang= lc=');
+    const named = srun([`--container-image=${TAG}`, '--container-env=LANG', 'sh', '-c', 'echo "lang=$LANG lc=$LC_ALL"'], { LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8' });
+    assert.equal(named.stdout.trim(), 'lang=de_DE.UTF-8 lc=');
+  });
+
   it('refuses the malformed values pyxis refuses, at submit', () => {
     const m = srun([`--container-image=${TAG}`, '--container-mounts=/tmp:', 'true']);
     assert.notEqual(m.code, 0);
