@@ -205,3 +205,18 @@ describe('recovery after a restart', () => {
     assert.deepEqual(job.steps.map((x) => x.exitCode), [0]);
   });
 });
+
+describe('--container-workdir missing from the image', () => {
+  it("fails the job with the reason and leaves no container, instead of dockerd making the directory as root", async () => {
+    const h = harness();
+    await assert.rejects(h.jobs.prologue(prologueInput({ options: { mounts: [], workdir: '/missing', envNames: [], name: '' } })), (err: BerthError) => {
+      assert.equal(err.code, 'WORKDIR_MISSING');
+      assert.match(err.message, /^job 42: --container-workdir \/missing: No such file or directory in image 127\.0\.0\.1:5000\/berth\/demo:1\.0 nor in a mount; give a directory the image has/);
+      return true;
+    });
+    assert.equal(h.engine.containers.size, 0, 'the created container is removed');
+    h.engine.existingPaths.add('/work');
+    const ok = await h.jobs.prologue(prologueInput({ jobId: '43', options: { mounts: [], workdir: '/work', envNames: [], name: '' } }));
+    assert.equal(ok.job.state, 'RUNNING');
+  });
+});

@@ -24,6 +24,7 @@ function setup() {
 describe('containers of native steps', () => {
   it("joins the job's container when the step names the job's image or nothing, and writes the task file", async () => {
     const { h, steps, step, taskFile } = setup();
+    h.engine.existingPaths.add('/w');
     const job = (await h.jobs.prologue(prologueInput({ options: { mounts: [], workdir: '/w', envNames: ['KEEP'], name: 'box' } }))).job;
     const res = await steps.prologue(step({ image: `127.0.0.1:5000/berth/demo@${DIGEST}` }));
     assert.deepEqual(res, { containerName: job.containerName, stepContainer: false, pullMillis: 0, imageDigest: job.imageDigest, warnings: [] });

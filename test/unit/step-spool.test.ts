@@ -159,6 +159,7 @@ describe('native steps recorded from the step spool', () => {
 describe("the job's container published for its steps (JOB.job)", () => {
   it('is written when the job container starts, with what the steps need, and goes when the job ends', async () => {
     const n = node();
+    n.h.engine.existingPaths.add('/w');
     const job = (await n.jobs.prologue(prologueInput({ options: { mounts: [], workdir: '/w', envNames: ['KEEP'], name: '' } }))).job;
     const file = path.join(n.files.dir, '42.job');
     const text = readFileSync(file, 'utf8');

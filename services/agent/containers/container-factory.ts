@@ -244,6 +244,10 @@ export class ContainerFactory {
       const createdAt = Date.now();
       containerId = await engine.create({ name, body });
       lap('createMillis');
+      // dockerd would make a missing working directory itself, as root (in a mounted host directory too)
+      if (applied.workdir && !(await engine.pathExists(containerId, applied.workdir))) {
+        throw new BerthError('WORKDIR_MISSING', `job ${req.jobId}: --container-workdir ${applied.workdir}: No such file or directory in image ${req.requestedImage || image.ref.text} nor in a mount; give a directory the image has, or one you mount (--container-mounts)`);
+      }
       this.d.runtime?.owners.expect(containerId, {
         jobId: req.jobId, uid: req.uid, gid: req.gid, gids: user.groups.map((g) => g.gid), role: req.for.role,
         limits: { cpus, memoryBytes, pids: this.d.runtime.jobPidsLimit, ...(cpuset !== undefined ? { cpuset } : {}) },
@@ -256,6 +260,7 @@ export class ContainerFactory {
     } catch (err) {
       if (containerId) await engine.remove(containerId).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
+      if (err instanceof BerthError) throw err;
       log.error('container could not be started', { error: engineMessage(err), role: req.for.role });
       // the paths the job's user chose or owns: berth-runc refusing one of them is the job's fault
       throw containerFailure(req.jobId, image.digestRef, err, [...applied.mounts.map((m) => m.source), workDir]);
