@@ -29,6 +29,7 @@ up_cmd() {
   docker_up
   registry_up
   mirror_up
+  tier_up
   image_up
   private_up
   slurmdbd_up
@@ -58,6 +59,7 @@ down_cmd() {
   berthd_down
   slurm_down
   slurmdbd_down
+  tier_down
   mirror_down
   private_down
   registry_down

@@ -6,7 +6,7 @@ pid_or_dash() { pid_of "$1" "$2" || echo -; }
 
 status_all_running() {
   local n
-  munge_running && registry_running && mirror_running && private_running && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER" || return 1
+  munge_running && registry_running && mirror_running && tier_running && private_running && is_running "$SLURMCTLD_PIDFILE" "$SLURMCTLD_MARKER" || return 1
   is_running "$SLURMDBD_PIDFILE" "$SLURMDBD_MARKER" && is_running "$MARIADB_PIDFILE" "$MARIADB_MARKER" || return 1
   for n in "${NODES[@]}"; do
     docker_running "$n" && berthd_running "$n" \
@@ -31,6 +31,7 @@ status_json() {
       "$(docker_log "$n")" "$(berthd_log "$n")" "$(berthd_out "$n")" "$(slurmd_log "$n")" "$(slurmd_out "$n")" "$(berthd_accounting "$n")" "$(berthd_audit "$n")"
   done
   printf '],"mirror":{"address":"%s","running":%s,"log":"%s"},' "$MIRROR_ADDR" "$(bool mirror_running)" "$MIRROR_LOG"
+  printf '"mirrorTier":{"address":"%s","upstream":"%s","running":%s,"log":"%s","cache":"%s"},' "$TIER_ADDR" "$REGISTRY_ADDR" "$(bool tier_running)" "$TIER_LOG" "$TIER_CACHE"
   printf '"privateRegistry":{"address":"%s","running":%s,"log":"%s","image":"%s","logins":"%s"},' \
     "$PRIVATE_ADDR" "$(bool private_running)" "$PRIVATE_LOG" "$PRIVATE_IMAGE" "$PRIVATE_LOGINS"
   printf '"registry":{"address":"%s","pushAddress":"%s","running":%s,"log":"%s","frontLog":"%s","pushLogins":"%s"},' \
@@ -58,6 +59,7 @@ status_table() {
   row registry - "$(pid_or_dash "$REGISTRY_PIDFILE" "$REGISTRY_MARKER")" "$REGISTRY_LOG"
   row reg-front - "$(pid_or_dash "$REGISTRY_FRONT_PIDFILE" "$REGISTRY_FRONT_MARKER")" "$REGISTRY_FRONT_LOG"
   row mirror - "$(pid_or_dash "$MIRROR_PIDFILE" "$MIRROR_MARKER")" "$MIRROR_LOG"
+  row mirror-tier - "$(pid_or_dash "$TIER_PIDFILE" "$TIER_MARKER")" "$TIER_LOG"
   row private - "$(pid_or_dash "$PRIVATE_PIDFILE" "$PRIVATE_MARKER")" "$PRIVATE_LOG"
   row mariadb - "$(pid_or_dash "$MARIADB_PIDFILE" "$MARIADB_MARKER")" "$MARIADB_OUT"
   row slurmdbd - "$(pid_or_dash "$SLURMDBD_PIDFILE" "$SLURMDBD_MARKER")" "$SLURMDBD_LOG"

@@ -3,7 +3,7 @@
 // the origin.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -11,22 +11,10 @@ import { DockerodeEngine } from '../../services/agent/docker/dockerode-engine';
 import { ImageService } from '../../services/agent/images/image-service';
 import { silentLogger } from '../../services/agent/logger';
 import { RegistryClient } from '../../services/shared/images/registry-client';
-import { pushAsSite } from '../support/images';
+import { blobGets, pushAsSite } from '../support/images';
 import { node, sandbox } from '../support/stack';
 
 const NODES = ['n1', 'n2', 'n3'];
-
-/** blob → [GETs, bytes served] from a registry's access log since `from` */
-function blobGets(log: string, from: number, repo: string): Map<string, [number, number]> {
-  const counts = new Map<string, [number, number]>();
-  const re = new RegExp(`"GET /v2/${repo}/blobs/(sha256:[a-f0-9]{64}) HTTP[^"]*" 200 (\\d+)`, 'g');
-  for (const m of readFileSync(log).subarray(from).toString().matchAll(re)) {
-    const [n, b] = counts.get(m[1]!) ?? [0, 0];
-    counts.set(m[1]!, [n + 1, b + Number(m[2])]);
-  }
-  return counts;
-}
-
 
 describe('pull-through mirrors', { timeout: 90_000 }, () => {
   const tag = `127.0.0.1:5000/berth/mirror-test:${Date.now()}`;

@@ -25,6 +25,8 @@ export interface SandboxStatus {
   registry: { address: string; pushAddress: string; running: boolean; log: string; frontLog: string; pushLogins: string };
   /** a pull-through mirror of the registry (proxy mode) */
   mirror: { address: string; running: boolean; log: string };
+  /** the coalescing mirror tier (nginx proxy_cache in front of `upstream`, the registry); `cache` is its cache directory */
+  mirrorTier: { address: string; upstream: string; running: boolean; log: string; cache: string };
   /** a registry with htpasswd logins (alice, bob, site), holding `image` */
   privateRegistry: { address: string; running: boolean; log: string; image: string; logins: string };
   demoImage: string;
@@ -53,6 +55,7 @@ export function sandbox(): SandboxStatus {
     ...status.nodes.flatMap((n) => Object.entries(n.running).filter(([, up]) => !up).map(([what]) => `${what} on ${n.name}`)),
     ...(status.registry.running ? [] : ['registry']),
     ...(status.mirror?.running ? [] : ['mirror registry']),
+    ...(status.mirrorTier?.running ? [] : ['mirror tier']),
     ...(status.privateRegistry?.running ? [] : ['private registry']),
   ];
   if (down.length) throw new Error(`sandbox is not fully up (${down.join(', ')}): run 'scripts/sandbox up'`);

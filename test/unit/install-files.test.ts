@@ -421,6 +421,55 @@ describe('site registry (docker-compose.yml, registry-nginx.conf)', () => {
   });
 });
 
+describe('mirror tier (mirror-tier-nginx.conf, docker-compose.yml)', () => {
+  const conf = (): string => read(EXAMPLES, 'mirror-tier-nginx.conf');
+  /** the body of the location whose line starts with `head` (locations hold blocks one level deep) */
+  const location = (head: string): string => {
+    const start = conf().indexOf(`    location ${head} {\n`);
+    assert.ok(start >= 0, `a location ${head}`);
+    const end = conf().indexOf('\n    }\n', start);
+    return conf().slice(start, end);
+  };
+  const digestPaths = '~ "^/v2/.+/(blobs|manifests)/sha256:[a-f0-9]{64}$"';
+
+  it('caches only paths named by a digest, never for a request with a login, and coalesces misses for as long as a big blob takes', () => {
+    const cached = location(digestPaths);
+    assert.match(cached, /^\s+proxy_cache berth_tier;$/m);
+    assert.match(cached, /^\s+proxy_cache_bypass \$http_authorization;$/m, 'a request with Authorization is not answered from the cache');
+    assert.match(cached, /^\s+proxy_no_cache \$http_authorization;$/m, 'nor does its answer fill it');
+    assert.match(cached, /^\s+proxy_cache_valid 200 \S+;$/m, 'only 200s are kept (a 401 or 404 never is)');
+    assert.match(cached, /^\s+proxy_cache_lock on;$/m);
+    for (const d of ['proxy_cache_lock_timeout', 'proxy_cache_lock_age']) {
+      const v = new RegExp(`^\\s+${d} (\\d+)([smh]);$`, 'm').exec(cached);
+      assert.ok(v, d);
+      assert.ok(Number(v[1]) * { s: 1, m: 60, h: 3600 }[v[2] as 's' | 'm' | 'h'] >= 600, `${d} lets a multi-GB blob finish (nginx's default is 5 s)`);
+    }
+    // everything else (tags, /v2/) passes through: no cache outside the digest location
+    assert.equal([...conf().matchAll(/^\s+proxy_cache berth_tier;$/gm)].length, 1);
+    assert.doesNotMatch(location('/v2/'), /proxy_cache/);
+    assert.match(conf(), /proxy_cache_path \/var\/cache\/berth-mirror-tier [^;]*\bmax_size=\d+[kmg]\b[^;]*\binactive=\d+[smhd]\b/, 'a size bound and eviction');
+    assert.deepEqual([...conf().matchAll(/^\s*listen ([^;]+);/gm)].map((m) => m[1]), ['127.0.0.1:5004'], 'loopback only as shipped');
+    assert.doesNotMatch(conf(), /^\s*(user|pid|daemon)\s/m);
+  });
+
+  it('compose runs it with the shipped file and a cache volume at the path the config names', () => {
+    const c = read(REPO, 'docker-compose.yml');
+    assert.match(c, /^ {2}mirror-tier:\n(?: {4}.*\n)*? {6}- \.\/scripts\/examples\/mirror-tier-nginx\.conf:\/etc\/nginx\/nginx\.conf:ro$/m);
+    assert.match(c, /^ {6}- mirror-tier-cache:\/var\/cache\/berth-mirror-tier$/m);
+  });
+
+  it('nginx accepts the config, where nginx is installed', (t) => {
+    if (spawnSync('sh', ['-c', 'command -v nginx']).status !== 0) return t.skip('nginx is not installed here');
+    if (process.getuid?.() !== 0) return t.skip('nginx -t wants root for its default paths');
+    const dir = tmp('nginx-tier');
+    const file = path.join(dir, 'nginx.conf');
+    writeFileSync(file, conf().replace('/var/cache/berth-mirror-tier ', `${dir}/cache `));
+    const out = path.join(dir, 'out');
+    const r = spawnSync('sh', ['-c', `nginx -t -q -c "$1" -g "pid ${dir}/nginx.pid;" >"$2" 2>&1`, 'sh', file, out]);
+    assert.equal(r.status, 0, readFileSync(out, 'utf8'));
+  });
+});
+
 /** The create body the docker CLI sends for the flags the docs use (docker run [FLAGS] IMAGE CMD...). */
 function dockerRunBody(command: string): Record<string, unknown> {
   const words = command.split(/\s+/);
