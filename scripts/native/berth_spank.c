@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include "berth_options.h"
 #include "berth_run.h"
 #include "berth_spank_tasks.h"
@@ -218,18 +217,12 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
     int step_container = ctx == S_CTX_LOCAL && (!in_job || explicit[OPT_IMAGE] || explicit[OPT_NAME]);
     if (in_job && !step_container)
         return 0;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (in_job && explicit[OPT_IMAGE] && reuse_job_image(explicit)) {
         /* the job's container as it is: berthd would choose it for this step too (step-containers.ts) */
         if (setenv("BERTH_STEP_CONTAINER", "job", 1) != 0) {
             slurm_error("berth: cannot mark the step for its container: %s", strerror(errno));
             return -1;
         }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        /* srun -v shows it (bench/hot-path.ts reads it) */
-        slurm_verbose("berth: the step takes the job's pinned image %s (checked in %ld us, no submit check)", getenv(BERTH_VAR_IMAGE),
-                      (long)((t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000L));
         return 0;
     }
     const char *env[2 * OPT_COUNT + 3];

@@ -39,7 +39,7 @@ export const FAULTS: Readonly<Record<ErrorCode, FaultEntry>> = {
   JOB_NOT_RUNNING: { fault: 'job', when: "the job's container has stopped, or the job ended during its prolog" },
   JOB_NOT_FOUND: { fault: 'job', when: 'berth exec in a job without a container here' },
   JOB_FAULTED: { fault: 'job', when: "a step of a job whose container could not be made (the job's recorded fault)" },
-  WORKDIR_MISSING: { fault: 'job', when: "a step's directory is neither in the job's container nor among its mounts" },
+  WORKDIR_MISSING: { fault: 'job', when: "a step's directory, or --container-workdir, is neither in the job's image or container nor among its mounts" },
   USER_NAME_UNSUPPORTED: { fault: 'job', when: "the job's user name cannot name a Docker client certificate (only that user's jobs fail)" },
   NODE_DRAINED: { fault: 'node', when: "the node is drained for container jobs (berth drain, or berthd's node check found something missing)", cause: 'node drained' },
   ENGINE_UNAVAILABLE: { fault: 'node', when: 'dockerd cannot be reached', cause: 'dockerd down' },
