@@ -243,8 +243,15 @@ describe('security: what a job user with the raw Docker API cannot do', { timeou
       assert.notEqual(r.code, 0, flags.join(' '));
       assert.match(r.stderr, why, flags.join(' '));
     }
-    const noSwap = docker(j, ['run', '--rm', '--user', `${j.uid}:${j.uid}`, '--security-opt', 'no-new-privileges', '--memory', '100m', '--cpus', '1', IMAGE(), 'true']);
-    assert.match(noSwap.stderr, /MemorySwap is not set, so Docker gives the container as much swap as memory/);
+    // without --memory-swap Docker would give as much swap again: the job's endpoint sets none beyond the memory
+    const noSwap = docker(j, ['run', '-d', '--user', `${j.uid}:${j.uid}`, '--security-opt', 'no-new-privileges', '--memory', '100m', '--cpus', '1', IMAGE(), 'sleep', '60']);
+    assert.equal(noSwap.code, 0, noSwap.stderr);
+    const swapOf = JSON.parse(run('docker', ['-H', `unix://${node(NODE).dockerSocket}`, 'inspect', noSwap.stdout.trim()]).stdout) as { HostConfig: { Memory: number; MemorySwap: number } }[];
+    assert.deepEqual([swapOf[0]!.HostConfig.Memory, swapOf[0]!.HostConfig.MemorySwap], [100 * 2 ** 20, 100 * 2 ** 20]);
+    // straight at dockerd nothing is filled in, and the policy refuses the missing setting
+    const tlsEnv = { PATH, HOME: `/home/${j.user}`, DOCKER_HOST: `tcp://${node(NODE).dockerTlsAddress}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: `/run/berth/${NODE}/jobs/${j.jobId}` };
+    const direct = run('docker', ['run', '--rm', '--label', `io.berth.job.id=${j.jobId}`, '--label', 'io.berth.role=user', '--network', 'host', '--user', `${j.uid}:${j.uid}`, '--security-opt', 'no-new-privileges', '--memory', '100m', '--cpus', '1', IMAGE(), 'true'], { user: j.user, cwd: j.dir, env: tlsEnv });
+    assert.match(direct.stderr, /MemorySwap is not set, so Docker gives the container as much swap as memory/);
     const up1 = docker(j, ['update', '--pids-limit', '-1', ids[0]!]);
     assert.match(up1.stderr, /PidsLimit=-1 would remove the limit/);
     const up2 = docker(j, ['update', '--restart', 'always', ids[0]!]);
