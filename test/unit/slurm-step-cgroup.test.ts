@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { ownSlurmStep } from '../../services/cli/slurm-env';
 import { loadConfig } from '../../services/agent/config';
 import { silentLogger } from '../../services/agent/logger';
 import { freezerRootFor, PLACEMENT_WAIT_ENV, SlurmStepCgroups, slurmStepFreezerPath } from '../../services/agent/steps/slurm-step-cgroup';
@@ -53,6 +54,23 @@ describe('the Slurm step freezer cgroup of a berth exec step', () => {
     assert.equal(cg.stepDir(job, '0', log), undefined);
     assert.equal(cg.stepDir(job, '../step_batch', log), undefined);
     assert.equal(new SlurmStepCgroups({ freezerRoot: undefined, signal: () => undefined, log }).stepDir(job, 'batch', log), undefined);
+  });
+});
+
+describe('the client\'s own Slurm step', () => {
+  const cgroup = (freezer: string) => `12:pids:/berth/n1/job_42/abc\n6:freezer:${freezer}\n4:memory:/slurm_n1/uid_2001/job_42/step_batch/task_0\n1:name=systemd:/user.slice\n`;
+  it('is the step_NAME of its freezer cgroup in its own job (a batch script has no SLURM_STEP_ID)', () => {
+    assert.equal(ownSlurmStep('42', cgroup('/slurm_n1/uid_2001/job_42/step_batch')), 'batch');
+    assert.equal(ownSlurmStep('42', cgroup('/slurm/uid_2001/job_42/step_3')), '3');
+    assert.equal(ownSlurmStep('42', cgroup('/slurm_n1/uid_2001/job_42/step_extern')), 'extern');
+    assert.equal(ownSlurmStep('42', '3:cpuacct,freezer:/slurm/uid_2001/job_42/step_0\n'), '0');
+  });
+  it('is none outside a step of that job', () => {
+    assert.equal(ownSlurmStep('42', cgroup('/slurm_n1/uid_2001/job_43/step_0')), '');
+    assert.equal(ownSlurmStep('42', cgroup('/')), '');
+    assert.equal(ownSlurmStep('42', cgroup('/user.slice')), '');
+    assert.equal(ownSlurmStep('42', '0::/user.slice/session-3.scope\n'), '', 'cgroup v2: no freezer line');
+    assert.equal(ownSlurmStep('42', ''), '');
   });
 });
 
@@ -127,6 +145,17 @@ describe('berth exec steps and their Slurm step', () => {
     for (let i = 0; i < 100 && order.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
     assert.equal(readFileSync(path.join(dir, 'cgroup.procs'), 'utf8'), '4242');
     assert.deepEqual(order, ['4242:SIGCONT', '-4242:SIGTERM']);
+  });
+
+  it('takes the step the client found itself in over SLURM_STEP_ID, which a batch script lacks', async () => {
+    const h = harness();
+    const { job } = await h.jobs.prologue(prologueInput());
+    const root = mkdtempSync(path.join(os.tmpdir(), 'berth-freezer-'));
+    mkdirSync(path.join(root, `uid_${job.uid}`, `job_${job.jobId}`, 'step_batch'), { recursive: true });
+    const cg = new SlurmStepCgroups({ freezerRoot: root, signal: () => undefined, log: h.log });
+    const runner = new StepRunner(h.engine, h.ledger, h.log, [], () => undefined, undefined, cg);
+    await runner.start(job, { stepId: '', slurmStep: 'batch', taskId: 0, argv: ['true'], cwd: '/', env: [], tty: false }, { name: 'alice', home: '/home/alice' }, { stdout: () => undefined, stderr: () => undefined });
+    assert.ok(h.engine.execs[0]!.opts.env.includes(`${PLACEMENT_WAIT_ENV}=5000`));
   });
 
   it('does not make berth-init wait when there is no step cgroup to join', async () => {

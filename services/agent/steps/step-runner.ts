@@ -25,6 +25,8 @@ export interface StepRequest {
   tty: boolean;
   /** with tty: the client's window size at start, when it knows one */
   size?: TerminalSize;
+  /** the client's step in Slurm's freezer cgroup tree (batch, extern, N), as it read it; else stepId is used */
+  slurmStep?: string;
 }
 
 export interface StepOutcome {
@@ -192,7 +194,7 @@ export class StepRunner {
     const size = req.tty && req.size ? terminalSize(req.size.rows, req.size.cols) : undefined;
     const log = this.log.child({ job: job.jobId, step: req.stepId, task: req.taskId });
     // berth-init waits to be placed only when there is a step cgroup to place it in
-    const stepDir = this.slurmSteps?.stepDir(job, req.stepId, log);
+    const stepDir = this.slurmSteps?.stepDir(job, req.slurmStep || req.stepId, log);
     let handle: ExecHandle;
     let stream: Duplex;
     try {
