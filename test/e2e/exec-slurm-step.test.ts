@@ -41,6 +41,7 @@ describe('berth exec steps are their Slurm step\'s', { timeout: 180_000 }, () =>
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     waitFor(`the srun steps of job ${jobId}`, () => existsSync(`${dir}/srun.done`) || jobState(jobId) === '' || undefined, 90_000);
+    const node = jobNodes(jobId);
     const left = /left=(\d+)/.exec(readIfExists(`${dir}/left`))?.[1];
     assert.ok(left, `the daemon's pid: ${readIfExists(`${dir}/left`)} ${readIfExists(`${dir}/out`)}`);
     // the step has ended; slurmstepd kills what is left in its cgroup as it goes
@@ -48,7 +49,6 @@ describe('berth exec steps are their Slurm step\'s', { timeout: 180_000 }, () =>
     assert.equal(gone, true);
     waitFor(`job ${jobId} ended`, () => jobState(jobId) === '' || undefined, 120_000);
 
-    const node = jobNodes(jobId);
     const uid = run('id', ['-u', 'alice']).stdout.trim();
     const batch = readIfExists(`${dir}/cg.batch`);
     const step = readIfExists(`${dir}/cg.step`);
