@@ -3,7 +3,7 @@
 // proctrack/cgroup owns them: what a step leaves running in the container (a daemon in a
 // session of its own, which berthd's signals to the step's process group do not reach) is
 // killed by Slurm when the step ends. Their memory stays in berth's job cgroup: a hog is still
-// stopped at the job's limit. (sacct still does not count them: jobacct_gather/linux sums
+// stopped at the job's limit; scontrol suspend freezes them with the step. (sacct still does not count them: jobacct_gather/linux sums
 // a task's descendants only; docs/operations.md, "CPU binding and cgroups".)
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -61,5 +61,28 @@ describe('berth exec steps are their Slurm step\'s', { timeout: 180_000 }, () =>
     const out = readIfExists(`${dir}/out`);
     assert.match(out, /held=0/, out);
     assert.match(out, /hog=137/, `stopped by the job's memory limit: ${out}`);
+  });
+
+  it('are frozen by scontrol suspend with their step, and go on at resume', () => {
+    const dir = jobDir('alice', 'exec-suspend');
+    const loop = `i=0; while [ $i -lt 1200 ]; do i=$((i+1)); echo $i > ${dir}/count; sleep 0.05; done`;
+    const sub = run('sbatch', ['-N1', '-c1', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out`, '--wrap', `berth exec -- sh -c '${loop}'`],
+      { user: 'alice', cwd: dir, env: { PATH } });
+    assert.equal(sub.code, 0, sub.stderr);
+    const jobId = jobIdFrom(sub.stdout);
+    const count = (): number => Number(readIfExists(`${dir}/count`).trim() || 0);
+    try {
+      waitFor(`job ${jobId}'s berth exec counting`, () => (count() > 5 ? true : undefined), 60_000);
+      assert.equal(run('scontrol', ['suspend', jobId]).code, 0);
+      waitFor(`job ${jobId} suspended`, () => (jobState(jobId) === 'SUSPENDED' ? true : undefined), 10_000);
+      run('sleep', ['1']);
+      const frozen = count();
+      run('sleep', ['2']);
+      assert.equal(count(), frozen, 'the berth exec step kept running while its job was suspended');
+      assert.equal(run('scontrol', ['resume', jobId]).code, 0);
+      waitFor(`job ${jobId}'s berth exec going on`, () => (count() > frozen + 5 ? true : undefined), 10_000);
+    } finally {
+      run('scancel', [jobId]);
+    }
   });
 });
