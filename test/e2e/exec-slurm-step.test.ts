@@ -75,10 +75,16 @@ describe('berth exec steps are their Slurm step\'s', { timeout: 180_000 }, () =>
       waitFor(`job ${jobId}'s berth exec counting`, () => (count() > 5 ? true : undefined), 60_000);
       assert.equal(run('scontrol', ['suspend', jobId]).code, 0);
       waitFor(`job ${jobId} suspended`, () => (jobState(jobId) === 'SUSPENDED' ? true : undefined), 10_000);
-      run('sleep', ['1']);
-      const frozen = count();
-      run('sleep', ['2']);
-      assert.equal(count(), frozen, 'the berth exec step kept running while its job was suspended');
+      // slurmd freezes the steps a moment after slurmctld says SUSPENDED: wait for the count to stand still for 2 s
+      let last = count();
+      let still = 0;
+      const frozen = waitFor('the berth exec step to stop while its job is suspended (it kept counting)', () => {
+        run('sleep', ['0.5']);
+        const now = count();
+        still = now === last ? still + 1 : 0;
+        last = now;
+        return still >= 4 ? now : undefined;
+      }, 20_000);
       assert.equal(run('scontrol', ['resume', jobId]).code, 0);
       waitFor(`job ${jobId}'s berth exec going on`, () => (count() > frozen + 5 ? true : undefined), 10_000);
     } finally {
