@@ -11,6 +11,10 @@
  *                               BERTH_TTY_SIZE=ROWSxCOLS it sets the window size before CMD
  *                               runs (docker's resize comes after the process started, too late
  *                               for `stty size` or a full-screen program's first draw).
+ *                               With BERTH_PLACEMENT_WAIT_MS=N it waits up to N ms for
+ *                               berthd's SIGCONT before CMD runs: berthd moves it into the
+ *                               freezer cgroup of the Slurm step that ran `berth exec` first,
+ *                               so CMD and all it starts are that step's for Slurm's proctrack.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,8 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int do_pause(void) {
@@ -52,6 +59,49 @@ static void set_tty_size(void) {
     unsetenv("BERTH_TTY_SIZE");
 }
 
+/*
+ * BERTH_PLACEMENT_WAIT_MS=N (from berthd): SIGCONT blocked, then wait for it up to N ms on a
+ * signalfd. berthd reads SigBlk in /proc/PID/status to see that SIGCONT is blocked (so its
+ * SIGCONT stays pending and none is lost; sigtimedwait would unblock it while waiting, which
+ * hides the mask), writes PID to the step's cgroup.procs, then sends SIGCONT. Past N ms CMD
+ * runs anyway, unplaced: a berthd that fails or is slow never keeps a step from starting.
+ * CMD inherits the mask berth-init was started with; the variable never reaches CMD.
+ */
+static void wait_for_placement(void) {
+    const char *v = getenv("BERTH_PLACEMENT_WAIT_MS");
+    if (!v) return;
+    char *end = NULL;
+    long ms = strtol(v, &end, 10);
+    int ok = end != v && *end == '\0' && ms > 0 && ms <= 60000;
+    unsetenv("BERTH_PLACEMENT_WAIT_MS");
+    if (!ok) return;
+    sigset_t cont, old;
+    sigemptyset(&cont);
+    sigaddset(&cont, SIGCONT);
+    if (sigprocmask(SIG_BLOCK, &cont, &old) != 0) return;
+    int fd = signalfd(-1, &cont, SFD_CLOEXEC);
+    if (fd >= 0) {
+        struct timespec until, now;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        long long deadline = (long long)until.tv_sec * 1000 + until.tv_nsec / 1000000 + ms;
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long long left = deadline - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+            if (left <= 0) break;
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            int n = poll(&p, 1, (int)left);
+            if (n > 0) {
+                struct signalfd_siginfo si;
+                (void)!read(fd, &si, sizeof si);
+                break;
+            }
+            if (n == 0 || errno != EINTR) break;
+        }
+        close(fd);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 static int do_exec(int argc, char **argv) {
     int i = 0;
     if (i < argc && strcmp(argv[i], "--") == 0) i++;
@@ -65,6 +115,7 @@ static int do_exec(int argc, char **argv) {
     }
     if (isatty(STDIN_FILENO)) (void)ioctl(STDIN_FILENO, TIOCSCTTY, 0);
     set_tty_size();
+    wait_for_placement();
     execvp(argv[i], &argv[i]);
     int err = errno;
     fprintf(stderr, "berth: %s: %s\n", argv[i], err == ENOENT ? "command not found in the container" : strerror(err));

@@ -135,6 +135,15 @@ export const configSchema = z.object({
    * from where slurmstepd put it.
    */
   slurmdSpoolDir: absolutePath.default('/var/lib/slurm/slurmd'),
+  /**
+   * Where slurmd's freezer cgroups of this node's jobs are (cgroup v1, proctrack/cgroup):
+   * <CgroupMountpoint>/freezer/slurm, or slurm_%n (%n: the node's name) when Slurm was built
+   * with --enable-multiple-slurmd, as the sandbox's is. A `berth exec` step's processes join
+   * the freezer cgroup of the step that ran it (uid_<uid>/job_<id>/step_<step> below this).
+   */
+  slurmFreezerCgroup: absolutePath
+    .refine((p) => !/%[^n]/.test(p.replace(/%%/g, '')) && !p.split('/').includes('..'), { message: 'may hold %n (the node\'s name) and no other %-sequence or ..' })
+    .default('/sys/fs/cgroup/freezer/slurm_%n'),
   /** Docker API access for job users through berth's AuthZ plugin; off when absent */
   authz: authzSchema.optional(),
   /** a TCP listener with mutual TLS for admins' remote `berth` commands; off when absent */

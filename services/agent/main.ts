@@ -54,6 +54,7 @@ import { realHostPath } from './policy/host-paths';
 import { SitePolicy } from './policy/site-policy';
 import { type PolicyPort, type PreparedDockerAccess, prepareDockerAccess, startAuthzPlugin } from './authz/setup';
 import { startServers } from './server/grpc-servers';
+import { freezerRootFor, SlurmStepCgroups } from './steps/slurm-step-cgroup';
 import { StepRunner } from './steps/step-runner';
 import { StepContainers } from './steps/step-containers';
 import { TaskFiles } from './steps/task-files';
@@ -249,8 +250,9 @@ async function main(): Promise<void> {
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {
     highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeMs, dryRun: config.imageGc.dryRun,
   }, log.child({ component: 'image-gc' }));
+  const slurmSteps = new SlurmStepCgroups({ freezerRoot: freezerRootFor(config.slurmFreezerCgroup, config.node), signal: (pid, sig) => process.kill(pid, sig), log });
   const steps = new StepRunner(engine, ledger, log, siteRules.mounts.map((m) => m.target), undefined,
-    prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined);
+    prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined, slurmSteps);
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeMs),
     config.remoteAccess && new RemoteAccessPolicy(config.remoteAccess.clients, remoteRoles()));
   const containers = () => listManagedContainers(engine, config.node, jobs.list());

@@ -1,6 +1,6 @@
 // What the hooks and steps read from Slurm's environment. Kept free of heavy imports: slurmd
 // runs the hooks for every job on every node, and jobs without a container must return at once.
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { agentTasksDir, DEFAULT_RUN_DIR } from '../shared/paths';
 import { isJobId } from '../shared/ids';
 import { OPTION_ENV } from '../shared/container-options';
@@ -37,4 +37,30 @@ export function expandCounts(text: string): number[] {
     for (let i = 0; i < Number(m[2] ?? 1); i++) out.push(Number(m[1]));
   }
   return out;
+}
+
+/**
+ * The Slurm step this process is in, by its freezer cgroup (cgroup v1, proctrack/cgroup):
+ * `.../job_<JOB>/step_<NAME>` in /proc/self/cgroup gives NAME (batch, extern, interactive, a
+ * number), or '' when it is in none of job JOB's steps. berthd checks the name again and builds
+ * the path itself. A batch script has no SLURM_STEP_ID, so this is how its step is known.
+ */
+export function ownSlurmStep(jobId: string, cgroupText?: string): string {
+  let text = cgroupText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/cgroup', 'utf8');
+    } catch {
+      return '';
+    }
+  }
+  for (const line of text.split('\n')) {
+    // ID:CONTROLLERS:PATH
+    const a = line.indexOf(':');
+    const b = line.indexOf(':', a + 1);
+    if (a < 0 || b < 0 || !line.slice(a + 1, b).split(',').includes('freezer')) continue;
+    const m = /\/job_([0-9]+)\/step_([a-z0-9]+)$/.exec(line.slice(b + 1));
+    return m && m[1] === jobId ? m[2]! : '';
+  }
+  return '';
 }

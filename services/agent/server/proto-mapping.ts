@@ -93,6 +93,7 @@ export function fromProtoOptions(o: ContainerOptions__Output | null): ContainerO
 export function fromProtoExecStart(s: ExecStart__Output): StepRequest {
   return {
     stepId: s.stepId, taskId: s.taskId, argv: s.argv, cwd: s.cwd, env: s.env, tty: s.tty,
+    ...(s.slurmStep ? { slurmStep: s.slurmStep } : {}),
     ...(s.tty && s.rows > 0 && s.cols > 0 ? { size: { rows: s.rows, cols: s.cols } } : {}),
   };
 }

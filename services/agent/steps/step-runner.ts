@@ -12,6 +12,7 @@ import type { StepLedger } from '../jobs/step-ledger';
 import type { Logger } from '../logger';
 import { Demuxer, type Sink } from './demux';
 import { checkSignal } from './signals';
+import { PLACEMENT_WAIT_ENV, PLACEMENT_WAIT_MS, type SlurmStepCgroups } from './slurm-step-cgroup';
 import { stepEnv } from './step-env';
 import { initTtySizeEnv, Resizer, type TerminalSize, terminalSize } from './terminal-size';
 
@@ -24,6 +25,8 @@ export interface StepRequest {
   tty: boolean;
   /** with tty: the client's window size at start, when it knows one */
   size?: TerminalSize;
+  /** the client's step in Slurm's freezer cgroup tree (batch, extern, N), as it read it; else stepId is used */
+  slurmStep?: string;
 }
 
 export interface StepOutcome {
@@ -53,6 +56,8 @@ export class RunningStep {
     private readonly tty: boolean,
     private readonly signaller: Signaller,
     private readonly log: Logger,
+    /** moves the step's first process (berth-init, waiting) into its Slurm step's cgroup and lets it go on */
+    private readonly place?: (pid: number) => Promise<unknown>,
   ) {
     this.resizer = tty
       ? new Resizer((size) => handle.resize(size.rows, size.cols), (err, size) => {
@@ -127,6 +132,8 @@ export class RunningStep {
       }
       if (this.pid === 0) await new Promise((r) => setTimeout(r, 5));
     }
+    // before any queued signal: a SIGTERM the client sent meanwhile ends berth-init as it waits
+    if (this.pid > 0 && this.place) await this.place(this.pid).catch(() => undefined);
     for (const sig of this.queued.splice(0)) this.sendToGroup(sig);
   }
 
@@ -164,6 +171,8 @@ export class StepRunner {
     private readonly signaller: Signaller = defaultSignaller,
     /** environment berth adds to every step of a job (DOCKER_HOST & co. when users may use Docker) */
     private readonly jobEnv: (jobId: string) => string[] = () => [],
+    /** the Slurm step cgroups a step's processes join (freezer only); none: steps stay where docker puts them */
+    private readonly slurmSteps?: SlurmStepCgroups,
   ) {}
 
   /** The step's directory must exist in the container: mounted, or present in the image. */
@@ -184,6 +193,8 @@ export class StepRunner {
     await this.checkCwd(job, cwd);
     const size = req.tty && req.size ? terminalSize(req.size.rows, req.size.cols) : undefined;
     const log = this.log.child({ job: job.jobId, step: req.stepId, task: req.taskId });
+    // berth-init waits to be placed only when there is a step cgroup to place it in
+    const stepDir = this.slurmSteps?.stepDir(job, req.slurmStep || req.stepId, log);
     let handle: ExecHandle;
     let stream: Duplex;
     try {
@@ -191,7 +202,8 @@ export class StepRunner {
         cmd: [INIT_PATH, 'exec', '--', ...req.argv],
         user: `${job.uid}:${job.gid}`,
         workingDir: cwd,
-        env: [...stepEnv(req.env, user, job.envNames), ...this.jobEnv(job.jobId), ...(size ? [initTtySizeEnv(size)] : [])],
+        env: [...stepEnv(req.env, user, job.envNames), ...this.jobEnv(job.jobId), ...(size ? [initTtySizeEnv(size)] : []),
+          ...(stepDir ? [`${PLACEMENT_WAIT_ENV}=${PLACEMENT_WAIT_MS}`] : [])],
         tty: req.tty,
         ...(size ? { consoleSize: size } : {}),
       });
@@ -200,7 +212,9 @@ export class StepRunner {
       throw new BerthError('ENGINE_FAILED', `job ${job.jobId}: could not start '${req.argv[0]}' in the container: ${engineMessage(err)}`, { cause: err });
     }
     const record = this.ledger.start(job.jobId, { stepId: req.stepId, taskId: req.taskId, argv: req.argv, startTime: new Date().toISOString() });
-    const step = new RunningStep(handle.id, handle, stream, io, req.tty, this.signaller, log);
+    const slurmSteps = this.slurmSteps;
+    const place = slurmSteps && stepDir ? (pid: number) => slurmSteps.place(pid, stepDir, log) : undefined;
+    const step = new RunningStep(handle.id, handle, stream, io, req.tty, this.signaller, log, place);
     // an older berth-init ignores BERTH_TTY_SIZE: the engine's resize sets the size then, a moment late
     if (size) step.resize(size.rows, size.cols);
     log.info('step started', { exec: handle.id, argv0: req.argv[0] });
