@@ -24,6 +24,7 @@ import { ImageUserFilesCache } from './containers/image-user-files';
 import { nodeMemlock } from './containers/memlock';
 import { DockerodeEngine } from './docker/dockerode-engine';
 import { reconcileJobs, SqueueJobSource } from './housekeeping/orphans';
+import { pullNotice } from './images/pull-notice';
 import { retryReconcile } from './housekeeping/reconcile-retry';
 import { ensureSpoolDir, epilogSpoolDir } from '../shared/epilog-spool';
 import { ImageCache } from './housekeeping/image-cache';
@@ -216,7 +217,14 @@ async function main(): Promise<void> {
     nodeCheck.setRuntimeProblems(checkDockerRuntime({ ...config, configFile: argv.config }, await engine.runtimes()));
   };
   let authzAsked: (() => Promise<void>) | undefined;
-  const factory = new ContainerFactory({ config, engine, images, imageUserFiles, identities, imageUses, log, memlockBytes: memlock.bytes, allocations, jobDevices: (jobId) => jobDevices.of(jobId), cpusetOf: (ids) => machineCpuset(ids),
+  // where a user reads about their job: scontrol show job, sacct -o AdminComment
+  const tellUser = (jobId: string, text: string) => new Promise<void>((resolve, reject) => {
+    execFile('scontrol', ['update', `jobid=${jobId}`, `AdminComment=${text.slice(0, 1000)}`], { timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
+  });
+  const pullNotices = (jobId: string, image: string) => pullNotice((text) => {
+    tellUser(jobId, text).catch((err: unknown) => log.warn('could not tell the user how their image pull goes', { job: jobId, error: errorMessage(err) }));
+  }, { image, node: config.node });
+  const factory = new ContainerFactory({ pullNotice: pullNotices, config, engine, images, imageUserFiles, identities, imageUses, log, memlockBytes: memlock.bytes, allocations, jobDevices: (jobId) => jobDevices.of(jobId), cpusetOf: (ids) => machineCpuset(ids),
     metrics, seal, siteRules: () => siteRules,
     // what every job needs from the node, and that dockerd still asks berth's AuthZ plugin (authz/authz-probe.ts)
     nodeReady: async (jobId) => {
@@ -241,10 +249,7 @@ async function main(): Promise<void> {
   };
   const jobs = new JobService({ config, engine, factory, ledger, table, accounting, log, seal, volumes: engine, tasks: jobTasks, stepSpool,
     faults: new JobFaults(agentFaultsDir(config.runDir, config.node)),
-    // where a user reads about their job: scontrol show job, sacct -o AdminComment
-    tellUser: (jobId, text) => new Promise<void>((resolve, reject) => {
-      execFile('scontrol', ['update', `jobid=${jobId}`, `AdminComment=${text.slice(0, 1000)}`], { timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
-    }),
+    tellUser,
     dockerAccess: prepared?.dockerAccess,
   });
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {

@@ -18,6 +18,8 @@ import type { ImageService } from '../images/image-service';
 import type { PrologueInput } from '../jobs/prologue-request';
 import type { AllocationSource } from '../jobs/slurm-allocation';
 import type { JobDeviceSet } from '../devices/job-devices';
+import type { PullProgress } from '../docker/pull-stream';
+import type { PullNotice } from '../images/pull-notice';
 import type { JobCpuset } from '../runtime/job-cgroups';
 import type { Logger } from '../logger';
 import type { JobMetrics } from '../metrics/agent-metrics';
@@ -71,6 +73,8 @@ export interface ContainerFactoryDeps {
   memlockBytes: number;
   /** the job's CPUs and memory on this node; the request's figures are used when it has none */
   allocations?: AllocationSource;
+  /** tells the job's user how a long image pull is going */
+  pullNotice?: (jobId: string, image: string) => PullNotice;
   /** Slurm's CPU_IDs in Linux's numbering with their NUMA nodes (runtime/cpu-topology.ts) */
   cpusetOf?: (cpuIds: string) => JobCpuset;
   /** the job's device nodes on this node: its HCAs and GPUs (devices/job-devices.ts); the node's RDMA devices when absent */
@@ -140,7 +144,18 @@ export class ContainerFactory {
     const userLookup = this.d.identities.lookup(req.uid, req.user);
     const [user, image, alloc, jobDevices] = await Promise.all([
       userLookup,
-      userLookup.then((u) => this.d.images.ensure(req.image, { user: { uid: req.uid, home: u.home } })),
+      userLookup.then(async (u) => {
+        // a long pull is told to the user as it goes (images/pull-notice.ts)
+        const notice = this.d.pullNotice?.(req.jobId, req.requestedImage || req.image);
+        try {
+          const ensured = await this.d.images.ensure(req.image, { user: { uid: req.uid, home: u.home }, ...(notice ? { onProgress: (p: PullProgress) => notice.progress(p) } : {}) });
+          notice?.done(true);
+          return ensured;
+        } catch (err) {
+          notice?.done(false);
+          throw err;
+        }
+      }),
       this.d.allocations?.allocation(req.jobId, config.node),
       this.d.jobDevices?.(req.jobId).catch((err: unknown) => {
         // Slurm gave GPUs this node's gres.conf does not name: the node's configuration
