@@ -6,19 +6,19 @@ import { forgetImage, pushPaddedImage } from '../support/images';
 import { node } from '../support/stack';
 import { jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
 
-const TAG = '127.0.0.1:5000/berth/pull-notice:1';
+const TAG = '127.0.0.1:5000/berth/pull-notice:2';
 const NODE = 'n1';
 
 function adminComment(jobId: string): string {
   const line = run('scontrol', ['show', 'job', '-o', jobId]).stdout;
-  return /AdminComment=(.*?)(?: [A-Z][A-Za-z]*=|$)/.exec(line)?.[1] ?? '';
+  return (/AdminComment=(.*?)(?: [A-Z][A-Za-z]*=|$)/.exec(line.trim())?.[1] ?? '').trim();
 }
 
 describe('a long image pull at the prolog', { timeout: 300_000 }, () => {
   after(() => forgetImage(node(NODE).dockerSocket, '127.0.0.1:5000/berth/pull-notice'));
 
   it("is told to the job's user as it goes, and how long it took", async () => {
-    await pushPaddedImage(TAG, 300);
+    await pushPaddedImage(TAG, 500);
     forgetImage(node(NODE).dockerSocket, '127.0.0.1:5000/berth/pull-notice');
     const dir = jobDir('alice', 'pull-notice');
     const sub = run('sbatch', ['-N1', '-w', NODE, `--container-image=${TAG}`, '-o', '/dev/null', '--wrap', 'sleep 2'], { user: 'alice', cwd: dir });

@@ -12,7 +12,7 @@ export interface PullNoticeTimes {
   everyMs: number;
 }
 
-const DEFAULT_TIMES: PullNoticeTimes = { afterMs: 2000, everyMs: 5000 };
+const DEFAULT_TIMES: PullNoticeTimes = { afterMs: 1000, everyMs: 5000 };
 const MB = 1e6;
 
 export interface PullNotice {
