@@ -19,13 +19,12 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { blobGets, forgetImage, type PushedLayers, pushRandomLayersImage } from '../test/support/images';
 import { node, REPO, sandbox } from '../test/support/stack';
+import { dropFromStorage, STATE_DIR } from './support/registry-storage';
 
 const arg = (name: string, dflt: number): number => Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) || dflt;
 const megabytes = arg('mb', 1024);
 const layers = arg('layers', 8);
 const pullers = arg('pullers', 16);
-/** scripts/sandbox.d/common.sh's STATE_DIR: where the registries keep their storage */
-const STATE_DIR = '/var/lib/berth-sandbox';
 const sb = sandbox();
 const origin = sb.registry.address;
 const stamp = Date.now();
@@ -111,16 +110,6 @@ async function storm(via: string, image: PushedLayers, repo: string): Promise<St
   };
   for (const n of NODES) forgetImage(node(n).dockerSocket, `*/${repo}`);
   return result;
-}
-
-/** removes a repository of this bench and its blobs from a registry's filesystem storage */
-function dropFromStorage(dataDir: string, repo: string, image: PushedLayers): void {
-  const v2 = path.join(dataDir, 'docker/registry/v2');
-  rmSync(path.join(v2, 'repositories', repo), { recursive: true, force: true });
-  for (const d of [...image.blobs, image.manifestDigest]) {
-    const hex = d.slice('sha256:'.length);
-    rmSync(path.join(v2, 'blobs/sha256', hex.slice(0, 2), hex), { recursive: true, force: true });
-  }
 }
 
 /** removes the tier's cache files of an image (nginx's key is the path; levels=1:2) */
