@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { forgetImage, pushRandomLayersImage } from '../test/support/images';
 import { node } from '../test/support/stack';
 import { dropFromStorage, STATE_DIR } from './support/registry-storage';
+import { median } from './support/figures';
 
 const arg = (name: string, dflt: number): number => Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) || dflt;
 const runs = arg('runs', 5);
@@ -19,10 +20,6 @@ const NODE = 'n1';
 const sock = node(NODE).dockerSocket;
 const REPO = '127.0.0.1:5000/berth/bench-big-pull';
 const TAG = `${REPO}:${Date.now()}`;
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const pushed = await pushRandomLayersImage(TAG, layers, mib * 2 ** 20);
 const timed = (argv: string[]): number => {

@@ -3,8 +3,8 @@
 //   npm run bench [-- --runs 15]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { node, sandbox, uidOf } from '../test/support/stack';
+import { median, sh } from './support/figures';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 12;
 const NODE = 'n1';
@@ -16,19 +16,7 @@ const berth = '/usr/local/bin/berth';
 // what the SPANK plugin passes the prolog since submit-time pinning: the digest reference
 const pinnedImage = spawnSync(berth, ['resolve', image], { encoding: 'utf8' }).stdout.trim();
 
-function sh(argv: string[], env?: Record<string, string>): number {
-  const t0 = performance.now();
-  const r = spawnSync(argv[0]!, argv.slice(1), { env: env ?? process.env, encoding: 'utf8', cwd: '/home/alice' });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return ms;
-}
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function hookEnv(jobId: string, withImage: boolean): Record<string, string> {
   const env: Record<string, string> = { PATH: '/usr/bin:/bin', SLURM_JOB_ID: jobId, SLURMD_NODENAME: NODE };

@@ -9,16 +9,13 @@ import path from 'node:path';
 import { node } from '../test/support/stack';
 import { pushBusyboxImage } from '../test/support/images';
 import { jobDir, jobIdFrom, jobState, run, waitFor } from '../test/support/slurm';
+import { median } from './support/figures';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 8;
 const IMAGE = '127.0.0.1:5000/berth/tools:1';
 pushBusyboxImage(IMAGE, { 'etc/berth-tools-release': 'berth tools image 1\n' });
 const pinned = run('berth', ['resolve', IMAGE]).stdout.trim();
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const dir = jobDir('alice', 'bench-step-container');
 const out = path.join(dir, 'bench.out');

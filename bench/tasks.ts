@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import { sandbox } from '../test/support/stack';
 import { jobDir, jobIdFrom, jobState, run, waitFor } from '../test/support/slurm';
+import { median } from './support/figures';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 8;
 const dir = jobDir('alice', 'bench-tasks');
@@ -33,10 +34,6 @@ const jobId = jobIdFrom(sub.stdout);
 waitFor(`job ${jobId}`, () => jobState(jobId) === '' || undefined, 600_000);
 const text = readFileSync(out, 'utf8');
 const col = (name: string) => text.split('\n').filter((l) => l.startsWith(`${name} `)).map((l) => l.split(' ').slice(1).map(Number));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const plain = median(col('plain').map((r) => r[0]!));
 const berth = median(col('berth').map((r) => r[0]!));
 const native = median(col('native').map((r) => r[0]!));

@@ -97,3 +97,21 @@ log_tail() {
   echo "--- last $n lines of $f:"
   tail -n "$n" "$f" | sed 's/^/  /'
 }
+
+# nginx_config WHAT SHIPPED NEW CONF GLOBALS LOG PIDFILE MARKER: checks the config NEW (made
+# from SHIPPED) with nginx -t, then puts it in place as CONF. A running nginx rereads it (HUP,
+# only when it changed) and the status is 0; otherwise 1, and the caller starts nginx.
+nginx_config() {
+  local what="$1" shipped="$2" new="$3" conf="$4" globals="$5" log="$6" pidfile="$7" marker="$8" pid
+  nginx -q -t -c "$new" -g "$globals" >>"$log" 2>&1 \
+    || { log_tail "$log" >&2; die "nginx refused the config made from $shipped ($new; log: $log)"; }
+  if pid="$(pid_of "$pidfile" "$marker")"; then
+    cmp -s "$new" "$conf" && { rm -f "$new"; return 0; }
+    mv -f "$new" "$conf"
+    kill -HUP "$pid"
+    say "$what: nginx (pid $pid) rereads $conf"
+    return 0
+  fi
+  mv -f "$new" "$conf"
+  return 1
+}

@@ -94,16 +94,7 @@ registry_front_up() {
     -e "s#/etc/nginx/registry-push.htpasswd;#$REGISTRY_PUSH_HTPASSWD;#" "$shipped" >"$conf.new"
   grep -qF "unix:$REGISTRY_SOCKET;" "$conf.new" && grep -qF "$REGISTRY_PUSH_HTPASSWD;" "$conf.new" \
     || die "$shipped no longer names /run/registry/registry.sock and /etc/nginx/registry-push.htpasswd; update registry_front_up to match"
-  nginx -q -t -c "$conf.new" -g "$globals" >>"$REGISTRY_FRONT_LOG" 2>&1 \
-    || { log_tail "$REGISTRY_FRONT_LOG" >&2; die "nginx refused the config made from $shipped ($conf.new; log: $REGISTRY_FRONT_LOG)"; }
-  if pid="$(pid_of "$REGISTRY_FRONT_PIDFILE" "$REGISTRY_FRONT_MARKER")"; then
-    cmp -s "$conf.new" "$conf" && { rm -f "$conf.new"; return 0; }
-    mv -f "$conf.new" "$conf"
-    kill -HUP "$pid"
-    say "registry: nginx (pid $pid) rereads $conf"
-    return 0
-  fi
-  mv -f "$conf.new" "$conf"
+  nginx_config registry "$shipped" "$conf.new" "$conf" "$globals" "$REGISTRY_FRONT_LOG" "$REGISTRY_FRONT_PIDFILE" "$REGISTRY_FRONT_MARKER" && return 0
   for addr in "$REGISTRY_ADDR" "$REGISTRY_PUSH_ADDR"; do
     probe connect-tcp "$addr" && die "something else already listens on $addr (not the sandbox's registry front); stop it and rerun"
   done

@@ -28,16 +28,7 @@ tier_up() {
   grep -qF "proxy_cache_path $TIER_CACHE " "$conf.new" && grep -qF "listen $TIER_ADDR;" "$conf.new" \
     && grep -qF "server $REGISTRY_ADDR;" "$conf.new" \
     || die "$shipped no longer has proxy_cache_path /var/cache/berth-mirror-tier, listen $TIER_ADDR and server $REGISTRY_ADDR; update tier_up to match"
-  nginx -q -t -c "$conf.new" -g "$globals" >>"$TIER_LOG" 2>&1 \
-    || { log_tail "$TIER_LOG" >&2; die "nginx refused the config made from $shipped ($conf.new; log: $TIER_LOG)"; }
-  if pid="$(pid_of "$TIER_PIDFILE" "$TIER_MARKER")"; then
-    cmp -s "$conf.new" "$conf" && { rm -f "$conf.new"; return 0; }
-    mv -f "$conf.new" "$conf"
-    kill -HUP "$pid"
-    say "mirror tier: nginx (pid $pid) rereads $conf"
-    return 0
-  fi
-  mv -f "$conf.new" "$conf"
+  nginx_config "mirror tier" "$shipped" "$conf.new" "$conf" "$globals" "$TIER_LOG" "$TIER_PIDFILE" "$TIER_MARKER" && return 0
   probe connect-tcp "$TIER_ADDR" && die "something else already listens on $TIER_ADDR (not the sandbox's mirror tier); stop it and rerun"
   start_bg "$TIER_PIDFILE" "$TIER_LOG" /usr/sbin/nginx -c "$conf" -g "$globals"
   wait_for 20 "mirror tier" probe http "http://$TIER_ADDR/v2/" \

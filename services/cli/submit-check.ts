@@ -29,10 +29,6 @@ function anyOptionSet(o: ContainerOptions): boolean {
   return o.mounts.length > 0 || o.workdir !== '' || o.envNames.length > 0 || o.name !== '' || o.mountHome !== undefined || o.readOnly !== undefined;
 }
 
-function who0(deps: SubmitCheckDeps): number {
-  return deps.who?.uid ?? process.getuid?.() ?? 0;
-}
-
 /**
  * pyxis's options that berth takes: their "no" forms are what berth does anyway; their "yes"
  * forms cannot be had, and say why and what to do instead.
@@ -55,8 +51,8 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   try {
     opts = optionsFromEnv(env);
     batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
-    refusePyxisOnly(env, who0(deps));
     const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
+    refusePyxisOnly(env, who.uid);
     if (image || opts.mounts.length) {
       const rules = deps.siteRules ?? loadSiteRules(deps.siteRulesFile ?? DEFAULT_SITE_RULES_FILE);
       if (image) judgeImageRegistry(image, rules);

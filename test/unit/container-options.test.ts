@@ -167,15 +167,17 @@ describe('--container-env in steps', () => {
   });
 });
 
+/** berth submit-check as uid 4242 with the built-in site rules, against a registry that has every digest (submit checks a pinned one too: resolve.test.ts) */
+async function submitCheck(env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const client = { resolveDigest: async () => 'sha256:' + 'b'.repeat(64), checkAccess: async () => undefined };
+  const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules(), resolve: { client } });
+  return { code, out, err };
+}
+
 describe('berth submit-check', () => {
-  const run = async (env: Record<string, string>) => {
-    let out = '';
-    let err = '';
-    // a registry that has every digest: submit checks a pinned one too (resolve.test.ts)
-    const client = { resolveDigest: async () => 'sha256:' + 'b'.repeat(64), checkAccess: async () => undefined };
-    const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules(), resolve: { client } });
-    return { code, out, err };
-  };
+  const run = submitCheck;
   const digest = '127.0.0.1:1/team/app@sha256:' + 'b'.repeat(64);
 
   it('prints the pinned image and the normalised options as NAME=VALUE lines', async () => {
@@ -205,13 +207,7 @@ describe('berth submit-check', () => {
 });
 
 describe('berth submit-check, for scripts written for pyxis', () => {
-  const run = async (env: Record<string, string>) => {
-    let out = '';
-    let err = '';
-    const client = { resolveDigest: async () => 'sha256:' + 'b'.repeat(64), checkAccess: async () => undefined };
-    const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules(), resolve: { client } });
-    return { code, out, err };
-  };
+  const run = submitCheck;
   it("pins enroot's image forms as Docker references, keeping what the user wrote", async () => {
     const r = await run({ BERTH_CONTAINER_IMAGE: 'docker://127.0.0.1:1#team/app:1' });
     assert.equal(r.err, '');
