@@ -163,11 +163,13 @@ int berth_confine_copy(long pid, struct berth_confinement *c, char *err, size_t 
     c->cap_inh = st.cap_inh;
 
     /* no PTRACE_O_EXITKILL: if slurmstepd dies now, the process is detached, not killed */
-    int waited = 0;
+    int waited = 0, raced = 0;
     while (ptrace(PTRACE_SEIZE, pid, NULL, NULL) != 0) {
         int e = errno;
         struct proc_status now;
-        if (e == EPERM && waited < SEIZE_WAIT_MS && read_status(pid, &now) == 0 && now.tracer != 0) {
+        /* another step's copy holds it, or has just let go of it (EPERM, then no tracer by the
+         * time the status is read): wait for it, within SEIZE_WAIT_MS */
+        if (e == EPERM && waited < SEIZE_WAIT_MS && read_status(pid, &now) == 0 && (now.tracer != 0 || raced++ < 10)) {
             nap_ms(1);
             waited++;
             continue;
