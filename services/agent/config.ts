@@ -57,6 +57,13 @@ const imageGcSchema = z.object({
   schedule: z.string().default('*/10 * * * *'),
   /** log what would be removed, remove nothing */
   dryRun: z.boolean().default(false),
+  /**
+   * The most bytes the node's images may take (as `docker images` counts them), e.g. a
+   * diskless node's tmpfs data-root less room for containers and downloads; the watermarks
+   * then apply to it as well as to the disk. A pull makes room by removing unused images;
+   * an image bigger than this never runs here. Absent: the disk alone bounds the cache.
+   */
+  budgetBytes: z.number().int().min(1).optional(),
 }).strict().refine((g) => g.lowPercent < g.highPercent, { message: 'lowPercent must be below highPercent' });
 
 const accountingRotationSchema = z.object({

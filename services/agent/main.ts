@@ -28,6 +28,7 @@ import { pullNotice } from './images/pull-notice';
 import { retryReconcile } from './housekeeping/reconcile-retry';
 import { ensureSpoolDir, epilogSpoolDir } from '../shared/epilog-spool';
 import { ImageCache } from './housekeeping/image-cache';
+import { ImageBudget } from './images/image-budget';
 import { FileImageUseLog } from './images/image-use-log';
 import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
 import { ImageService } from './images/image-service';
@@ -144,8 +145,13 @@ async function main(): Promise<void> {
   const table = new JobTable(config.stateDir);
   await checkSiteCredentials(config.registryCredentialsFile);
   const imageAccess = new FileImageAccess(config.stateDir);
-  const images = new ImageService(engine, new RegistryClient(), { timeoutMs: config.pullTimeoutMs, inactivityMs: config.pullInactivityMs }, log, config.mirrors,
-    imageAccess, new CredentialStore(config.registryCredentialsFile), metrics);
+  const imageUses = new FileImageUseLog(config.stateDir);
+  const registry = new RegistryClient();
+  const budgetBytes = config.imageGc.budgetBytes;
+  const imageBudget = budgetBytes === undefined ? undefined
+    : new ImageBudget({ engine, uses: imageUses, sizer: registry, budgetBytes, log: log.child({ component: 'image-budget' }) });
+  const images = new ImageService(engine, registry, { timeoutMs: config.pullTimeoutMs, inactivityMs: config.pullInactivityMs }, log, config.mirrors,
+    imageAccess, new CredentialStore(config.registryCredentialsFile), metrics, imageBudget);
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
@@ -180,7 +186,6 @@ async function main(): Promise<void> {
     prepared = await prepareDockerAccess(config, log);
   }
   const sitePolicy = policy;
-  const imageUses = new FileImageUseLog(config.stateDir);
   const accounting = new AccountingLog(config.accountingFile, config.accountingRotation);
   const seal = ContainerSeal.loadOrCreate(config.stateDir);
   // berth-runc's gate: every container of a job runs in the job's cgroup, its binds pinned as the user
@@ -253,7 +258,7 @@ async function main(): Promise<void> {
     dockerAccess: prepared?.dockerAccess,
   });
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {
-    highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeMs, dryRun: config.imageGc.dryRun,
+    highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeMs, dryRun: config.imageGc.dryRun, budgetBytes,
   }, log.child({ component: 'image-gc' }));
   const slurmSteps = new SlurmStepCgroups({ freezerRoot: freezerRootFor(config.slurmFreezerCgroup, config.node), signal: (pid, sig) => process.kill(pid, sig), log });
   const steps = new StepRunner(engine, ledger, log, siteRules.mounts.map((m) => m.target), undefined,

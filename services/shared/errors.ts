@@ -21,6 +21,8 @@ export const ERROR_STATUS = {
   UNAUTHENTICATED: status.UNAUTHENTICATED,
   /** the registry has no such repository, tag or digest */
   IMAGE_NOT_FOUND: status.NOT_FOUND,
+  /** the image alone is bigger than this node's image budget (imageGc.budgetBytes): it can never run on this node */
+  IMAGE_TOO_BIG: status.FAILED_PRECONDITION,
   /** the registry refuses the user, or a private cached copy is not confirmed for them */
   IMAGE_ACCESS_DENIED: status.PERMISSION_DENIED,
   /** the user's ~/.docker/config.json is readable by others, a symlink or not theirs */

@@ -29,6 +29,7 @@ export const FAULTS: Readonly<Record<ErrorCode, FaultEntry>> = {
   PATH_UNREACHABLE: { fault: 'job', when: "the runtime gate cannot open one of the job's own paths as its user (a mount source, home, the working directory)" },
   POLICY_DENIED: { fault: 'job', when: 'the site policy refuses the container' },
   IMAGE_NOT_FOUND: { fault: 'job', when: 'the image (or its digest) is not in the registry, e.g. removed since submit' },
+  IMAGE_TOO_BIG: { fault: 'job', when: "the image alone is bigger than the node's image budget (imageGc.budgetBytes, a diskless node's RAM)" },
   IMAGE_ACCESS_DENIED: { fault: 'job', when: 'the registry refuses the user, or a private cached copy is not confirmed for them' },
   CREDENTIALS_UNSAFE: { fault: 'job', when: "the user's ~/.docker/config.json is readable by others, a symlink, or not theirs" },
   CREDENTIALS_INVALID: { fault: 'job', when: "the user's ~/.docker/config.json is not a docker login file" },

@@ -54,6 +54,11 @@ export class DockerodeEngine implements Engine, StateEngine {
     return (await this.inspectImage(ref))?.RepoDigests ?? [];
   }
 
+  /** the local image REF's size in bytes (unpacked, as `docker images` shows it); undefined when absent */
+  async imageSize(ref: string): Promise<number | undefined> {
+    return (await this.inspectImage(ref))?.Size;
+  }
+
   async listImages(): Promise<CachedImage[]> {
     const list = await this.docker.listImages({ all: false });
     return list.map((i) => ({ id: i.Id, repoDigests: i.RepoDigests ?? [], repoTags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), sizeBytes: i.Size, created: i.Created }));

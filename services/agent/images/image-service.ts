@@ -15,6 +15,7 @@ import { type ImageAccess, MemoryImageAccess } from './image-access';
 import { classifyRegistryError } from '../../shared/images/registry-errors';
 import { isDiskFull, isEngineStorageFailure, isEngineUnreachable } from '../docker/engine-errors';
 import { SingleFlight } from './single-flight';
+import type { ImageBudget } from './image-budget';
 import { registryHost } from '../../shared/images/registry-host';
 
 export interface EnsuredImage {
@@ -56,6 +57,8 @@ export class ImageService {
     private readonly access: ImageAccess = new MemoryImageAccess(),
     private readonly credentialStore = new CredentialStore(),
     private readonly metrics?: ImageMetrics,
+    /** imageGc.budgetBytes: room made before each pull, the pulled image checked against it */
+    private readonly budget?: ImageBudget,
   ) {}
 
   async ensure(reference: string, opts: EnsureOptions = {}): Promise<EnsuredImage> {
@@ -96,11 +99,19 @@ export class ImageService {
       const result = await this.pulls.do(flight, async () => {
         const pullBegan = Date.now();
         let got;
+        let release: (() => void) | undefined;
         try {
+          if (this.budget) {
+            const sources = await Promise.all(viaMirrors.map(async (m) => ({ ref: m, auth: await creds.lookup(m.slice(0, m.indexOf('/'))) })));
+            release = await this.budget.reserve(digestRef, [...sources, { ref: digestRef, auth }]);
+          }
           got = await this.pull(ref, digestRef, viaMirrors, creds.lookup, auth, opts, log, began);
+          await this.budget?.check(digestRef, got.localRef);
         } catch (err) {
           this.metrics?.pullFailed(err instanceof BerthError ? err.code : 'PULL_FAILED');
           throw err;
+        } finally {
+          release?.();
         }
         this.metrics?.pullSucceeded((Date.now() - pullBegan) / 1000, got.bytes);
         // marked private (or public) before any caller sharing this pull goes on to checkPrivate;

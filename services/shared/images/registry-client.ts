@@ -16,6 +16,20 @@ const ACCEPT = [
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
 
+interface Manifest {
+  config?: { size?: number };
+  layers?: { size?: number }[];
+  manifests?: { digest: string; platform?: { os?: string; architecture?: string } }[];
+}
+
+/** Node.js's process.arch → the OCI platform architecture */
+const OCI_ARCH: Readonly<Record<string, string>> = { x64: 'amd64', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x', arm: 'arm' };
+
+/** what a pull of an image will download, asked of the registry before the pull */
+export interface ImageSizer {
+  imageBytes(ref: string, auth?: RegistryAuth): Promise<number>;
+}
+
 export interface DigestResolver {
   /** the manifest digest REF's tag points at, asking with AUTH when given */
   resolveDigest(ref: string, auth?: RegistryAuth): Promise<string>;
@@ -57,7 +71,7 @@ function basic(auth: RegistryAuth): string {
   return 'Basic ' + Buffer.from(`${auth.username ?? ''}:${auth.password ?? ''}`).toString('base64');
 }
 
-export class RegistryClient implements DigestResolver {
+export class RegistryClient implements DigestResolver, ImageSizer {
   constructor(private readonly timeoutMs = 15_000) {}
 
   async resolveDigest(text: string, auth?: RegistryAuth): Promise<string> {
@@ -74,6 +88,27 @@ export class RegistryClient implements DigestResolver {
     const ref = parseImageReference(text);
     const { host, url } = this.manifestUrl(ref.domain, ref.path, digest);
     await this.authorized('HEAD', url, host, auth);
+  }
+
+  /**
+   * The bytes a pull of REF (pinned to a digest, or a tag) downloads: its config and layers
+   * as the manifest lists them (compressed sizes), for this machine's platform when REF is an
+   * index. Unpacked, an image is as big or bigger.
+   */
+  async imageBytes(text: string, auth?: RegistryAuth): Promise<number> {
+    const ref = parseImageReference(text);
+    const get = async (tagOrDigest: string): Promise<Manifest> => {
+      const { host, url } = this.manifestUrl(ref.domain, ref.path, tagOrDigest);
+      return (await (await this.authorized('GET', url, host, auth)).json()) as Manifest;
+    };
+    let m = await get(ref.digest ?? ref.tag ?? 'latest');
+    if (m.manifests) {
+      const arch = OCI_ARCH[process.arch] ?? process.arch;
+      const pick = m.manifests.find((d) => d.platform?.os === 'linux' && d.platform.architecture === arch);
+      if (!pick) throw new RegistryError(`image '${text}' has no manifest for linux/${arch}`);
+      m = await get(pick.digest);
+    }
+    return (m.config?.size ?? 0) + (m.layers ?? []).reduce((sum, l) => sum + (l.size ?? 0), 0);
   }
 
   private manifestUrl(domain: string, path: string, tagOrDigest: string): { host: string; url: string } {
