@@ -92,7 +92,7 @@ berthd_write_config() {
   "gpuHostFiles": ["$(gpu_host_files "$n")"],
   "siteRules": "$BERTH_SITE_RULES",
   "slurmdSpoolDir": "$STATE_DIR/$n/slurmd",
-  "stopGraceSeconds": 5,
+  "stopGraceSeconds": 5,$([ "$n" = "$DISKLESS_NODE" ] && printf '\n  "imageGc": { "budgetBytes": %s },' "$DISKLESS_BUDGET_BYTES")
   "remoteAccess": {
     "listen": "127.0.0.1:$(berthd_remote_port "$n")",
     "certFile": "$(berthd_site_ca_dir)/server-$n.pem",

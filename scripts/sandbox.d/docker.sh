@@ -13,6 +13,15 @@
 SMALL_DISK_NODE=n3
 SMALL_DISK_MIB=256
 
+# `scripts/sandbox up --diskless NODE` (or BERTH_SANDBOX_DISKLESS=NODE) runs that node's engine
+# as on a node without a local disk: its data-root is a tmpfs of DISKLESS_MIB, and its berthd
+# keeps the images within DISKLESS_BUDGET_BYTES (imageGc.budgetBytes; the rest of the tmpfs is
+# room for containers and for a pull's download beside its unpacked layers, docs/design/diskless.md).
+# A later `up` without it puts the node back on its disk (n3's small disk keeps its images).
+DISKLESS_NODE="${BERTH_SANDBOX_DISKLESS:-}"
+DISKLESS_MIB="${BERTH_SANDBOX_DISKLESS_MIB:-768}"
+DISKLESS_BUDGET_BYTES="${BERTH_SANDBOX_DISKLESS_BUDGET_BYTES:-384000000}"
+
 docker_sock() { echo "$RUN_DIR/$1/docker.sock"; }
 docker_data_root() { echo "$STATE_DIR/$1/docker"; }
 docker_disk_image() { echo "$STATE_DIR/$1/docker-disk.ext4"; }
@@ -55,6 +64,42 @@ docker_small_disk() {
   mount -o loop "$img" "$dir" || die "could not loop-mount $img on $dir (dmesg may say why)"
   chmod 0711 "$dir"
   say "docker: $dir is a ${SMALL_DISK_MIB} MiB ext4 disk of its own ($img)"
+}
+
+# docker_tmpfs_mounted NODE: the node's data-root is a tmpfs of DISKLESS_MIB
+docker_tmpfs_mounted() {
+  [ "$(findmnt -rn -o FSTYPE,SIZE --mountpoint "$(docker_data_root "$1")" 2>/dev/null | head -1)" = "tmpfs ${DISKLESS_MIB}M" ]
+}
+
+# docker_diskless NODE: puts the node's data-root on a tmpfs (dockerd stopped first: its images
+# are pulled again; a data-root on the machine's disk is only hidden under the tmpfs)
+docker_diskless() {
+  local n="$1" dir
+  dir="$(docker_data_root "$n")"
+  docker_tmpfs_mounted "$n" && return 0
+  if docker_running "$n"; then
+    say "docker: moving dockerd $n's data-root onto a ${DISKLESS_MIB} MiB tmpfs (a diskless node); restarting dockerd $n"
+    stop_pid "$(docker_pidfile "$n")" "$(docker_marker "$n")" "dockerd $n" 30
+  fi
+  unmount_under "$dir"
+  install -d -m 0711 "$dir"
+  mount -t tmpfs -o "size=${DISKLESS_MIB}m,mode=0711" "berth-$n-diskless" "$dir" || die "could not mount a tmpfs on $dir"
+  say "docker: $dir is a ${DISKLESS_MIB} MiB tmpfs (diskless node $n, image budget $DISKLESS_BUDGET_BYTES bytes)"
+}
+
+# docker_data_root_fs NODE: the file system the node's data-root should be on, made so
+docker_data_root_fs() {
+  local n="$1"
+  if [ "$n" = "$DISKLESS_NODE" ]; then docker_diskless "$n"; return; fi
+  if findmnt -rn -o FSTYPE --mountpoint "$(docker_data_root "$n")" 2>/dev/null | grep -qx tmpfs; then
+    # diskless before: back onto its disk
+    if docker_running "$n"; then
+      say "docker: dockerd $n's data-root goes back from its tmpfs onto its disk; restarting dockerd $n"
+      stop_pid "$(docker_pidfile "$n")" "$(docker_marker "$n")" "dockerd $n" 30
+    fi
+    unmount_under "$(docker_data_root "$n")"
+  fi
+  docker_small_disk "$n"
 }
 docker_pidfile() { echo "$RUN_DIR/$1/docker.pid"; }
 docker_log() { echo "$LOG_DIR/$1/dockerd.log"; }
@@ -118,8 +163,10 @@ docker_start() {
 docker_up() {
   local n
   local started=()
+  [ -z "$DISKLESS_NODE" ] || printf '%s\n' "${NODES[@]}" | grep -qxF -- "$DISKLESS_NODE" \
+    || die "--diskless: no sandbox node '$DISKLESS_NODE' (nodes: ${NODES[*]})"
   for n in "${NODES[@]}"; do
-    docker_small_disk "$n"
+    docker_data_root_fs "$n"
     if is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")" \
       && tr '\0' ' ' <"/proc/$(pid_of "$(docker_pidfile "$n")" "$(docker_marker "$n")")/cmdline" | grep -q -- '--authorization-plugin '; then
       # started by an older sandbox with the plugin as a flag: a reload would drop it; restart
@@ -147,10 +194,10 @@ docker_up() {
     wait_for 5 "dockerd $n pid file" is_running "$(docker_pidfile "$n")" "$(docker_marker "$n")" \
       || die "dockerd for $n answers but $(docker_pidfile "$n") does not name it"
     rm -f "$RUN_DIR/$n/dockerd.launch"
-    if [ "$n" = "$SMALL_DISK_NODE" ]; then
+    if [ "$n" = "$SMALL_DISK_NODE" ] || [ "$n" = "$DISKLESS_NODE" ]; then
       local driver
       driver="$(docker -H "unix://$(docker_sock "$n")" info --format '{{.Driver}}' 2>/dev/null)"
-      [ "$driver" = overlay2 ] || die "dockerd $n runs its data-root on $(docker_disk_image "$n") with storage driver '$driver', not overlay2 (log: $(docker_log "$n"))"
+      [ "$driver" = overlay2 ] || die "dockerd $n runs its data-root on $(findmnt -rn -o SOURCE,FSTYPE --mountpoint "$(docker_data_root "$n")" | head -1) with storage driver '$driver', not overlay2 (log: $(docker_log "$n"))"
     fi
     say "docker: started dockerd $n (pid $(cat "$(docker_pidfile "$n")"), $(docker_sock "$n"))"
   done

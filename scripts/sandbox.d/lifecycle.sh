@@ -5,7 +5,8 @@ up_cmd() {
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-build) build="" ;;
-      *) die "unknown option for up: '$1' (expected: --no-build)" ;;
+      --diskless) shift; [ $# -gt 0 ] || die "--diskless needs a node, e.g. --diskless n3"; DISKLESS_NODE="$1" ;;
+      *) die "unknown option for up: '$1' (expected: --no-build, --diskless NODE)" ;;
     esac
     shift
   done
