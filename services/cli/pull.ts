@@ -1,6 +1,7 @@
 // `berth pull IMAGE --nodes n[1-3]`: pre-stages an image on nodes in parallel through their
 // agents (the fan-out of fleet-run.ts: bounded concurrency, a timeout per node), with a
-// progress bar per node on a terminal (a line per node otherwise). A node that fails or
+// progress bar per node and a line per layer on a terminal (pull-view.ts; elsewhere a node's
+// progress at most every 30 s and its outcome). A node that fails or
 // cannot be reached is reported without hiding the others; the exit status says whether
 // every node (0), some (3) or none (1) has the image.
 import type * as grpc from '@grpc/grpc-js';
@@ -8,20 +9,7 @@ import type { PullImageDone__Output } from '../shared/gen/berth/v1/PullImageDone
 import type { PullImageProgress__Output } from '../shared/gen/berth/v1/PullImageProgress';
 import { fanoutExitStatus } from './fanout';
 import { askNodes, type ConnectionOptions, expandNodes, fleetJson } from './fleet-run';
-
-interface NodeLine {
-  node: string;
-  text: string;
-}
-
-function bar(done: number, total: number, width = 24): string {
-  const filled = total > 0 ? Math.round((width * Math.min(done, total)) / total) : 0;
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
-}
-
-function mb(bytes: number): string {
-  return (bytes / 1e6).toFixed(1);
-}
+import { PullView } from './pull-view';
 
 export interface PullOptions {
   json?: boolean;
@@ -30,20 +18,23 @@ export interface PullOptions {
   conn: ConnectionOptions;
 }
 
-export async function runPull(image: string, nodes: string, out: NodeJS.WritableStream & { isTTY?: boolean }, opts: PullOptions): Promise<number> {
+export async function runPull(image: string, nodes: string, out: NodeJS.WritableStream & { isTTY?: boolean; rows?: number }, opts: PullOptions): Promise<number> {
   const list = expandNodes(nodes);
-  const width = Math.max(...list.map((n) => n.length));
-  const lines = new Map<string, NodeLine>(list.map((node) => [node, { node, text: 'waiting' }]));
+  const view = new PullView(list);
   const tty = Boolean(out.isTTY) && !opts.json;
-  const render = (): void => {
-    out.write(`\x1b[${lines.size}A`);
-    for (const l of lines.values()) out.write(`\x1b[2K${l.node.padEnd(width)}  ${l.text}\n`);
+  // the terminal's frame, redrawn in place at most ten times a second
+  let drawn = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const draw = (): void => {
+    timer = undefined;
+    const lines = view.frame(Math.max(1, (out.rows ?? 50) - 2));
+    out.write(`${drawn ? `\x1b[${drawn}A` : ''}${lines.map((l) => `\x1b[2K${l}\n`).join('')}\x1b[J`);
+    drawn = lines.length;
   };
-  const update = (node: string, text: string): void => {
-    lines.get(node)!.text = text;
-    if (tty) render();
+  const redraw = (): void => {
+    if (tty) timer ??= setTimeout(draw, 100);
   };
-  if (tty) for (const l of lines.values()) out.write(`${l.node.padEnd(width)}  ${l.text}\n`);
+  if (tty) draw();
   const outcomes = await askNodes<PullImageDone__Output>({
     method: 'PullImage',
     defaultTimeoutMs: 15 * 60_000,
@@ -53,8 +44,9 @@ export async function runPull(image: string, nodes: string, out: NodeJS.Writable
       let done: PullImageDone__Output | undefined;
       call.on('data', (m: PullImageProgress__Output) => {
         if (m.msg === 'progress' && m.progress) {
-          const p = m.progress;
-          update(node, `${bar(p.currentBytes, p.totalBytes)} ${p.layersDone}/${p.layersTotal} layers ${mb(p.currentBytes)}/${mb(p.totalBytes)} MB ${p.status}`);
+          const line = view.progress(node, m.progress);
+          if (tty) redraw();
+          else if (line && !opts.json) out.write(`${line}\n`);
         } else if (m.msg === 'done' && m.done) {
           done = m.done;
         }
@@ -64,9 +56,12 @@ export async function runPull(image: string, nodes: string, out: NodeJS.Writable
     }),
   }, list, opts, (o) => {
     const text = o.ok ? `${o.value.pulled ? `pulled in ${(o.value.millis / 1000).toFixed(1)} s` : 'already present'}: ${o.value.imageDigest}` : `error: ${o.error.message}`;
-    update(o.node, text);
-    if (!tty && !opts.json) out.write(`${o.node.padEnd(width)}  ${text}\n`);
+    const line = view.finish(o.node, text);
+    if (tty) redraw();
+    else if (!opts.json) out.write(`${line}\n`);
   });
+  if (timer) clearTimeout(timer);
+  if (tty) draw();
   if (opts.json) {
     out.write(fleetJson('pull', outcomes));
   } else {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pullNotice } from '../../services/agent/images/pull-notice';
 
-const p = (currentBytes: number, totalBytes: number, layersDone = 0, layersTotal = 3) => ({ currentBytes, totalBytes, layersDone, layersTotal, status: 'Downloading' });
+const p = (currentBytes: number, totalBytes: number, layersDone = 0, layersTotal = 3) => ({ currentBytes, totalBytes, layersDone, layersTotal, status: 'Downloading', layers: [] });
 
 describe('the notice of a long image pull', () => {
   it('says nothing in the first seconds, then at most one line every few seconds, and how long it took', () => {

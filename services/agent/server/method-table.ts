@@ -12,7 +12,7 @@ import { parseAccountingFilter, queryAccounting } from '../accounting/accounting
 import { callerName } from '../auth/caller';
 import type { Role as RemoteRole } from '../auth/remote-access';
 import { openExecStep } from './exec-step';
-import { fromProtoOptions, toProtoContainer, toProtoDrain, toProtoImage, toProtoJob, toProtoPruned, toProtoStatus } from './proto-mapping';
+import { fromProtoOptions, toProtoContainer, toProtoDrain, toProtoImage, toProtoJob, toProtoPruned, toProtoPullProgress, toProtoStatus } from './proto-mapping';
 import type { MethodSpec, MethodTable } from './method-types';
 
 export type * from './method-types';
@@ -142,7 +142,7 @@ export const METHODS: MethodTable = Object.freeze({
         const now = Date.now();
         if (now - last < 100 && p.layersDone < p.layersTotal) return; // at most ten updates a second
         last = now;
-        call.write({ progress: p });
+        call.write({ progress: toProtoPullProgress(p) });
       } });
       call.write({ done: { imageDigest: res.digestRef, pulled: res.pulled, millis: res.millis } });
     },

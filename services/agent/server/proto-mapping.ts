@@ -13,6 +13,8 @@ import type { ManagedContainerView } from '../admin/managed-containers';
 import type { NodeStatus } from '../admin/node-status';
 import type { ImageView } from '../housekeeping/image-cache';
 import type { ImageGcResult } from '../housekeeping/image-gc';
+import type { PullProgress } from '../docker/pull-stream';
+import type { PullProgress as ProtoPullProgress } from '../../shared/gen/berth/v1/PullProgress';
 import type { JobRecord } from '../jobs/job-record';
 import type { StepRequest } from '../steps/step-runner';
 
@@ -70,6 +72,10 @@ export function toProtoPruned(res: ImageGcResult) {
     diskUsagePercent: res.usagePercent,
     skipped: res.skipped ?? '',
   };
+}
+
+export function toProtoPullProgress(p: PullProgress): ProtoPullProgress {
+  return { ...p, layers: p.layers.map((l) => ({ ...l, state: `LAYER_STATE_${l.state.toUpperCase() as Uppercase<typeof l.state>}` as const })) };
 }
 
 export function toProtoContainer(c: ManagedContainerView) {
