@@ -4,7 +4,9 @@ import { BerthError } from '../../services/shared/errors';
 import { faultOf } from '../../services/shared/fault-class';
 import { type CachedImage, collectImages, makeRoom } from '../../services/agent/housekeeping/image-gc';
 import { type BudgetEngine, ImageBudget } from '../../services/agent/images/image-budget';
+import { ImageService } from '../../services/agent/images/image-service';
 import { silentLogger } from '../../services/agent/logger';
+import { DIGEST, harness, IMAGE } from './fakes/helpers';
 
 const MB = 1e6;
 const HOUR = 3_600_000;
@@ -147,5 +149,24 @@ describe('the scheduled GC with a budget', () => {
     const r = await collectImages({ engine: n.engine, disk: roomyDisk, uses: n.uses, policy: { ...policy, budgetBytes: 320 * MB }, log: silentLogger(), now: NOW });
     assert.equal(r.skipped, 'below the high watermark');
     assert.deepEqual(n.removed, []);
+  });
+});
+
+describe('the image service with a budget', () => {
+  it('pulls nothing for an image bigger than the budget, and releases what a pull reserved', async () => {
+    const h = harness();
+    const ref = `127.0.0.1:5000/berth/demo@${DIGEST}`;
+    const n = node([]);
+    const tooBig = budget(n, 100, { [ref]: 150 });
+    const images = new ImageService(h.engine, h.engine, { timeoutMs: 1000, inactivityMs: 1000 }, h.log, {}, undefined, undefined, undefined, tooBig.b);
+    await rejectsWith(images.ensure(IMAGE), 'IMAGE_TOO_BIG');
+    assert.deepEqual(h.engine.calls.filter((c) => c.startsWith('pull')), [], 'no pull started');
+    assert.deepEqual(tooBig.asked, [ref]);
+
+    // a pull that fits: reserved for its duration only, so a second image of the same size fits after it
+    const fits = budget(n, 100, { [ref]: 80, 'reg/next@sha256:2': 80 });
+    const ok = new ImageService(h.engine, h.engine, { timeoutMs: 1000, inactivityMs: 1000 }, h.log, {}, undefined, undefined, undefined, fits.b);
+    assert.equal((await ok.ensure(IMAGE)).pulled, true);
+    (await fits.b.reserve('reg/next@sha256:2', [{ ref: 'reg/next@sha256:2' }]))();
   });
 });

@@ -7,6 +7,10 @@ import { RegistryClient, RegistryError } from '../../services/shared/images/regi
 
 const DIGEST = 'sha256:' + 'e'.repeat(64);
 const BODY = '{"schemaVersion":2}';
+const INDEX = 'sha256:' + 'a'.repeat(64);
+const OTHER = 'sha256:' + 'b'.repeat(64);
+/** this machine's OCI architecture, as the client picks from an index */
+const ARCH = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
 
 describe('registry client (a local HTTP registry double on loopback)', () => {
   let server: http.Server;
@@ -24,6 +28,11 @@ describe('registry client (a local HTTP registry double on loopback)', () => {
         return res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://${host}/token",service="reg",scope="repository:private/x:pull"` }).end();
       }
       if (req.url === '/v2/team/broken/manifests/1') return res.writeHead(500).end();
+      if (req.url === `/v2/team/multi/manifests/${INDEX}`) return res.writeHead(200).end(JSON.stringify({ manifests: [
+        { digest: OTHER, platform: { os: 'linux', architecture: 'riscv64' } },
+        { digest: DIGEST, platform: { os: 'linux', architecture: ARCH } },
+      ] }));
+      if (req.url === `/v2/team/multi/manifests/${DIGEST}`) return res.writeHead(200).end(JSON.stringify({ config: { size: 1000 }, layers: [{ size: 30e6 }, { size: 2e6 }] }));
       res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -49,6 +58,12 @@ describe('registry client (a local HTTP registry double on loopback)', () => {
   it('says manifest unknown for a missing tag, and names the status of a failing registry', async () => {
     await assert.rejects(new RegistryClient().resolveDigest(`${host}/team/app:9`), /manifest unknown, HTTP 404/);
     await assert.rejects(new RegistryClient().resolveDigest(`${host}/team/broken:1`), /HTTP 500/);
+  });
+
+  it("sizes an image before its pull: this platform's manifest from an index, its config and layers added up", async () => {
+    assert.equal(await new RegistryClient().imageBytes(`${host}/team/multi@${INDEX}`), 1000 + 30e6 + 2e6);
+    assert.deepEqual(seen.slice(-2).map((l) => l.split(' ').slice(0, 2).join(' ')), [`GET /v2/team/multi/manifests/${INDEX}`, `GET /v2/team/multi/manifests/${DIGEST}`]);
+    await assert.rejects(new RegistryClient().imageBytes(`${host}/team/gone@${DIGEST}`), /manifest unknown/);
   });
 
   it('says connection refused when nothing listens', async () => {
