@@ -10,6 +10,9 @@ import { DEFAULT_SITE_RULES_FILE } from '../shared/site-rules';
 import { type OwnPath, ownPaths } from './protected-paths';
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
+/** a root of slurmd's cgroups on the node: %n for the node's name, nothing that leaves it */
+const slurmCgroupRoot = absolutePath
+  .refine((p) => !/%[^n]/.test(p.replace(/%%/g, '')) && !p.split('/').includes('..'), { message: 'may hold %n (the node\'s name) and no other %-sequence or ..' });
 
 const authzSchema = z.object({
   /** dockerd --authorization-plugin=NAME; berthd writes pluginSpecDir/NAME.spec */
@@ -148,9 +151,16 @@ export const configSchema = z.object({
    * with --enable-multiple-slurmd, as the sandbox's is. A `berth exec` step's processes join
    * the freezer cgroup of the step that ran it (uid_<uid>/job_<id>/step_<step> below this).
    */
-  slurmFreezerCgroup: absolutePath
-    .refine((p) => !/%[^n]/.test(p.replace(/%%/g, '')) && !p.split('/').includes('..'), { message: 'may hold %n (the node\'s name) and no other %-sequence or ..' })
-    .default('/sys/fs/cgroup/freezer/slurm_%n'),
+  slurmFreezerCgroup: slurmCgroupRoot.default('/sys/fs/cgroup/freezer/slurm_%n'),
+  /**
+   * Where slurmd's memory and cpuacct cgroups of this node's jobs are (cgroup v1; task/cgroup
+   * makes the memory ones, jobacct_gather/cgroup both), %n as in slurmFreezerCgroup. A `berth
+   * exec` step's processes join the task cgroups (uid_<uid>/job_<id>/step_<step>/task_<task>
+   * below these) of the `berth exec` client, so sacct counts them and the job's Slurm memory
+   * limit bounds them. A controller left out is not placed in.
+   */
+  slurmTaskCgroups: z.object({ memory: slurmCgroupRoot.optional(), cpuacct: slurmCgroupRoot.optional() }).strict()
+    .default({ memory: '/sys/fs/cgroup/memory/slurm_%n', cpuacct: '/sys/fs/cgroup/cpuacct/slurm_%n' }),
   /** Docker API access for job users through berth's AuthZ plugin; off when absent */
   authz: authzSchema.optional(),
   /** a TCP listener with mutual TLS for admins' remote `berth` commands; off when absent */

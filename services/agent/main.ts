@@ -260,7 +260,12 @@ async function main(): Promise<void> {
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {
     highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeMs, dryRun: config.imageGc.dryRun, budgetBytes,
   }, log.child({ component: 'image-gc' }));
-  const slurmSteps = new SlurmStepCgroups({ freezerRoot: freezerRootFor(config.slurmFreezerCgroup, config.node), signal: (pid, sig) => process.kill(pid, sig), log });
+  const taskRoot = (t: string | undefined): string | undefined => (t ? freezerRootFor(t, config.node) : undefined);
+  const slurmSteps = new SlurmStepCgroups({
+    freezerRoot: freezerRootFor(config.slurmFreezerCgroup, config.node),
+    taskRoots: { memory: taskRoot(config.slurmTaskCgroups.memory), cpuacct: taskRoot(config.slurmTaskCgroups.cpuacct) },
+    signal: (pid, sig) => process.kill(pid, sig), log,
+  });
   const steps = new StepRunner(engine, ledger, log, siteRules.mounts.map((m) => m.target), undefined,
     prepared ? (jobId) => prepared.dockerAccess.env(jobId) : undefined, slurmSteps);
   const auth = new CallerAuthenticator(new UnmungeVerifier('unmunge', config.mungeMaxAgeMs),

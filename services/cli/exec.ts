@@ -6,7 +6,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { ExecStepResponse__Output } from '../shared/gen/berth/v1/ExecStepResponse';
 import { agentTarget, callMetadata, connect, describeGrpcError } from './agent-client';
-import { type Env, nodeName, ownSlurmStep } from './slurm-env';
+import { type Env, nodeName, ownSlurmStep, ownSlurmTask } from './slurm-env';
 import { type JobId, parseJobId } from '../shared/ids';
 import { type ExitHooks, RawTerminal, type TtyInput, type TtyOutput, wantTty, windowSize } from './terminal';
 
@@ -59,6 +59,7 @@ export async function runExec(command: string[], env: Env, io: ExecIo, opts: Exe
   const tty = wantTty(opts.tty, io.stdin, io.stdout);
   const size = tty ? windowSize(io.stdout) : undefined;
   const childEnv = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  const slurmStep = ownSlurmStep(jobId);
   call.write({
     start: {
       jobId,
@@ -70,7 +71,8 @@ export async function runExec(command: string[], env: Env, io: ExecIo, opts: Exe
       tty,
       rows: size?.rows ?? 0,
       cols: size?.cols ?? 0,
-      slurmStep: ownSlurmStep(jobId),
+      slurmStep,
+      slurmTask: ownSlurmTask(jobId, slurmStep),
     },
   });
   // raw from now on, so that keys typed while the step starts are not echoed or acted on here

@@ -46,21 +46,35 @@ export function expandCounts(text: string): number[] {
  * the path itself. A batch script has no SLURM_STEP_ID, so this is how its step is known.
  */
 export function ownSlurmStep(jobId: string, cgroupText?: string): string {
+  const m = /\/job_([0-9]+)\/step_([a-z0-9]+)$/.exec(cgroupOf('freezer', cgroupText) ?? '');
+  return m && m[1] === jobId ? m[2]! : '';
+}
+
+/**
+ * The Slurm task this process is in, by its memory cgroup (cgroup v1, task/cgroup):
+ * `.../job_<JOB>/step_<STEP>/task_<N>` gives N when STEP is its own step (ownSlurmStep), else ''.
+ */
+export function ownSlurmTask(jobId: string, step: string, cgroupText?: string): string {
+  const m = /\/job_([0-9]+)\/step_([a-z0-9]+)\/task_([0-9]+)$/.exec(cgroupOf('memory', cgroupText) ?? '');
+  return m && step !== '' && m[1] === jobId && m[2] === step ? m[3]! : '';
+}
+
+/** The path of CONTROLLER's line in /proc/self/cgroup (or in TEXT), or undefined. */
+function cgroupOf(controller: string, cgroupText?: string): string | undefined {
   let text = cgroupText;
   if (text === undefined) {
     try {
       text = readFileSync('/proc/self/cgroup', 'utf8');
     } catch {
-      return '';
+      return undefined;
     }
   }
   for (const line of text.split('\n')) {
     // ID:CONTROLLERS:PATH
     const a = line.indexOf(':');
     const b = line.indexOf(':', a + 1);
-    if (a < 0 || b < 0 || !line.slice(a + 1, b).split(',').includes('freezer')) continue;
-    const m = /\/job_([0-9]+)\/step_([a-z0-9]+)$/.exec(line.slice(b + 1));
-    return m && m[1] === jobId ? m[2]! : '';
+    if (a < 0 || b < 0 || !line.slice(a + 1, b).split(',').includes(controller)) continue;
+    return line.slice(b + 1);
   }
-  return '';
+  return undefined;
 }

@@ -1,5 +1,6 @@
-// A berth exec step's first process joins the freezer cgroup of the Slurm step that ran it:
-// the path is built only from the admitted job's uid and id and a step name Slurm uses, it
+// A berth exec step's first process joins the freezer cgroup of the Slurm step that ran it and
+// the memory and cpuacct cgroups of the task the client runs in: each path is built only from
+// the admitted job's uid and id and a step and task name Slurm uses, it
 // must already be there, and berth-init (which waits for berthd's SIGCONT) is never left
 // waiting. berth-init itself is compiled from this tree and run for real here.
 import assert from 'node:assert/strict';
@@ -8,10 +9,10 @@ import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ownSlurmStep } from '../../services/cli/slurm-env';
+import { ownSlurmStep, ownSlurmTask } from '../../services/cli/slurm-env';
 import { loadConfig } from '../../services/agent/config';
 import { silentLogger } from '../../services/agent/logger';
-import { freezerRootFor, PLACEMENT_WAIT_ENV, SlurmStepCgroups, slurmStepFreezerPath } from '../../services/agent/steps/slurm-step-cgroup';
+import { freezerRootFor, PLACEMENT_WAIT_ENV, SlurmStepCgroups, slurmStepFreezerPath, slurmTaskCgroupPath } from '../../services/agent/steps/slurm-step-cgroup';
 import { StepRunner } from '../../services/agent/steps/step-runner';
 import { harness, prologueInput } from './fakes/helpers';
 
@@ -54,6 +55,52 @@ describe('the Slurm step freezer cgroup of a berth exec step', () => {
     assert.equal(cg.stepDir(job, '0', log), undefined);
     assert.equal(cg.stepDir(job, '../step_batch', log), undefined);
     assert.equal(new SlurmStepCgroups({ freezerRoot: undefined, signal: () => undefined, log }).stepDir(job, 'batch', log), undefined);
+  });
+});
+
+describe('the Slurm task memory and cpuacct cgroups of a berth exec step', () => {
+  it('are step_<step>/task_<n> below the job\'s, for a task number and nothing else', () => {
+    assert.deepEqual(slurmTaskCgroupPath('/sys/fs/cgroup/memory/slurm_n1', 2001, '42', 'batch', '0'), { dir: '/sys/fs/cgroup/memory/slurm_n1/uid_2001/job_42/step_batch/task_0' });
+    assert.deepEqual(slurmTaskCgroupPath('/r', 2001, '42', '3', '17'), { dir: '/r/uid_2001/job_42/step_3/task_17' });
+    for (const task of ['', '..', '0/..', 'x', '-1', '1 ', '12345678901']) assert.ok('reason' in slurmTaskCgroupPath('/r', 2001, '42', '0', task), JSON.stringify(task));
+    assert.ok('reason' in slurmTaskCgroupPath('/r', 0, '42', '0', '0'), 'root\'s is never joined');
+    assert.ok('reason' in slurmTaskCgroupPath('/r', 2001, '42', '../x', '0'));
+  });
+
+  it('take their roots from the config (memory and cpuacct by default; one left out is not joined)', () => {
+    assert.deepEqual(loadConfig(undefined, { node: 'n2' }).slurmTaskCgroups, { memory: '/sys/fs/cgroup/memory/slurm_%n', cpuacct: '/sys/fs/cgroup/cpuacct/slurm_%n' });
+    for (const bad of [{ memory: '/cg/../slurm' }, { cpuacct: 'cg' }, { memory: '/cg/%u' }, { devices: '/cg/devices/slurm' }]) {
+      assert.throws(() => loadConfig(undefined, { slurmTaskCgroups: bad } as never), /slurmTaskCgroups/, JSON.stringify(bad));
+    }
+  });
+
+  it('are joined only where Slurm made them, beside the step\'s freezer', () => {
+    const base = mkdtempSync(path.join(os.tmpdir(), 'berth-slurm-cg-'));
+    const root = (c: string) => path.join(base, c, 'slurm_n1');
+    const job = { jobId: '42', uid: 2001 };
+    const cg = new SlurmStepCgroups({ freezerRoot: root('freezer'), taskRoots: { memory: root('memory'), cpuacct: root('cpuacct') }, signal: () => undefined, log });
+    assert.equal(cg.placement(job, 'batch', '0', log), undefined, 'nothing there: nothing to wait for');
+    mkdirSync(path.join(root('memory'), 'uid_2001', 'job_42', 'step_batch', 'task_0'), { recursive: true });
+    assert.deepEqual(cg.placement(job, 'batch', '0', log), { dirs: [path.join(root('memory'), 'uid_2001/job_42/step_batch/task_0')], task: { memory: path.join(root('memory'), 'uid_2001/job_42/step_batch/task_0') } });
+    for (const c of ['freezer', 'cpuacct']) mkdirSync(path.join(root(c), 'uid_2001', 'job_42', 'step_batch', c === 'freezer' ? '' : 'task_0'), { recursive: true });
+    const all = cg.placement(job, 'batch', '0', log)!;
+    assert.deepEqual(all.dirs, [path.join(root('freezer'), 'uid_2001/job_42/step_batch'), path.join(root('memory'), 'uid_2001/job_42/step_batch/task_0'), path.join(root('cpuacct'), 'uid_2001/job_42/step_batch/task_0')]);
+    assert.deepEqual(cg.placement(job, 'batch', '1', log)!.dirs, [path.join(root('freezer'), 'uid_2001/job_42/step_batch')], 'another task: the step\'s freezer only');
+    assert.deepEqual(cg.placement(job, 'batch', '', log)!.task, {});
+    const freezerOnly = new SlurmStepCgroups({ freezerRoot: root('freezer'), signal: () => undefined, log });
+    assert.deepEqual(freezerOnly.placement(job, 'batch', '0', log)!.task, {});
+  });
+});
+
+describe('the client\'s own Slurm task', () => {
+  const cgroup = '12:pids:/berth/n1/job_42/abc\n6:freezer:/slurm_n1/uid_2001/job_42/step_batch\n4:memory:/slurm_n1/uid_2001/job_42/step_batch/task_3\n';
+  it('is the task_N of its memory cgroup in its own step', () => {
+    assert.equal(ownSlurmTask('42', 'batch', cgroup), '3');
+    assert.equal(ownSlurmTask('42', '0', cgroup), '', 'another step');
+    assert.equal(ownSlurmTask('43', 'batch', cgroup), '', 'another job');
+    assert.equal(ownSlurmTask('42', '', cgroup), '', 'in no step');
+    assert.equal(ownSlurmTask('42', 'batch', '4:memory:/slurm_n1/uid_2001/job_42/step_batch\n'), '', 'no task cgroup (no task/cgroup)');
+    assert.equal(ownSlurmTask('42', 'batch', '0::/user.slice\n'), '');
   });
 });
 
@@ -111,6 +158,15 @@ describe('placing a step', () => {
     assert.deepEqual(signals, ['777:SIGCONT']);
   });
 
+  it('writes the pid to every one of its cgroups, telling of each it joined', async () => {
+    const dirs = [stepDir(), path.join(os.tmpdir(), 'berth-no-such-dir', 'y'), stepDir()];
+    const joined: string[] = [];
+    const cg = new SlurmStepCgroups({ freezerRoot: '/unused', proc: fakeProc(780, '0000000000020000'), signal: () => undefined, log });
+    assert.equal(await cg.place(780, dirs, log, (d) => joined.push(d)), false, 'not every one');
+    assert.deepEqual(joined, [dirs[0], dirs[2]]);
+    for (const d of [dirs[0]!, dirs[2]!]) assert.equal(readFileSync(path.join(d, 'cgroup.procs'), 'utf8'), '780');
+  });
+
   it('leaves a process that is gone alone: its pid may be another\'s', async () => {
     const cg = new SlurmStepCgroups({ freezerRoot: '/unused', proc: fakeProc(779, undefined), signal: () => assert.fail('no signal'), log });
     const dir = stepDir();
@@ -156,6 +212,25 @@ describe('berth exec steps and their Slurm step', () => {
     const runner = new StepRunner(h.engine, h.ledger, h.log, [], () => undefined, undefined, cg);
     await runner.start(job, { stepId: '', slurmStep: 'batch', taskId: 0, argv: ['true'], cwd: '/', env: [], tty: false }, { name: 'alice', home: '/home/alice' }, { stdout: () => undefined, stderr: () => undefined });
     assert.ok(h.engine.execs[0]!.opts.env.includes(`${PLACEMENT_WAIT_ENV}=5000`));
+  });
+
+  it('places it in the task\'s memory and cpuacct cgroups the client found itself in, beside the step\'s freezer', async () => {
+    const h = harness();
+    const { job } = await h.jobs.prologue(prologueInput());
+    const base = mkdtempSync(path.join(os.tmpdir(), 'berth-slurm-cg-'));
+    const dir = (c: string) => path.join(base, c, `uid_${job.uid}`, `job_${job.jobId}`, 'step_batch', c === 'freezer' ? '' : 'task_0');
+    for (const c of ['freezer', 'memory', 'cpuacct']) {
+      mkdirSync(dir(c), { recursive: true });
+      writeFileSync(path.join(dir(c), 'cgroup.procs'), '');
+    }
+    const proc = mkdtempSync(path.join(os.tmpdir(), 'berth-proc-'));
+    mkdirSync(path.join(proc, '4242'));
+    writeFileSync(path.join(proc, '4242', 'status'), 'SigBlk:\t0000000000020000\n');
+    const cg = new SlurmStepCgroups({ freezerRoot: path.join(base, 'freezer'), taskRoots: { memory: path.join(base, 'memory'), cpuacct: path.join(base, 'cpuacct') }, proc, signal: () => undefined, log: h.log });
+    const runner = new StepRunner(h.engine, h.ledger, h.log, [], () => undefined, undefined, cg);
+    await runner.start(job, { stepId: '', slurmStep: 'batch', slurmTask: '0', taskId: 0, argv: ['true'], cwd: '/', env: [], tty: false }, { name: 'alice', home: '/home/alice' }, { stdout: () => undefined, stderr: () => undefined });
+    for (let i = 0; i < 100 && readFileSync(path.join(dir('cpuacct'), 'cgroup.procs'), 'utf8') === ''; i++) await new Promise((r) => setTimeout(r, 5));
+    for (const c of ['freezer', 'memory', 'cpuacct']) assert.equal(readFileSync(path.join(dir(c), 'cgroup.procs'), 'utf8'), '4242', c);
   });
 
   it('does not make berth-init wait when there is no step cgroup to join', async () => {

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { accountingRecords } from '../../services/agent/accounting/accounting-record';
 import type { JobRecord } from '../../services/agent/jobs/job-record';
 import { JobTable } from '../../services/agent/jobs/job-table';
 import { cutByRestart, STEP_CUT_BY_RESTART, StepLedger } from '../../services/agent/jobs/step-ledger';
@@ -43,6 +44,40 @@ describe('the step ledger', () => {
     assert.deepEqual(usage.reads, ['c7', 'c7']);
     assert.deepEqual(s!.usage, { cpuNanos: 1_500_000_000, memoryPeakBytes: usage.peak, source: 'cgroup-v2' });
     assert.deepEqual([counts.started, counts.ended], [1, ['FAILED']]);
+  });
+
+  it('adds the Slurm task cgroups\' CPU over a step placed in them and takes their peak, read at the step\'s end at once', async () => {
+    const { ledger, saved } = setup();
+    const samples = [{ cpuNanos: 4_000_000_000, memoryPeakBytes: 60e6, source: 'cgroup-v1' as const }, { cpuNanos: 7_000_000_000, memoryPeakBytes: 280e6, source: 'cgroup-v1' as const }];
+    const reads: string[] = [];
+    let joined = false;
+    const task = { dirs: { memory: '/m/task_0', cpuacct: '/c/task_0' }, joined: () => joined, read: (d: { memory: string }) => (reads.push(d.memory), samples.shift()) };
+    const rec = ledger.start('7', { stepId: '', taskId: 0, argv: ['dd'], startTime: '' }, task)!;
+    joined = true;
+    const ending = ledger.end('7', rec, { state: 'EXITED', exitCode: 0 });
+    assert.deepEqual(reads, ['/m/task_0', '/m/task_0'], 'both reads before the end awaits anything');
+    await ending;
+    const [s] = saved().steps;
+    // the container's 1.5 s plus the task's 3 s; the task's peak over the container's
+    assert.deepEqual(s!.usage, { cpuNanos: 4_500_000_000, memoryPeakBytes: 280e6, source: 'cgroup-v2', slurmTask: { cpuNanos: 3_000_000_000, memoryPeakBytes: 280e6 } });
+  });
+
+  it('counts only the container for a step that never joined its Slurm task cgroups', async () => {
+    const { ledger, saved, usage } = setup();
+    const task = { dirs: { memory: '/m', cpuacct: '/c' }, joined: () => false, read: () => ({ cpuNanos: 9e9, memoryPeakBytes: 9e9, source: 'cgroup-v1' as const }) };
+    const rec = ledger.start('7', { stepId: '0', taskId: 0, argv: [], startTime: '' }, task)!;
+    await ledger.end('7', rec, { state: 'EXITED', exitCode: 0 });
+    assert.deepEqual(saved().steps[0]!.usage, { cpuNanos: 1_500_000_000, memoryPeakBytes: usage.peak, source: 'cgroup-v2' });
+  });
+
+  it('gives the job\'s record the container\'s usage plus what its placed steps used in Slurm\'s task cgroups', () => {
+    const step = (slurmTask?: { cpuNanos: number; memoryPeakBytes: number }) => ({ stepId: '0', taskId: 0, argv: [], state: 'EXITED' as const, exitCode: 0, signal: '', startTime: '', endTime: '',
+      usage: { cpuNanos: 1e9, memoryPeakBytes: 50e6, source: 'cgroup-v1' as const, ...(slurmTask ? { slurmTask } : {}) } });
+    const j = job({ steps: [step({ cpuNanos: 2e9, memoryPeakBytes: 300e6 }), step(), step({ cpuNanos: 5e8, memoryPeakBytes: 10e6 })] });
+    const [rec] = accountingRecords(j, '2026-12-01T10:06:00.000Z', { cpuNanos: 3e9, memoryPeakBytes: 100e6, source: 'cgroup-v1' });
+    assert.deepEqual([rec!.TotalCPUSeconds, rec!.MaxRSSBytes], [5.5, 300e6]);
+    const [plain] = accountingRecords(job({ steps: [step()] }), '2026-12-01T10:06:00.000Z', { cpuNanos: 3e9, memoryPeakBytes: 100e6, source: 'cgroup-v1' });
+    assert.deepEqual([plain!.TotalCPUSeconds, plain!.MaxRSSBytes], [3, 100e6]);
   });
 
   it('records nothing for a job berthd does not hold', () => {

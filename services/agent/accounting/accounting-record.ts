@@ -163,6 +163,10 @@ export function accountingRecords(job: JobRecord, end: string, usage: ContainerU
   const base = { ...common(job), SettledLate: opts.settledLate === true };
   const p = job.provenance;
   const outcome = jobOutcome(job);
+  // berth exec steps placed in their Slurm task's cgroups were charged there, not to the container
+  const inTasks = job.steps.map((s) => s.usage?.slurmTask).filter((t) => t !== undefined);
+  const cpuNanos = usage ? usage.cpuNanos + inTasks.reduce((sum, t) => sum + t.cpuNanos, 0) : 0;
+  const memoryPeakBytes = usage ? Math.max(usage.memoryPeakBytes, ...inTasks.map((t) => t.memoryPeakBytes)) : 0;
   const jobRec: AccountingRecord = {
     ...base,
     RecordType: 'job',
@@ -178,8 +182,8 @@ export function accountingRecords(job: JobRecord, end: string, usage: ContainerU
     State: outcome.state,
     ExitCode: outcome.exitCode,
     Reason: job.error,
-    TotalCPUSeconds: usage ? round3(usage.cpuNanos / 1e9) : null,
-    MaxRSSBytes: usage ? usage.memoryPeakBytes : null,
+    TotalCPUSeconds: usage ? round3(cpuNanos / 1e9) : null,
+    MaxRSSBytes: usage ? memoryPeakBytes : null,
     UsageSource: usage?.source ?? '',
     Argv: [],
   };

@@ -89,8 +89,13 @@ export function readCgroupUsage(pid: number, roots: CgroupRoots = HOST_ROOTS): C
   const cpuDir = v1Dir(roots, 'cpuacct', cpuRel, 'cpuacct.usage');
   const memDir = v1Dir(roots, 'memory', memRel, 'memory.usage_in_bytes');
   if (!cpuDir || !memDir) return undefined;
-  const ns = readNumber(path.join(cpuDir, 'cpuacct.usage'));
-  const mem = readNumber(path.join(memDir, 'memory.max_usage_in_bytes')) ?? readNumber(path.join(memDir, 'memory.usage_in_bytes'));
+  return readV1Usage({ cpuacct: cpuDir, memory: memDir });
+}
+
+/** The usage of a cgroup v1 pair of directories (a Slurm task's cpuacct and memory cgroups); undefined when unreadable. */
+export function readV1Usage(dirs: { cpuacct: string; memory: string }): ContainerUsage | undefined {
+  const ns = readNumber(path.join(dirs.cpuacct, 'cpuacct.usage'));
+  const mem = readNumber(path.join(dirs.memory, 'memory.max_usage_in_bytes')) ?? readNumber(path.join(dirs.memory, 'memory.usage_in_bytes'));
   if (ns === undefined || mem === undefined) return undefined;
   return { cpuNanos: ns, memoryPeakBytes: mem, source: 'cgroup-v1' };
 }

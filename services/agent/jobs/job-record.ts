@@ -4,6 +4,9 @@ import type { ContainerUsage } from '../docker/container-usage';
 import type { JobProvenance } from './job-provenance';
 import type { JobIdentity } from '../containers/labels';
 
+/** a step's usage: the container's, and the Slurm task cgroups' share when the step was placed in them */
+export type StepUsage = ContainerUsage & { slurmTask?: { cpuNanos: number; memoryPeakBytes: number } };
+
 export type JobState = 'PREPARING' | 'RUNNING' | 'ENDING' | 'ENDED' | 'FAILED' | 'UNKNOWN';
 export type StepState = 'RUNNING' | 'EXITED' | 'KILLED' | 'FAILED';
 
@@ -19,9 +22,11 @@ export interface StepRecord {
   /**
    * The job container's CPU used while the step ran (end − start sample) and its memory peak
    * at the step's end: steps share the container's cgroup. Absent until the step ends, or
-   * when the cgroup could not be read.
+   * when the cgroup could not be read. A berth exec step placed in its Slurm task's memory
+   * and cpuacct cgroups is charged there: that task's CPU over the step is added and its peak
+   * counts (`slurmTask`, which the job's own figures add in too).
    */
-  usage?: ContainerUsage;
+  usage?: StepUsage;
   /** recovery found the step running when berthd had stopped: its end, if it comes, replaces the guess */
   cutByRestart?: boolean;
 }

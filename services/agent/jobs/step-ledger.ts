@@ -6,7 +6,7 @@
 // steps still being recorded before it accounts for the job.
 import { errorMessage } from '../../shared/errors';
 import { stepState } from '../accounting/accounting-record';
-import { type ContainerUsage } from '../docker/container-usage';
+import { type ContainerUsage, readV1Usage } from '../docker/container-usage';
 import { engineMessage } from '../docker/engine';
 import type { Logger } from '../logger';
 import type { JobMetrics } from '../metrics/agent-metrics';
@@ -23,6 +23,17 @@ export interface StepEnd {
   signal?: string;
   /** when the step ended, if not now (a spooled record's time) */
   at?: Date;
+}
+
+/**
+ * The Slurm task cgroups (memory, cpuacct) a berth exec step's processes join: the step's
+ * usage is charged there once `joined()` (steps/slurm-step-cgroup.ts).
+ */
+export interface SlurmTaskCgroups {
+  dirs: { memory: string; cpuacct: string };
+  joined(): boolean;
+  /** reads DIRS (tests give their own); cgroup v1 files by default */
+  read?: (dirs: { memory: string; cpuacct: string }) => ContainerUsage | undefined;
 }
 
 export interface StepLedgerDeps {
@@ -43,6 +54,8 @@ export class StepLedger {
   private readonly now: () => Date;
   /** each running step's usage sample at its start, awaited by its end */
   private readonly startUsage = new WeakMap<StepRecord, Promise<ContainerUsage | undefined>>();
+  /** a placed step's Slurm task cgroups and their usage at its start */
+  private readonly taskStart = new WeakMap<StepRecord, { task: SlurmTaskCgroups; at: ContainerUsage | undefined }>();
   /** steps of a job whose end usage is being read, by job */
   private readonly measuring = new Map<string, Set<Promise<void>>>();
   /** native steps whose end has not come yet (JOB.STEP → record) */
@@ -52,8 +65,11 @@ export class StepLedger {
     this.now = d.now ?? (() => new Date());
   }
 
-  /** Records the step as running on the job's record; undefined when berthd holds no such job. */
-  start(jobId: string, step: StepStart): StepRecord | undefined {
+  /**
+   * Records the step as running on the job's record; undefined when berthd holds no such job.
+   * TASK: the Slurm task cgroups the step is about to join (read now, before it has).
+   */
+  start(jobId: string, step: StepStart, task?: SlurmTaskCgroups): StepRecord | undefined {
     const job = this.d.table.get(jobId);
     if (!job) return undefined;
     const rec: StepRecord = { ...step, state: 'RUNNING', exitCode: 0, signal: '', endTime: '' };
@@ -62,12 +78,19 @@ export class StepLedger {
     job.steps.push(rec);
     this.checkpoint(job);
     if (this.d.usage) this.startUsage.set(rec, this.sample(job.containerId, this.d.log.child({ job: jobId })));
+    if (this.d.usage && task) this.taskStart.set(rec, { task, at: (task.read ?? readV1Usage)(task.dirs) });
     this.d.metrics?.stepStarted();
     return rec;
   }
 
   /** Records the step's end at once, then its usage (the container's CPU over the step, its memory peak so far). */
   async end(jobId: string, rec: StepRecord, end: StepEnd): Promise<void> {
+    // at once: slurmstepd removes the task's cgroups as soon as the berth exec client, told the
+    // step ended, exits
+    const inTask = this.taskStart.get(rec);
+    this.taskStart.delete(rec);
+    const taskEnd = inTask?.at && inTask.task.joined() ? (inTask.task.read ?? readV1Usage)(inTask.task.dirs) : undefined;
+    const slurmTask = inTask?.at && taskEnd ? { cpuNanos: Math.max(0, taskEnd.cpuNanos - inTask.at.cpuNanos), memoryPeakBytes: taskEnd.memoryPeakBytes } : undefined;
     rec.state = end.state;
     rec.exitCode = end.exitCode;
     rec.signal = end.signal ?? '';
@@ -84,7 +107,10 @@ export class StepLedger {
     const measured = (async () => {
       const [first, last] = await Promise.all([atStart, this.sample(job.containerId, this.d.log.child({ job: jobId }))]);
       if (!first || !last) return;
-      rec.usage = { cpuNanos: Math.max(0, last.cpuNanos - first.cpuNanos), memoryPeakBytes: last.memoryPeakBytes, source: last.source };
+      const cpuNanos = Math.max(0, last.cpuNanos - first.cpuNanos);
+      rec.usage = slurmTask
+        ? { cpuNanos: cpuNanos + slurmTask.cpuNanos, memoryPeakBytes: Math.max(last.memoryPeakBytes, slurmTask.memoryPeakBytes), source: last.source, slurmTask }
+        : { cpuNanos, memoryPeakBytes: last.memoryPeakBytes, source: last.source };
       if (this.d.table.get(jobId) === job) this.checkpoint(job);
     })();
     pending.add(measured);

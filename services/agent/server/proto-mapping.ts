@@ -100,6 +100,7 @@ export function fromProtoExecStart(s: ExecStart__Output): StepRequest {
   return {
     stepId: s.stepId, taskId: s.taskId, argv: s.argv, cwd: s.cwd, env: s.env, tty: s.tty,
     ...(s.slurmStep ? { slurmStep: s.slurmStep } : {}),
+    ...(s.slurmTask ? { slurmTask: s.slurmTask } : {}),
     ...(s.tty && s.rows > 0 && s.cols > 0 ? { size: { rows: s.rows, cols: s.cols } } : {}),
   };
 }

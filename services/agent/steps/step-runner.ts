@@ -27,6 +27,8 @@ export interface StepRequest {
   size?: TerminalSize;
   /** the client's step in Slurm's freezer cgroup tree (batch, extern, N), as it read it; else stepId is used */
   slurmStep?: string;
+  /** the client's task in that step (task_N of its memory cgroup): N, as it read it */
+  slurmTask?: string;
 }
 
 export interface StepOutcome {
@@ -171,7 +173,7 @@ export class StepRunner {
     private readonly signaller: Signaller = defaultSignaller,
     /** environment berth adds to every step of a job (DOCKER_HOST & co. when users may use Docker) */
     private readonly jobEnv: (jobId: string) => string[] = () => [],
-    /** the Slurm step cgroups a step's processes join (freezer only); none: steps stay where docker puts them */
+    /** the Slurm cgroups a step's processes join (the step's freezer, the task's memory and cpuacct); none: steps stay where docker puts them */
     private readonly slurmSteps?: SlurmStepCgroups,
   ) {}
 
@@ -193,8 +195,8 @@ export class StepRunner {
     await this.checkCwd(job, cwd);
     const size = req.tty && req.size ? terminalSize(req.size.rows, req.size.cols) : undefined;
     const log = this.log.child({ job: job.jobId, step: req.stepId, task: req.taskId });
-    // berth-init waits to be placed only when there is a step cgroup to place it in
-    const stepDir = this.slurmSteps?.stepDir(job, req.slurmStep || req.stepId, log);
+    // berth-init waits to be placed only when there is a Slurm cgroup to place it in
+    const placement = this.slurmSteps?.placement(job, req.slurmStep || req.stepId, req.slurmTask ?? '', log);
     let handle: ExecHandle;
     let stream: Duplex;
     try {
@@ -203,7 +205,7 @@ export class StepRunner {
         user: `${job.uid}:${job.gid}`,
         workingDir: cwd,
         env: [...stepEnv(req.env, user, job.envNames), ...this.jobEnv(job.jobId), ...(size ? [initTtySizeEnv(size)] : []),
-          ...(stepDir ? [`${PLACEMENT_WAIT_ENV}=${PLACEMENT_WAIT_MS}`] : [])],
+          ...(placement ? [`${PLACEMENT_WAIT_ENV}=${PLACEMENT_WAIT_MS}`] : [])],
         tty: req.tty,
         ...(size ? { consoleSize: size } : {}),
       });
@@ -211,9 +213,15 @@ export class StepRunner {
     } catch (err) {
       throw new BerthError('ENGINE_FAILED', `job ${job.jobId}: could not start '${req.argv[0]}' in the container: ${engineMessage(err)}`, { cause: err });
     }
-    const record = this.ledger.start(job.jobId, { stepId: req.stepId, taskId: req.taskId, argv: req.argv, startTime: new Date().toISOString() });
+    // once in the Slurm task's memory and cpuacct cgroups, the step's usage is charged there,
+    // not to the container: berth's record of it reads them too (jobs/step-ledger.ts)
+    const joined = new Set<string>();
+    const memory = placement?.task.memory;
+    const cpuacct = placement?.task.cpuacct;
+    const inTask = memory && cpuacct ? { dirs: { memory, cpuacct }, joined: () => joined.has(memory) && joined.has(cpuacct) } : undefined;
+    const record = this.ledger.start(job.jobId, { stepId: req.stepId, taskId: req.taskId, argv: req.argv, startTime: new Date().toISOString() }, inTask);
     const slurmSteps = this.slurmSteps;
-    const place = slurmSteps && stepDir ? (pid: number) => slurmSteps.place(pid, stepDir, log) : undefined;
+    const place = slurmSteps && placement ? (pid: number) => slurmSteps.place(pid, placement.dirs, log, (d) => joined.add(d)) : undefined;
     const step = new RunningStep(handle.id, handle, stream, io, req.tty, this.signaller, log, place);
     // an older berth-init ignores BERTH_TTY_SIZE: the engine's resize sets the size then, a moment late
     if (size) step.resize(size.rows, size.cols);
