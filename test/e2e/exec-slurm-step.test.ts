@@ -47,7 +47,7 @@ function cmdline(pid: string): string {
 }
 
 describe('berth exec steps are their Slurm step\'s', { timeout: 180_000 }, () => {
-  it('run in the freezer cgroup of the step that ran them, are ended with it, and stop at the job\'s memory', () => {
+  it('run in the freezer cgroup of the step that ran them and the memory and cpuacct cgroups of its task, are ended with it, and stop at the job\'s Slurm memory limit', () => {
     const dir = jobDir('alice', 'exec-slurm-step');
     const script = [
       'berth exec -- cat /proc/self/cgroup > cg.batch',

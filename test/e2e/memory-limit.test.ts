@@ -1,8 +1,8 @@
 // Issue 14 (memory) through Slurm with task/cgroup: a process that needs more memory than the
-// job holds on the node is stopped at the job's limit, in a berth exec step (by the job's
-// cgroup, which bounds all of its containers) and in a container step whose tasks Slurm
-// launches (by Slurm's own step cgroup); sacct records the latter as OUT_OF_MEMORY, and
-// berth's accounting records the container's peak at the limit.
+// job holds on the node is stopped at the job's limit, in a berth exec step (by Slurm's job
+// cgroup: the step's processes join its task's memory cgroup) and in a container step whose
+// tasks Slurm launches (by Slurm's own step cgroup); sacct records the latter as
+// OUT_OF_MEMORY, and berth's accounting records the berth exec step's peak at the limit.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { sandbox } from '../support/stack';

@@ -331,7 +331,7 @@ describe('Slurm snippets', () => {
     assert.equal(conf.get('TaskProlog'), c.taskProlog, 'berthd bind-mounts the same TaskProlog into containers');
     assert.equal(conf.get('SlurmdSpoolDir'), c.slurmdSpoolDir);
     assert.ok(Number(conf.get('PrologEpilogTimeout')) > c.pullTimeoutMs / 1000, 'a prolog killed during a pull drains the node');
-    assert.equal(conf.get('JobAcctGatherType'), 'jobacct_gather/linux');
+    assert.equal(conf.get('JobAcctGatherType'), 'jobacct_gather/cgroup', 'the sandbox\'s: a berth exec step is counted from its task\'s cgroups');
   });
 
   it('plugstack.conf loads the installed plugin with arguments the plugin parses, matching berthd\'s runDir', () => {
