@@ -73,6 +73,15 @@ describe('GPUs and HCAs: a job\'s containers get exactly its devices', { timeout
       const theirs = run('docker', ['run', '--rm', ...allowed, '--device', other, sandbox().demoImage, 'true'], { user, env: dockerEnv });
       assert.notEqual(theirs.code, 0, `${user} got the other job's GPU ${other}`);
       assert.match(theirs.stderr, /Devices|device/, theirs.stderr);
+      // docker's --gpus, as the user types it: the job's one GPU, numbered 0 inside
+      const gpusAll = run('docker', ['run', '--rm', '--gpus', 'all', sandbox().demoImage, 'sh', '-c', `${SHOW_DEVICES}; echo --; ${SHOW_ENV}`], { user, env: dockerEnv });
+      assert.equal(gpusAll.code, 0, gpusAll.stderr);
+      const [gDevs, gEnv] = gpusAll.stdout.split('--\n');
+      assert.deepEqual(lines(gDevs!), expected, `docker run --gpus all in job ${job.jobId}`);
+      assert.deepEqual(lines(gEnv!), ['CUDA_VISIBLE_DEVICES=0', 'GPU_DEVICE_ORDINAL=0', `NVIDIA_VISIBLE_DEVICES=${own.replace('/dev/nvidia', '')}`]);
+      const gpusTwo = run('docker', ['run', '--rm', '--gpus', '2', sandbox().demoImage, 'true'], { user, env: dockerEnv });
+      assert.notEqual(gpusTwo.code, 0, `${user} got two GPUs in a 1-GPU job`);
+      assert.match(gpusTwo.stderr, /DeviceRequests.*within the job's GPUs/, gpusTwo.stderr);
     });
     // each job's accounting record names its own GPU
     for (const j of jobs) assert.equal(run('scancel', [j.jobId]).code, 0);

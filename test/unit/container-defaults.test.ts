@@ -2,7 +2,7 @@
 // the request leaves out, and keeps every value the user gave (the policy judges those).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { applyContainerDefaults, type ContainerDefaults } from '../../services/agent/authz/container-defaults';
+import { applyContainerDefaults, type ContainerDefaults, gpusForRequests } from '../../services/agent/authz/container-defaults';
 import { rewriteRequest } from '../../services/agent/authz/job-docker-endpoint';
 
 const job: ContainerDefaults = {
@@ -84,5 +84,54 @@ describe("a user's container create, filled in with the job's values", () => {
     assert.equal((JSON.parse(volume.body!.toString()) as Record<string, unknown>).User, undefined);
     const without = rewriteRequest('POST', '/v1.41/containers/create', '42', Buffer.from(JSON.stringify({ Image: 'img' })));
     assert.equal((JSON.parse(without.body!.toString()) as Record<string, unknown>).User, undefined);
+  });
+
+  describe('docker run --gpus, as the job\'s own GPUs', () => {
+    const twoGpus: ContainerDefaults = {
+      ...job, devices: ['/dev/nvidia2', '/dev/nvidia3', '/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/infiniband/uverbs0'],
+      deviceEnv: ['CUDA_VISIBLE_DEVICES=0,1', 'NVIDIA_VISIBLE_DEVICES=2,3'],
+    };
+    // what the Docker 20.10 CLI sends for --gpus all, --gpus 1 and --gpus device=1
+    const all = { Driver: '', Count: -1, DeviceIDs: null, Capabilities: [['gpu']], Options: {} };
+    const one = { Driver: '', Count: 1, DeviceIDs: null, Capabilities: [['gpu']], Options: {} };
+    const second = { Driver: '', Count: 0, DeviceIDs: ['1'], Capabilities: [['gpu']], Options: {} };
+
+    it('turns --gpus all into every GPU of the job with the control devices and HCAs, and no DeviceRequests', () => {
+      const body: Record<string, unknown> = { Image: 'img', HostConfig: { DeviceRequests: [all], Devices: [] } };
+      applyContainerDefaults(body, twoGpus);
+      const h = body.HostConfig as Record<string, unknown>;
+      assert.equal(h.DeviceRequests, undefined, 'nothing left for a toolkit hook to act on');
+      assert.deepEqual((h.Devices as { PathOnHost: string }[]).map((x) => x.PathOnHost).sort(),
+        ['/dev/infiniband/uverbs0', '/dev/nvidia-uvm', '/dev/nvidia2', '/dev/nvidia3', '/dev/nvidiactl']);
+      assert.deepEqual(body.Env, ['CUDA_VISIBLE_DEVICES=0,1', 'GPU_DEVICE_ORDINAL=0,1', 'NVIDIA_VISIBLE_DEVICES=2,3']);
+    });
+
+    it('gives --gpus 1 the first GPU and --gpus device=1 the second, numbered from 0 inside', () => {
+      assert.deepEqual(gpusForRequests([one], twoGpus)?.devices, ['/dev/nvidia2', '/dev/nvidiactl', '/dev/nvidia-uvm']);
+      const g = gpusForRequests([second], twoGpus);
+      assert.deepEqual(g?.devices, ['/dev/nvidia3', '/dev/nvidiactl', '/dev/nvidia-uvm']);
+      assert.deepEqual(g?.env, ['CUDA_VISIBLE_DEVICES=0', 'GPU_DEVICE_ORDINAL=0', 'NVIDIA_VISIBLE_DEVICES=3']);
+    });
+
+    it('adds the GPUs to devices the user named, without the HCAs they left out', () => {
+      const body: Record<string, unknown> = { Image: 'img', HostConfig: { DeviceRequests: [one], Devices: [{ PathOnHost: '/dev/nvidia2', PathInContainer: '/dev/nvidia2', CgroupPermissions: 'rwm' }] } };
+      applyContainerDefaults(body, twoGpus);
+      assert.deepEqual(((body.HostConfig as Record<string, unknown>).Devices as { PathOnHost: string }[]).map((x) => x.PathOnHost), ['/dev/nvidia2', '/dev/nvidiactl', '/dev/nvidia-uvm']);
+    });
+
+    it('leaves for the policy to refuse what the job cannot give: more GPUs, another index, a UUID, another driver, no GPUs', () => {
+      const cases: unknown[][] = [
+        [{ ...one, Count: 3 }], [{ ...second, DeviceIDs: ['2'] }], [{ ...second, DeviceIDs: ['GPU-0b8f3c2e'] }],
+        [{ ...all, Driver: 'amd' }], [{ ...all, Capabilities: [['compute']] }], [{ ...all, Options: { x: 'y' } }], ['nonsense'],
+      ];
+      for (const requests of cases) {
+        const body: Record<string, unknown> = { Image: 'img', HostConfig: { DeviceRequests: requests } };
+        applyContainerDefaults(body, twoGpus);
+        assert.deepEqual((body.HostConfig as Record<string, unknown>).DeviceRequests, requests, JSON.stringify(requests));
+      }
+      const none = { Image: 'img', HostConfig: { DeviceRequests: [all] } };
+      applyContainerDefaults(none, { ...job, devices: ['/dev/infiniband/uverbs0'] });
+      assert.deepEqual(none.HostConfig.DeviceRequests, [all], 'a job without GPUs');
+    });
   });
 });

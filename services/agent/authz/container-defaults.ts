@@ -72,18 +72,81 @@ export function applyContainerDefaults(body: Record<string, unknown>, d: Contain
     const endpoints = record(record(body.NetworkingConfig)?.EndpointsConfig);
     if (endpoints && 'default' in endpoints) delete endpoints.default;
   }
+  // `--gpus`: the job's own GPU device nodes, which the policy and berth-runc then check
+  if (Array.isArray(host.DeviceRequests) && host.DeviceRequests.length > 0) {
+    const gpus = gpusForRequests(host.DeviceRequests, d);
+    if (gpus) {
+      const own = Array.isArray(host.Devices) ? host.Devices : [];
+      const named = new Set(own.map((x) => record(x)?.PathOnHost));
+      const hcas = d.devices.filter((p) => !isGpuDevice(p));
+      host.Devices = [...own, ...[...(own.length ? [] : hcas), ...gpus.devices].filter((p) => !named.has(p)).map(deviceEntry)];
+      delete host.DeviceRequests;
+      body.Env = withDeviceEnv(body.Env, gpus.env);
+      filled.push('Devices', 'Env');
+    }
+  }
   if (d.devices.length && unset(host.Devices)) {
-    host.Devices = d.devices.map((p) => ({ PathOnHost: p, PathInContainer: p, CgroupPermissions: 'rwm' }));
+    host.Devices = d.devices.map(deviceEntry);
     filled.push('Devices');
     // the visible-devices variables name the devices given here, so they come with them
-    const env = Array.isArray(body.Env) ? body.Env.filter((e): e is string => typeof e === 'string') : [];
-    const own = new Set(env.map((e) => e.split('=')[0]));
-    const add = d.deviceEnv.filter((e) => !own.has(e.split('=')[0]));
-    if (add.length) {
-      body.Env = [...env, ...add];
-      filled.push('Env');
-    }
+    const before = Array.isArray(body.Env) ? body.Env.length : 0;
+    body.Env = withDeviceEnv(body.Env, d.deviceEnv);
+    if ((body.Env as unknown[]).length > before) filled.push('Env');
   }
   body.HostConfig = host;
   return filled;
+}
+
+const deviceEntry = (p: string) => ({ PathOnHost: p, PathInContainer: p, CgroupPermissions: 'rwm' });
+
+/** the user's variables, and those of VARS the user did not set */
+function withDeviceEnv(env: unknown, vars: readonly string[]): string[] {
+  const mine = Array.isArray(env) ? env.filter((e): e is string => typeof e === 'string') : [];
+  const own = new Set(mine.map((e) => e.split('=')[0]));
+  return [...mine, ...vars.filter((e) => !own.has(e.split('=')[0]))];
+}
+
+const NVIDIA_GPU = /^\/dev\/nvidia\d+$/;
+const NVIDIA_CONTROL = /^\/dev\/nvidia(ctl|-uvm|-uvm-tools|-modeset)$/;
+const isGpuDevice = (p: string): boolean => NVIDIA_GPU.test(p) || NVIDIA_CONTROL.test(p) || /^\/dev\/(kfd|dri\/)/.test(p);
+
+/**
+ * What `docker run --gpus all|N|device=I,J` asks for, among the job's NVIDIA GPUs (numbered
+ * from 0 as CUDA_VISIBLE_DEVICES numbers them in the job): their device nodes with the control
+ * devices, and the visible-devices variables for them. undefined where the job cannot give it
+ * (more GPUs than it has, an index or UUID it does not have, another driver or capability, a
+ * job without NVIDIA GPUs): the request stays as it is and the policy refuses it.
+ */
+export function gpusForRequests(requests: readonly unknown[], d: ContainerDefaults): { devices: string[]; env: string[] } | undefined {
+  const jobGpus = d.devices.filter((p) => NVIDIA_GPU.test(p));
+  if (jobGpus.length === 0) return undefined;
+  const picked = new Set<number>();
+  for (const raw of requests) {
+    const r = record(raw);
+    if (!r) return undefined;
+    const caps = Array.isArray(r.Capabilities) ? r.Capabilities : [];
+    const asksGpu = caps.some((set) => Array.isArray(set) && set.includes('gpu'));
+    if (!asksGpu || !['', 'nvidia', undefined, null].includes(r.Driver as string) || (record(r.Options) && Object.keys(record(r.Options)!).length)) return undefined;
+    const ids = Array.isArray(r.DeviceIDs) ? r.DeviceIDs : [];
+    if (ids.length) {
+      for (const id of ids) {
+        const i = typeof id === 'string' && /^\d+$/.test(id) ? Number(id) : NaN;
+        if (!(i >= 0 && i < jobGpus.length) || (typeof r.Count === 'number' && r.Count !== 0)) return undefined;
+        picked.add(i);
+      }
+    } else if (r.Count === -1) {
+      jobGpus.forEach((_, i) => picked.add(i));
+    } else if (typeof r.Count === 'number' && Number.isInteger(r.Count) && r.Count > 0 && r.Count <= jobGpus.length) {
+      for (let i = 0; i < r.Count; i++) picked.add(i);
+    } else {
+      return undefined;
+    }
+  }
+  const order = [...picked].sort((a, b) => a - b);
+  const files = order.map((i) => jobGpus[i]!);
+  const local = files.map((_, i) => String(i)).join(',');
+  return {
+    devices: [...files, ...d.devices.filter((p) => NVIDIA_CONTROL.test(p))],
+    env: [`CUDA_VISIBLE_DEVICES=${local}`, `GPU_DEVICE_ORDINAL=${local}`, `NVIDIA_VISIBLE_DEVICES=${files.map((f) => f.replace('/dev/nvidia', '')).join(',')}`],
+  };
 }
