@@ -20,10 +20,11 @@ import { outcomeOfWaitStatus } from '../shared/wait-status';
 function optionFields(o: ContainerOptions) {
   return {
     options: {
-      mounts: o.mounts,
+      mounts: o.mounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly, propagation: m.propagation ?? '' })),
       workdir: o.workdir,
       envNames: o.envNames,
       name: o.name,
+      nameFlag: o.nameFlag ?? '',
       mountHome: TOGGLE(o.mountHome),
       readOnly: TOGGLE(o.readOnly),
     },

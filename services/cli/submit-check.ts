@@ -53,6 +53,9 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
     batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
     const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
     refusePyxisOnly(env, who.uid);
+    if (opts.nameFlag === 'exec' && !env.SLURM_JOB_ID) {
+      throw new OptionError(`--container-name=${opts.name}:exec joins a container that exists, and a new job has none yet; drop :exec here (the job's container gets the name), and give it to the sruns inside the job that join it`);
+    }
     if (image || opts.mounts.length) {
       const rules = deps.siteRules ?? loadSiteRules(deps.siteRulesFile ?? DEFAULT_SITE_RULES_FILE);
       if (image) judgeImageRegistry(image, rules);

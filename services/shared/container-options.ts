@@ -4,11 +4,27 @@
 // value berthd would refuse fails the submission in the user's terminal instead.
 import path from 'node:path';
 
+/** bind propagation berth lets a user ask for: none of them carries a mount from the container to the host */
+export const PROPAGATIONS = ['private', 'rprivate', 'slave', 'rslave'] as const;
+export type Propagation = (typeof PROPAGATIONS)[number];
+
 export interface UserMount {
+  /** the host path; TMPFS for a tmpfs (pyxis's tmpfs:/dst) */
   source: string;
   target: string;
   readOnly: boolean;
+  /** bind propagation; undefined = Docker's default (rprivate) */
+  propagation?: Propagation;
 }
+
+/** the source that makes a mount a tmpfs at its target, as pyxis and enroot write it */
+export const TMPFS = 'tmpfs';
+
+export const isTmpfs = (m: Pick<UserMount, 'source'>): boolean => m.source === TMPFS;
+
+/** pyxis's --container-name flags (NAME:FLAG): auto (default), create, exec, no_exec */
+export const NAME_FLAGS = ['auto', 'create', 'exec', 'no_exec'] as const;
+export type NameFlag = (typeof NAME_FLAGS)[number];
 
 export interface ContainerOptions {
   mounts: UserMount[];
@@ -18,6 +34,8 @@ export interface ContainerOptions {
   envNames: string[];
   /** a name for the container, kept for the job's steps; '' = none */
   name: string;
+  /** how a step treats a container of that name (pyxis's NAME:FLAG); undefined = auto */
+  nameFlag?: NameFlag;
   /** bind the user's home directory; undefined = the site's default */
   mountHome?: boolean;
   /** read-only root file system; undefined = the site's default (writable) */
@@ -56,9 +74,47 @@ function absolute(p: string, what: string, example: string): string {
   return norm.length > 1 ? norm.replace(/\/$/, '') : norm;
 }
 
+const FORM = "SRC[:DST[:FLAGS]] or tmpfs:DST (FLAGS joined with '+', e.g. ro+rslave)";
+
+/** pyxis's mount flags that Docker or berth's rules cannot honour, and what to do instead */
+const REFUSED_FLAGS: Record<string, string> = {
+  shared: "shared propagation would carry mounts made in the container onto the host, which no job may do; use rslave (the host's mounts reach the container) or leave it out",
+  rshared: "shared propagation would carry mounts made in the container onto the host, which no job may do; use rslave (the host's mounts reach the container) or leave it out",
+  bind: "a non-recursive bind is not available; berth binds recursively (rbind), leave the flag out",
+  unbindable: "Docker cannot make a bind unbindable; leave the flag out",
+  runbindable: "Docker cannot make a bind unbindable; leave the flag out",
+  nosuid: "berth cannot set it on a bind, and no setuid program gains anything in a berth container (no-new-privileges); leave the flag out",
+  nodev: "berth cannot set it on a bind (a tmpfs is always nodev); a device under the source opens only as far as you could open it on the host; leave the flag out",
+  noexec: "berth cannot set it on a mount; leave the flag out",
+};
+
+function mountFlags(spec: string, text: string, tmpfs: boolean): { readOnly: boolean; propagation?: Propagation } {
+  let readOnly: boolean | undefined;
+  let propagation: Propagation | undefined;
+  for (const flag of text.split('+')) {
+    if (flag === '') throw new OptionError(`--container-mounts entry '${spec}' has an empty flag; join flags with single '+', e.g. ro+rslave`);
+    if (flag === 'ro' || flag === 'rw') {
+      if (readOnly !== undefined && readOnly !== (flag === 'ro')) throw new OptionError(`--container-mounts entry '${spec}' is both ro and rw; give one of them`);
+      readOnly = flag === 'ro';
+    } else if ((PROPAGATIONS as readonly string[]).includes(flag) || flag === 'rbind') {
+      if (tmpfs) throw new OptionError(`--container-mounts entry '${spec}': '${flag}' applies to a bind, not a tmpfs; a tmpfs takes ro or rw`);
+      if (flag === 'rbind') continue;
+      if (propagation && propagation !== flag) throw new OptionError(`--container-mounts entry '${spec}' gives two propagations (${propagation}, ${flag}); give one`);
+      propagation = flag as Propagation;
+    } else if (REFUSED_FLAGS[flag] && !(tmpfs && (flag === 'nosuid' || flag === 'nodev'))) {
+      throw new OptionError(`--container-mounts entry '${spec}': '${flag}': ${REFUSED_FLAGS[flag]}`);
+    } else if (!(tmpfs && (flag === 'nosuid' || flag === 'nodev'))) {
+      throw new OptionError(`--container-mounts entry '${spec}': unknown flag '${flag}'; berth takes ro, rw${tmpfs ? '' : ', private, rprivate, slave, rslave'}, joined with '+'`);
+    }
+  }
+  return { readOnly: readOnly ?? false, ...(propagation ? { propagation } : {}) };
+}
+
 /**
- * "SRC[:DST[:FLAGS]][,...]": FLAGS is ro or rw (default rw); DST defaults to SRC.
- * Both absolute; DST not one of berth's or the kernel's paths; no DST twice.
+ * pyxis's forms, "SRC[:DST[:FLAGS]][,...]" and "tmpfs:DST[:FLAGS]": FLAGS joined with '+', ro or
+ * rw (default rw) and a propagation that keeps mounts from reaching the host (private,
+ * rprivate, slave, rslave); DST defaults to SRC. Both absolute; DST not one of berth's or the
+ * kernel's paths; no DST twice.
  */
 export function parseMounts(text: string): UserMount[] {
   const t = text.trim();
@@ -70,16 +126,17 @@ export function parseMounts(text: string): UserMount[] {
     const spec = raw.trim();
     if (!spec) throw new OptionError(`--container-mounts '${text}' has an empty entry; separate mounts with single commas: SRC:DST[:ro],SRC2:DST2`);
     const f = spec.split(':');
-    if (f.slice(1).some((x) => x === '')) throw new OptionError(`--container-mounts entry '${spec}' has nothing after ':'; the form is SRC[:DST[:ro|rw]], e.g. /scratch/me:/data`);
-    if (f.length > 3) throw new OptionError(`--container-mounts entry '${spec}' has too many ':'; the form is SRC[:DST[:ro|rw]]`);
-    const flags = f[2] ?? 'rw';
-    if (flags !== 'ro' && flags !== 'rw') throw new OptionError(`--container-mounts entry '${spec}': unknown flag '${flags}'; use ro (read-only) or rw`);
-    const source = absolute(f[0]!, 'mount source', '/scratch/project');
+    if (f.slice(1).some((x) => x === '')) throw new OptionError(`--container-mounts entry '${spec}' has nothing after ':'; the form is ${FORM}, e.g. /scratch/me:/data`);
+    if (f.length > 3) throw new OptionError(`--container-mounts entry '${spec}' has too many ':'; the form is ${FORM}`);
+    const tmpfs = f[0] === TMPFS;
+    if (tmpfs && f.length < 2) throw new OptionError(`--container-mounts entry '${spec}': a tmpfs needs the directory it goes at, e.g. tmpfs:/scratch`);
+    const flags = mountFlags(spec, f[2] ?? 'rw', tmpfs);
+    const source = tmpfs ? TMPFS : absolute(f[0]!, 'mount source', '/scratch/project');
     const target = absolute(f[1] || f[0]!, 'mount target', '/data');
     const reserved = RESERVED_TARGETS.find((r) => target === r || (r !== '/' && r !== '/etc/passwd' && r !== '/etc/group' && target.startsWith(r + '/')));
     if (reserved) throw new OptionError(`--container-mounts entry '${spec}': the target ${target} is ${reserved === '/' ? 'the root of the container' : `under ${reserved}, which berth or the kernel provides`}; mount somewhere else, e.g. /data`);
     if (out.some((m) => m.target === target)) throw new OptionError(`--container-mounts mounts two things at ${target}; give each mount its own target`);
-    out.push({ source, target, readOnly: flags === 'ro' });
+    out.push({ source, target, ...flags });
   }
   return out;
 }
@@ -99,10 +156,24 @@ export function parseEnvNames(text: string): string[] {
   return [...new Set(names)];
 }
 
-export function parseContainerName(text: string): string {
+/** "NAME[:FLAG]", FLAG one of pyxis's (auto, create, exec, no_exec); '' = none */
+export function parseContainerName(text: string): { name: string; flag?: NameFlag } {
   const t = text.trim();
-  if (t && !CONTAINER_NAME.test(t)) throw new OptionError(`--container-name '${t}' is not a valid name: 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit`);
-  return t;
+  if (!t) return { name: '' };
+  const colon = t.indexOf(':');
+  const name = colon < 0 ? t : t.slice(0, colon);
+  const flag = colon < 0 ? '' : t.slice(colon + 1);
+  if (!CONTAINER_NAME.test(name)) throw new OptionError(`--container-name '${t}' is not a valid name: 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit${colon >= 0 ? ", then :FLAG" : ''}`);
+  if (colon >= 0 && !(NAME_FLAGS as readonly string[]).includes(flag)) {
+    const hint = flag === 'no_create' ? " (pyxis has no no_create: to only join a container that exists, use :exec)" : '';
+    throw new OptionError(`--container-name '${t}': unknown flag '${flag}'${hint}; the flag is one of auto (join the container if it exists, else make it), create (make it; fail if it exists), exec (join it; fail if it does not exist) or no_exec`);
+  }
+  return { name, ...(colon >= 0 && flag !== 'auto' ? { flag: flag as NameFlag } : {}) };
+}
+
+/** The name as --container-name takes it: NAME or NAME:FLAG. */
+export function formatContainerName(o: Pick<ContainerOptions, 'name' | 'nameFlag'>): string {
+  return o.name && o.nameFlag ? `${o.name}:${o.nameFlag}` : o.name;
 }
 
 /** 1/0, true/false, yes/no, on/off; '' = not set */
@@ -117,18 +188,26 @@ export function parseToggle(text: string | undefined, what: string): boolean | u
 /** Reads the options from variables named `${prefix}BERTH_CONTAINER_*` (prefix 'SPANK_' in the prolog). */
 export function optionsFromEnv(env: Record<string, string | undefined>, prefix = ''): ContainerOptions {
   const get = (k: keyof typeof OPTION_ENV): string => env[prefix + OPTION_ENV[k]] ?? '';
+  const { name, flag } = parseContainerName(get('name'));
   return {
     mounts: parseMounts(get('mounts')),
     workdir: parseWorkdir(get('workdir')),
     envNames: parseEnvNames(get('env')),
-    name: parseContainerName(get('name')),
+    name,
+    ...(flag ? { nameFlag: flag } : {}),
     mountHome: parseToggle(get('mountHome'), prefix + OPTION_ENV.mountHome),
     readOnly: parseToggle(get('readOnly'), prefix + OPTION_ENV.readOnly),
   };
 }
 
+/** One mount as --container-mounts takes it: SRC:DST, then ro and the propagation joined with '+'. */
+export function formatMount(m: UserMount): string {
+  const flags = [...(m.readOnly ? ['ro'] : []), ...(m.propagation ? [m.propagation] : [])];
+  return `${m.source}:${m.target}${flags.length ? `:${flags.join('+')}` : ''}`;
+}
+
 export function formatMounts(mounts: readonly UserMount[]): string {
-  return mounts.map((m) => `${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`).join(',');
+  return mounts.map(formatMount).join(',');
 }
 
 /** The options as the variables optionsFromEnv reads, leaving out what is not set. */
@@ -137,7 +216,7 @@ export function optionsToEnv(o: ContainerOptions): Record<string, string> {
   if (o.mounts.length) out[OPTION_ENV.mounts] = formatMounts(o.mounts);
   if (o.workdir) out[OPTION_ENV.workdir] = o.workdir;
   if (o.envNames.length) out[OPTION_ENV.env] = o.envNames.join(',');
-  if (o.name) out[OPTION_ENV.name] = o.name;
+  if (o.name) out[OPTION_ENV.name] = formatContainerName(o);
   if (o.mountHome !== undefined) out[OPTION_ENV.mountHome] = o.mountHome ? '1' : '0';
   if (o.readOnly !== undefined) out[OPTION_ENV.readOnly] = o.readOnly ? '1' : '0';
   return out;

@@ -3,7 +3,7 @@
 // refused at submit with the message berthd would give. Each refusal names the value as the
 // user wrote it, what is wrong with it, and the rule (file and key) that refuses it.
 import { realpathSync } from 'node:fs';
-import { OptionError, type UserMount } from './container-options';
+import { isTmpfs, OptionError, type UserMount } from './container-options';
 import { registryKey } from './images/credentials';
 import { parseJobImageReference } from './images/reference';
 import { reachablePath, type Who } from './path-access';
@@ -28,9 +28,10 @@ export const REAL_PATHS: PathProbe = {
   reachable: reachablePath,
 };
 
-/** A mount as the user writes it: SRC, SRC:DST, SRC:DST:ro. */
+/** A mount as the user writes it: SRC, SRC:DST, SRC:DST:ro+rslave, tmpfs:DST. */
 export function mountText(m: UserMount): string {
-  return `${m.source}${m.target !== m.source ? `:${m.target}` : ''}${m.readOnly ? ':ro' : ''}`;
+  const flags = [...(m.readOnly ? ['ro'] : []), ...(m.propagation ? [m.propagation] : [])];
+  return `${m.source}${m.target !== m.source || flags.length ? `:${m.target}` : ''}${flags.length ? `:${flags.join('+')}` : ''}`;
 }
 
 function under(p: string, prefix: string): boolean {
@@ -78,10 +79,12 @@ export function judgeMounts(mounts: readonly UserMount[], rules: SiteRules, who:
   const guarded = protectedPaths(rules, own).map((g) => ({ ...g, real: probe.realpath(g.path) ?? g.path }));
   return mounts.map((m) => {
     const text = `--container-mounts=${mountText(m)}`;
+    const site = rules.mounts.findIndex((s) => s.target === m.target);
+    // a tmpfs holds no host path: only its target is judged
+    if (isTmpfs(m) && site < 0) return { ...m };
     if (!rules.userMounts.enabled) {
       throw new OptionError(`${text}: this site does not let jobs mount host paths (${ruleSource(rules, 'userMounts.enabled')} is false); ask your site for the directories you need`);
     }
-    const site = rules.mounts.findIndex((s) => s.target === m.target);
     if (site >= 0) {
       throw new OptionError(`${text}: the target ${m.target} is where every job gets the site mount ${rules.mounts[site]!.source} (${ruleSource(rules, `mounts.${site}`)}); mount at another path`);
     }

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { OptionError, optionsFromEnv, optionsToEnv, parseContainerName, parseEnvNames, parseMounts, parseToggle, parseWorkdir } from '../../services/shared/container-options';
+import { formatMounts, OptionError, optionsFromEnv, optionsToEnv, parseContainerName, parseEnvNames, parseMounts, parseToggle, parseWorkdir } from '../../services/shared/container-options';
 import { reachablePath } from '../../services/shared/path-access';
 import { applyUserOptions, type UserOptionRules } from '../../services/agent/containers/user-options';
 import { buildJobContainerSpec } from '../../services/agent/containers/job-container-spec';
@@ -27,7 +27,7 @@ describe('--container-mounts', () => {
     const bad: [string, RegExp][] = [
       ['scratch:/s', /mount source 'scratch' is not an absolute path; write it from \//],
       ['/a/../etc:/x', /contains '\.' or '\.\.'/],
-      ['/a:/b:rx', /unknown flag 'rx'; use ro/],
+      ['/a:/b:rx', /unknown flag 'rx'; berth takes ro, rw, private, rprivate, slave, rslave, joined with '\+'/],
       ['/a:/b,,/c', /empty entry/],
       ['/a:/b:ro:x', /too many ':'/],
       ['/a:/proc/x', /under \/proc, which berth or the kernel provides/],
@@ -39,13 +39,71 @@ describe('--container-mounts', () => {
   });
 });
 
+describe("pyxis's --container-mounts forms", () => {
+  it("takes flags joined with '+': ro or rw and a propagation that keeps mounts off the host", () => {
+    assert.deepEqual(parseMounts('/a:/b:ro+rprivate,/c:/d:rslave+rw,/e:/f:slave+rbind,/g:/h:private'), [
+      { source: '/a', target: '/b', readOnly: true, propagation: 'rprivate' },
+      { source: '/c', target: '/d', readOnly: false, propagation: 'rslave' },
+      { source: '/e', target: '/f', readOnly: false, propagation: 'slave' },
+      { source: '/g', target: '/h', readOnly: false, propagation: 'private' },
+    ]);
+    assert.equal(formatMounts(parseMounts('/a:/b:ro+rprivate,/c:/d')), '/a:/b:ro+rprivate,/c:/d');
+  });
+
+  it('takes tmpfs:DST as a tmpfs at DST, ro or rw; nosuid and nodev are what it always is', () => {
+    assert.deepEqual(parseMounts('tmpfs:/scratch,tmpfs:/fast:rw+nosuid+nodev'), [
+      { source: 'tmpfs', target: '/scratch', readOnly: false },
+      { source: 'tmpfs', target: '/fast', readOnly: false },
+    ]);
+    assert.throws(() => parseMounts('tmpfs'), /a tmpfs needs the directory it goes at, e\.g\. tmpfs:\/scratch/);
+    assert.throws(() => parseMounts('tmpfs:/x:rslave'), /'rslave' applies to a bind, not a tmpfs/);
+  });
+
+  it('refuses shared propagation, which would carry mounts onto the host, and what Docker cannot do, saying what to use instead', () => {
+    const bad: [string, RegExp][] = [
+      ['/a:/b:rshared', /'rshared': shared propagation would carry mounts made in the container onto the host, which no job may do; use rslave/],
+      ['/a:/b:ro+shared', /'shared': shared propagation/],
+      ['/a:/b:unbindable', /Docker cannot make a bind unbindable/],
+      ['/a:/b:runbindable', /Docker cannot make a bind unbindable/],
+      ['/a:/b:bind', /non-recursive bind is not available/],
+      ['/a:/b:nosuid', /no-new-privileges/],
+      ['/a:/b:ro+', /empty flag/],
+      ['/a:/b:ro+rw', /both ro and rw/],
+      ['/a:/b:slave+private', /two propagations \(slave, private\)/],
+      ['tmpfs:/proc/x', /under \/proc/],
+    ];
+    for (const [text, re] of bad) assert.throws(() => parseMounts(text), (e: unknown) => e instanceof OptionError && re.test(e.message), text);
+  });
+});
+
+describe("pyxis's --container-name flags", () => {
+  it('takes NAME:auto (the default), :create, :exec and :no_exec', () => {
+    assert.deepEqual(parseContainerName('box:auto'), { name: 'box' });
+    assert.deepEqual(parseContainerName('box:create'), { name: 'box', flag: 'create' });
+    assert.deepEqual(parseContainerName('box:exec'), { name: 'box', flag: 'exec' });
+    assert.deepEqual(parseContainerName('box:no_exec'), { name: 'box', flag: 'no_exec' });
+    assert.deepEqual(parseContainerName('42.0'), { name: '42.0' });
+    const o = optionsFromEnv({ BERTH_CONTAINER_NAME: 'box:exec' });
+    assert.equal(o.name, 'box');
+    assert.equal(o.nameFlag, 'exec');
+    assert.equal(optionsToEnv(o).BERTH_CONTAINER_NAME, 'box:exec');
+  });
+
+  it('refuses other flags, naming the four; no_create, which pyxis does not have, points at :exec', () => {
+    assert.throws(() => parseContainerName('box:join'), /unknown flag 'join'; the flag is one of auto .*create .*exec .*no_exec/);
+    assert.throws(() => parseContainerName('box:no_create'), /pyxis has no no_create: to only join a container that exists, use :exec/);
+    assert.throws(() => parseContainerName('box:'), /unknown flag ''/);
+    assert.throws(() => parseContainerName(':exec'), /not a valid name/);
+  });
+});
+
 describe('the other options', () => {
   it('checks workdir, env names, container names and yes/no values', () => {
     assert.equal(parseWorkdir('/work/'), '/work');
     assert.throws(() => parseWorkdir('work'), /--container-workdir 'work' is not an absolute path/);
     assert.deepEqual(parseEnvNames('OMP_NUM_THREADS, MY_VAR,OMP_NUM_THREADS'), ['OMP_NUM_THREADS', 'MY_VAR']);
     assert.throws(() => parseEnvNames('A=1'), /'A=1' is not an environment variable name/);
-    assert.equal(parseContainerName('train-1.a'), 'train-1.a');
+    assert.deepEqual(parseContainerName('train-1.a'), { name: 'train-1.a' });
     assert.throws(() => parseContainerName('-x'), /not a valid name/);
     assert.throws(() => parseContainerName('a/b'), /not a valid name/);
     assert.equal(parseToggle('yes', 'X'), true);
@@ -68,7 +126,7 @@ describe('the other options', () => {
       SPANK_BERTH_CONTAINER_NAME: 'box', SPANK_BERTH_CONTAINER_MOUNT_HOME: '0',
     });
     assert.deepEqual(req.options, {
-      mounts: [{ source: '/data', target: '/in', readOnly: true }], workdir: '/in', envNames: ['FOO'], name: 'box', mountHome: 'TOGGLE_OFF', readOnly: 'TOGGLE_UNSPECIFIED',
+      mounts: [{ source: '/data', target: '/in', readOnly: true, propagation: '' }], workdir: '/in', envNames: ['FOO'], name: 'box', nameFlag: '', mountHome: 'TOGGLE_OFF', readOnly: 'TOGGLE_UNSPECIFIED',
     });
   });
 });
@@ -240,6 +298,25 @@ describe('berth submit-check, for scripts written for pyxis', () => {
     const e = await run({ BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_ENV: 'FOO,' });
     assert.equal(e.code, 1);
     assert.match(e.err, /--container-env 'FOO,' has an empty name/);
+  });
+});
+
+describe("berth submit-check with pyxis's mount and name flags", () => {
+  const digest = '127.0.0.1:1/team/app@sha256:' + 'b'.repeat(64);
+  it('passes ro+rprivate and tmpfs on, and refuses rshared and :exec for a new job with the reason and what to do', async () => {
+    const ok = await submitCheck({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: '/tmp:/in:ro+rprivate,tmpfs:/scratch', BERTH_CONTAINER_NAME: 'box:create' });
+    assert.equal(ok.err, '');
+    assert.match(ok.out, /^BERTH_CONTAINER_MOUNTS=\/tmp:\/in:ro\+rprivate,tmpfs:\/scratch$/m);
+    assert.match(ok.out, /^BERTH_CONTAINER_NAME=box:create$/m);
+    const shared = await submitCheck({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: '/tmp:/in:rshared' });
+    assert.equal(shared.code, 1);
+    assert.match(shared.err, /^berth: --container-mounts entry '\/tmp:\/in:rshared': 'rshared': shared propagation would carry mounts made in the container onto the host, which no job may do; use rslave/);
+    const exec = await submitCheck({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_NAME: 'box:exec' });
+    assert.equal(exec.code, 1);
+    assert.match(exec.err, /box:exec joins a container that exists, and a new job has none yet; drop :exec here/);
+    let out = '';
+    assert.equal(await runSubmitCheck({ SLURM_JOB_ID: '12', BERTH_CONTAINER_NAME: 'box:exec' }, (s) => (out += s), () => undefined, { who: { uid: 4242, gids: [4242] } }), 0);
+    assert.equal(out, 'BERTH_CONTAINER_NAME=box:exec\n', 'inside a job, :exec reaches the step');
   });
 });
 

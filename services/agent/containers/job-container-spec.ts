@@ -2,15 +2,32 @@
 // devices, no capabilities, no new privileges, the job's allocation as limits, the working
 // directory and site mounts. PID 1 is berth-init, bind-mounted read-only, which keeps the
 // container up for the job's lifetime and reaps orphans, whatever the image holds.
+import { isTmpfs, type Propagation } from '../../shared/container-options';
 import type { ContainerCreateSpec } from '../docker/engine';
 import { type JobIdentity, jobContainerName, jobLabels } from './labels';
 
 export const INIT_PATH = '/.berth/init';
 
 export interface SiteMount {
+  /** a host path, or 'tmpfs' for a tmpfs at target (users' --container-mounts=tmpfs:/dst) */
   source: string;
   target: string;
   readOnly: boolean;
+  /** bind propagation; undefined = Docker's (rprivate) */
+  propagation?: Propagation;
+}
+
+/** a user's tmpfs is bounded by the job's memory on the node (its pages count there too), else by this */
+export const TMPFS_DEFAULT_BYTES = 1024 ** 3;
+
+/** HostConfig.Tmpfs options of a user's tmpfs: the job user's, never setuid or device files, bounded */
+export function userTmpfsOptions(m: Pick<SiteMount, 'readOnly'>, uid: number, gid: number, memoryBytes: number): string {
+  return `${m.readOnly ? 'ro' : 'rw'},nosuid,nodev,size=${memoryBytes > 0 ? memoryBytes : TMPFS_DEFAULT_BYTES},mode=0755,uid=${uid},gid=${gid}`;
+}
+
+function bindText(m: SiteMount): string {
+  const opts = [...(m.readOnly ? ['ro'] : []), ...(m.propagation ? [m.propagation] : [])];
+  return `${m.source}:${m.target}${opts.length ? `:${opts.join(',')}` : ''}`;
 }
 
 export interface JobContainerInput {
@@ -62,8 +79,12 @@ export function buildJobContainerSpec(input: JobContainerInput): JobContainerSpe
   const userMounts = input.userMounts ?? [];
   if (id.workDir && !userMounts.some((m) => m.target === id.workDir)) mounts.push({ source: id.workDir, target: id.workDir, readOnly: false });
   for (const m of input.mounts) if (m.target !== id.workDir) mounts.push(m);
-  mounts.push(...userMounts);
-  const binds = mounts.map((m) => `${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`);
+  mounts.push(...userMounts.filter((m) => !isTmpfs(m)));
+  const binds = mounts.map(bindText);
+  const tmpfs: Record<string, string> = {};
+  if (input.readOnly) tmpfs['/tmp'] = 'rw,nosuid,nodev,mode=1777';
+  // the user's tmpfs mounts, a /tmp of theirs in place of berth's
+  for (const m of userMounts) if (isTmpfs(m)) tmpfs[m.target] = userTmpfsOptions(m, id.uid, id.gid, input.memoryBytes);
   const hostConfig: Record<string, unknown> = {
     NetworkMode: 'host',
     // the host's PID namespace, as for any Slurm task (and enroot/pyxis containers): tasks that
@@ -81,17 +102,15 @@ export function buildJobContainerSpec(input: JobContainerInput): JobContainerSpe
     AutoRemove: false,
     Init: false,
   };
-  if (input.readOnly) {
-    hostConfig.ReadonlyRootfs = true;
-    hostConfig.Tmpfs = { '/tmp': 'rw,nosuid,nodev,mode=1777' };
-  }
+  if (input.readOnly) hostConfig.ReadonlyRootfs = true;
+  if (Object.keys(tmpfs).length) hostConfig.Tmpfs = tmpfs;
   if (input.cpus > 0) hostConfig.NanoCpus = input.cpus * 1_000_000_000;
   if (input.memoryBytes > 0) {
     hostConfig.Memory = input.memoryBytes;
     hostConfig.MemorySwap = input.memoryBytes;
   }
   return {
-    mounts: mounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
+    mounts: mounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly, ...(m.propagation ? { propagation: m.propagation } : {}) })),
     devices: [...input.devices],
     name: input.name ?? jobContainerName(id.node, id.jobId),
     body: {

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { BerthError } from '../../shared/errors';
 import type { ContainerOptions } from '../../shared/container-options';
-import { OptionError } from '../../shared/container-options';
+import { isTmpfs, OptionError } from '../../shared/container-options';
 import { reachablePath } from '../../shared/path-access';
 import { judgeMounts, type PathProbe, type ProtectedPath, REAL_PATHS } from '../../shared/site-rules-check';
 import type { SiteRules } from '../../shared/site-rules';
@@ -64,6 +64,6 @@ export function applyUserOptions(jobId: string, o: ContainerOptions | undefined,
     envNames: o?.envNames ?? [],
     name: o?.name ?? '',
     mountTargets: mounts.map((m) => m.target),
-    mountSources: mounts.map((m) => m.source),
+    mountSources: mounts.filter((m) => !isTmpfs(m)).map((m) => m.source),
   };
 }

@@ -1,7 +1,7 @@
 // Checks a JobPrologue request before anything is made for it.
 import path from 'node:path';
 import { BerthError } from '../../shared/errors';
-import { type ContainerOptions, formatMounts, OptionError, parseContainerName, parseEnvNames, parseMounts, parseWorkdir } from '../../shared/container-options';
+import { type ContainerOptions, formatContainerName, formatMounts, OptionError, parseContainerName, parseEnvNames, parseMounts, parseWorkdir } from '../../shared/container-options';
 import { isJobId } from '../../shared/ids';
 
 export interface PrologueInput {
@@ -39,7 +39,7 @@ export function checkPrologueRequest(req: PrologueInput): void {
       parseMounts(formatMounts(o.mounts));
       parseWorkdir(o.workdir);
       parseEnvNames(o.envNames.join(','));
-      parseContainerName(o.name);
+      parseContainerName(formatContainerName(o));
     } catch (err) {
       if (err instanceof OptionError) throw new BerthError('OPTIONS_INVALID', `job ${req.jobId}: ${err.message}`);
       throw err;

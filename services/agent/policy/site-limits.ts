@@ -1,6 +1,7 @@
 // What the site sets for every job user's container, whatever the policy file says: the OCI
-// runtime, the log driver and its size bounds, swap, a pids bound, and that every host path
-// and named volume a container mounts is one the job's user could reach themselves. Judged
+// runtime, the log driver and its size bounds, swap, a pids bound, mount options that keep the
+// container's mounts off the host (mount-options.ts), and that every host path and named
+// volume a container mounts is one the job's user could reach themselves. Judged
 // on a create request with dockerd's defaults applied (an unset MemorySwap is twice the
 // memory), and again on the container as dockerd stored it, before it starts.
 import { reachablePath } from '../../shared/path-access';
@@ -8,6 +9,7 @@ import { cpuListWithin } from '../../shared/cpu-list';
 import { BodyNumber, BodyObject, type BodyItem, type BodyValue, display, lookup } from '../docker-request/body';
 import { parseFieldPath, type FieldPath } from '../docker-request/field-paths';
 import { hostSourceOf } from './host-paths';
+import { mountOptionViolations } from './mount-options';
 import type { PolicyContext, Violation } from './policy-types';
 
 export interface SiteLimits {
@@ -115,6 +117,8 @@ export function siteLimitViolations(body: BodyValue, ctx: PolicyContext, site: S
     else if (n < 0) add(i.path, `${i.path}=${n} means no limit: leave --pids-limit out (the job's own bound applies) or give 1 to ${site.pidsLimit || 'the job bound'}`);
     else if (site.pidsLimit > 0 && n > site.pidsLimit) add(i.path, `${i.path}=${n} is not allowed: it must be at most ${site.pidsLimit}`);
   }
+
+  mountOptionViolations({ binds: hostItems(body, 'Binds[*]'), mounts: hostItems(body, 'Mounts[*]'), tmpfs: hostItems(body, 'Tmpfs') }, ctx, add);
 
   const job = ctx.job;
   if (job?.cpuset) {

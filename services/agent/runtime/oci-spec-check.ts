@@ -145,8 +145,13 @@ export function checkSpec(input: unknown, ctx: SpecContext): SpecVerdict {
   }
 
   const ownFiles = [path.join(ctx.dataRoot, 'containers', ctx.containerId), path.join(ctx.dataRoot, 'volumes')];
+  // shared propagation: a mount made in the container would appear on the host
+  const rootfsPropagation = spec.linux?.rootfsPropagation;
+  if (rootfsPropagation === 'shared' || rootfsPropagation === 'rshared') problems.push(`its root file system's propagation would be ${rootfsPropagation}, carrying its mounts onto the host`);
   (spec.mounts ?? []).forEach((m, i) => {
     if ((m.type === 'sysfs' || m.type === 'cgroup') && !(m.options ?? []).includes('ro')) problems.push(`${m.destination} (${m.type}) would be writable`);
+    const shared = (m.options ?? []).find((o) => o === 'shared' || o === 'rshared');
+    if (shared) problems.push(`${m.destination} would be ${shared}, carrying mounts made in the container onto the host`);
     if (m.type !== 'bind' || !m.source?.startsWith('/')) return;
     const source = path.posix.normalize(m.source);
     if (ownFiles.some((p) => under(source, p))) return;

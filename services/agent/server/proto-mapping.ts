@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BerthError } from '../../shared/errors';
 import { FAULT_METADATA_KEY, faultOf } from '../../shared/fault-class';
-import type { ContainerOptions } from '../../shared/container-options';
+import type { ContainerOptions, NameFlag, Propagation } from '../../shared/container-options';
 import type { ContainerOptions__Output } from '../../shared/gen/berth/v1/ContainerOptions';
 import type { ExecStart__Output } from '../../shared/gen/berth/v1/ExecStart';
 import type { Job } from '../../shared/gen/berth/v1/Job';
@@ -89,8 +89,9 @@ function fromToggle(t: string): boolean | undefined {
 /** the --container-* options of a JobPrologue or StepPrologue request */
 export function fromProtoOptions(o: ContainerOptions__Output | null): ContainerOptions {
   return {
-    mounts: (o?.mounts ?? []).map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly })),
+    mounts: (o?.mounts ?? []).map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly, ...(m.propagation ? { propagation: m.propagation as Propagation } : {}) })),
     workdir: o?.workdir ?? '', envNames: o?.envNames ?? [], name: o?.name ?? '',
+    ...(o?.nameFlag ? { nameFlag: o.nameFlag as NameFlag } : {}),
     mountHome: fromToggle(o?.mountHome ?? ''), readOnly: fromToggle(o?.readOnly ?? ''),
   };
 }

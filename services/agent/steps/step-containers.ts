@@ -1,6 +1,10 @@
 // Containers for steps whose tasks the SPANK plugin launches natively (task-files.ts):
 //   srun --container-name=N ...          the job's container if the job was named N, else the
-//                                        step container named N made earlier in the job
+//                                        step container named N made earlier in the job, else
+//                                        (N = JOB.STEP, as pyxis names an unnamed step's) that
+//                                        step's container while it runs. N:create fails when
+//                                        one exists, N:exec when none does; joining one warns
+//                                        that the step's --container-mounts are not applied
 //   srun --container-image=X ...         the job's container when X is the job's image and the
 //                                        step asks for no mounts of its own; else a container
 //                                        of the step's own, from X (pulled first), removed
@@ -10,7 +14,7 @@
 // The job's own container is also published in the task file JOB.job (task-files.ts) as soon as
 // it runs: the steps that join it as it is read that, and this prologue is not asked for them.
 import { BerthError, errorMessage } from '../../shared/errors';
-import type { ContainerOptions } from '../../shared/container-options';
+import { type ContainerOptions, formatContainerName, OptionError, parseContainerName } from '../../shared/container-options';
 import type { ContainerEngine } from '../docker/engine';
 import { readBerthContainer } from '../containers/berth-containers';
 import type { ContainerFactory } from '../containers/container-factory';
@@ -45,6 +49,8 @@ interface Target {
   envNames: string[];
   digest: string;
   uid: number;
+  /** an unnamed step's container, joined by its JOB.STEP */
+  unnamedStep?: boolean;
 }
 
 const STEP_ID = /^([0-9]+|batch)$/;
@@ -80,15 +86,39 @@ export class StepContainers {
     if (!isJobId(req.jobId)) bad(`job id '${req.jobId}' is not a Slurm job id (digits only)`);
     if (!STEP_ID.test(req.stepId)) bad(`step id '${req.stepId}' is not a Slurm step id`);
     const o: ContainerOptions = req.options ?? { mounts: [], workdir: '', envNames: [], name: '' };
+    try {
+      parseContainerName(formatContainerName(o));
+    } catch (err) {
+      if (err instanceof OptionError) throw new BerthError('OPTIONS_INVALID', `job ${req.jobId} step ${req.stepId}: ${err.message}`);
+      throw err;
+    }
     const log = this.d.log.child({ job: req.jobId, step: req.stepId });
     const name = stepContainerName(this.d.node, req.jobId, { stepId: req.stepId, name: o.name });
     // steps started side by side that name one new container make it once
     const pending = this.making.get(name);
     if (pending) await pending.catch(() => undefined);
     let target = await this.find(req, o);
+    const joined: string[] = [];
+    if (target && o.name) {
+      if (o.nameFlag === 'create') {
+        throw new BerthError('NAME_CLASH', `job ${req.jobId}: --container-name=${o.name}:create makes a new container, but the job has one named '${o.name}' on ${this.d.node} already; drop :create to join it, or use another name`);
+      }
+      // what only applies when a container is made: pyxis too says it ignores it when attaching
+      const ignored = [
+        ...(o.mounts.length ? ['--container-mounts'] : []),
+        ...(o.mountHome !== undefined ? [o.mountHome ? '--container-mount-home' : '--no-container-mount-home'] : []),
+        ...(o.readOnly !== undefined ? [o.readOnly ? '--container-readonly' : '--container-writable'] : []),
+      ];
+      if (ignored.length) {
+        joined.push(`berth: warning: ignoring ${ignored.join(', ')} when joining the existing container '${o.name}': its mounts and root file system were set when it was made; give them to the srun that makes it, or use another --container-name`);
+      }
+    }
     let pullMillis = 0;
     let stepContainer = target !== undefined && target.id !== this.jobTarget(req.jobId)?.id;
     if (!target) {
+      if (o.nameFlag === 'exec') {
+        throw new BerthError('NO_CONTAINER', `job ${req.jobId}: --container-name=${o.name}:exec joins a container that exists, and the job has none named '${o.name}' on ${this.d.node}; make it first with srun --container-image=IMAGE --container-name=${o.name}, or drop :exec`);
+      }
       if (!req.image) {
         throw new BerthError('NO_CONTAINER', o.name
           ? `job ${req.jobId} has no container named '${o.name}' on ${this.d.node}; make it first with srun --container-image=IMAGE --container-name=${o.name}`
@@ -116,7 +146,7 @@ export class StepContainers {
       env: details.env,
       keepEnv: [...OWN_ENV, ...o.envNames, ...target.envNames],
     });
-    if (o.name && stepContainer) this.d.files.markNamed(req.jobId, o.name);
+    if (o.name && stepContainer && !target.unnamedStep) this.d.files.markNamed(req.jobId, o.name);
     // a step that asked here for the job's container: the job's file again, for the steps after it
     if (!stepContainer) {
       try {
@@ -126,7 +156,7 @@ export class StepContainers {
       }
     }
     this.d.ledger.startNative(req.jobId, req.stepId, req.argv ?? []);
-    const warnings = stepContainer ? [] : this.d.table.get(req.jobId)?.warnings ?? [];
+    const warnings = [...(stepContainer ? [] : this.d.table.get(req.jobId)?.warnings ?? []), ...joined];
     return { containerName: target.name, stepContainer, pullMillis, imageDigest: target.digest, warnings };
   }
 
@@ -190,11 +220,16 @@ export class StepContainers {
     };
     if (o.name) {
       if (job && this.d.table.get(req.jobId)?.name === o.name) return sameImage(job.digest) ? job : mismatch(job);
-      const c = await this.d.engine.inspect(stepContainerName(this.d.node, req.jobId, { stepId: req.stepId, name: o.name }));
+      let c = await this.d.engine.inspect(stepContainerName(this.d.node, req.jobId, { stepId: req.stepId, name: o.name }));
+      // pyxis names an unnamed step's container JOB.STEP: a later step joins it by that name while it runs
+      const unnamed = /^([0-9]+)\.([0-9]+)$/.exec(o.name);
+      const unnamedStep = !c && unnamed !== null && unnamed[1] === req.jobId && unnamed[2] !== req.stepId;
+      if (unnamedStep) c = await this.d.engine.inspect(stepContainerName(this.d.node, req.jobId, { stepId: unnamed[2]! }));
       if (!c) return undefined;
       const id = readBerthContainer(c, this.d.node)?.identity;
       const t: Target = {
         id: c.id, name: c.name, workdir: id?.containerWorkdir ?? '', envNames: id?.envNames ?? [], digest: id?.imageDigest ?? '', uid: id?.uid ?? Number.NaN,
+        ...(unnamedStep ? { unnamedStep } : {}),
       };
       return sameImage(t.digest) ? t : mismatch(t);
     }
