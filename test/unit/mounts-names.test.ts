@@ -30,7 +30,7 @@ describe('the create body of a container with pyxis-style mounts', () => {
     assert.ok(hc.Binds.includes('/s:/a:ro,rprivate'));
     assert.ok(hc.Binds.includes('/t:/b:rslave'));
     assert.ok(!hc.Binds.some((b) => b.startsWith('tmpfs')), 'a tmpfs is no bind');
-    assert.deepEqual(hc.Tmpfs, { '/scratch': `rw,nosuid,nodev,size=${2 ** 30},mode=0755,uid=2001,gid=2001` });
+    assert.deepEqual(hc.Tmpfs, { '/scratch': `rw,nosuid,nodev,exec,size=${2 ** 30},mode=0755,uid=2001,gid=2001` });
     assert.match(body('tmpfs:/x', 0).Tmpfs!['/x']!, /size=1073741824,/, 'with no memory figure, 1 GiB');
   });
 

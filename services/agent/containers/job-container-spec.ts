@@ -20,9 +20,9 @@ export interface SiteMount {
 /** a user's tmpfs is bounded by the job's memory on the node (its pages count there too), else by this */
 export const TMPFS_DEFAULT_BYTES = 1024 ** 3;
 
-/** HostConfig.Tmpfs options of a user's tmpfs: the job user's, never setuid or device files, bounded */
+/** HostConfig.Tmpfs options of a user's tmpfs: the job user's, never setuid or device files, bounded; programs run from it (as in pyxis's, where Docker's default is noexec) */
 export function userTmpfsOptions(m: Pick<SiteMount, 'readOnly'>, uid: number, gid: number, memoryBytes: number): string {
-  return `${m.readOnly ? 'ro' : 'rw'},nosuid,nodev,size=${memoryBytes > 0 ? memoryBytes : TMPFS_DEFAULT_BYTES},mode=0755,uid=${uid},gid=${gid}`;
+  return `${m.readOnly ? 'ro' : 'rw'},nosuid,nodev,exec,size=${memoryBytes > 0 ? memoryBytes : TMPFS_DEFAULT_BYTES},mode=0755,uid=${uid},gid=${gid}`;
 }
 
 function bindText(m: SiteMount): string {

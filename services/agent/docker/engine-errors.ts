@@ -58,6 +58,11 @@ export function containerFailure(jobId: string, image: string, err: unknown, use
       ? new BerthError('PATH_UNREACHABLE', `job ${jobId}: the host path ${refused} cannot be opened by ${who}, and a container may mount only what its user can open; make it readable for you, or leave it out of --container-mounts`, { cause: err })
       : new BerthError('NODE_CONFIG', `job ${jobId}: the host path ${refused}, which this node mounts into every job (berthd's mounts), cannot be opened by ${who}; the site admins must fix its permissions or the node's mounts`, { cause: err });
   }
+  // slave propagation needs a host mount that is shared or slave: a property of the user's source on this node
+  const notShared = /path (\S+) is mounted on (\S+) but it is not a shared or slave mount/.exec(msg);
+  if (notShared) {
+    return new BerthError('MOUNT_REFUSED', `job ${jobId}: --container-mounts: ${notShared[1]} is on the host mount ${notShared[2]}, which is private on this node, so slave propagation (slave, rslave) cannot be had for it; leave the propagation out (rprivate)`, { cause: err });
+  }
   if (/Conflict\. The container name .* is already in use/.test(msg)) {
     return new BerthError('NAME_CLASH', `job ${jobId}: ${msg}; another container holds the name berth gives this one: run the step again, or use another --container-name`, { cause: err });
   }
