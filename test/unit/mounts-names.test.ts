@@ -127,3 +127,15 @@ describe("--container-name's flags and JOB.STEP in a job's steps", () => {
     assert.deepEqual((await steps.prologue(step({ stepId: '2', options: named('box') }))).warnings, []);
   });
 });
+
+describe('a propagation the node cannot give', () => {
+  it("is the job's fault (MOUNT_REFUSED, the node stays in service), saying what to leave out", async () => {
+    const { containerFailure } = await import('../../services/agent/docker/engine-errors');
+    const { faultOf } = await import('../../services/shared/fault-class');
+    const err = Object.assign(new Error('(HTTP code 500) server error - path /home/alice/x is mounted on / but it is not a shared or slave mount'), { statusCode: 500 });
+    const e = containerFailure('42', 'i@sha256:' + 'a'.repeat(64), err, ['/home/alice/x']);
+    assert.equal(e.code, 'MOUNT_REFUSED');
+    assert.equal(faultOf(e.code), 'job');
+    assert.match(e.message, /\/home\/alice\/x is on the host mount \/, which is private on this node, so slave propagation \(slave, rslave\) cannot be had for it; leave the propagation out/);
+  });
+});
