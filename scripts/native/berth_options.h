@@ -36,7 +36,8 @@ enum { OPT_IMAGE, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_MOUNT_HOME, OP
     { "no-container-mount-home", NULL, "[berth] do not bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=0)", 0, OPT_MOUNT_HOME * 2, cb }, \
     { "container-writable", NULL, "[berth] writable container root file system (env BERTH_CONTAINER_READONLY=0)", 0, OPT_READONLY * 2, cb }, \
     { "container-readonly", NULL, "[berth] read-only container root file system (env BERTH_CONTAINER_READONLY=1)", 0, OPT_READONLY * 2 + 1, cb }, \
-    { "container-batch", NULL, "[berth] sbatch: run the batch script itself in the job's container (env BERTH_CONTAINER_BATCH=1)", 0, OPT_BATCH * 2 + 1, cb }, \
+    { "container-batch", NULL, "[berth] sbatch: run the batch script in the job's container (the default with --container-image) (env BERTH_CONTAINER_BATCH=1)", 0, OPT_BATCH * 2 + 1, cb }, \
+    { "no-container-batch", NULL, "[berth] sbatch: run the batch script on the host; its srun steps that name the image join the container (env BERTH_CONTAINER_BATCH=0)", 0, OPT_BATCH * 2, cb }, \
     { "container-remap-root", NULL, "[berth] pyxis: refused, berth runs your containers as you (env BERTH_CONTAINER_REMAP_ROOT=1)", 0, OPT_REMAP_ROOT * 2 + 1, cb }, \
     { "no-container-remap-root", NULL, "[berth] pyxis: accepted, berth never remaps you to root (env BERTH_CONTAINER_REMAP_ROOT=0)", 0, OPT_REMAP_ROOT * 2, cb }, \
     { "container-entrypoint", NULL, "[berth] pyxis: refused, berth does not run the image's ENTRYPOINT (env BERTH_CONTAINER_ENTRYPOINT=1)", 0, OPT_ENTRYPOINT * 2 + 1, cb }, \

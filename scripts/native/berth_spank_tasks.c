@@ -7,7 +7,9 @@
  *
  * Which steps: an srun that named --container-image/--container-name itself (the local side
  * sets BERTH_STEP_CONTAINER=1 in the tasks' environment, or =job when that srun made the job
- * and its container), and the batch step of a job submitted with --container-batch. A step
+ * and its container), and the batch step of a job whose submit check wrote
+ * BERTH_CONTAINER_BATCH=1: every sbatch --container-image, as pyxis runs the batch script,
+ * unless --no-container-batch keeps it on the host. A step
  * that joins the job's own container as it is (the batch step, the steps of the srun that made
  * the job, an srun naming the job's pinned image and no other option) asks nobody: berthd
  * published that container in RUN_DIR/NODE/tasks/JOB.job when it started it, and the step's

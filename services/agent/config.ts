@@ -141,7 +141,7 @@ export const configSchema = z.object({
   taskProlog: absolutePath.default('/usr/local/lib/berth/hooks/task-prolog'),
   /**
    * slurmd's SlurmdSpoolDir on this node (%n resolved): bind-mounted read-only into job
-   * containers so that a batch script run in the container (--container-batch) can be exec'd
+   * containers so that a batch script run in the container (sbatch --container-image) can be exec'd
    * from where slurmstepd put it.
    */
   slurmdSpoolDir: absolutePath.default('/var/lib/slurm/slurmd'),

@@ -92,7 +92,8 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   let pinned = '';
   const code = await runResolve(image, (s) => (pinned += s), err, deps.resolve);
   if (code !== 0) return code;
-  const lines = { [OPTION_ENV.image]: pinned.trim(), [REQUESTED_IMAGE_ENV]: image, ...optionsToEnv(opts), ...(batch ? { [BATCH_ENV]: '1' } : {}) };
+  // where the batch script runs, always written out: in the container unless --no-container-batch (pyxis's default)
+  const lines = { [OPTION_ENV.image]: pinned.trim(), [REQUESTED_IMAGE_ENV]: image, ...optionsToEnv(opts), [BATCH_ENV]: batch === false ? '0' : '1' };
   out(Object.entries(lines).map(([k, v]) => `${k}=${v}\n`).join(''));
   return 0;
 }

@@ -5,7 +5,11 @@
 // what `berth submit-check` reads, and, prefixed with SPANK_, what the prolog sees.
 import { OPTION_ENV } from './container-options';
 
-/** sbatch --container-batch: the batch script runs in the job's container */
+/**
+ * where sbatch's batch script runs: 1 in the job's container (the default with --container-image,
+ * as pyxis runs it), 0 on the host (--no-container-batch). `berth submit-check` always prints it
+ * for a job with an image, so a job keeps where its script runs whatever the default becomes.
+ */
 export const BATCH_ENV = 'BERTH_CONTAINER_BATCH';
 /** pyxis's options berth takes so that pyxis scripts run, and what it does with them (berth submit-check) */
 export const PYXIS_ENV = {
@@ -63,7 +67,8 @@ export const SPANK_OPTIONS: readonly SpankOption[] = Object.freeze([
   { name: 'no-container-mount-home', env: OPTION_ENV.mountHome, sets: '0', help: 'do not bind-mount your home directory' },
   { name: 'container-writable', env: OPTION_ENV.readOnly, sets: '0', help: 'writable container root file system' },
   { name: 'container-readonly', env: OPTION_ENV.readOnly, sets: '1', help: 'read-only container root file system' },
-  { name: 'container-batch', env: BATCH_ENV, sets: '1', help: 'sbatch: run the batch script itself in the job\'s container' },
+  { name: 'container-batch', env: BATCH_ENV, sets: '1', help: "sbatch: run the batch script in the job's container (the default with --container-image)" },
+  { name: 'no-container-batch', env: BATCH_ENV, sets: '0', help: 'sbatch: run the batch script on the host; its srun steps that name the image join the container' },
   { name: 'container-remap-root', env: PYXIS_ENV.remapRoot, sets: '1', help: 'pyxis: refused, berth runs your containers as you' },
   { name: 'no-container-remap-root', env: PYXIS_ENV.remapRoot, sets: '0', help: 'pyxis: accepted, berth never remaps you to root' },
   { name: 'container-entrypoint', env: PYXIS_ENV.entrypoint, sets: '1', help: "pyxis: refused, berth does not run the image's ENTRYPOINT" },

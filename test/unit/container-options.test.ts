@@ -246,8 +246,20 @@ describe('berth submit-check', () => {
     assert.equal(r.code, 0);
     assert.deepEqual(r.out.trim().split('\n'), [
       `BERTH_CONTAINER_IMAGE=${digest}`, `BERTH_CONTAINER_IMAGE_REQUESTED=${digest}`,
-      `BERTH_CONTAINER_MOUNTS=${tmp}:/in:ro`, 'BERTH_CONTAINER_ENV=X', 'BERTH_CONTAINER_READONLY=1',
+      `BERTH_CONTAINER_MOUNTS=${tmp}:/in:ro`, 'BERTH_CONTAINER_ENV=X', 'BERTH_CONTAINER_READONLY=1', 'BERTH_CONTAINER_BATCH=1',
     ]);
+  });
+
+  it("writes where the batch script runs for every job: the container (pyxis's default, --container-batch), or the host (--no-container-batch)", async () => {
+    const batch = async (env: Record<string, string>) => (await run({ BERTH_CONTAINER_IMAGE: digest, ...env })).out.split('\n').filter((l) => l.startsWith('BERTH_CONTAINER_BATCH='));
+    assert.deepEqual(await batch({}), ['BERTH_CONTAINER_BATCH=1']);
+    assert.deepEqual(await batch({ BERTH_CONTAINER_BATCH: '1' }), ['BERTH_CONTAINER_BATCH=1']);
+    assert.deepEqual(await batch({ BERTH_CONTAINER_BATCH: '0' }), ['BERTH_CONTAINER_BATCH=0']);
+    const alone = await run({ BERTH_CONTAINER_BATCH: '0' });
+    assert.deepEqual(alone, { code: 0, out: '', err: '' }, '--no-container-batch without an image asks for nothing');
+    const needs = await run({ BERTH_CONTAINER_BATCH: '1' });
+    assert.equal(needs.code, 1);
+    assert.match(needs.err, /--container-batch .*need --container-image/);
   });
 
   it('fails with one reason for a bad value, a source out of reach, or options without an image', async () => {
@@ -269,7 +281,7 @@ describe('berth submit-check, for scripts written for pyxis', () => {
   it("pins enroot's image forms as Docker references, keeping what the user wrote", async () => {
     const r = await run({ BERTH_CONTAINER_IMAGE: 'docker://127.0.0.1:1#team/app:1' });
     assert.equal(r.err, '');
-    assert.deepEqual(r.out.trim().split('\n'), [`BERTH_CONTAINER_IMAGE=127.0.0.1:1/team/app@sha256:${'b'.repeat(64)}`, 'BERTH_CONTAINER_IMAGE_REQUESTED=docker://127.0.0.1:1#team/app:1']);
+    assert.deepEqual(r.out.trim().split('\n'), [`BERTH_CONTAINER_IMAGE=127.0.0.1:1/team/app@sha256:${'b'.repeat(64)}`, 'BERTH_CONTAINER_IMAGE_REQUESTED=docker://127.0.0.1:1#team/app:1', 'BERTH_CONTAINER_BATCH=1']);
     const sq = await run({ BERTH_CONTAINER_IMAGE: './app.sqsh' });
     assert.equal(sq.code, 1);
     assert.match(sq.err, /is a file: berth runs Docker images from a registry, not squashfs files/);

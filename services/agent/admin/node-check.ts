@@ -131,7 +131,7 @@ export function checkNode(s: NodeCheckSubject, fs: NodeFs = REAL_FS): NodeProble
     warn(inConfig('taskProlog'), config.taskProlog, "does not exist: if slurm.conf's TaskProlog names it, native container steps fail (slurmstepd runs it inside the container)");
   }
   if (fs.kind(config.slurmdSpoolDir) !== 'directory') {
-    warn(inConfig('slurmdSpoolDir'), config.slurmdSpoolDir, "is not a directory: jobs with --container-batch cannot run their batch script in the container; it must be slurm.conf's SlurmdSpoolDir (%n resolved)");
+    warn(inConfig('slurmdSpoolDir'), config.slurmdSpoolDir, "is not a directory: sbatch --container-image jobs cannot run their batch script in the container; it must be slurm.conf's SlurmdSpoolDir (%n resolved)");
   }
 
   if (config.authz) {

@@ -10,7 +10,7 @@
 //                                        of the step's own, from X (pulled first), removed
 //                                        when the step ends, or kept for the job's later
 //                                        steps when it is also named
-//   sbatch --container-batch (batch)     the job's container
+//   sbatch --container-image (batch)     the job's container, unless --no-container-batch
 // The job's own container is also published in the task file JOB.job (task-files.ts) as soon as
 // it runs: the steps that join it as it is read that, and this prologue is not asked for them.
 import { BerthError, errorMessage } from '../../shared/errors';

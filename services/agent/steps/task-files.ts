@@ -11,7 +11,7 @@
 // A file JOB.name-NAME marks a named container the job keeps after the step (--container-name).
 // JOB.job holds the same lines for the job's own container, written when it starts (and again
 // at recovery), gone when the job ends: a step that joins that container as it is (the batch
-// step of --container-batch, the steps of the srun that made the job, an srun naming the job's
+// step of an sbatch --container-image job, the steps of the srun that made the job, an srun naming the job's
 // own image and nothing else) reads it without asking berthd. It adds
 //   uid=     the job's uid (the step's must be it)
 //   digest=  the job's image, repository@sha256:... (an srun's pinned --container-image must name it)
