@@ -74,7 +74,7 @@ async function withPlainDockerd(fn: (sock: string) => Promise<void>): Promise<vo
 function aliceJob(): { jobId: string; dir: string } {
   const dir = `/home/alice/berth-bench-authz-${Date.now()}`;
   spawnSync('install', ['-d', '-o', 'alice', '-g', 'alice', dir]);
-  const sub = spawnSync('runuser', ['-u', 'alice', '--', 'sbatch', '-N1', '-w', 'n1', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 900'], { cwd: dir, encoding: 'utf8' });
+  const sub = spawnSync('runuser', ['-u', 'alice', '--', 'sbatch', '-N1', '-w', 'n1', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 900'], { cwd: dir, encoding: 'utf8' });
   const jobId = /Submitted batch job (\d+)/.exec(sub.stdout)?.[1];
   if (!jobId) throw new Error(`sbatch failed: ${sub.stderr}`);
   for (let i = 0; i < 300 && spawnSync('test', ['-S', `/run/berth/n1/jobs/${jobId}.docker.sock`]).status !== 0; i++) spawnSync('sleep', ['0.2']);

@@ -78,7 +78,7 @@ const rows: Row[] = [];
 
 // 1 and 6: inside one 2-node container job
 {
-  const cols = batch('bench-hot-steps', ['-N2', '-n16', '-O', '-w', 'n1,n2', `--container-image=${image}`], `
+  const cols = batch('bench-hot-steps', ['-N2', '-n16', '-O', '-w', 'n1,n2', '--no-container-batch', `--container-image=${image}`], `
 srun -O --ntasks-per-node=8 --container-image=${image} true   # warm
 i=0
 while [ $i -lt ${runs} ]; do

@@ -28,7 +28,7 @@ done
 srun -O --ntasks-per-node=8 /usr/bin/time -f 'task %M %U %S %e' berth exec -- true 2>&1
 `, { mode: 0o755 });
 chownSync(script, 2001, 2001);
-const sub = run('sbatch', ['-N2', '-n16', '-O', `--container-image=${sandbox().demoImage}`, '-o', out, script], { user: 'alice', cwd: dir });
+const sub = run('sbatch', ['-N2', '-n16', '-O', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out, script], { user: 'alice', cwd: dir });
 if (sub.code !== 0) throw new Error(`sbatch failed: ${sub.stderr}`);
 const jobId = jobIdFrom(sub.stdout);
 waitFor(`job ${jobId}`, () => jobState(jobId) === '' || undefined, 600_000);

@@ -56,7 +56,7 @@ describe('accounting and metrics of a 2-node container job', { timeout: 300_000 
       `srun berth exec -- sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo "busy on $SLURMD_NODENAME"'`,
       `srun berth exec -- sh -c 'exit 0'`,
     ].join('\n'), 'alice');
-    const sub = run('sbatch', ['-N2', '--wait', `--container-image=${image}`, '-o', path.join(dir, 'out.txt'), script], { user: 'alice', cwd: dir, timeoutMs: 180_000 });
+    const sub = run('sbatch', ['-N2', '--wait', '--no-container-batch', `--container-image=${image}`, '-o', path.join(dir, 'out.txt'), script], { user: 'alice', cwd: dir, timeoutMs: 180_000 });
     const out = readFileSync(path.join(dir, 'out.txt'), 'utf8');
     assert.equal(sub.code, 0, `sbatch failed: ${sub.stderr}\n${out}`);
     const jobId = jobIdFrom(sub.stdout);

@@ -74,7 +74,7 @@ describe('berth admin commands across the sandbox', { timeout: 300_000 }, () => 
     assert.equal(drained.code, 0, drained.stderr);
     const dir = jobDir('alice', 'drained');
     const out = path.join(dir, 'out.txt');
-    const sub = run('sbatch', ['-N1', '-w', 'n2', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], { user: 'alice', cwd: dir });
+    const sub = run('sbatch', ['-N1', '-w', 'n2', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], { user: 'alice', cwd: dir });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     cancel.push(jobId);
@@ -95,7 +95,7 @@ describe('berth admin commands across the sandbox', { timeout: 300_000 }, () => 
     resumeNodes(); // Slurm drained n2 itself after the failed prolog (reason "Prolog error")
     // the held job would wait out Slurm's requeue delay (credential lifetime, ~2 min): a new job shows n2 accepts again
     run('scancel', [jobId]);
-    const again = run('sbatch', ['-N1', '-w', 'n2', '--wait', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], { user: 'alice', cwd: dir, timeoutMs: 120_000 });
+    const again = run('sbatch', ['-N1', '-w', 'n2', '--wait', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], { user: 'alice', cwd: dir, timeoutMs: 120_000 });
     assert.equal(again.code, 0, again.stderr);
     assert.match(readFileSync(out, 'utf8'), /berth demo image 1\.0/);
   });

@@ -63,7 +63,7 @@ describe('fault drills: berthd killed or stopped under a job', { timeout: 240_00
     const dir = jobDir('alice', 'drill-pull');
     const out = path.join(dir, 'out.txt');
     const log = new BerthdLog('n2');
-    const jobId = sbatch(['-N1', '-w', 'n2', `--container-image=${PADDED}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/padded-release'], dir);
+    const jobId = sbatch(['-N1', '-w', 'n2', '--no-container-batch', `--container-image=${PADDED}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/padded-release'], dir);
     cancel.push(jobId);
     const pulling = await until('n2\'s berthd pulling the image', () => log.find((l) => l.message === 'pulling image' && l.image === digest), 60_000, 10);
     await sleep(150);
@@ -86,7 +86,7 @@ describe('fault drills: berthd killed or stopped under a job', { timeout: 240_00
     const dir = jobDir('alice', 'drill-create');
     const out = path.join(dir, 'out.txt');
     const log = new BerthdLog('n3');
-    const jobId = sbatch(['-N1', '-w', 'n3', '--hold', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], dir);
+    const jobId = sbatch(['-N1', '-w', 'n3', '--hold', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], dir);
     cancel.push(jobId);
     const ev = dockerEvents('n3', jobId);
     try {
@@ -114,7 +114,7 @@ describe('fault drills: berthd killed or stopped under a job', { timeout: 240_00
     const out = path.join(dir, 'out.txt');
     const log = new BerthdLog('n1');
     const script = writeScript(dir, 'job.sh', 'srun berth exec -- cat /etc/berth-demo-release', 'alice');
-    const jobId = sbatch(['-N1', '-w', 'n1', '--hold', `--container-image=${sandbox().demoImage}`, '-o', out, script], dir);
+    const jobId = sbatch(['-N1', '-w', 'n1', '--hold', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out, script], dir);
     cancel.push(jobId);
     const ev = dockerEvents('n1', jobId);
     try {
@@ -144,7 +144,7 @@ describe('fault drills: berthd killed or stopped under a job', { timeout: 240_00
     const script = writeScript(dir, 'job.sh', 'srun berth exec -- echo started\nsleep 300', 'alice');
     const jobs = { n1: '', n2: '' };
     for (const n of ['n1', 'n2'] as const) {
-      jobs[n] = sbatch(['-N1', '-w', n, `--container-image=${sandbox().demoImage}`, '-o', path.join(dir, `${n}.txt`), script], dir);
+      jobs[n] = sbatch(['-N1', '-w', n, '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', path.join(dir, `${n}.txt`), script], dir);
       cancel.push(jobs[n]);
     }
     for (const n of ['n1', 'n2'] as const) await until(`job ${jobs[n]} started on ${n}`, () => /started/.test(readIfExists(path.join(dir, `${n}.txt`))), 60_000, 100);

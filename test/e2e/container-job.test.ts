@@ -16,7 +16,7 @@ describe('a 2-node container job through Slurm', { timeout: 240_000 }, () => {
       `srun berth exec -- sh -c 'echo "node=$SLURMD_NODENAME uid=$(id -u) user=$(whoami) rank=$SLURM_PROCID release=$(cat /etc/berth-demo-release)"'`,
       `srun berth exec -- sh -c 'test -f /etc/berth-demo-release && echo "second step on $SLURMD_NODENAME"'`,
     ].join('\n'), 'alice');
-    const sub = run('sbatch', ['-N2', '--wait', `--container-image=${image}`, '-o', path.join(dir, 'out.txt'), script], { user: 'alice', cwd: dir, timeoutMs: 180_000 });
+    const sub = run('sbatch', ['-N2', '--wait', '--no-container-batch', `--container-image=${image}`, '-o', path.join(dir, 'out.txt'), script], { user: 'alice', cwd: dir, timeoutMs: 180_000 });
     const out = readFileSync(path.join(dir, 'out.txt'), 'utf8');
     assert.equal(sub.code, 0, `sbatch failed: ${sub.stderr}\n${out}`);
     const jobId = jobIdFrom(sub.stdout);

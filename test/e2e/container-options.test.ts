@@ -68,7 +68,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
       'touch /tmp/w && echo tmp-writable',
       `test -f /home/alice/.berth-home-marker && echo home-mounted || echo no-home`,
     ].join('; ');
-    const s = run('sbatch', ['-N1', '--wait', `--container-image=${image}`, `--container-mounts=${data}:/in:ro`, '--container-workdir=/in',
+    const s = run('sbatch', ['-N1', '--wait', '--no-container-batch', `--container-image=${image}`, `--container-mounts=${data}:/in:ro`, '--container-workdir=/in',
       '--container-env=MYVAR', '--container-readonly', '--no-container-mount-home', '--container-name=box', '-o', out,
       '--wrap', `srun berth exec -- sh -c '${step}'`],
     { user: 'alice', cwd: dir, env: { PATH, MYVAR: 'from-host', OTHER: 'not-forwarded' }, timeoutMs: 180_000 });
@@ -87,7 +87,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
     const dir = jobDir('alice', 'options-env');
     const out = path.join(dir, 'out.txt');
     const s = run('sbatch', ['-N1', '--wait', '--container-workdir=/opt', '-o', out, '--wrap', `srun berth exec -- sh -c 'echo "pwd=$(pwd)"; test -f /home/alice/.berth-home-marker && echo home-mounted; echo root=$(grep \" / \" /proc/mounts | cut -d\" \" -f4 | cut -d, -f1)'`],
-      { user: 'alice', cwd: dir, env: { PATH, BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_WORKDIR: '/tmp', BERTH_CONTAINER_MOUNT_HOME: '1' }, timeoutMs: 180_000 });
+      { user: 'alice', cwd: dir, env: { PATH, BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_WORKDIR: '/tmp', BERTH_CONTAINER_MOUNT_HOME: '1', BERTH_CONTAINER_BATCH: '0' }, timeoutMs: 180_000 });
     const text = readFileSync(out, 'utf8');
     assert.equal(s.code, 0, `${s.stderr}\n${text}`);
     assert.match(text, /^pwd=\/opt$/m, 'the command line wins over BERTH_CONTAINER_WORKDIR');

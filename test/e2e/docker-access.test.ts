@@ -13,7 +13,7 @@ const ALLOWED = (uid: string): string[] => ['--user', `${uid}:${uid}`, '--networ
 
 function runningJob(user: string, name: string, on?: string): { jobId: string; nodeName: string; dir: string } {
   const dir = jobDir(user, name);
-  const sub = run('sbatch', ['-N1', ...(on ? ['-w', on] : []), `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
+  const sub = run('sbatch', ['-N1', ...(on ? ['-w', on] : []), '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
   assert.equal(sub.code, 0, sub.stderr);
   const jobId = jobIdFrom(sub.stdout);
   waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);
@@ -157,7 +157,7 @@ describe('Docker access for job users, through the AuthZ plugin', { timeout: 240
   it("gives the job's tasks DOCKER_HOST and the certificate by themselves (TaskProlog)", () => {
     const dir = jobDir('alice', 'docker-taskprolog');
     const out = `${dir}/out.txt`;
-    const sub = run('sbatch', ['-N1', '-w', 'n2', '--wait', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap',
+    const sub = run('sbatch', ['-N1', '-w', 'n2', '--wait', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap',
       'echo "host=$DOCKER_HOST"; docker ps --format "name={{.Names}}"; srun sh -c \'echo "task host=$DOCKER_HOST"\''], { user: 'alice', cwd: dir, timeoutMs: 120_000 });
     const text = readFileSync(out, 'utf8');
     assert.equal(sub.code, 0, `${sub.stderr}\n${text}`);

@@ -122,7 +122,7 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
     const dir = jobDir('alice', 'drill-dockerd');
     const out = path.join(dir, 'out.txt');
     const log = new BerthdLog('n1');
-    const jobId = sbatch(['-N1', '-w', 'n1', `--container-image=${sandbox().demoImage}`, '-o', out,
+    const jobId = sbatch(['-N1', '-w', 'n1', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out,
       '--wrap', 'srun berth exec -- sh -c \'sleep 8; echo survived\'; echo "first step: $?"; srun berth exec -- sh -c \'echo next step ran in $(hostname)\''], dir);
     cancel.push(jobId);
     const started = await until(`job ${jobId}'s step started`, () => log.find((l) => l.message === 'step started' && l.job === jobId), 60_000, 50);
@@ -166,7 +166,7 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
       const dir = jobDir('alice', 'drill-dockerd-nolr');
       const out = path.join(dir, 'out.txt');
       const log = new BerthdLog('n2');
-      const jobId = sbatch(['-N1', '-w', 'n2', `--container-image=${sandbox().demoImage}`, '-o', out,
+      const jobId = sbatch(['-N1', '-w', 'n2', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out,
         '--wrap', 'srun berth exec -- sh -c \'sleep 8; echo survived\'; e=$?; echo "step-exit=$e"; srun berth exec -- true; echo "next-step-exit=$?"; exit $e'], dir);
       cancel.push(jobId);
       await until(`job ${jobId}'s step started`, () => log.find((l) => l.message === 'step started' && l.job === jobId), 60_000, 50);
@@ -195,8 +195,8 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
     forgetImage(node('n2').dockerSocket, '127.0.0.1:5000/berth/drill-regdown');
     const dir = jobDir('alice', 'drill-regdown');
     const f = (n: string) => ({ out: path.join(dir, `${n}.out`), err: path.join(dir, `${n}.err`) });
-    const cached = sbatch(['--hold', '-N1', '-w', 'n1', `--container-image=${demo}`, '-o', f('a').out, '-e', f('a').err, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], dir);
-    const missing = sbatch(['--hold', '-N1', '-w', 'n2', `--container-image=${uncached}`, '-o', f('b').out, '-e', f('b').err, '--wrap', 'echo batch-ran; srun berth exec -- cat /etc/drill-regdown'], dir);
+    const cached = sbatch(['--hold', '-N1', '-w', 'n1', '--no-container-batch', `--container-image=${demo}`, '-o', f('a').out, '-e', f('a').err, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], dir);
+    const missing = sbatch(['--hold', '-N1', '-w', 'n2', '--no-container-batch', `--container-image=${uncached}`, '-o', f('b').out, '-e', f('b').err, '--wrap', 'echo batch-ran; srun berth exec -- cat /etc/drill-regdown'], dir);
     cancel.push(cached, missing);
     const stoppedAt = await stopByPidFile(FRONT_PID, 'the registry front (nginx)');
     const frontBack = async (): Promise<void> => {
@@ -238,7 +238,7 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
     const dir = jobDir('alice', 'drill-ctld');
     const out = path.join(dir, 'out.txt');
     const log = new BerthdLog('n1');
-    const jobId = sbatch(['-N1', '-w', 'n1', `--container-image=${PADDED}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/padded-release'], dir);
+    const jobId = sbatch(['-N1', '-w', 'n1', '--no-container-batch', `--container-image=${PADDED}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/padded-release'], dir);
     cancel.push(jobId);
     const pulling = await until('n1\'s berthd pulling the image', () => log.find((l) => l.message === 'pulling image' && l.image === digest), 60_000, 10);
     const signalledAt = Date.now();
@@ -315,7 +315,7 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
     const since = new Date().toISOString();
     const out = path.join(dir, 'out.txt');
     const jobId = await until('sbatch accepted after munged is back', () => {
-      const r = run('sbatch', ['--parsable', '-N1', '-w', 'n1', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], { user: 'alice', cwd: dir, env: { PATH } });
+      const r = run('sbatch', ['--parsable', '-N1', '-w', 'n1', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', 'srun berth exec -- cat /etc/berth-demo-release'], { user: 'alice', cwd: dir, env: { PATH } });
       return r.code === 0 ? r.stdout.trim().split(';')[0] : undefined;
     }, 30_000, 500);
     cancel.push(jobId);
@@ -334,7 +334,7 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
     chownSync(data, uidOf('alice'), uidOf('alice'));
     const err = path.join(dir, 'err.txt');
     const out = path.join(dir, 'out.txt');
-    const jobId = sbatch(['--hold', '-N1', '-w', 'n3', `--container-image=${sandbox().demoImage}`, `--container-mounts=${data}:/data`, '-o', out, '-e', err,
+    const jobId = sbatch(['--hold', '-N1', '-w', 'n3', '--no-container-batch', `--container-image=${sandbox().demoImage}`, `--container-mounts=${data}:/data`, '-o', out, '-e', err,
       '--wrap', 'echo batch-ran; srun berth exec -- ls /data'], dir);
     cancel.push(jobId);
     rmSync(data, { recursive: true });
@@ -380,7 +380,7 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
       const dir = jobDir('alice', 'drill-authz-dropped');
       const log = new BerthdLog('n1');
       const submitted = Date.now();
-      jobId = sbatch(['-N1', '-w', 'n1', `--container-image=${sandbox().demoImage}`, '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- echo ran'], dir);
+      jobId = sbatch(['-N1', '-w', 'n1', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- echo ran'], dir);
       cancel.push(jobId);
       const reason = await until('n1 drained', () => run('sinfo', ['-h', '-n', 'n1', '-o', '%E']).stdout.trim().replace(/^none$/, '') || undefined, 120_000, 200);
       const failed = log.find((l) => l.message === 'prologue failed' && l.job === jobId);
@@ -403,7 +403,7 @@ describe('fault drills: the node\'s engine, the registry, slurmctld, munge and a
     resumeNodes();
     // dockerd as the sandbox runs it asks the plugin again, and jobs run on n1
     const dir = jobDir('alice', 'drill-authz-back');
-    const ok = run('sbatch', ['-N1', '-w', 'n1', '--wait', `--container-image=${sandbox().demoImage}`, '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- echo back'], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 120_000 });
+    const ok = run('sbatch', ['-N1', '-w', 'n1', '--wait', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- echo back'], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 120_000 });
     assert.equal(ok.code, 0, `${ok.stderr}${readIfExists(path.join(dir, 'out.txt'))}`);
     assert.match(readIfExists(path.join(dir, 'out.txt')), /^back$/m);
   });

@@ -58,7 +58,7 @@ describe('berth exec steps are their Slurm step\'s', { timeout: 180_000 }, () =>
       'sleep 12',
       `berth exec -- sh -c '${HOG}'`,
     ].join('\n');
-    const sub = run('sbatch', ['-N1', '-c1', `--mem=${LIMIT_MIB}M`, '--acctg-freq=task=1', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out`, '--wrap', script],
+    const sub = run('sbatch', ['-N1', '-c1', `--mem=${LIMIT_MIB}M`, '--acctg-freq=task=1', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out`, '--wrap', script],
       { user: 'alice', cwd: dir, env: { PATH } });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
@@ -136,7 +136,7 @@ describe('berth exec steps are their Slurm step\'s', { timeout: 180_000 }, () =>
   it('are frozen by scontrol suspend with their step, and go on at resume', () => {
     const dir = jobDir('alice', 'exec-suspend');
     const loop = `i=0; while [ $i -lt 1200 ]; do i=$((i+1)); echo $i > ${dir}/count; sleep 0.05; done`;
-    const sub = run('sbatch', ['-N1', '-c1', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out`, '--wrap', `berth exec -- sh -c '${loop}'`],
+    const sub = run('sbatch', ['-N1', '-c1', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out`, '--wrap', `berth exec -- sh -c '${loop}'`],
       { user: 'alice', cwd: dir, env: { PATH } });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);

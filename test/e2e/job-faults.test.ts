@@ -247,7 +247,7 @@ describe('job faults fail the job, not the node', { timeout: 900_000 }, () => {
       const p = c.prepare('sbatch', dir);
       const err = path.join(dir, 'err.txt');
       const out = path.join(dir, 'out.txt');
-      const sub = run('sbatch', ['--hold', '-N1', '-w', NODE, ...p.options, '-o', out, '-e', err, '--wrap', 'echo batch-started; srun berth exec -- echo step-ran'],
+      const sub = run('sbatch', ['--hold', '-N1', '-w', NODE, ...p.options, '--no-container-batch', '-o', out, '-e', err, '--wrap', 'echo batch-started; srun berth exec -- echo step-ran'],
         { user: c.user, cwd: dir, env: { PATH } });
       assert.equal(sub.code, 0, `the submit check passes: ${sub.stderr}`);
       const jobId = jobIdFrom(sub.stdout);
@@ -314,7 +314,7 @@ describe('job faults fail the job, not the node', { timeout: 900_000 }, () => {
   it('sbatch: a container name taken by another image fails the step and the job, and no node drains', () => {
     const dir = jobDir('alice', 'fault-name-sbatch');
     const err = path.join(dir, 'err.txt');
-    const sub = run('sbatch', ['--wait', '-N1', '-w', NODE, `--container-image=${demo}`, '--container-name=box', '-o', path.join(dir, 'out.txt'), '-e', err,
+    const sub = run('sbatch', ['--wait', '-N1', '-w', NODE, '--no-container-batch', `--container-image=${demo}`, '--container-name=box', '-o', path.join(dir, 'out.txt'), '-e', err,
       '--wrap', `srun --container-name=box --container-image=${other} echo joined`], { user: 'alice', cwd: dir, env: { PATH } });
     const jobId = jobIdFrom(sub.stdout);
     assert.notEqual(sub.code, 0, 'the job fails');
@@ -349,7 +349,7 @@ describe('job faults fail the job, not the node', { timeout: 900_000 }, () => {
     assert.equal(run('berth', ['pull', image, '--nodes', 'n1']).code, 0, 'cached on n1');
     const out = path.join(dir, 'out.txt');
     const err = path.join(dir, 'err.txt');
-    const sub = run('sbatch', ['--hold', '-N2', '-w', `n1,${NODE}`, `--container-image=${image}`, '-o', out, '-e', err,
+    const sub = run('sbatch', ['--hold', '-N2', '-w', `n1,${NODE}`, '--no-container-batch', `--container-image=${image}`, '-o', out, '-e', err,
       '--wrap', 'srun -N2 -l echo step-ran; echo "srun-exit=$?"; sleep 60'], { user: 'alice', cwd: dir, env: { PATH } });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);

@@ -15,7 +15,7 @@ describe('many tasks per node across nodes', { timeout: 180_000 }, () => {
     const out = path.join(dir, 'out.txt');
     const task = 'echo "rank=$SLURM_PROCID local=$SLURM_LOCALID node=$SLURMD_NODENAME ntasks=$SLURM_NTASKS pmi=$PMI_RANK/$PMI_SIZE host=$(hostname) in=$(head -c 5 /etc/berth-demo-release)"';
     const script = `srun --mpi=pmi2 -O --ntasks-per-node=4 berth exec -- sh -c '${task}'; echo "srun-exit=$?"; srun -O --ntasks-per-node=4 berth exec -- sh -c 'exit $((SLURM_PROCID == 5 ? 7 : 0))'; echo "failing-exit=$?"`;
-    const sub = run('sbatch', ['-N2', '-n8', '-O', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir });
+    const sub = run('sbatch', ['-N2', '-n8', '-O', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     waitFor(`job ${jobId} to end`, () => jobState(jobId) === '' || undefined, 120_000);

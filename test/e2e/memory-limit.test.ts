@@ -21,7 +21,7 @@ describe('memory: a job\'s containers stop at its memory', { timeout: 180_000 },
       `srun berth exec -- sh -c '${HOG}'`,
       `srun --container-image=${image} --container-name=hog sh -c '${HOG}'`,
     ].join('\n');
-    const sub = run('sbatch', ['-N1', '-c1', `--mem=${LIMIT_MIB}M`, `--container-image=${image}`, '-o', `${dir}/out`, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH } });
+    const sub = run('sbatch', ['-N1', '-c1', `--mem=${LIMIT_MIB}M`, '--no-container-batch', `--container-image=${image}`, '-o', `${dir}/out`, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH } });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     waitFor(`job ${jobId} ended`, () => jobState(jobId) === '' || undefined, 120_000);

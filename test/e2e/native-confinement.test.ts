@@ -50,7 +50,7 @@ describe('confinement of native container steps', { timeout: 300_000 }, () => {
       'echo "job-done"',
     ].join('\n');
     const out = path.join(dir, 'out.txt');
-    const sub = run('sbatch', ['-N1', `--container-image=${demo}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH } });
+    const sub = run('sbatch', ['-N1', '--no-container-batch', `--container-image=${demo}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH } });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     const pids = waitFor('both tasks to be running', () => {
@@ -126,7 +126,7 @@ describe('confinement of native container steps', { timeout: 300_000 }, () => {
       'wait',
       `cat ${dir}/step.*`,
     ].join('\n');
-    const sub = run('sbatch', ['-N1', '--wait', `--container-image=${demo}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 180_000 });
+    const sub = run('sbatch', ['-N1', '--wait', '--no-container-batch', `--container-image=${demo}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 180_000 });
     const text = readIfExists(out);
     assert.equal(sub.code, 0, `${sub.stderr}\n${text}`);
     assert.equal(text.match(/^Seccomp:\s+2$/gm)?.length, 8, text);
@@ -141,7 +141,7 @@ describe('confinement of native container steps', { timeout: 300_000 }, () => {
       `srun --container-image=${demo} sh -c 'echo native-ran'; echo "native-exit=$?"`,
       `srun berth exec -- sh -c 'echo exec-ran'; echo "exec-exit=$?"`,
     ].join('\n');
-    const sub = run('sbatch', ['-N1', `--container-image=${demo}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH } });
+    const sub = run('sbatch', ['-N1', '--no-container-batch', `--container-image=${demo}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH } });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     const nodeName = waitFor(`job ${jobId} to run`, () => (jobState(jobId) === 'RUNNING' ? jobNodes(jobId) : undefined), 120_000);

@@ -74,7 +74,7 @@ sleep 8`;
       `srun berth exec -- sh -c 'test -f /tmp/in-job-container && echo "exec: same container"'`,
       `srun --container-name=box sh -c 'exit 3'; echo "failing-step=$?"`,
     ].join('\n');
-    const sub = run('sbatch', ['-N1', '--wait', `--container-image=${demo}`, '--container-name=box', '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 180_000 });
+    const sub = run('sbatch', ['-N1', '--wait', '--no-container-batch', `--container-image=${demo}`, '--container-name=box', '-o', out, '--wrap', script], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 180_000 });
     const text = readFileSync(out, 'utf8');
     assert.equal(sub.code, 0, `${sub.stderr}\n${text}`);
     const jobId = jobIdFrom(sub.stdout);

@@ -169,7 +169,7 @@ describe('fault drills: the node itself', { timeout: 300_000 }, () => {
     const dir = jobDir('alice', 'drill-diskfull');
     const log = new BerthdLog(SMALL);
     const submitted = Date.now();
-    const jobId = sbatch(['-N1', '-w', SMALL, `--container-image=${tag}`, '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- true'], dir);
+    const jobId = sbatch(['-N1', '-w', SMALL, '--no-container-batch', `--container-image=${tag}`, '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- true'], dir);
     cancel.push(jobId);
     const reason = await until(`${SMALL} drained`, () => drainReason(SMALL) || undefined, 120_000, 200);
     const drainedAfter = Date.now() - submitted;
@@ -221,7 +221,7 @@ describe('fault drills: the node itself', { timeout: 300_000 }, () => {
     const other = 'n1';
     const since = new Date().toISOString();
     const dir = jobDir('alice', 'drill-reboot');
-    const jobId = sbatch(['-N2', '-w', `${other},${victim}`, `--container-image=${sandbox().demoImage}`, '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- sleep 600'], dir);
+    const jobId = sbatch(['-N2', '-w', `${other},${victim}`, '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', path.join(dir, 'out.txt'), '--wrap', 'srun berth exec -- sleep 600'], dir);
     cancel.push(jobId);
     for (const n of [other, victim]) {
       await until(`job ${jobId}'s sleep running on ${n}`, () => {

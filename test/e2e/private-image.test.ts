@@ -77,7 +77,7 @@ describe('private images through Slurm', { timeout: 180_000 }, () => {
 
   it('refuses bob a docker run of the cached private image from his own job', () => {
     const dir = jobDir('bob', 'private-docker');
-    const sub = run('sbatch', ['-N1', '-w', 'n3', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 120'], { user: 'bob', cwd: dir });
+    const sub = run('sbatch', ['-N1', '-w', 'n3', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 120'], { user: 'bob', cwd: dir });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     try {

@@ -15,7 +15,7 @@ interface Job { jobId: string; dir: string; user: string; uid: number }
 
 function startJob(user: string, name: string): Job {
   const dir = jobDir(user, name);
-  const sub = run('sbatch', ['-N1', '-w', NODE, `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 600'], { user, cwd: dir });
+  const sub = run('sbatch', ['-N1', '-w', NODE, '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 600'], { user, cwd: dir });
   assert.equal(sub.code, 0, sub.stderr);
   const jobId = jobIdFrom(sub.stdout);
   waitFor(`job ${jobId} running with its endpoint`, () => (jobState(jobId) === 'RUNNING' && existsSync(`/run/berth/${NODE}/jobs/${jobId}.docker.sock`)) || undefined, 90_000);
@@ -191,7 +191,7 @@ describe('security: what a job user with the raw Docker API cannot do', { timeou
     const out = path.join(alice().dir, 'chdir.out');
     const script = `srun --chdir=/ berth exec -- cat ${proj}/secret; srun --chdir=/ --container-image=${IMAGE()} cat ${proj}/secret; echo done`;
     // on n2: n1's CPUs are held by the two jobs above
-    const sub = run('sbatch', ['-N1', '-w', 'n2', '--wait', `--chdir=${proj}`, `--container-image=${IMAGE()}`, '-o', out, '--wrap', script], { user: 'alice', cwd: alice().dir, timeoutMs: 120_000 });
+    const sub = run('sbatch', ['-N1', '-w', 'n2', '--wait', `--chdir=${proj}`, '--no-container-batch', `--container-image=${IMAGE()}`, '-o', out, '--wrap', script], { user: 'alice', cwd: alice().dir, timeoutMs: 120_000 });
     const jobId = jobIdFrom(sub.stdout);
     const text = readFileSync(out, 'utf8');
     assert.doesNotMatch(text, /bob-secret/);

@@ -35,7 +35,7 @@ function comparable(rows: Record<string, string>): Record<string, string> {
 function sideBySide(name: string, step: string, sbatchArgs: string[], act: (jobIds: string[]) => void, endsWithinMs = 60_000): { plain: Record<string, string>; container: Record<string, string>; outs: string[]; jobIds: string[]; dir: string } {
   const dir = jobDir('alice', name);
   const image = sandbox().demoImage;
-  const runs = [[], [`--container-image=${image}`]].map((extra, i) => {
+  const runs = [[], ['--no-container-batch', `--container-image=${image}`]].map((extra, i) => {
     const out = path.join(dir, `out-${i}.txt`);
     const srun = i === 0 ? 'srun' : `srun --container-image=${image}`;
     const sub = run('sbatch', ['-N1', ...sbatchArgs, ...extra, '-o', out, '--wrap', `${srun} sh -c '${step}'`], { user: 'alice', cwd: dir, env: { PATH } });

@@ -34,7 +34,7 @@ describe('native steps while berthd is away', { timeout: 240_000 }, () => {
       'echo "second-exit=$?"',
       `while [ ! -e ${flag('resume')} ]; do sleep 0.1; done`,
     ].join('\n'), 'alice');
-    const sub = run('sbatch', ['-N1', '-w', 'n2', `--container-image=${image}`, '-o', out, script], { user: 'alice', cwd: dir });
+    const sub = run('sbatch', ['-N1', '-w', 'n2', '--no-container-batch', `--container-image=${image}`, '-o', out, script], { user: 'alice', cwd: dir });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     cancel.push(jobId);

@@ -12,7 +12,7 @@ import { node, sandbox } from '../support/stack';
 import { containersOfJob, jobDir, jobIdFrom, jobNodes, jobState, run, waitFor } from '../support/slurm';
 
 function runningJob(dir: string, script: string): { jobId: string; nodeName: string; container: string } {
-  const sub = run('sbatch', ['-N1', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out.txt`, '--wrap', script], { user: 'alice', cwd: dir });
+  const sub = run('sbatch', ['-N1', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out.txt`, '--wrap', script], { user: 'alice', cwd: dir });
   assert.equal(sub.code, 0, sub.stderr);
   const jobId = jobIdFrom(sub.stdout);
   waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);

@@ -22,7 +22,7 @@ describe('a tag moved during a job', { timeout: 180_000 }, () => {
     const flag = path.join(dir, 'moved');
     const out = path.join(dir, 'out.txt');
     const script = `srun berth exec -- cat /etc/marker; while [ ! -f ${flag} ]; do sleep 0.2; done; srun berth exec -- cat /etc/marker; srun --container-image=${TAG} cat /etc/marker`;
-    const sub = run('sbatch', ['-N1', '-w', 'n2', `--container-image=${TAG}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir });
+    const sub = run('sbatch', ['-N1', '-w', 'n2', '--no-container-batch', `--container-image=${TAG}`, '-o', out, '--wrap', script], { user: 'alice', cwd: dir });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
     waitFor('the first step', () => (existsSync(out) && readFileSync(out, 'utf8').includes('v1')) || undefined, 60_000);

@@ -92,7 +92,7 @@ export function resumeNodes(): void {
  */
 export function runningContainerJob(user: string, name: string, on: string, extra: string[] = []): { jobId: string; container: string; dir: string } {
   const dir = jobDir(user, name);
-  const sub = run('sbatch', ['-N1', '-w', on, '-c1', ...extra, `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
+  const sub = run('sbatch', ['-N1', '-w', on, '-c1', ...extra, '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', '/dev/null', '--wrap', 'sleep 300'], { user, cwd: dir });
   if (sub.code !== 0) throw new Error(`sbatch as ${user} failed: ${sub.stderr}`);
   const jobId = jobIdFrom(sub.stdout);
   waitFor(`job ${jobId} running`, () => jobState(jobId) === 'RUNNING' || undefined);

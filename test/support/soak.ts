@@ -125,7 +125,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     while (jobsRun < o.jobs && inFlight.size < o.concurrency) {
       let kind = kinds[k++ % kinds.length]!;
       if (o.timeLimitEvery && k % o.timeLimitEvery === 0) kind = { name: 'time-limit', args: ['-t', '1', `--container-image=${image}`, '--wrap', 'srun berth exec -- sleep 600'] };
-      const sub = run('sbatch', ['-o', '/dev/null', '-e', '/dev/null', ...kind.args], { user, cwd: dir, env: { PATH } });
+      const sub = run('sbatch', ['-o', '/dev/null', '-e', '/dev/null', '--no-container-batch', ...kind.args], { user, cwd: dir, env: { PATH } });
       const id = /Submitted batch job (\d+)/.exec(sub.stdout)?.[1];
       if (!id) throw new Error(`sbatch of a ${kind.name} job failed: ${sub.stderr}`);
       const count = kind.jobs ?? 1;
