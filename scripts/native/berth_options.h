@@ -34,7 +34,7 @@ enum { OPT_IMAGE, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_MOUNT_HOME, OP
     { "container-name", "NAME", "[berth] name the container; later steps of the job join it by name (env BERTH_CONTAINER_NAME)", 1, OPT_NAME * 2, cb }, \
     { "container-mount-home", NULL, "[berth] bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=1)", 0, OPT_MOUNT_HOME * 2 + 1, cb }, \
     { "no-container-mount-home", NULL, "[berth] do not bind-mount your home directory (env BERTH_CONTAINER_MOUNT_HOME=0)", 0, OPT_MOUNT_HOME * 2, cb }, \
-    { "container-writable", NULL, "[berth] writable container root file system (env BERTH_CONTAINER_READONLY=0)", 0, OPT_READONLY * 2, cb }, \
+    { "container-writable", NULL, "[berth] writable root file system, but its files stay root's: install into your home or a mount instead (env BERTH_CONTAINER_READONLY=0)", 0, OPT_READONLY * 2, cb }, \
     { "container-readonly", NULL, "[berth] read-only container root file system (env BERTH_CONTAINER_READONLY=1)", 0, OPT_READONLY * 2 + 1, cb }, \
     { "container-batch", NULL, "[berth] sbatch: run the batch script in the job's container (the default with --container-image) (env BERTH_CONTAINER_BATCH=1)", 0, OPT_BATCH * 2 + 1, cb }, \
     { "no-container-batch", NULL, "[berth] sbatch: run the batch script on the host; its srun steps that name the image join the container (env BERTH_CONTAINER_BATCH=0)", 0, OPT_BATCH * 2, cb }, \

@@ -258,6 +258,11 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
     }
     char *save = NULL;
     for (char *line = strtok_r(result, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        /* submit-check's warnings go to the user's terminal */
+        if (strncmp(line, "berth: warning: ", 16) == 0) {
+            slurm_spank_log("%s", line);
+            continue;
+        }
         char *eq = strchr(line, '=');
         if (eq == NULL || strncmp(line, "BERTH_", 6) != 0)
             continue;

@@ -2,7 +2,8 @@
 // salloc or srun is given --container-* options (or their BERTH_CONTAINER_* variables; the
 // plugin passes the values that won in those variables). It checks every value, pins the
 // image to its digest (`berth resolve`) and checks that the user can reach each mount source,
-// then prints NAME=VALUE lines that the plugin hands to the prolog (SPANK_NAME there).
+// then prints NAME=VALUE lines that the plugin hands to the prolog (SPANK_NAME there), and
+// `berth: warning: ` lines that the plugin shows the user.
 // Mounts and the image's registry are judged by the site rules (/etc/berth/site.json, the
 // file berthd reads) with the functions berthd uses, so what berthd would refuse at the
 // prolog is refused here. A bad value exits 1 with one line saying what was wrong and what to do.
@@ -43,6 +44,15 @@ function refusePyxisOnly(env: Record<string, string | undefined>, uid: number): 
   }
   parseToggle(env[PYXIS_ENV.entrypointLog], PYXIS_ENV.entrypointLog);
 }
+
+/**
+ * What --container-writable gives (pyxis users expect to install into the image there), said at
+ * submit: a line the plugin prints to the user's terminal, not a value for the job.
+ */
+export const WRITABLE_WARNING = "berth: warning: --container-writable: the container's root file system is writable, but its files and directories stay root's, as in the image, and you are not root in it: " +
+  'you can write only where the image lets everyone (such as /tmp), and what you write goes with the container. ' +
+  'To install software use your home (mounted unless --no-container-mount-home: pip install --user, conda or spack there), a directory of yours given with --container-mounts, ' +
+  'or an image you build (docker build and docker push, outside jobs); see docs/users.md, "Installing software"';
 
 export async function runSubmitCheck(env: Record<string, string | undefined>, out: (s: string) => void, err: (s: string) => void, deps: SubmitCheckDeps = {}): Promise<number> {
   let opts: ContainerOptions;
@@ -95,5 +105,6 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   // where the batch script runs, always written out: in the container unless --no-container-batch (pyxis's default)
   const lines = { [OPTION_ENV.image]: pinned.trim(), [REQUESTED_IMAGE_ENV]: image, ...optionsToEnv(opts), [BATCH_ENV]: batch === false ? '0' : '1' };
   out(Object.entries(lines).map(([k, v]) => `${k}=${v}\n`).join(''));
+  if (opts.readOnly === false) out(`${WRITABLE_WARNING}\n`);
   return 0;
 }

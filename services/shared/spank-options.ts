@@ -65,7 +65,7 @@ export const SPANK_OPTIONS: readonly SpankOption[] = Object.freeze([
   { name: 'container-name', env: OPTION_ENV.name, arg: 'NAME', help: 'name the container; later steps of the job join it by name' },
   { name: 'container-mount-home', env: OPTION_ENV.mountHome, sets: '1', help: 'bind-mount your home directory' },
   { name: 'no-container-mount-home', env: OPTION_ENV.mountHome, sets: '0', help: 'do not bind-mount your home directory' },
-  { name: 'container-writable', env: OPTION_ENV.readOnly, sets: '0', help: 'writable container root file system' },
+  { name: 'container-writable', env: OPTION_ENV.readOnly, sets: '0', help: "writable root file system, but its files stay root's: install into your home or a mount instead" },
   { name: 'container-readonly', env: OPTION_ENV.readOnly, sets: '1', help: 'read-only container root file system' },
   { name: 'container-batch', env: BATCH_ENV, sets: '1', help: "sbatch: run the batch script in the job's container (the default with --container-image)" },
   { name: 'no-container-batch', env: BATCH_ENV, sets: '0', help: 'sbatch: run the batch script on the host; its srun steps that name the image join the container' },

@@ -9,7 +9,7 @@ import { applyUserOptions, type UserOptionRules } from '../../services/agent/con
 import { buildJobContainerSpec } from '../../services/agent/containers/job-container-spec';
 import { stepEnv } from '../../services/agent/steps/step-env';
 import { prologueRequest, stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
-import { runSubmitCheck } from '../../services/cli/submit-check';
+import { runSubmitCheck, WRITABLE_WARNING } from '../../services/cli/submit-check';
 import { BerthError } from '../../services/shared/errors';
 import { builtinSiteRules } from '../../services/shared/site-rules';
 
@@ -278,6 +278,18 @@ describe('berth submit-check', () => {
 
 describe('berth submit-check, for scripts written for pyxis', () => {
   const run = submitCheck;
+  it('says what --container-writable gives, and what to do to install software, without failing the job', async () => {
+    const image = '127.0.0.1:1/team/app:1';
+    // (the plugin hands PYXIS_CONTAINER_WRITABLE=1 on as BERTH_CONTAINER_READONLY=0)
+    const r = await run({ BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_READONLY: '0' });
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.out.split('\n').filter((l) => l.startsWith('berth: warning: ')), [WRITABLE_WARNING]);
+    assert.match(r.out, /^BERTH_CONTAINER_READONLY=0$/m);
+    assert.match(WRITABLE_WARNING, /files and directories stay root's.*pip install --user.*--container-mounts.*docker build/);
+    for (const env of [{}, { BERTH_CONTAINER_READONLY: '1' }] as Record<string, string>[]) {
+      assert.doesNotMatch((await run({ BERTH_CONTAINER_IMAGE: image, ...env })).out, /warning/, 'the default and read-only say nothing');
+    }
+  });
   it("pins enroot's image forms as Docker references, keeping what the user wrote", async () => {
     const r = await run({ BERTH_CONTAINER_IMAGE: 'docker://127.0.0.1:1#team/app:1' });
     assert.equal(r.err, '');
