@@ -225,7 +225,7 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
         }
         return 0;
     }
-    const char *env[2 * OPT_COUNT + 3];
+    const char *env[2 * OPT_COUNT + 5];
     int n = 0;
     int any = 0;
     for (int i = 0; i < OPT_COUNT; i++) {
@@ -238,6 +238,9 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
     }
     if (!any)
         return 0;
+    /* a new job's options, or a step's of a running job (the job's own: --container-save) */
+    env[n++] = "BERTH_SUBMIT_FOR";
+    env[n++] = in_job ? "step" : "job";
     if (a->site_registries != NULL) {
         env[n++] = "BERTH_SITE_REGISTRIES";
         env[n++] = a->site_registries;

@@ -54,7 +54,8 @@ berthd_stamp() {
 }
 
 # the shipped example's rules, with the sandbox's own directories protected and its registries
-# (the pull address and the private one) the only ones jobs may use
+# (the pull address and the private one) the only ones jobs may use; --container-save pushes
+# to the private one, each user under their own name
 berthd_write_site_rules() {
   local f="$BERTH_SITE_RULES"
   install -d -m 0755 "$(dirname "$f")"
@@ -67,7 +68,8 @@ berthd_write_site_rules() {
     "deniedPrefixes": ["/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/root", "/var/lib", "/var/spool", "/var/log"]
   },
   "protectedPaths": ["$BERTH_RUN_DIR", "$RUN_DIR", "$STATE_DIR", "$BERTH_LIB", "/var/run/docker.sock", "/var/lib/docker"],
-  "registries": ["$REGISTRY_ADDR", "$PRIVATE_ADDR"]
+  "registries": ["$REGISTRY_ADDR", "$PRIVATE_ADDR"],
+  "containerSave": { "repositories": ["$PRIVATE_ADDR/{user}/*"] }
 }
 JSON
   chmod 0644 "$f.tmp"

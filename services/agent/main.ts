@@ -33,6 +33,7 @@ import { FileImageUseLog } from './images/image-use-log';
 import { CachingIdentityResolver, NssIdentityResolver } from './identity/nss';
 import { ImageService } from './images/image-service';
 import { FileImageAccess } from './images/image-access';
+import { ContainerSaver } from './images/container-save';
 import { CredentialStore } from './images/credential-store';
 import { parseDockerConfig, readPrivateFile } from '../shared/images/credentials';
 import { RegistryClient } from '../shared/images/registry-client';
@@ -146,12 +147,13 @@ async function main(): Promise<void> {
   await checkSiteCredentials(config.registryCredentialsFile);
   const imageAccess = new FileImageAccess(config.stateDir);
   const imageUses = new FileImageUseLog(config.stateDir);
+  const credentials = new CredentialStore(config.registryCredentialsFile);
   const registry = new RegistryClient();
   const budgetBytes = config.imageGc.budgetBytes;
   const imageBudget = budgetBytes === undefined ? undefined
     : new ImageBudget({ engine, uses: imageUses, sizer: registry, budgetBytes, log: log.child({ component: 'image-budget' }) });
   const images = new ImageService(engine, registry, { timeoutMs: config.pullTimeoutMs, inactivityMs: config.pullInactivityMs }, log, config.mirrors,
-    imageAccess, new CredentialStore(config.registryCredentialsFile), metrics, imageBudget);
+    imageAccess, credentials, metrics, imageBudget);
   const memlock = nodeMemlock(config.memlock === 'unlimited' ? -1 : config.memlock);
   if (memlock.clampedFrom !== undefined) {
     log.warn('job containers get this node\'s memlock hard limit: berthd lacks CAP_SYS_RESOURCE to raise it (RDMA may need unlimited)', { memlockBytes: memlock.bytes, configured: config.memlock });
@@ -255,6 +257,8 @@ async function main(): Promise<void> {
   const jobs = new JobService({ config, engine, factory, ledger, table, accounting, log, seal, volumes: engine, tasks: jobTasks, stepSpool,
     faults: new JobFaults(agentFaultsDir(config.runDir, config.node)),
     tellUser,
+    saver: new ContainerSaver({ engine, ownLogin: (user) => credentials.ownLogin(user), homeOf: async (uid, user) => (await identities.lookup(uid, user)).home,
+      siteRules: () => siteRules, push: { timeoutMs: config.pullTimeoutMs, inactivityMs: config.pullInactivityMs }, log }),
     dockerAccess: prepared?.dockerAccess,
   });
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {

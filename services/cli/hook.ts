@@ -11,7 +11,7 @@ import { epilogueOrSpool, hookCall, retryWindowMs, secondsFromEnv } from './hook
 import { expandHostlist } from '../shared/hostlist';
 import { containerImage, expandCounts, type Env, nodeName } from './slurm-env';
 import { type ContainerOptions, OPTION_ENV, optionsFromEnv } from '../shared/container-options';
-import { REQUESTED_IMAGE_ENV } from '../shared/spank-options';
+import { REQUESTED_IMAGE_ENV, SAVE_ENV } from '../shared/spank-options';
 import { drainForNodeFault, drainReason, hookFailure, type Scontrol, scontrolFor } from './hook-faults';
 import { parseJobId, parseStepId } from '../shared/ids';
 import { outcomeOfWaitStatus } from '../shared/wait-status';
@@ -51,6 +51,13 @@ export function allocationOnNode(env: Env): { cpus: number; memoryBytes: number 
   const perCpuMb = num(env.SLURM_MEM_PER_CPU);
   const mb = perNodeMb || perCpuMb * cpus;
   return { cpus, memoryBytes: mb * 1024 * 1024 };
+}
+
+/** --container-save's value for the epilog of the job's first node ('' elsewhere): one node pushes the job's container */
+export function saveOnNode(env: Env, node: string): string {
+  const save = (env[`SPANK_${SAVE_ENV}`] ?? '').trim();
+  if (!save) return '';
+  return expandHostlist(env.SLURM_JOB_NODELIST ?? env.SLURM_NODELIST ?? '')[0] === node ? save : '';
 }
 
 export function prologueRequest(env: Env) {
@@ -97,7 +104,8 @@ export async function runHook(kind: 'prolog' | 'epilog', env: Env, stderr: (line
     } else {
       // berthd away for the whole window: spooled for berthd to settle, and the node stays in service
       const timeoutMs = secondsFromEnv(env.BERTH_EPILOG_TIMEOUT_SECONDS, 300_000);
-      await epilogueOrSpool(target, jobId, env, (c, md, ms) => unaryCall(c.JobEpilogue.bind(c), { jobId }, md, ms), { windowMs, timeoutMs, stderr });
+      const saveImage = saveOnNode(env, target.node);
+      await epilogueOrSpool(target, jobId, env, (c, md, ms) => unaryCall(c.JobEpilogue.bind(c), { jobId, saveImage }, md, ms), { windowMs, timeoutMs, stderr });
     }
     return 0;
   } catch (err) {

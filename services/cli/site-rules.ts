@@ -24,6 +24,7 @@ export function runSiteRules(file: string | undefined, json: boolean, out: (s: s
     `user mounts   ${r.userMounts.enabled ? 'allowed' : 'off'}; denied under: ${list(r.userMounts.deniedPrefixes)}; protected: ${list(r.protectedPaths)}`,
     `defaults      home ${r.containerDefaults.mountHome ? 'mounted' : 'not mounted'}, root file system ${r.containerDefaults.readOnly ? 'read-only' : 'writable'}`,
     `registries    ${r.registries.length ? r.registries.join(', ') : 'any'}`,
+    `save to       ${r.containerSave.repositories.length ? r.containerSave.repositories.join(', ') : '- (--container-save is refused)'}`,
   ].join('\n') + '\n');
   return 0;
 }

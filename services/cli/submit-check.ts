@@ -11,8 +11,10 @@ import os from 'node:os';
 import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, optionsToEnv, parseToggle } from '../shared/container-options';
 import { reachablePath } from '../shared/path-access';
 import { DEFAULT_SITE_RULES_FILE, loadSiteRules, type SiteRules, SiteRulesError } from '../shared/site-rules';
-import { judgeImageRegistry, judgeMounts, type PathProbe } from '../shared/site-rules-check';
-import { BATCH_ENV, optionsNeedingImage, PYXIS_ENV, REQUESTED_IMAGE_ENV } from '../shared/spank-options';
+import { judgeImageRegistry, judgeMounts, judgeSaveTarget, type PathProbe } from '../shared/site-rules-check';
+import { BATCH_ENV, optionsNeedingImage, PYXIS_ENV, REQUESTED_IMAGE_ENV, SAVE_ENV } from '../shared/spank-options';
+import { type CredentialLookup, fileCredentials, registryKey } from '../shared/images/credentials';
+import path from 'node:path';
 import { runResolve, type ResolveOptions } from './resolve';
 
 export interface SubmitCheckDeps {
@@ -24,6 +26,28 @@ export interface SubmitCheckDeps {
   probe?: PathProbe;
   /** the user's home directory (default: the passwd entry's) */
   home?: string;
+  /** the user's name (default: the passwd entry's) */
+  userName?: string;
+  /** the user's own registry logins (default: ~/.docker/config.json) */
+  logins?: CredentialLookup;
+}
+
+/**
+ * --container-save=IMAGE: the job's, allowed by the site for this user, and with a login of the
+ * user's own for its registry (berthd pushes with that login only). Returns REGISTRY/PATH:TAG.
+ */
+async function checkSave(save: string, env: Record<string, string | undefined>, rules: SiteRules, who: { uid: number }, deps: SubmitCheckDeps): Promise<string> {
+  const target = judgeSaveTarget(save, deps.userName ?? os.userInfo().username, rules);
+  const registry = registryKey(target.slice(0, target.indexOf('/')));
+  const logins = deps.logins ?? fileCredentials(path.join(deps.home ?? os.userInfo().homedir, '.docker', 'config.json'), who.uid);
+  let login;
+  try {
+    login = await logins(registry);
+  } catch (e) {
+    throw new OptionError(`--container-save=${save}: ${(e as Error).message}`);
+  }
+  if (!login) throw new OptionError(`--container-save=${save}: you have no login for ${registry}; run docker login ${registry} first (berth pushes the container with your own login)`);
+  return target;
 }
 
 function anyOptionSet(o: ContainerOptions): boolean {
@@ -57,7 +81,9 @@ export const WRITABLE_WARNING = "berth: warning: --container-writable: the conta
 export async function runSubmitCheck(env: Record<string, string | undefined>, out: (s: string) => void, err: (s: string) => void, deps: SubmitCheckDeps = {}): Promise<number> {
   let opts: ContainerOptions;
   let batch: boolean | undefined;
+  let saveTarget = '';
   const image = (env[OPTION_ENV.image] ?? '').trim();
+  const save = (env[SAVE_ENV] ?? '').trim();
   try {
     opts = optionsFromEnv(env);
     batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
@@ -66,10 +92,15 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
     if (opts.nameFlag === 'exec' && !env.SLURM_JOB_ID) {
       throw new OptionError(`--container-name=${opts.name}:exec joins a container that exists, and a new job has none yet; drop :exec here (the job's container gets the name), and give it to the sruns inside the job that join it`);
     }
+    // BERTH_SUBMIT_FOR: the plugin says whether the check is for a new job or for a step of one
+    if (save && env.BERTH_SUBMIT_FOR === 'step') {
+      throw new OptionError(`--container-save=${save}: berth saves the job's container when the job ends; give the option to the sbatch, salloc or srun that makes the job (a step's own container is not saved)`);
+    }
     if (image || opts.mounts.length) {
       const rules = deps.siteRules ?? loadSiteRules(deps.siteRulesFile ?? DEFAULT_SITE_RULES_FILE);
       if (image) judgeImageRegistry(image, rules);
       opts.mounts = judgeMounts(opts.mounts, rules, who, [], deps.probe);
+      if (image && save) saveTarget = await checkSave(save, env, rules, who, deps);
     }
     // home is refused at the prolog only when asked for explicitly (the site's default skips a missing one)
     if (opts.mountHome) {
@@ -92,7 +123,7 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
     return 0;
   }
   if (!image) {
-    if (anyOptionSet(opts) || batch) {
+    if (anyOptionSet(opts) || batch || save) {
       const named = optionsNeedingImage();
       err(`berth: ${named.slice(0, -1).join(', ')} and ${named.at(-1)} need --container-image (or ${OPTION_ENV.image}); add the image the job should run in\n`);
       return 1;
@@ -103,7 +134,7 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   const code = await runResolve(image, (s) => (pinned += s), err, deps.resolve);
   if (code !== 0) return code;
   // where the batch script runs, always written out: in the container unless --no-container-batch (pyxis's default)
-  const lines = { [OPTION_ENV.image]: pinned.trim(), [REQUESTED_IMAGE_ENV]: image, ...optionsToEnv(opts), [BATCH_ENV]: batch === false ? '0' : '1' };
+  const lines = { [OPTION_ENV.image]: pinned.trim(), [REQUESTED_IMAGE_ENV]: image, ...optionsToEnv(opts), [BATCH_ENV]: batch === false ? '0' : '1', ...(saveTarget ? { [SAVE_ENV]: saveTarget } : {}) };
   out(Object.entries(lines).map(([k, v]) => `${k}=${v}\n`).join(''));
   if (opts.readOnly === false) out(`${WRITABLE_WARNING}\n`);
   return 0;

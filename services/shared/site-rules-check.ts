@@ -118,3 +118,32 @@ export function judgeImageRegistry(image: string, rules: SiteRules): void {
   if (rules.registries.map(registryKey).includes(from)) return;
   throw new OptionError(`--container-image=${image}: the registry ${from} is not one this site lets jobs use (${ruleSource(rules, 'registries')}: ${rules.registries.join(', ')}); use an image from one of those`);
 }
+
+/** the user's name as a repository path component may hold it */
+function asPathComponent(user: string): string {
+  return user.toLowerCase().replace(/[^a-z0-9._-]/g, '-');
+}
+
+/**
+ * --container-save=IMAGE: where the job's container is pushed (with the user's own login). IMAGE
+ * must name a registry and a tag (none: latest), no digest, and match one of the site's
+ * containerSave.repositories patterns for this user. Returns REGISTRY/PATH:TAG.
+ */
+export function judgeSaveTarget(image: string, user: string, rules: SiteRules): string {
+  const what = `--container-save=${image}`;
+  let ref;
+  try {
+    ref = parseJobImageReference(image);
+  } catch (err) {
+    throw new OptionError(`${what}: ${(err as Error).message}`);
+  }
+  if (ref.digest) throw new OptionError(`${what}: a saved container gets a new digest; name a tag instead, e.g. ${ref.repository}:v1`);
+  if (!ref.domain) throw new OptionError(`${what}: name the registry to push to, e.g. registry.site:5000/${asPathComponent(user)}/${ref.path}:${ref.tag ?? 'latest'}`);
+  const patterns = rules.containerSave.repositories;
+  if (patterns.length === 0) throw new OptionError(`${what}: this site does not let jobs save their containers (${ruleSource(rules, 'containerSave.repositories')} is empty); build the image with docker build outside jobs instead, or install into your home (docs/users.md, "Installing software")`);
+  const repository = `${registryKey(ref.domain)}/${ref.path}`;
+  const allowed = patterns.map((p) => p.replaceAll('{user}', asPathComponent(user)));
+  const matches = allowed.some((p) => new RegExp(`^${p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`).test(repository));
+  if (!matches) throw new OptionError(`${what}: ${repository} is not a repository this site lets you push to (${ruleSource(rules, 'containerSave.repositories')}: ${allowed.join(', ')}); save to one of those`);
+  return `${repository}:${ref.tag ?? 'latest'}`;
+}

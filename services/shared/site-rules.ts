@@ -40,6 +40,14 @@ export const siteRulesSchema = z.object({
   protectedPaths: z.array(absolutePath).default([...DEFAULT_PROTECTED_PATHS]),
   /** registries job images may come from (and users' docker pulls: {{registries}} in policies); [] = any for job images */
   registries: z.array(z.string().regex(REGISTRY, 'must be a registry host[:port], e.g. registry.site:5000')).default([]),
+  /**
+   * --container-save=IMAGE: the repositories a job's container may be pushed to, with the user's
+   * own login, as REGISTRY/PATH patterns: {user} is the job's user name, * any characters but '/';
+   * [] = --container-save is refused
+   */
+  containerSave: z.object({
+    repositories: z.array(z.string().regex(/^[^\s@:/]+(?::\d{1,5})?\/[^\s@:]+$/, 'must be REGISTRY/PATH, e.g. registry.site:5000/{user}/*')).default([]),
+  }).strict().default({}),
 }).strict().superRefine((r, ctx) => {
   const seen = new Map<string, number>();
   r.mounts.forEach((m, i) => {
@@ -65,6 +73,7 @@ export interface SiteRules {
   readonly userMounts: { readonly enabled: boolean; readonly deniedPrefixes: readonly string[] };
   readonly protectedPaths: readonly string[];
   readonly registries: readonly string[];
+  readonly containerSave: { readonly repositories: readonly string[] };
 }
 
 /** outside the catalogue: an operator's file that cannot be used, met at start (berthd exits 2), on SIGHUP (logged, the old rules stay) or by the CLI; never an RPC's answer */
@@ -81,6 +90,7 @@ function freeze(raw: z.infer<typeof siteRulesSchema>, file: string, sha256: stri
     userMounts: Object.freeze({ enabled: raw.userMounts.enabled, deniedPrefixes: Object.freeze([...raw.userMounts.deniedPrefixes]) }),
     protectedPaths: Object.freeze([...raw.protectedPaths]),
     registries: Object.freeze([...raw.registries]),
+    containerSave: Object.freeze({ repositories: Object.freeze([...raw.containerSave.repositories]) }),
   });
 }
 

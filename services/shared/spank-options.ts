@@ -11,6 +11,8 @@ import { OPTION_ENV } from './container-options';
  * for a job with an image, so a job keeps where its script runs whatever the default becomes.
  */
 export const BATCH_ENV = 'BERTH_CONTAINER_BATCH';
+/** --container-save=IMAGE: at the job's end its container is committed and pushed to IMAGE (the job's, not a step's) */
+export const SAVE_ENV = 'BERTH_CONTAINER_SAVE';
 /** pyxis's options berth takes so that pyxis scripts run, and what it does with them (berth submit-check) */
 export const PYXIS_ENV = {
   /** --container-remap-root: refused (berth never runs a job's user as root); --no-container-remap-root: what berth does */
@@ -32,6 +34,7 @@ export const PYXIS_ALIASES: readonly { pyxis: string; env: string; invert?: true
   { pyxis: 'PYXIS_CONTAINER_WORKDIR', env: OPTION_ENV.workdir },
   { pyxis: 'PYXIS_CONTAINER_ENV', env: OPTION_ENV.env },
   { pyxis: 'PYXIS_CONTAINER_NAME', env: OPTION_ENV.name },
+  { pyxis: 'PYXIS_CONTAINER_SAVE', env: SAVE_ENV },
   { pyxis: 'PYXIS_CONTAINER_MOUNT_HOME', env: OPTION_ENV.mountHome },
   { pyxis: 'PYXIS_CONTAINER_READONLY', env: OPTION_ENV.readOnly },
   { pyxis: 'PYXIS_CONTAINER_WRITABLE', env: OPTION_ENV.readOnly, invert: true },
@@ -69,6 +72,7 @@ export const SPANK_OPTIONS: readonly SpankOption[] = Object.freeze([
   { name: 'container-readonly', env: OPTION_ENV.readOnly, sets: '1', help: 'read-only container root file system' },
   { name: 'container-batch', env: BATCH_ENV, sets: '1', help: "sbatch: run the batch script in the job's container (the default with --container-image)" },
   { name: 'no-container-batch', env: BATCH_ENV, sets: '0', help: 'sbatch: run the batch script on the host; its srun steps that name the image join the container' },
+  { name: 'container-save', env: SAVE_ENV, arg: 'IMAGE', help: "at the job's end, push its container to IMAGE with your own registry login" },
   { name: 'container-remap-root', env: PYXIS_ENV.remapRoot, sets: '1', help: 'pyxis: refused, berth runs your containers as you' },
   { name: 'no-container-remap-root', env: PYXIS_ENV.remapRoot, sets: '0', help: 'pyxis: accepted, berth never remaps you to root' },
   { name: 'container-entrypoint', env: PYXIS_ENV.entrypoint, sets: '1', help: "pyxis: refused, berth does not run the image's ENTRYPOINT" },
@@ -81,10 +85,10 @@ export const SPANK_OPTION_VARS: readonly string[] = Object.freeze([...new Set(SP
 
 /**
  * What the plugin hands `berth hook step-prolog` for a step's own container (StepPrologue):
- * what submit-check printed for the step, but --container-batch, which is the job's.
+ * what submit-check printed for the step, but --container-batch and --container-save, which are the job's.
  */
 export const STEP_PROLOG_VARS: readonly string[] = Object.freeze([
-  OPTION_ENV.image, REQUESTED_IMAGE_ENV, ...SPANK_OPTION_VARS.filter((v) => v !== OPTION_ENV.image && v !== BATCH_ENV && !pyxisOnly(v)),
+  OPTION_ENV.image, REQUESTED_IMAGE_ENV, ...SPANK_OPTION_VARS.filter((v) => v !== OPTION_ENV.image && v !== BATCH_ENV && v !== SAVE_ENV && !pyxisOnly(v)),
 ]);
 
 function pyxisOnly(env: string): boolean {

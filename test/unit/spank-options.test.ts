@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { HEADER_PATH, renderOptionsHeader } from '../../scripts/gen-spank-options';
 import { stepPrologueRequest } from '../../services/cli/hook';
 import { OPTION_ENV } from '../../services/shared/container-options';
-import { BATCH_ENV, PYXIS_ENV, SPANK_OPTION_VARS, SPANK_OPTIONS, STEP_PROLOG_VARS } from '../../services/shared/spank-options';
+import { BATCH_ENV, PYXIS_ENV, SAVE_ENV, SPANK_OPTION_VARS, SPANK_OPTIONS, STEP_PROLOG_VARS } from '../../services/shared/spank-options';
 
 const NATIVE = path.dirname(HEADER_PATH);
 
@@ -30,7 +30,7 @@ describe("the SPANK plugin's options", () => {
   });
 
   it('set exactly the variables berth submit-check reads', () => {
-    assert.deepEqual([...SPANK_OPTION_VARS].sort(), [...Object.values(OPTION_ENV), BATCH_ENV, ...Object.values(PYXIS_ENV)].sort());
+    assert.deepEqual([...SPANK_OPTION_VARS].sort(), [...Object.values(OPTION_ENV), BATCH_ENV, SAVE_ENV, ...Object.values(PYXIS_ENV)].sort());
     for (const o of SPANK_OPTIONS) assert.match(o.name, /^(no-)?container-/);
   });
 
@@ -45,6 +45,7 @@ describe("the SPANK plugin's options", () => {
     assert.notDeepEqual(full, stepPrologueRequest({}), 'the values are read at all');
     assert.deepEqual(stepPrologueRequest(passed), full);
     assert.ok(!STEP_PROLOG_VARS.includes(BATCH_ENV), "--container-batch is the job's, not a step's");
+    assert.ok(!STEP_PROLOG_VARS.includes(SAVE_ENV), "--container-save is the job's, not a step's");
   });
 
   it('the generator refuses a table the plugin cannot read', () => {

@@ -59,6 +59,29 @@ export class DockerodeEngine implements Engine, StateEngine {
     return (await this.inspectImage(ref))?.Size;
   }
 
+  /** the image's own Config (Cmd, Entrypoint, Env, User, WorkingDir, Labels, ...); undefined when absent */
+  async imageConfig(ref: string): Promise<Record<string, unknown> | undefined> {
+    return (await this.inspectImage(ref))?.Config as Record<string, unknown> | undefined;
+  }
+
+  /**
+   * docker commit of a container (paused meanwhile) as REPOSITORY:TAG with CONFIG as the new
+   * image's config, so nothing of the container's own config (labels, environment, command) is
+   * taken that CONFIG does not give. Returns the new image's id.
+   */
+  async commitContainer(id: string, repository: string, tag: string, config: Record<string, unknown>): Promise<string> {
+    const res = (await this.docker.getContainer(id).commit({ _query: { container: id, repo: repository, tag, pause: true }, _body: config })) as { Id?: string };
+    if (!res.Id) throw new Error(`docker commit of ${id} gave no image id`);
+    return res.Id;
+  }
+
+  /** Pushes REF with AUTH; resolves when the progress stream ended without an error line. */
+  async pushImage(ref: string, auth: RegistryAuth, opts: PullOptions): Promise<void> {
+    const authconfig = { username: auth.username, password: auth.password, identitytoken: auth.identityToken, serveraddress: auth.registry };
+    const stream = (await this.docker.getImage(ref).push({}, undefined, authconfig)) as Readable;
+    await consumePullStream(stream, opts.timeoutMs, opts.inactivityMs);
+  }
+
   async listImages(): Promise<CachedImage[]> {
     const list = await this.docker.listImages({ all: false });
     return list.map((i) => ({ id: i.Id, repoDigests: i.RepoDigests ?? [], repoTags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), sizeBytes: i.Size, created: i.Created }));

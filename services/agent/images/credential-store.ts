@@ -32,7 +32,13 @@ export class CredentialStore {
   }
 
   forUser(user: JobUser): Credentials {
-    const file = path.join(user.home, '.docker', 'config.json');
+    const file = userFile(user);
+    return { lookup: firstOf(this.ownLogin(user), this.siteLookup), isUsers: (auth) => auth.source === file };
+  }
+
+  /** the user's own logins only, never the site's: what a push in the user's name may use (--container-save) */
+  ownLogin(user: JobUser): CredentialLookup {
+    const file = userFile(user);
     const key = `${user.uid}\0${file}`;
     let own = this.users.get(key);
     if (!own) {
@@ -40,6 +46,10 @@ export class CredentialStore {
       own = fileCredentials(file, user.uid);
       this.users.set(key, own);
     }
-    return { lookup: firstOf(own, this.siteLookup), isUsers: (auth) => auth.source === file };
+    return own;
   }
+}
+
+function userFile(user: JobUser): string {
+  return path.join(user.home, '.docker', 'config.json');
 }

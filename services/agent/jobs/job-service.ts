@@ -1,6 +1,7 @@
 // Job lifecycle on this node: prologue (the job's container, from containers/container-factory.ts),
 // epilogue (every container of the job removed, its accounting written once) and recovery from
 // the engine's labels after a restart. Steps are recorded by the step ledger (step-ledger.ts).
+import type { SaveOutcome, SaveRequest } from '../images/container-save';
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { AccountingLog } from '../accounting/accounting-log';
 import { accountingRecords, faultedJobRecord } from '../accounting/accounting-record';
@@ -43,6 +44,8 @@ export interface EpilogueOptions {
    * 10 s at the job's epilog, none when berthd ends the job itself (settledLate)
    */
   stepWaitMs?: number;
+  /** --container-save's value, given by the epilog of the job's first node: the job's container is saved before it goes */
+  save?: string;
 }
 
 export interface JobServiceDeps {
@@ -72,6 +75,8 @@ export interface JobServiceDeps {
   stepSpool?: { drain(jobId?: string): number; forgetJob(jobId: string): void };
   /** the job faults of this node, read by the SPANK plugin (jobs/job-faults.ts) */
   faults?: JobFaults;
+  /** --container-save (images/container-save.ts) */
+  saver?: { save(req: SaveRequest): Promise<SaveOutcome> };
   now?: () => Date;
 }
 
@@ -270,6 +275,11 @@ export class JobService {
     }
     // the container's CPU and memory, while its cgroup still exists
     const usage = job?.containerId ? await ledger.sample(job.containerId, log) : undefined;
+    // --container-save: the job's container as its steps left it, before it is stopped
+    if (opts.save && job?.containerId && this.d.saver) {
+      const saved = await this.d.saver.save({ jobId, uid: job.uid, user: job.user, containerId: job.containerId, imageDigest: job.imageDigest, target: opts.save });
+      await this.tell(jobId, saved.message, log);
+    }
     // its job and step containers, and those its user made through the Docker API
     const containers = await factory.removeJobContainers(jobId, job?.userContainers ?? [], log);
     for (const name of job?.userVolumes ?? []) {

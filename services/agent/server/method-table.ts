@@ -38,7 +38,7 @@ export const METHODS: MethodTable = Object.freeze({
   JobEpilogue: {
     kind: 'unary', role: 'hook', phase: 'serving', scope: 'job', jobIdIn: (r) => r.jobId, failures: { what: 'epilogue', metric: 'epilog' },
     // the epilogue settles the job's steps and removes its step containers too
-    handle: (d, { jobId }) => d.jobs.epilogue(jobId),
+    handle: (d, { jobId }, r) => d.jobs.epilogue(jobId, r.saveImage ? { save: r.saveImage } : {}),
   },
 
   StepPrologue: {
