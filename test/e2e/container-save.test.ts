@@ -1,0 +1,87 @@
+// --container-save through the real Slurm, dockerd and the sandbox's private registry (whose
+// site rules let each user push under their own name): a job writes a file into its container
+// and saves it; the image is pushed with alice's own login and gone from the node; a new job on
+// another node runs the saved image and finds the file. Targets the site does not allow, and a
+// user without a login, are refused at submit.
+import assert from 'node:assert/strict';
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { node, privateLogin, sandbox, uidOf, writeDockerLogin } from '../support/stack';
+import { jobDir, run } from '../support/slurm';
+
+const PATH = '/usr/local/bin:/usr/bin:/bin';
+const homeOf = (user: string) => run('getent', ['passwd', user]).stdout.split(':')[5]!;
+const loginFile = (user: string) => path.join(homeOf(user), '.docker', 'config.json');
+
+/** the registry's manifest of REPO:TAG, read with alice's login: its digest, or undefined */
+async function manifestDigest(address: string, repo: string, tag: string): Promise<string | undefined> {
+  const res = await fetch(`http://${address}/v2/${repo}/manifests/${tag}`, {
+    method: 'HEAD',
+    headers: {
+      Authorization: `Basic ${Buffer.from(`alice:${privateLogin('alice')}`).toString('base64')}`,
+      Accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
+    },
+  });
+  return res.ok ? res.headers.get('docker-content-digest') ?? undefined : undefined;
+}
+
+describe('--container-save', { timeout: 300_000 }, () => {
+  const registry = () => sandbox().privateRegistry.address;
+  const tag = `t${Date.now()}`;
+  const target = () => `${registry()}/alice/saved:${tag}`;
+  const saved: string[] = [];
+
+  before(() => {
+    for (const u of ['alice', 'bob']) {
+      const f = loginFile(u);
+      if (existsSync(f)) {
+        renameSync(f, `${f}.berth-test-saved`);
+        saved.push(f);
+      }
+    }
+    writeDockerLogin(loginFile('alice'), 'alice', uidOf('alice'));
+  });
+
+  after(() => {
+    for (const u of ['alice', 'bob']) rmSync(loginFile(u), { force: true });
+    for (const f of saved) renameSync(`${f}.berth-test-saved`, f);
+  });
+
+  it('saves a job\'s container at its end, with the user\'s login, and leaves no image of it on the node; a new job runs the saved image', async () => {
+    const dir = jobDir('alice', 'save');
+    const first = run('srun', ['-N1', '-w', 'n2', `--container-image=${sandbox().demoImage}`, `--container-save=${target()}`, 'sh', '-c', 'echo "from-job-one $SLURM_JOB_ID" > /tmp/saved-marker'],
+      { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 120_000 });
+    assert.equal(first.code, 0, first.stderr);
+    const digest = await (async () => {
+      for (let i = 0; i < 120; i++) {
+        const d = await manifestDigest(registry(), 'alice/saved', tag);
+        if (d) return d;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      return undefined;
+    })();
+    assert.ok(digest?.startsWith('sha256:'), `${target()} was pushed`);
+    const onN2 = run('docker', ['-H', `unix://${node('n2').dockerSocket}`, 'images', '-q', `${registry()}/alice/saved`]);
+    assert.equal(onN2.stdout.trim(), '', 'the committed image does not stay on the node');
+
+    const second = run('srun', ['-N1', '-w', 'n3', `--container-image=${target()}`, 'cat', '/tmp/saved-marker'], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 120_000 });
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /^from-job-one \d+$/m);
+    const labels = run('docker', ['-H', `unix://${node('n3').dockerSocket}`, 'image', 'inspect', '--format', '{{json .Config.Labels}}', target()]).stdout;
+    assert.doesNotMatch(labels, /io\.berth\./, `none of the job container's labels are in the saved image: ${labels}`);
+    assert.match(labels, /org\.opencontainers\.image\.base\.name/);
+  });
+
+  it("refuses at submit a repository the site does not let the user push to, and a user without a login", () => {
+    const dir = jobDir('alice', 'save-refused');
+    const other = run('srun', ['-N1', `--container-image=${sandbox().demoImage}`, `--container-save=${registry()}/bob/x:1`, 'true'], { user: 'alice', cwd: dir, env: { PATH } });
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, new RegExp(`--container-save=${registry().replace(/\./g, '\\.')}/bob/x:1: ${registry().replace(/\./g, '\\.')}/bob/x is not a repository this site lets you push to`));
+    const bobDir = jobDir('bob', 'save-nologin');
+    const nologin = run('sbatch', ['-N1', `--container-image=${sandbox().demoImage}`, `--container-save=${registry()}/bob/x:1`, '--wrap', 'true'], { user: 'bob', cwd: bobDir, env: { PATH } });
+    assert.notEqual(nologin.code, 0);
+    assert.doesNotMatch(nologin.stdout, /Submitted batch job/);
+    assert.match(nologin.stderr, /you have no login for 127\.0\.0\.1:5002; run docker login 127\.0\.0\.1:5002 first/);
+  });
+});
