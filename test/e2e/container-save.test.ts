@@ -8,7 +8,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { node, privateLogin, sandbox, uidOf, writeDockerLogin } from '../support/stack';
-import { jobDir, run } from '../support/slurm';
+import { jobDir, run, waitFor } from '../support/slurm';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
 const homeOf = (user: string) => run('getent', ['passwd', user]).stdout.split(':')[5]!;
@@ -68,7 +68,11 @@ describe('--container-save', { timeout: 300_000 }, () => {
     const second = run('srun', ['-N1', '-w', 'n3', `--container-image=${target()}`, 'cat', '/tmp/saved-marker'], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 120_000 });
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /^from-job-one \d+$/m);
-    const labels = run('docker', ['-H', `unix://${node('n3').dockerSocket}`, 'image', 'inspect', '--format', '{{json .Config.Labels}}', target()]).stdout;
+    // the outcome is where the user reads about the job
+    const firstJob = /^from-job-one (\d+)$/m.exec(second.stdout)![1]!;
+    const comment = waitFor(`job ${firstJob}'s AdminComment`, () => /^\s*AdminComment=(.+?)\s*$/m.exec(run('scontrol', ['show', 'job', firstJob]).stdout)?.[1], 30_000);
+    assert.match(comment, new RegExp(`berth: --container-save: saved the container as ${registry().replace(/\./g, '\\.')}/alice/saved@${digest}`));
+    const labels = run('docker', ['-H', `unix://${node('n3').dockerSocket}`, 'image', 'inspect', '--format', '{{json .Config.Labels}}', `${registry()}/alice/saved@${digest}`]).stdout; // berth pulls by digest
     assert.doesNotMatch(labels, /io\.berth\./, `none of the job container's labels are in the saved image: ${labels}`);
     assert.match(labels, /org\.opencontainers\.image\.base\.name/);
   });
