@@ -26,6 +26,15 @@ async function manifestDigest(address: string, repo: string, tag: string): Promi
   return res.ok ? res.headers.get('docker-content-digest') ?? undefined : undefined;
 }
 
+/** the ContainerSave field of JOB's job record, as alice reads her accounting */
+function saveRecord(jobId: string): { Target: string; Image: string; Error: string } {
+  return waitFor(`job ${jobId}'s accounting`, () => {
+    const r = run('berth', ['accounting', '--nodes', 'n[1-3]', '--format', 'json', '--job', jobId, '--since', '1h'], { user: 'alice', env: { PATH } });
+    const recs = r.code === 0 ? (JSON.parse(r.stdout) as { RecordType: string; ContainerSave?: { Target: string; Image: string; Error: string } }[]) : [];
+    return recs.find((x) => x.RecordType === 'job' && x.ContainerSave)?.ContainerSave;
+  }, 60_000);
+}
+
 describe('--container-save', { timeout: 300_000 }, () => {
   const registry = () => sandbox().privateRegistry.address;
   const tag = `t${Date.now()}`;
@@ -68,13 +77,27 @@ describe('--container-save', { timeout: 300_000 }, () => {
     const second = run('srun', ['-N1', '-w', 'n3', `--container-image=${target()}`, 'cat', '/tmp/saved-marker'], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 120_000 });
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /^from-job-one \d+$/m);
-    // the outcome is where the user reads about the job
+    // the outcome is in the job's accounting, which alice reads herself
     const firstJob = /^from-job-one (\d+)$/m.exec(second.stdout)![1]!;
-    const comment = waitFor(`job ${firstJob}'s AdminComment`, () => /^\s*AdminComment=(.+?)\s*$/m.exec(run('scontrol', ['show', 'job', firstJob]).stdout)?.[1], 30_000);
-    assert.match(comment, new RegExp(`berth: --container-save: saved the container as ${registry().replace(/\./g, '\\.')}/alice/saved@${digest}`));
+    assert.deepEqual(saveRecord(firstJob), { Target: target(), Image: `${registry()}/alice/saved@${digest}`, Error: '' });
     const labels = run('docker', ['-H', `unix://${node('n3').dockerSocket}`, 'image', 'inspect', '--format', '{{json .Config.Labels}}', `${registry()}/alice/saved@${digest}`]).stdout; // berth pulls by digest
     assert.doesNotMatch(labels, /io\.berth\./, `none of the job container's labels are in the saved image: ${labels}`);
     assert.match(labels, /org\.opencontainers\.image\.base\.name/);
+  });
+
+  it("says why in the job's accounting when the push cannot be made at the job's end, and the node stays in service", () => {
+    const dir = jobDir('alice', 'save-late');
+    // alice's login is gone by the job's end: she removes it in the job (her home is mounted)
+    const r = run('srun', ['-N1', '-w', 'n2', `--container-image=${sandbox().demoImage}`, `--container-save=${registry()}/alice/late:1`, 'sh', '-c', 'rm "$HOME/.docker/config.json"; echo "job=$SLURM_JOB_ID"'],
+      { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 120_000 });
+    writeDockerLogin(loginFile('alice'), 'alice', uidOf('alice'));
+    assert.equal(r.code, 0, `the job itself succeeds: ${r.stderr}`);
+    const jobId = /^job=(\d+)$/m.exec(r.stdout)![1]!;
+    const rec = saveRecord(jobId);
+    assert.equal(rec.Image, '');
+    assert.match(rec.Error, /the container was not saved: you have no login for 127\.0\.0\.1:5002; run docker login 127\.0\.0\.1:5002/);
+    assert.doesNotMatch(run('sinfo', ['-h', '-n', 'n2', '-o', '%T']).stdout, /drain/);
+    assert.equal(run('docker', ['-H', `unix://${node('n2').dockerSocket}`, 'images', '-q', `${registry()}/alice/late`]).stdout.trim(), '', 'nothing committed stays');
   });
 
   it("refuses at submit a repository the site does not let the user push to, and a user without a login", () => {

@@ -12,6 +12,15 @@ export const ACCOUNTING_FORMAT = 2;
 /** a mount of the job's container as the job's provenance holds it (jobs/job-provenance.ts) */
 export type AccountingMount = ProvenanceMount;
 
+export interface AccountingSave {
+  /** --container-save's value */
+  Target: string;
+  /** REPOSITORY@sha256:... it was pushed as; '' when not saved */
+  Image: string;
+  /** why it was not saved; '' when saved */
+  Error: string;
+}
+
 export interface AccountingRecord {
   Format: number;
   RecordType: 'job' | 'step';
@@ -63,6 +72,8 @@ export interface AccountingRecord {
    * the job here. End is then when berthd settled it (the spooled epilog's time when known).
    */
   SettledLate: boolean;
+  /** job records of a job with --container-save, on the node that saved it: where it went, or why not */
+  ContainerSave?: AccountingSave;
 }
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -159,7 +170,7 @@ export function faultedJobRecord(f: FaultedPrologue): AccountingRecord {
 }
 
 /** The job's record and one per step, in that order: written together at the epilogue. */
-export function accountingRecords(job: JobRecord, end: string, usage: ContainerUsage | undefined, opts: { settledLate?: boolean } = {}): AccountingRecord[] {
+export function accountingRecords(job: JobRecord, end: string, usage: ContainerUsage | undefined, opts: { settledLate?: boolean; save?: AccountingSave } = {}): AccountingRecord[] {
   const base = { ...common(job), SettledLate: opts.settledLate === true };
   const p = job.provenance;
   const outcome = jobOutcome(job);
@@ -186,6 +197,7 @@ export function accountingRecords(job: JobRecord, end: string, usage: ContainerU
     MaxRSSBytes: usage ? memoryPeakBytes : null,
     UsageSource: usage?.source ?? '',
     Argv: [],
+    ...(opts.save ? { ContainerSave: opts.save } : {}),
   };
   return [jobRec, ...job.steps.map((s): AccountingRecord => ({
     ...base,

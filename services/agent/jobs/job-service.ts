@@ -4,7 +4,7 @@
 import type { SaveOutcome, SaveRequest } from '../images/container-save';
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { AccountingLog } from '../accounting/accounting-log';
-import { accountingRecords, faultedJobRecord } from '../accounting/accounting-record';
+import { type AccountingSave, accountingRecords, faultedJobRecord } from '../accounting/accounting-record';
 import type { AgentConfig } from '../config';
 import { listBerthContainers } from '../containers/berth-containers';
 import type { ContainerFactory } from '../containers/container-factory';
@@ -275,10 +275,12 @@ export class JobService {
     }
     // the container's CPU and memory, while its cgroup still exists
     const usage = job?.containerId ? await ledger.sample(job.containerId, log) : undefined;
-    // --container-save: the job's container as its steps left it, before it is stopped
+    // --container-save: the job's container as its steps left it, before it is stopped; the job has
+    // ended for Slurm (no AdminComment can be set any more), so the outcome goes to its accounting
+    let save: AccountingSave | undefined;
     if (opts.save && job?.containerId && this.d.saver) {
       const saved = await this.d.saver.save({ jobId, uid: job.uid, user: job.user, containerId: job.containerId, imageDigest: job.imageDigest, target: opts.save });
-      await this.tell(jobId, saved.message, log);
+      save = { Target: opts.save, Image: saved.saved ? saved.image : '', Error: saved.saved ? '' : saved.message };
     }
     // its job and step containers, and those its user made through the Docker API
     const containers = await factory.removeJobContainers(jobId, job?.userContainers ?? [], log);
@@ -307,7 +309,7 @@ export class JobService {
       if (resumed && this.d.accounting.hasJobRecord({ jobId, node: job.node, start: job.startTime })) {
         log.warn('the job\'s accounting was written by an epilogue berthd was stopped during; not written again');
       } else {
-        this.d.accounting.append(accountingRecords(job, end, usage, { settledLate: opts.settledLate }));
+        this.d.accounting.append(accountingRecords(job, end, usage, { settledLate: opts.settledLate, save }));
       }
       table.delete(jobId);
       log.info('job ended', { steps: job.steps.length, containers: containers.length, ...(opts.settledLate ? { settledLate: true } : {}) });
