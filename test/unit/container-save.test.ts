@@ -2,7 +2,9 @@
 // asks for the save, and what berthd does with the job's container (a fake engine).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { accountingRecords } from '../../services/agent/accounting/accounting-record';
 import { ContainerSaver, type SaveEngine } from '../../services/agent/images/container-save';
+import type { JobRecord } from '../../services/agent/jobs/job-record';
 import { silentLogger } from '../../services/agent/logger';
 import { runSubmitCheck } from '../../services/cli/submit-check';
 import { saveOnNode } from '../../services/cli/hook';
@@ -117,5 +119,16 @@ describe("berthd saving a job's container", () => {
     const pushed = await saver(failing, login).save(req);
     assert.match(pushed.message, /not saved: the push to reg\.site:5000 as alice was refused or failed: denied: requested access/);
     assert.deepEqual(failing.calls.at(-1), 'rmi sha256:new', 'the committed image is removed after a failed push too');
+  });
+});
+
+describe("the job's accounting record", () => {
+  const job = { jobId: '7', node: 'n1', startTime: '2026-05-01T10:00:00.000Z', steps: [], userContainers: [], containerId: 'c1', containerName: '', state: 'ENDED', endTime: '', error: '', uid: 1, gid: 1, user: 'a', imageRef: '', imageDigest: '', workDir: '' } as JobRecord;
+  it('has ContainerSave only for a job that asked for a save, on the node that saved it', () => {
+    const save = { Target: 'reg.site:5000/a/env:1', Image: '', Error: 'berth: --container-save=reg.site:5000/a/env:1: the container was not saved: no login' };
+    const [withSave] = accountingRecords(job, '2026-05-01T11:00:00.000Z', undefined, { save });
+    assert.deepEqual(withSave!.ContainerSave, save);
+    const [without] = accountingRecords(job, '2026-05-01T11:00:00.000Z', undefined);
+    assert.ok(!('ContainerSave' in without!));
   });
 });
