@@ -70,6 +70,9 @@ class FakeEngine implements SaveEngine {
   calls: string[] = [];
   committed?: { id: string; repository: string; tag: string; config: Record<string, unknown> };
   pushError?: Error;
+  async inspect(): Promise<{ labels: Record<string, string> }> {
+    return { labels: { 'io.berth.job.id': '7', 'io.berth.seal': 'abc', 'org.example': 'from-container' } };
+  }
   async imageConfig(): Promise<Record<string, unknown>> {
     return { User: '', Env: ['PATH=/bin'], Cmd: ['sh'], Labels: { 'org.example': 'x' } };
   }
@@ -101,7 +104,11 @@ describe("berthd saving a job's container", () => {
     const r = await saver(engine, login).save(req);
     assert.deepEqual(r, { saved: true, image: `reg.site:5000/alice/env@sha256:${'c'.repeat(64)}`, message: `berth: --container-save: saved the container as reg.site:5000/alice/env@sha256:${'c'.repeat(64)}` });
     assert.deepEqual(engine.calls, ['commit c1 reg.site:5000/alice/env:1', 'push reg.site:5000/alice/env:1 as alice', 'rmi sha256:new']);
-    assert.deepEqual(engine.committed!.config, { User: '', Env: ['PATH=/bin'], Cmd: ['sh'], Labels: { 'org.example': 'x', 'org.opencontainers.image.base.name': req.imageDigest } });
+    assert.deepEqual(engine.committed!.config, {
+      User: '', Env: ['PATH=/bin'], Cmd: ['sh'],
+      // the container's own labels named empty (dockerd would copy them), the image's kept
+      Labels: { 'io.berth.job.id': '', 'io.berth.seal': '', 'org.example': 'x', 'org.opencontainers.image.base.name': req.imageDigest },
+    });
   });
 
   it('says why, and leaves nothing on the node, when the user has no login, the site refuses the target or the push fails', async () => {

@@ -1,8 +1,9 @@
 // --container-save=IMAGE (pyxis's option; pyxis writes a squashfs file, berth pushes an image).
 // At the job's end, on the job's first node, before its containers go: the job's container is
 // committed (docker commit, paused meanwhile) with the config of the image it was made from —
-// nothing of the container's own config (berth's labels, the job's environment, berth-init as
-// its command) goes into the new image — tagged IMAGE, pushed with the job user's own registry
+// nothing of the container's own config (the job's environment, berth-init as its command) goes
+// into the new image, and berth's labels, which dockerd adds to a commit's whatever it is given,
+// are there empty, so that no container made from the image reads as berth's — tagged IMAGE, pushed with the job user's own registry
 // login only (never the site's), and the local tag removed, so nothing of it stays on the node.
 // A commit takes the container's root file system only: bind mounts (home, workdir,
 // --container-mounts, /etc/passwd and /etc/group, the TaskProlog, the spool) and tmpfs are not
@@ -21,6 +22,7 @@ import type { JobUser } from './credential-store';
 
 /** the engine's part in a save (docker/dockerode-engine.ts) */
 export interface SaveEngine {
+  inspect(id: string): Promise<{ labels: Record<string, string> } | undefined>;
   imageConfig(ref: string): Promise<Record<string, unknown> | undefined>;
   commitContainer(id: string, repository: string, tag: string, config: Record<string, unknown>): Promise<string>;
   pushImage(ref: string, auth: RegistryAuth, opts: PullOptions): Promise<void>;
@@ -88,8 +90,11 @@ export class ContainerSaver {
     try {
       const source = (await this.d.engine.imageConfig(req.imageDigest)) ?? {};
       const config: Record<string, unknown> = Object.fromEntries(IMAGE_CONFIG_KEYS.filter((k) => source[k] !== undefined && source[k] !== null).map((k) => [k, source[k]]));
-      // non-empty, so that dockerd takes none of the container's labels (berth's own) into the image
-      config.Labels = { ...(source.Labels as Record<string, string> | null ?? {}), 'org.opencontainers.image.base.name': req.imageDigest };
+      // dockerd adds each label of the container the config does not name (berth's own, its seal among
+      // them): named here empty, they carry nothing, and no reader of berth's takes an empty one
+      const own = (await this.d.engine.inspect(req.containerId))?.labels ?? {};
+      const imageLabels = (source.Labels as Record<string, string> | null) ?? {};
+      config.Labels = { ...Object.fromEntries(Object.keys(own).filter((k) => !(k in imageLabels)).map((k) => [k, ''])), ...imageLabels, 'org.opencontainers.image.base.name': req.imageDigest };
       imageId = await this.d.engine.commitContainer(req.containerId, repository, tag, config);
     } catch (err) {
       return fail(`docker commit failed: ${errorMessage(err)}`);
