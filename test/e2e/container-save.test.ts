@@ -101,7 +101,7 @@ describe('--container-save', { timeout: 300_000 }, () => {
       writeDockerLogin(loginFile('alice'), 'alice', uidOf('alice'));
     }
     assert.equal(rec.Image, '');
-    assert.match(rec.Error, /the container was not saved: you have no login for 127\.0\.0\.1:5002; run docker login 127\.0\.0\.1:5002/);
+    assert.match(rec.Error, /the container was not saved: you have no login for 127\.0\.0\.1:5002 in ~\/\.docker\/config\.json; run docker login 127\.0\.0\.1:5002/);
     assert.doesNotMatch(run('sinfo', ['-h', '-n', 'n2', '-o', '%T']).stdout, /drain/);
     assert.equal(run('docker', ['-H', `unix://${node('n2').dockerSocket}`, 'images', '-q', `${registry()}/alice/late`]).stdout.trim(), '', 'nothing committed stays');
   });
