@@ -84,16 +84,18 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   let saveTarget = '';
   const image = (env[OPTION_ENV.image] ?? '').trim();
   const save = (env[SAVE_ENV] ?? '').trim();
+  // BERTH_SUBMIT_FOR: the plugin says whether the check is for a new job (sbatch, salloc, or an
+  // srun making one, even from inside another job) or for a step of a running job
+  const forStep = env.BERTH_SUBMIT_FOR ? env.BERTH_SUBMIT_FOR === 'step' : Boolean(env.SLURM_JOB_ID);
   try {
     opts = optionsFromEnv(env);
     batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
     const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
     refusePyxisOnly(env, who.uid);
-    if (opts.nameFlag === 'exec' && !env.SLURM_JOB_ID) {
+    if (opts.nameFlag === 'exec' && !forStep) {
       throw new OptionError(`--container-name=${opts.name}:exec joins a container that exists, and a new job has none yet; drop :exec here (the job's container gets the name), and give it to the sruns inside the job that join it`);
     }
-    // BERTH_SUBMIT_FOR: the plugin says whether the check is for a new job or for a step of one
-    if (save && env.BERTH_SUBMIT_FOR === 'step') {
+    if (save && forStep) {
       throw new OptionError(`--container-save=${save}: berth saves the job's container when the job ends; give the option to the sbatch, salloc or srun that makes the job (a step's own container is not saved)`);
     }
     if (image || opts.mounts.length) {
@@ -117,7 +119,7 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
     err(`berth: ${e.message}\n`);
     return 1;
   }
-  if (!image && opts.name && env.SLURM_JOB_ID) {
+  if (!image && opts.name && forStep) {
     // srun --container-name=NAME inside a job: the step joins the job's container of that name, or one a step made
     out(Object.entries(optionsToEnv(opts)).map(([k, v]) => `${k}=${v}\n`).join(''));
     return 0;

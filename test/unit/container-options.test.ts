@@ -341,6 +341,10 @@ describe("berth submit-check with pyxis's mount and name flags", () => {
     let out = '';
     assert.equal(await runSubmitCheck({ SLURM_JOB_ID: '12', BERTH_CONTAINER_NAME: 'box:exec' }, (s) => (out += s), () => undefined, { who: { uid: 4242, gids: [4242] } }), 0);
     assert.equal(out, 'BERTH_CONTAINER_NAME=box:exec\n', 'inside a job, :exec reaches the step');
+    // an sbatch from inside a job makes a new job: the plugin says so, whatever SLURM_JOB_ID says
+    const nested = await submitCheck({ SLURM_JOB_ID: '12', BERTH_SUBMIT_FOR: 'job', BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_NAME: 'box:exec' });
+    assert.equal(nested.code, 1);
+    assert.match(nested.err, /a new job has none yet/);
   });
 });
 
