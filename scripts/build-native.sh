@@ -4,6 +4,7 @@
 #                   native launch of container steps' tasks
 #   berth-init      a static helper bind-mounted into job containers (if its source exists)
 #   berth-runc      the OCI runtime dockerd runs containers with: asks berthd, pins binds, then runc
+#   berth-hook      the step hooks the plugin runs per container step and node, without Node.js
 set -euo pipefail
 
 die() { echo "build-native: $*" >&2; exit 1; }
@@ -31,6 +32,14 @@ gcc "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-runc.tmp" "$SRC/berth-runc.c" \
   || die "compiling $SRC/berth-runc.c failed (see above)"
 mv -f "$OUT/berth-runc.tmp" "$OUT/berth-runc"
 echo "build-native: $OUT/berth-runc"
+
+# berth-hook: a gRPC client of berthd's admin socket over libnghttp2; the protobuf of its two
+# requests is written by hand (berth_pb.c), the drain causes come from berth_faults.h (npm run gen)
+[ -f /usr/include/nghttp2/nghttp2.h ] || die "/usr/include/nghttp2/nghttp2.h not found; run scripts/install-deps.sh (installs libnghttp2-dev)"
+gcc "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-hook.tmp" "$SRC/berth-hook.c" "$SRC/berth_grpc.c" "$SRC/berth_pb.c" -lnghttp2 -lm \
+  || die "compiling $SRC/berth-hook.c (with berth_grpc.c, berth_pb.c) failed (see above)"
+mv -f "$OUT/berth-hook.tmp" "$OUT/berth-hook"
+echo "build-native: $OUT/berth-hook"
 
 if [ -f "$SRC/berth-init.c" ]; then
   gcc -static "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-init.tmp" "$SRC/berth-init.c" \

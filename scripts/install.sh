@@ -2,7 +2,7 @@
 # Installs the built berth onto this machine (run `npm run build` and scripts/build-native.sh
 # first):
 #   PREFIX/lib/berth/        dist/* (berth.js, berthd.js, ...), build/native/* (berth_spank.so,
-#                            berth-init), hooks/{prolog,epilog,task-prolog} for slurm.conf
+#                            berth-init, berth-hook), hooks/{prolog,epilog,task-prolog} for slurm.conf
 #   PREFIX/bin/berth         wrapper: exec NODE PREFIX/lib/berth/berth.js
 #   PREFIX/sbin/berthd       wrapper: exec NODE PREFIX/lib/berth/berthd.js
 #   PREFIX/share/berth/      examples/ (site.json, berthd.json, daemon.json, slurm.conf and plugstack.conf
@@ -49,6 +49,7 @@ for f in dist/berth.js dist/berthd.js; do
 done
 [ -f "$REPO/build/native/berth_spank.so" ] || die "$REPO/build/native/berth_spank.so is missing; run scripts/build-native.sh first"
 [ -f "$REPO/build/native/berth-init" ] || echo "install: warning: build/native/berth-init missing; job containers need it" >&2
+[ -f "$REPO/build/native/berth-hook" ] || echo "install: warning: build/native/berth-hook missing; container steps run the Node.js berth hook instead" >&2
 
 umask 022
 mkdir -p "$LIB/hooks" "$PREFIX/bin" "$PREFIX/sbin"

@@ -15,12 +15,16 @@
 #ifndef BERTH_BIN
 #define BERTH_BIN "/usr/local/bin/berth"
 #endif
+#ifndef BERTH_HOOK_BIN
+#define BERTH_HOOK_BIN "/usr/local/lib/berth/berth-hook" /* scripts/install.sh puts it beside the plugin */
+#endif
 
 void berth_parse_args(int ac, char **av, struct berth_args *a)
 {
     a->berth = BERTH_BIN;
     a->site_registries = NULL;
     a->run_dir = "/run/berth";
+    a->hook = BERTH_HOOK_BIN;
     for (int i = 0; i < ac; i++) {
         if (strncmp(av[i], "berth=", 6) == 0)
             a->berth = av[i] + 6;
@@ -28,6 +32,8 @@ void berth_parse_args(int ac, char **av, struct berth_args *a)
             a->site_registries = av[i] + 16;
         else if (strncmp(av[i], "run_dir=", 8) == 0)
             a->run_dir = av[i] + 8;
+        else if (strncmp(av[i], "hook=", 5) == 0)
+            a->hook = av[i] + 5;
     }
 }
 
@@ -103,4 +109,16 @@ int berth_run(const char *berth, const char *const argv[], const char *const env
             snprintf(out, out_size, "berth: %s %s %s exited with status %d without a message", berth, argv[0], argv[1] ? argv[1] : "", WEXITSTATUS(status));
     }
     return ok ? 0 : -1;
+}
+
+int berth_run_hook(const struct berth_args *a, const char *kind, const char *const env[], char *out, size_t out_size)
+{
+    if (a->hook[0] != '\0' && access(a->hook, X_OK) == 0) {
+        char berth[4096 + 8];
+        snprintf(berth, sizeof berth, "--berth=%s", a->berth);
+        const char *argv[] = { berth, kind, NULL };
+        return berth_run(a->hook, argv, env, out, out_size);
+    }
+    const char *argv[] = { "hook", kind, NULL };
+    return berth_run(a->berth, argv, env, out, out_size);
 }

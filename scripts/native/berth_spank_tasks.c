@@ -15,11 +15,12 @@
  * published that container in RUN_DIR/NODE/tasks/JOB.job when it started it, and the step's
  * start and end reach berthd as files in RUN_DIR/NODE/step-spool/
  * (services/agent/steps/step-spool.ts), so neither holds up srun, nor needs berthd up. Any
- * other step (or one of those when JOB.job is missing or stale) runs `berth hook step-prolog`
- * (as root, once per step and node), which asks berthd for the step's container: the job's
+ * other step (or one of those when JOB.job is missing or stale) runs the step prologue hook
+ * (berth-hook step-prolog, else `berth hook step-prolog`: berth_run_hook; as root, once per
+ * step and node), which asks berthd for the step's container: the job's
  * own, a named one, or a new one made from the step's image; berthd writes
  * RUN_DIR/NODE/tasks/JOB.STEP (pid, start time, workdir, environment) for the tasks to read.
- * `berth hook step-epilog` records its end and removes the step's own container.
+ * The step epilogue hook records its end and removes the step's own container.
  *
  * A job whose container could not be made on this node for a reason of its own (a job fault,
  * recorded by berthd in RUN_DIR/NODE/faults/JOB; the prolog then exited 0 and the node stays
@@ -500,8 +501,7 @@ int berth_tasks_step_prolog(spank_t sp, const struct berth_args *a)
     }
     snprintf(task_key, sizeof task_key, "%s", step_id);
     static char out[BERTH_OUT_MAX];
-    const char *argv[] = { "hook", "step-prolog", NULL };
-    if (berth_run(a->berth, argv, env, out, sizeof out) != 0) {
+    if (berth_run_hook(a, "step-prolog", env, out, sizeof out) != 0) {
         slurm_error("%s", out);
         snprintf(step_error, sizeof step_error, "%s", out);
         return 0;
@@ -720,9 +720,8 @@ void berth_tasks_step_epilog(spank_t sp, const struct berth_args *a)
         snprintf(status, sizeof status, "%d", step_status);
     const char *env[] = { "SLURM_JOB_ID", job_id, "SLURM_STEP_ID", step_id, "SLURMD_NODENAME", node ? node : "", "BERTH_RUN_DIR", a->run_dir,
                           "BERTH_STEP_WAIT_STATUS", status, NULL };
-    const char *argv[] = { "hook", "step-epilog", NULL };
     static char out[BERTH_OUT_MAX];
-    if (berth_run(a->berth, argv, env, out, sizeof out) != 0)
+    if (berth_run_hook(a, "step-epilog", env, out, sizeof out) != 0)
         slurm_error("%s", out);
     char spooled[PATH_MAX];
     if (unspool && snprintf(spooled, sizeof spooled, "%s/%s/step-spool/%s.%s", a->run_dir, node ? node : "", job_id, step_id) < (int)sizeof spooled)

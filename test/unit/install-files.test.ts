@@ -116,7 +116,7 @@ before(() => {
   }
   mkdirSync(path.join(fake, 'dist'), { recursive: true });
   mkdirSync(path.join(fake, 'build', 'native'), { recursive: true });
-  for (const f of ['dist/berth.js', 'dist/berthd.js', 'build/native/berth_spank.so', 'build/native/berth-init']) writeFileSync(path.join(fake, f), '// stand-in\n');
+  for (const f of ['dist/berth.js', 'dist/berthd.js', 'build/native/berth_spank.so', 'build/native/berth-init', 'build/native/berth-hook']) writeFileSync(path.join(fake, f), '// stand-in\n');
   PREFIX = path.join(root, 'opt', 'berth');
   UNIT_DIR = path.join(root, 'units');
   const r = spawnSync('bash', [path.join(fake, 'scripts', 'install.sh'), '--systemd', PREFIX], {
@@ -344,6 +344,8 @@ describe('Slurm snippets', () => {
     assert.deepEqual([...line.args.keys()].sort(), [...parsed].sort(), 'every argument berth_parse_args knows, and no other');
     assert.equal(line.args.get('berth='), `${PREFIX}/bin/berth`);
     accessSync(line.args.get('berth=')!, constants.X_OK);
+    assert.equal(line.args.get('hook='), `${PREFIX}/lib/berth/berth-hook`);
+    accessSync(line.args.get('hook=')!, constants.X_OK);
     assert.equal(line.args.get('run_dir='), c.runDir);
     assert.ok(line.args.get('site_registries=')!.split(',').every((h) => /^[a-z0-9.-]+(:\d+)?$/.test(h)));
   });

@@ -1,0 +1,622 @@
+/*
+ * berth-hook: `berth hook step-prolog|step-epilog` without a Node.js process. The SPANK plugin
+ * runs it as root in slurmstepd, once per container step and node (berth_run.c
+ * berth_run_hook); it sends the same StepPrologue and StepEpilogue requests as the Node hook
+ * (services/cli/hook.ts stepPrologueRequest, stepEpilogueRequest), read from the same
+ * variables, over berthd's admin socket (berth_grpc.c), and answers as it does:
+ *   berthd's answer OK        the step prologue's warnings on stdout, exit 0
+ *   berthd's error answer     `berth: job J step S on NODE: REASON` on stderr, exit 1; a step
+ *                             prologue's node fault also drains the node (hook-faults.ts)
+ *   berthd did not answer in time: as an error answer, the node's fault (TIMEOUT)
+ * and hands everything else to the Node hook, by exec with the same environment, so that the
+ * retries through a restart of berthd stay in one place (services/cli/hook-retry.ts):
+ *   berthd not reachable (no socket, refused): nothing was sent
+ *   berthd said it is recovering (AGENT_UNAVAILABLE), or the call was cut off mid-flight:
+ *                             the Node hook retries exactly these, both calls being idempotent
+ *                             through them (hook-retry.ts); with BERTH_HOOK_RETRY_SECONDS=0
+ *                             (no retry) berth-hook fails them itself
+ *   anything the Node hook would refuse before calling (a malformed id or --container-* value,
+ *   not root, text that is not UTF-8): it says why, as before
+ *
+ *   berth-hook [--berth=/usr/local/bin/berth] step-prolog|step-epilog
+ */
+#define _GNU_SOURCE /* strcasestr */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include "berth_faults.h"
+#include "berth_grpc.h"
+#include "berth_pb.h"
+
+#define SERVICE "/berth.v1.NodeAgentService/"
+#define MAX_MOUNTS 64
+#define SLURM_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define SCONTROL_TIMEOUT_S 10
+
+static const char *kind;
+static const char *berth = "/usr/local/bin/berth";
+
+/* Hands the hook to `berth hook KIND` with this environment; returns only when it cannot. */
+static int fallback(void)
+{
+    fflush(stdout);
+    char *args[] = { (char *)berth, "hook", (char *)kind, NULL };
+    execv(berth, args);
+    fprintf(stderr, "berth: %s: cannot run %s: %s\n", kind, berth, strerror(errno));
+    return 1;
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v ? v : dflt;
+}
+
+/* ---- the request's values, read as services/shared/container-options.ts reads them ---- */
+
+/* Whether s is UTF-8 that Node decodes and encodes back to the same bytes. */
+static int utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, n, min;
+        if (c < 0x80) { p++; continue; }
+        if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; c &= 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; c &= 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; c &= 0x07; }
+        else return 0;
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            c = c << 6 | (p[i] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/*
+ * JavaScript's trim() into out: ASCII white space here; a value with other bytes at either
+ * end (it may begin or end with Unicode white space, which trim() also takes) gives -1.
+ */
+static int trim(const char *s, size_t n, char *out, size_t size)
+{
+    while (n > 0 && strchr(" \t\n\v\f\r", s[0]) != NULL) { s++; n--; }
+    while (n > 0 && strchr(" \t\n\v\f\r", s[n - 1]) != NULL) n--;
+    if (n > 0 && ((unsigned char)s[0] >= 0x80 || (unsigned char)s[n - 1] >= 0x80))
+        return -1;
+    if (n >= size)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int trim_env(const char *name, char *out, size_t size)
+{
+    const char *v = env_or(name, "");
+    return trim(v, strlen(v), out, size);
+}
+
+/* absolute() of container-options.ts: an absolute path without '.' or '..', '//' as '/', no trailing '/' */
+static int absolute(const char *p, char *out, size_t size)
+{
+    if (p[0] != '/' || strchr(p, '\n') != NULL)
+        return -1;
+    for (const char *c = p; *c; ) {
+        const char *e = strchr(c, '/');
+        size_t len = e ? (size_t)(e - c) : strlen(c);
+        if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+            return -1;
+        c += len;
+        if (*c == '/')
+            c++;
+    }
+    size_t o = 0;
+    for (const char *c = p; *c; c++) {
+        if (*c == '/' && o > 0 && out[o - 1] == '/')
+            continue;
+        if (o + 1 >= size)
+            return -1;
+        out[o++] = *c;
+    }
+    if (o > 1 && out[o - 1] == '/')
+        o--;
+    out[o] = '\0';
+    return 0;
+}
+
+static int reserved(const char *t)
+{
+    static const char *const under[] = { "/.berth", "/proc", "/sys", "/dev" };
+    if (strcmp(t, "/") == 0 || strcmp(t, "/etc/passwd") == 0 || strcmp(t, "/etc/group") == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
+        size_t n = strlen(under[i]);
+        if (strncmp(t, under[i], n) == 0 && (t[n] == '\0' || t[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+/* parseMounts: Mount messages (field 1 of ContainerOptions) into o; -1 where Node refuses the text */
+static int mounts(const char *text, struct pb_buf *o)
+{
+    static char t[65536];
+    if (trim(text, strlen(text), t, sizeof t) != 0)
+        return -1;
+    if (t[0] == '\0')
+        return 0;
+    static char targets[MAX_MOUNTS][4096];
+    int count = 0;
+    for (char *raw = t; raw != NULL; ) {
+        char *comma = strchr(raw, ',');
+        size_t len = comma ? (size_t)(comma - raw) : strlen(raw);
+        char spec[8192], src[4096], dst[4096];
+        if (count == MAX_MOUNTS || trim(raw, len, spec, sizeof spec) != 0 || spec[0] == '\0')
+            return -1;
+        char *f[4] = { spec, NULL, NULL, NULL };
+        int nf = 1;
+        for (char *c = spec; *c; c++) {
+            if (*c != ':')
+                continue;
+            if (nf == 3)
+                return -1; /* too many ':' */
+            *c = '\0';
+            f[nf++] = c + 1;
+        }
+        for (int i = 1; i < nf; i++)
+            if (f[i][0] == '\0')
+                return -1;
+        const char *flags = nf == 3 ? f[2] : "rw";
+        if (strcmp(flags, "ro") != 0 && strcmp(flags, "rw") != 0)
+            return -1;
+        if (absolute(f[0], src, sizeof src) != 0 || absolute(nf > 1 ? f[1] : f[0], dst, sizeof dst) != 0 || reserved(dst))
+            return -1;
+        for (int i = 0; i < count; i++)
+            if (strcmp(targets[i], dst) == 0)
+                return -1;
+        snprintf(targets[count++], sizeof targets[0], "%s", dst);
+        struct pb_buf m = { 0 };
+        pb_string(&m, 1, src);
+        pb_string(&m, 2, dst);
+        pb_uint(&m, 3, strcmp(flags, "ro") == 0);
+        pb_message(o, 1, &m);
+        pb_free(&m);
+        raw = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/* parseEnvNames: env_names (field 3), each once, in order */
+static int env_names(const char *text, struct pb_buf *o)
+{
+    static char t[65536];
+    if (trim(text, strlen(text), t, sizeof t) != 0)
+        return -1;
+    if (t[0] == '\0')
+        return 0;
+    static char seen[65536];
+    size_t seen_len = 0;
+    seen[0] = '\0';
+    for (const char *raw = text; raw != NULL; ) {
+        const char *comma = strchr(raw, ',');
+        size_t len = comma ? (size_t)(comma - raw) : strlen(raw);
+        char name[4096];
+        if (trim(raw, len, name, sizeof name) != 0 || name[0] == '\0')
+            return -1;
+        if (!(isalpha((unsigned char)name[0]) || name[0] == '_'))
+            return -1;
+        for (const char *c = name; *c; c++)
+            if (!(isalnum((unsigned char)*c) || *c == '_') || (unsigned char)*c >= 0x80)
+                return -1;
+        char key[4100];
+        snprintf(key, sizeof key, ",%s,", name);
+        if (strstr(seen, key) == NULL) {
+            pb_string(o, 3, name);
+            size_t k = strlen(name);
+            if (seen_len + k + 2 >= sizeof seen)
+                return -1;
+            if (seen_len == 0)
+                seen[seen_len++] = ',';
+            memcpy(seen + seen_len, name, k);
+            seen_len += k;
+            seen[seen_len++] = ',';
+            seen[seen_len] = '\0';
+        }
+        raw = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/* parseToggle as the Toggle enum: 0 unspecified, 1 on, 2 off; -1 not a yes/no value */
+static int toggle(const char *name)
+{
+    char t[16];
+    if (trim_env(name, t, sizeof t) != 0)
+        return -1;
+    for (char *c = t; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    static const char *const on[] = { "1", "true", "yes", "on", "y" }, *const off[] = { "0", "false", "no", "off", "n" };
+    if (t[0] == '\0')
+        return 0;
+    for (int i = 0; i < 5; i++) {
+        if (strcmp(t, on[i]) == 0) return 1;
+        if (strcmp(t, off[i]) == 0) return 2;
+    }
+    return -1;
+}
+
+/* optionsFromEnv(env) as the ContainerOptions message */
+static int options(struct pb_buf *o)
+{
+    static const char *const vars[] = { "BERTH_CONTAINER_MOUNTS", "BERTH_CONTAINER_WORKDIR", "BERTH_CONTAINER_ENV", "BERTH_CONTAINER_NAME" };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (!utf8_ok(env_or(vars[i], "")))
+            return -1;
+    char workdir[4096] = "", wd[4096], name[128];
+    if (mounts(env_or("BERTH_CONTAINER_MOUNTS", ""), o) != 0)
+        return -1;
+    if (trim_env("BERTH_CONTAINER_WORKDIR", wd, sizeof wd) != 0 || (wd[0] && absolute(wd, workdir, sizeof workdir) != 0))
+        return -1;
+    pb_string(o, 2, workdir);
+    if (env_names(env_or("BERTH_CONTAINER_ENV", ""), o) != 0)
+        return -1;
+    if (trim_env("BERTH_CONTAINER_NAME", name, sizeof name) != 0)
+        return -1;
+    size_t n = strlen(name);
+    if (n > 64 || (n > 0 && !isalnum((unsigned char)name[0])))
+        return -1;
+    for (const char *c = name; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '_' || *c == '.' || *c == '-') || (unsigned char)*c >= 0x80)
+            return -1;
+    pb_string(o, 4, name);
+    int home = toggle("BERTH_CONTAINER_MOUNT_HOME"), ro = toggle("BERTH_CONTAINER_READONLY");
+    if (home < 0 || ro < 0)
+        return -1;
+    pb_uint(o, 5, (unsigned)home);
+    pb_uint(o, 6, (unsigned)ro);
+    return 0;
+}
+
+/* Number(SLURM_JOB_UID) as a uint32, when it is plain digits */
+static int uint32_env(const char *name, uint64_t *v)
+{
+    const char *s = env_or(name, "");
+    if (*s == '\0' || strlen(s) > 10 || strspn(s, "0123456789") != strlen(s))
+        return -1;
+    *v = strtoull(s, NULL, 10);
+    return *v <= UINT32_MAX ? 0 : -1;
+}
+
+static int step_prologue_request(struct pb_buf *b)
+{
+    uint64_t uid, gid;
+    char image[4096], requested[4096];
+    if (uint32_env("SLURM_JOB_UID", &uid) != 0 || uint32_env("SLURM_JOB_GID", &gid) != 0)
+        return -1;
+    if (trim_env("BERTH_CONTAINER_IMAGE", image, sizeof image) != 0 || trim_env("BERTH_CONTAINER_IMAGE_REQUESTED", requested, sizeof requested) != 0)
+        return -1;
+    const char *user = env_or("SLURM_JOB_USER", "");
+    if (!utf8_ok(user) || !utf8_ok(image) || !utf8_ok(requested))
+        return -1;
+    pb_string(b, 1, env_or("SLURM_JOB_ID", ""));
+    pb_string(b, 2, env_or("SLURM_STEP_ID", ""));
+    pb_uint(b, 3, uid);
+    pb_uint(b, 4, gid);
+    pb_string(b, 5, user);
+    pb_string(b, 6, image);
+    pb_string(b, 7, requested);
+    struct pb_buf o = { 0 };
+    int rc = options(&o);
+    pb_message(b, 8, &o);
+    pb_free(&o);
+    if (rc != 0)
+        return -1;
+    /* BERTH_STEP_ARGV: the arguments joined by \x1f; '' is no argument at all */
+    const char *argv = env_or("BERTH_STEP_ARGV", "");
+    if (!utf8_ok(argv))
+        return -1;
+    if (*argv != '\0') {
+        for (const char *a = argv; a != NULL; ) {
+            const char *sep = strchr(a, '\x1f');
+            size_t len = sep ? (size_t)(sep - a) : strlen(a);
+            if (len > 0 || a != argv)
+                pb_bytes(b, 9, a, len);
+            a = sep ? sep + 1 : NULL;
+        }
+    }
+    return b->failed ? -1 : 0;
+}
+
+/* the name os.constants.signals gives a signal number first (services/shared/wait-status.ts) */
+static const char *signal_name(int sig, char *buf, size_t size)
+{
+    static const char *const names[] = {
+        NULL, "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
+        "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+    };
+    if (sig > 0 && sig < (int)(sizeof names / sizeof names[0]))
+        return names[sig];
+    snprintf(buf, size, "SIG%d", sig);
+    return buf;
+}
+
+static int step_epilogue_request(struct pb_buf *b)
+{
+    pb_string(b, 1, env_or("SLURM_JOB_ID", ""));
+    pb_string(b, 2, env_or("SLURM_STEP_ID", ""));
+    char t[64];
+    if (trim_env("BERTH_STEP_WAIT_STATUS", t, sizeof t) != 0)
+        return -1;
+    const char *digits = t[0] == '-' ? t + 1 : t;
+    if (*digits == '\0' || strspn(digits, "0123456789") != strlen(digits)) {
+        pb_uint(b, 3, 0);
+        pb_int32(b, 4, 0);
+        pb_string(b, 5, "");
+        return b->failed ? -1 : 0;
+    }
+    if (strlen(digits) > 15)
+        return -1; /* past what a double holds exactly: the Node hook reads it */
+    long long v = strtoll(t, NULL, 10);
+    int32_t status = (int32_t)(uint32_t)((unsigned long long)v & 0xffffffffu); /* ToInt32 */
+    int sig = status & 0x7f;
+    char buf[16];
+    pb_uint(b, 3, 1);
+    pb_int32(b, 4, sig == 0 ? (status >> 8) & 0xff : 128 + sig);
+    pb_string(b, 5, sig == 0 ? "" : signal_name(sig, buf, sizeof buf));
+    return b->failed ? -1 : 0;
+}
+
+/* ---- what a failure does (services/cli/hook-faults.ts) ---- */
+
+/* drainReason(): berth and the cause first, white space as single spaces, at most 250 bytes */
+static void drain_reason(const char *code, const char *reason, char *out, size_t size)
+{
+    static const struct { const char *code, *cause; } causes[] = BERTH_FAULT_CAUSES;
+    const char *cause = BERTH_FAULT_DEFAULT_CAUSE;
+    for (size_t i = 0; i < sizeof causes / sizeof causes[0]; i++)
+        if (strcmp(causes[i].code, code) == 0)
+            cause = causes[i].cause;
+    int o = snprintf(out, size, "berth: %s: ", cause);
+    int space = 0;
+    for (const char *c = reason; *c && o + 1 < (int)size && o < 250; c++) {
+        if (isspace((unsigned char)*c)) {
+            space = 1;
+            continue;
+        }
+        if (space && o + 2 < (int)size && o < 249)
+            out[o++] = ' ';
+        space = 0;
+        if (o < 250)
+            out[o++] = *c;
+    }
+    if (space && o < 250 && o + 1 < (int)size)
+        out[o++] = ' ';
+    while (o > 0 && ((unsigned char)out[o - 1] & 0xc0) == 0xc0)
+        o--; /* not half a character */
+    out[o] = '\0';
+}
+
+static pid_t scontrol(const char *arg1, const char *arg2, const char *arg3, const char *arg4)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    const char *path = getenv("PATH");
+    char full[4096];
+    snprintf(full, sizeof full, "%s%s%s", path ? path : "", path ? ":" : "", SLURM_PATH);
+    setenv("PATH", full, 1);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+    }
+    alarm(SCONTROL_TIMEOUT_S); /* kept across exec: a hung scontrol ends there */
+    execlp("scontrol", "scontrol", arg1, arg2, arg3, arg4, (char *)NULL);
+    _exit(127);
+}
+
+/* drainForNodeFault, in Slurm's hooks only: the node drained and the job's AdminComment set */
+static void drain(const char *node, const char *job, const char *reason)
+{
+    const char *ctx = env_or("BERTH_HOOK_CONTEXT", ""), *script = env_or("SLURM_SCRIPT_CONTEXT", "");
+    if (strcmp(ctx, "slurmstepd") != 0 && strcmp(script, "prolog_slurmd") != 0)
+        return;
+    char nodename[512], state_reason[700], jobid[64], comment[1100];
+    snprintf(nodename, sizeof nodename, "nodename=%s", node);
+    snprintf(state_reason, sizeof state_reason, "reason=%s", reason);
+    snprintf(jobid, sizeof jobid, "jobid=%s", job);
+    snprintf(comment, sizeof comment, "admincomment=%s", reason);
+    pid_t a = scontrol("update", nodename, "state=drain", state_reason);
+    pid_t b = scontrol("update", jobid, comment, NULL);
+    while (a > 0 && waitpid(a, NULL, 0) < 0 && errno == EINTR) {
+    }
+    while (b > 0 && waitpid(b, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+static char where[512];
+static char node[256];
+static const char *job_id;
+
+/* The Node hook's failure: its line on stderr; a step prologue's node fault drains the node. */
+static int failed(const char *reason, const char *code, int job_fault)
+{
+    fprintf(stderr, "berth: %s: %s\n", where, reason);
+    if (strcmp(kind, "step-prolog") == 0 && !job_fault) {
+        static char text[8192], why[600];
+        snprintf(text, sizeof text, "%s: %s", where, reason);
+        drain_reason(code, text, why, sizeof why);
+        drain(node, job_id, why);
+    }
+    return 1;
+}
+
+/* isUnreachable() of agent-client.ts, on an UNAVAILABLE status's details */
+static int unreachable_details(const char *d)
+{
+    static const char *const words[] = { "No connection established", "ENOENT", "ECONNREFUSED", "connect", "Connection dropped" };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcasestr(d, words[i]) != NULL)
+            return 1;
+    return 0;
+}
+
+/* isRetryable() of hook-retry.ts, on berthd's answer */
+static int retryable(const struct grpc_result *r)
+{
+    if (r->berth_code[0])
+        return strcmp(r->berth_code, "AGENT_UNAVAILABLE") == 0;
+    if (r->status == 14 || r->status == 1)
+        return 1;
+    if (r->status == 13 || r->status == 2) {
+        static const char *const words[] = { "RST_STREAM", "ECONNRESET", "EPIPE", "socket hang up", "Connection dropped", "Connection closed", "Connection reset" };
+        if (strncmp(r->message, "internal error in berthd", 24) == 0)
+            return 0;
+        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+            if (strcasestr(r->message, words[i]) != NULL)
+                return 1;
+    }
+    return 0;
+}
+
+/* BERTH_HOOK_RETRY_SECONDS=0 (retryWindowMs() is 0): the Node hook would not try again */
+static int no_retry(void)
+{
+    char t[64];
+    if (trim_env("BERTH_HOOK_RETRY_SECONDS", t, sizeof t) != 0 || t[0] == '\0')
+        return 0;
+    char *end;
+    double n = strtod(t, &end);
+    return *end == '\0' && isfinite(n) && n >= 0 && floor(n * 1000) == 0;
+}
+
+static void print_warning(const uint8_t *p, size_t n, void *ctx)
+{
+    (void)ctx;
+    fwrite(p, 1, n, stdout);
+    fputc('\n', stdout);
+}
+
+static const char *status_name(int code)
+{
+    static const char *const names[] = { "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+        "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
+        "DATA_LOSS", "UNAUTHENTICATED" };
+    return code >= 0 && code < (int)(sizeof names / sizeof names[0]) ? names[code] : "UNKNOWN";
+}
+
+static int matches(const char *s, int step)
+{
+    size_t n = strlen(s);
+    if (step && strcmp(s, "batch") == 0)
+        return 1;
+    return n >= 1 && n <= 20 && strspn(s, "0123456789") == n;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--berth=", 8) == 0)
+            berth = argv[i] + 8;
+        else if (kind == NULL)
+            kind = argv[i];
+        else
+            kind = "";
+    }
+    int prolog = kind && strcmp(kind, "step-prolog") == 0;
+    if (kind == NULL || (!prolog && strcmp(kind, "step-epilog") != 0)) {
+        fprintf(stderr, "usage: berth-hook [--berth=PATH] step-prolog|step-epilog\n");
+        return 2;
+    }
+    job_id = env_or("SLURM_JOB_ID", "");
+    const char *step = env_or("SLURM_STEP_ID", "");
+    /* not root (the user socket wants munge), or ids the Node hook refuses: it says why */
+    if (geteuid() != 0 || getuid() != 0 || !matches(job_id, 0) || !matches(step, 1))
+        return fallback();
+    const char *n = env_or("SLURMD_NODENAME", "");
+    if (*n) {
+        snprintf(node, sizeof node, "%s", n);
+    } else {
+        if (gethostname(node, sizeof node) != 0)
+            return fallback();
+        node[sizeof node - 1] = '\0';
+        node[strcspn(node, ".")] = '\0';
+    }
+    snprintf(where, sizeof where, "job %s step %s on %s", job_id, step, node);
+    const char *run_dir = env_or("BERTH_RUN_DIR", "");
+    char socket_path[4096];
+    snprintf(socket_path, sizeof socket_path, "%s/%s/admin.sock", *run_dir ? run_dir : "/run/berth", node);
+
+    struct pb_buf req = { 0 };
+    if ((prolog ? step_prologue_request(&req) : step_epilogue_request(&req)) != 0) {
+        pb_free(&req);
+        return fallback();
+    }
+    /* secondsFromEnv(BERTH_PROLOG_TIMEOUT_SECONDS, 600 s) of hook-retry.ts; the epilogue's is fixed */
+    long timeout_ms = prolog ? 600000 : 120000;
+    char t[64];
+    if (prolog && trim_env("BERTH_PROLOG_TIMEOUT_SECONDS", t, sizeof t) == 0 && t[0] != '\0') {
+        char *end;
+        double s = strtod(t, &end);
+        if (*end == '\0' && isfinite(s) && s > 0 && s < 1)
+            return fallback(); /* a timeout of 0 ms: as odd as the Node hook makes it */
+        if (*end == '\0' && isfinite(s) && s >= 1 && s < 1e9)
+            timeout_ms = (long)floor(s) * 1000;
+    }
+    struct grpc_result r;
+    grpc_unary(socket_path, prolog ? SERVICE "StepPrologue" : SERVICE "StepEpilogue", req.data, req.len, timeout_ms, &r);
+    pb_free(&req);
+
+    static char reason[16384];
+    switch (r.outcome) {
+    case GRPC_UNREACHABLE:
+        return fallback();
+    case GRPC_CUT:
+        if (!no_retry())
+            return fallback();
+        snprintf(reason, sizeof reason, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r.error);
+        return failed(reason, "AGENT_UNAVAILABLE", 0);
+    case GRPC_TIMEOUT:
+        snprintf(reason, sizeof reason, "berthd on %s did not answer in time (%s)", node, r.error);
+        return failed(reason, "TIMEOUT", 0);
+    case GRPC_ANSWERED:
+        break;
+    }
+    if (r.status == 0) {
+        int rc = 0;
+        if (prolog && pb_each_bytes(r.body, r.body_len, 5, print_warning, NULL) != 0)
+            rc = failed("berthd's answer could not be read (a malformed StepPrologueResponse)", "UNKNOWN", 0);
+        free(r.body);
+        fflush(stdout);
+        return rc;
+    }
+    if (retryable(&r) && !no_retry())
+        return fallback();
+    const char *code = r.berth_code[0] ? r.berth_code
+                     : r.status == 14 && unreachable_details(r.message) ? "AGENT_UNAVAILABLE"
+                     : r.status == 4 ? "TIMEOUT" : "UNKNOWN";
+    if (r.status == 4 && !r.berth_code[0])
+        snprintf(reason, sizeof reason, "berthd on %s did not answer in time (%s)", node, r.message);
+    else if (r.status == 14 && unreachable_details(r.message))
+        snprintf(reason, sizeof reason, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r.message);
+    else if (r.message[0])
+        snprintf(reason, sizeof reason, "%s", r.message);
+    else
+        snprintf(reason, sizeof reason, "%d %s: ", r.status, status_name(r.status)); /* grpc-js's message without details */
+    return failed(reason, code, strcmp(r.fault, "job") == 0);
+}

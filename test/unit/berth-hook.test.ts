@@ -1,0 +1,189 @@
+// berth-hook (scripts/native/berth-hook.c), the native step hooks, against a gRPC server of
+// the real service definition on a unix socket: the requests it sends decode to what the Node
+// hook (services/cli/hook.ts) sends from the same variables, it answers as the Node hook does,
+// and it hands what it does not handle itself to the Node hook (run from source here).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { serviceDefinition } from '../../services/shared/service-definition';
+import { SERVICE_NAME } from '../../services/shared/proto-names';
+import { stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
+import { FAULTS_HEADER_PATH, renderFaultsHeader } from '../../scripts/gen-hook-faults';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const NATIVE = path.join(REPO, 'scripts/native');
+const root = process.getuid?.() === 0;
+const def = serviceDefinition(SERVICE_NAME);
+
+type Answer = { error?: { code: grpc.status; details: string; metadata?: Record<string, string> }; value?: object };
+type Handler = (req: Record<string, unknown>) => Answer;
+
+describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speaks to the admin socket as root only' }, () => {
+  let dir: string;
+  let hook: string;
+  let server: grpc.Server;
+  const calls: { method: string; req: Record<string, unknown> }[] = [];
+  let handlers: Record<string, Handler> = {};
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'berth-hook-'));
+    hook = path.join(dir, 'berth-hook');
+    // as scripts/build-native.sh builds it
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', hook,
+      ...['berth-hook.c', 'berth_grpc.c', 'berth_pb.c'].map((f) => path.join(NATIVE, f)), '-lnghttp2', '-lm'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // the Node hook from source, for what berth-hook hands over
+    writeFileSync(path.join(dir, 'berth'), `#!/bin/sh\nexec ${process.execPath} --import tsx ${path.join(REPO, 'services/cli/main.ts')} "$@"\n`);
+    chmodSync(path.join(dir, 'berth'), 0o755);
+    mkdirSync(path.join(dir, 'run', 'n9'), { recursive: true });
+    server = new grpc.Server();
+    const serve = (method: string) => (call: grpc.ServerUnaryCall<Record<string, unknown>, object>, cb: grpc.sendUnaryData<object>) => {
+      calls.push({ method, req: call.request });
+      const a: Answer = (handlers[method] ?? ((): Answer => ({ value: {} })))(call.request);
+      if (a.error) {
+        const md = new grpc.Metadata();
+        for (const [k, v] of Object.entries(a.error.metadata ?? {})) md.set(k, v);
+        cb({ code: a.error.code, details: a.error.details, metadata: md, name: 'Error', message: a.error.details });
+      } else cb(null, a.value ?? {});
+    };
+    server.addService(def, { StepPrologue: serve('StepPrologue'), StepEpilogue: serve('StepEpilogue') });
+    await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${path.join(dir, 'run', 'n9', 'admin.sock')}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  });
+
+  after(() => {
+    server.forceShutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const baseEnv = (): Record<string, string> => ({
+    PATH: process.env.PATH ?? '/usr/bin:/bin', SLURM_JOB_ID: '5', SLURM_STEP_ID: '0', SLURM_JOB_UID: '1000', SLURM_JOB_GID: '1001',
+    SLURM_JOB_USER: 'alice', SLURMD_NODENAME: 'n9', BERTH_RUN_DIR: path.join(dir, 'run'),
+  });
+
+  function run(kind: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const c = spawn(hook, [`--berth=${path.join(dir, 'berth')}`, kind], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+      c.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+      c.once('error', reject);
+      c.once('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  /** what berthd decodes from the Node hook's request for ENV */
+  const asNodeSends = (method: 'StepPrologue' | 'StepEpilogue', req: object) => def[method]!.requestDeserialize(def[method]!.requestSerialize(req));
+
+  const prologEnvs: Record<string, string>[] = [
+    { BERTH_STEP_ARGV: 'true' },
+    { BERTH_STEP_ARGV: '' },
+    { BERTH_STEP_ARGV: 'bash\x1f\x1f-c\x1fecho "$x"\x1f' },
+    { BERTH_STEP_ARGV: '\x1fx\x1f', SLURM_JOB_USER: 'jösé', SLURM_STEP_ID: 'batch' },
+    {
+      BERTH_CONTAINER_IMAGE: ' registry.example/img@sha256:' + 'a'.repeat(64) + ' ', BERTH_CONTAINER_IMAGE_REQUESTED: 'img:1',
+      BERTH_CONTAINER_MOUNTS: ' /scratch//me/:/data:ro, /opt ,/srv:/srv:rw', BERTH_CONTAINER_WORKDIR: '/work//here/',
+      BERTH_CONTAINER_ENV: 'OMP_NUM_THREADS, _X,OMP_NUM_THREADS', BERTH_CONTAINER_NAME: 'my.c-1',
+      BERTH_CONTAINER_MOUNT_HOME: 'Yes', BERTH_CONTAINER_READONLY: '0', BERTH_STEP_ARGV: 'true',
+    },
+    { BERTH_CONTAINER_MOUNT_HOME: 'off', BERTH_CONTAINER_READONLY: ' on ', BERTH_CONTAINER_ENV: ' ', BERTH_CONTAINER_MOUNTS: '' },
+  ];
+
+  for (const extra of prologEnvs) {
+    it(`sends the Node hook's StepPrologue request for ${JSON.stringify(extra)}`, async () => {
+      calls.length = 0;
+      handlers = {};
+      const env = { ...baseEnv(), ...extra };
+      const r = await run('step-prolog', env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(calls.length, 1);
+      assert.deepEqual(calls[0]!.req, asNodeSends('StepPrologue', stepPrologueRequest(env)));
+    });
+  }
+
+  it('sends the Node hook\'s StepEpilogue request for wait statuses, exits and signals', async () => {
+    const statuses = ['', 'none', ' 0 ', '256', '-1', '33280', '1e3', ...Array.from({ length: 70 }, (_, i) => String(i + 1)), '134', '139', String(2 ** 40 + 9)];
+    for (const s of statuses) {
+      calls.length = 0;
+      const env = { ...baseEnv(), BERTH_STEP_WAIT_STATUS: s };
+      const r = await run('step-epilog', env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(calls.map((c) => c.req), [asNodeSends('StepEpilogue', stepEpilogueRequest(env))], `wait status '${s}'`);
+    }
+  });
+
+  it('prints the step prologue\'s warnings on stdout, one a line', async () => {
+    handlers = { StepPrologue: () => ({ value: { containerName: 'c', warnings: ['berth: warning: no GPUs here', 'and 100 % more: ü'] } }) };
+    const r = await run('step-prolog', { ...baseEnv(), BERTH_STEP_ARGV: 'true' });
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, 'berth: warning: no GPUs here\nand 100 % more: ü\n');
+    assert.equal(r.stderr, '');
+  });
+
+  it('fails a job fault with berthd\'s reason, as the Node hook words it, and asks once', async () => {
+    calls.length = 0;
+    const details = 'job 5 has no container on n9; give the step an image with srun --container-image=IMAGE (100%, ü)';
+    handlers = { StepPrologue: () => ({ error: { code: grpc.status.FAILED_PRECONDITION, details, metadata: { 'x-berth-error-code': 'NO_CONTAINER', 'x-berth-fault': 'job' } } }) };
+    const r = await run('step-prolog', { ...baseEnv(), BERTH_STEP_ARGV: 'true' });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `berth: job 5 step 0 on n9: ${details}\n`);
+    assert.equal(r.stdout, '');
+    assert.equal(calls.length, 1);
+  });
+
+  it('fails a node fault of the step epilogue without asking again', async () => {
+    calls.length = 0;
+    handlers = { StepEpilogue: () => ({ error: { code: grpc.status.INTERNAL, details: 'dockerd refused: no such container', metadata: { 'x-berth-error-code': 'ENGINE_FAILED', 'x-berth-fault': 'node' } } }) };
+    const r = await run('step-epilog', { ...baseEnv(), BERTH_STEP_WAIT_STATUS: '0' });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'berth: job 5 step 0 on n9: dockerd refused: no such container\n');
+    assert.equal(calls.length, 1);
+  });
+
+  it('hands a recovering berthd (AGENT_UNAVAILABLE) to the Node hook, which asks again', async () => {
+    calls.length = 0;
+    let n = 0;
+    handlers = {
+      StepPrologue: () => (n++ === 0
+        ? { error: { code: grpc.status.UNAVAILABLE, details: 'berthd on n9 is recovering', metadata: { 'x-berth-error-code': 'AGENT_UNAVAILABLE', 'x-berth-fault': 'node' } } }
+        : { value: { warnings: ['berth: warning: from the second answer'] } }),
+    };
+    const r = await run('step-prolog', { ...baseEnv(), BERTH_STEP_ARGV: 'true' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'berth: warning: from the second answer\n');
+    assert.equal(calls.length, 2);
+    assert.deepEqual(calls[1]!.req, calls[0]!.req);
+  });
+
+  it('with no retry (BERTH_HOOK_RETRY_SECONDS=0) fails a recovering berthd itself, asking once', async () => {
+    calls.length = 0;
+    handlers = { StepEpilogue: () => ({ error: { code: grpc.status.UNAVAILABLE, details: 'berthd on n9 is recovering', metadata: { 'x-berth-error-code': 'AGENT_UNAVAILABLE' } } }) };
+    const r = await run('step-epilog', { ...baseEnv(), BERTH_HOOK_RETRY_SECONDS: '0' });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'berth: job 5 step 0 on n9: berthd on n9 is recovering\n');
+    assert.equal(calls.length, 1);
+  });
+
+  it('hands an unreachable berthd to the Node hook (nothing was sent)', async () => {
+    const env = { ...baseEnv(), SLURMD_NODENAME: 'n8', BERTH_HOOK_RETRY_SECONDS: '0' };
+    const r = await run('step-epilog', env);
+    assert.equal(r.code, 1);
+    // the Node hook's words (agent-client.ts describeGrpcError), not berth-hook's
+    assert.match(r.stderr, /^berth: job 5 step 0 on n8: berthd on n8 is not reachable at .*n8\/admin\.sock \(No connection established/);
+  });
+
+  it('hands a --container-* value the Node hook refuses to it, without asking berthd', async () => {
+    calls.length = 0;
+    const r = await run('step-prolog', { ...baseEnv(), BERTH_CONTAINER_MOUNTS: 'relative:/data', BERTH_STEP_ARGV: 'true' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^berth: job 5 step 0 on n9: mount source 'relative' is not an absolute path/);
+    assert.equal(calls.length, 0);
+  });
+
+  it('begins a node fault\'s drain reason with the causes of shared/fault-class.ts (berth_faults.h is current)', () => {
+    assert.equal(readFileSync(FAULTS_HEADER_PATH, 'utf8'), renderFaultsHeader());
+  });
+});
