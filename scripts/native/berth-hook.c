@@ -18,7 +18,12 @@
  *   anything the Node hook would refuse before calling (a malformed id or --container-* value,
  *   not root, text that is not UTF-8): it says why, as before
  *
- *   berth-hook [--berth=/usr/local/bin/berth] step-prolog|step-epilog
+ *
+ * For slurmd's prolog and epilog (scripts/slurm/prolog, epilog) it answers only the job
+ * without a container, as services/cli/main.ts does before it loads anything: exit 0, no
+ * Node.js start for the many jobs that are not berth's; any other job goes to `berth hook`.
+ *
+ *   berth-hook [--berth=/usr/local/bin/berth] step-prolog|step-epilog|prolog|epilog
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <ctype.h>
@@ -30,8 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "berth_faults.h"
 #include "berth_grpc.h"
@@ -528,6 +534,35 @@ static int matches(const char *s, int step)
     return n >= 1 && n <= 20 && strspn(s, "0123456789") == n;
 }
 
+/* containerImage(env) of slurm-env.ts is '' */
+static int no_container_image(void)
+{
+    const char *v = getenv("SPANK_BERTH_CONTAINER_IMAGE");
+    if (v == NULL)
+        v = env_or("SPANK__SLURM_SPANK_OPTION_berth_container_image", "");
+    char t[4096];
+    return trim(v, strlen(v), t, sizeof t) == 0 && t[0] == '\0';
+}
+
+/* hasStepFiles(env) of slurm-env.ts: task files of the job's container steps on this node */
+static int has_step_files(void)
+{
+    const char *job = env_or("SLURM_JOB_ID", ""), *n = env_or("SLURMD_NODENAME", ""), *run_dir = env_or("BERTH_RUN_DIR", "");
+    if (!matches(job, 0) || *n == '\0')
+        return 0;
+    char dir[4096], prefix[32];
+    snprintf(dir, sizeof dir, "%s/%s/tasks", *run_dir ? run_dir : "/run/berth", n);
+    snprintf(prefix, sizeof prefix, "%s.", job);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(d)) != NULL; )
+        found = strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return found;
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -538,9 +573,15 @@ int main(int argc, char **argv)
         else
             kind = "";
     }
+    if (kind != NULL && (strcmp(kind, "prolog") == 0 || strcmp(kind, "epilog") == 0)) {
+        /* the epilog also runs for a job whose steps had containers of their own */
+        if (no_container_image() && !(strcmp(kind, "epilog") == 0 && has_step_files()))
+            return 0;
+        return fallback();
+    }
     int prolog = kind && strcmp(kind, "step-prolog") == 0;
     if (kind == NULL || (!prolog && strcmp(kind, "step-epilog") != 0)) {
-        fprintf(stderr, "usage: berth-hook [--berth=PATH] step-prolog|step-epilog\n");
+        fprintf(stderr, "usage: berth-hook [--berth=PATH] step-prolog|step-epilog|prolog|epilog\n");
         return 2;
     }
     job_id = env_or("SLURM_JOB_ID", "");

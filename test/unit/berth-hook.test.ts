@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { serviceDefinition } from '../../services/shared/service-definition';
 import { SERVICE_NAME } from '../../services/shared/proto-names';
 import { stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
+import { containerImage, hasStepFiles } from '../../services/cli/slurm-env';
 import { FAULTS_HEADER_PATH, renderFaultsHeader } from '../../scripts/gen-hook-faults';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -63,9 +64,9 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     SLURM_JOB_USER: 'alice', SLURMD_NODENAME: 'n9', BERTH_RUN_DIR: path.join(dir, 'run'),
   });
 
-  function run(kind: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function run(kind: string, env: Record<string, string>, berth = path.join(dir, 'berth')): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const c = spawn(hook, [`--berth=${path.join(dir, 'berth')}`, kind], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const c = spawn(hook, [`--berth=${berth}`, kind], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       c.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
@@ -181,6 +182,30 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^berth: job 5 step 0 on n9: mount source 'relative' is not an absolute path/);
     assert.equal(calls.length, 0);
+  });
+
+  it('answers slurmd\'s prolog and epilog of a job without a container itself, as berth\'s CLI does, and hands any other to berth hook', async () => {
+    mkdirSync(path.join(dir, 'run', 'n9', 'tasks'), { recursive: true });
+    writeFileSync(path.join(dir, 'run', 'n9', 'tasks', '7.0'), '{}');
+    const cases: [string, Record<string, string>][] = [
+      ['prolog', {}],
+      ['prolog', { SPANK_BERTH_CONTAINER_IMAGE: ' ' }],
+      ['prolog', { SPANK_BERTH_CONTAINER_IMAGE: '', SPANK__SLURM_SPANK_OPTION_berth_container_image: 'img' }],
+      ['prolog', { SPANK__SLURM_SPANK_OPTION_berth_container_image: 'img' }],
+      ['prolog', { SPANK_BERTH_CONTAINER_IMAGE: 'alpine:3' }],
+      ['epilog', {}],
+      ['epilog', { SPANK_BERTH_CONTAINER_IMAGE: 'alpine:3' }],
+      ['epilog', { SLURM_JOB_ID: '7' }],
+      ['epilog', { SLURM_JOB_ID: '70' }],
+    ];
+    for (const [kind, extra] of cases) {
+      const env = { ...baseEnv(), ...extra };
+      const nodeLoadsTheHook = containerImage(env) !== '' || (kind === 'epilog' && hasStepFiles(env));
+      // a berth that is not there: handing over fails, saying so
+      const r = await run(kind, env, path.join(dir, 'no-berth'));
+      assert.equal(r.code, nodeLoadsTheHook ? 1 : 0, `${kind} ${JSON.stringify(extra)}: ${r.stderr}`);
+      if (nodeLoadsTheHook) assert.match(r.stderr, /cannot run .*no-berth/);
+    }
   });
 
   it('begins a node fault\'s drain reason with the causes of shared/fault-class.ts (berth_faults.h is current)', () => {
