@@ -19,9 +19,10 @@
  *   not root, text that is not UTF-8): it says why, as before
  *
  *
- * For slurmd's prolog and epilog (scripts/slurm/prolog, epilog) it answers only the job
- * without a container, as services/cli/main.ts does before it loads anything: exit 0, no
- * Node.js start for the many jobs that are not berth's; any other job goes to `berth hook`.
+ * For slurmd's prolog and epilog (scripts/slurm/prolog, epilog) it answers the job without a
+ * container, as services/cli/main.ts does before it loads anything: exit 0, no Node.js start
+ * for the many jobs that are not berth's. The epilog of any other job sends JobEpilogue as
+ * the Node hook does (job_epilogue); the prolog of one goes to `berth hook prolog`.
  *
  *   berth-hook [--berth=/usr/local/bin/berth] step-prolog|step-epilog|prolog|epilog
  */
@@ -563,6 +564,76 @@ static int has_step_files(void)
     return found;
 }
 
+/* agentTarget() of agent-client.ts as root: the node (SLURMD_NODENAME, else the short host name) and its admin socket */
+static int target(char *socket_path, size_t size)
+{
+    const char *n = env_or("SLURMD_NODENAME", "");
+    if (*n) {
+        snprintf(node, sizeof node, "%s", n);
+    } else {
+        if (gethostname(node, sizeof node) != 0)
+            return -1;
+        node[sizeof node - 1] = '\0';
+        node[strcspn(node, ".")] = '\0';
+    }
+    const char *run_dir = env_or("BERTH_RUN_DIR", "");
+    snprintf(socket_path, size, "%s/%s/admin.sock", *run_dir ? run_dir : "/run/berth", node);
+    return 0;
+}
+
+/*
+ * The job's epilogue (runHook('epilog') of hook.ts): done, or berthd's refusal on stderr and
+ * exit 1. berthd away, recovering, cut off or too slow: the Node hook, which retries and then
+ * leaves the epilog in the spool for berthd (hook-retry.ts epilogueOrSpool); JobEpilogue is
+ * idempotent per job id, so its asking again is harmless. After a deadline it gets one second
+ * (its own deadline would have spooled at once).
+ */
+static int job_epilogue(void)
+{
+    char socket_path[4096], image[4096];
+    job_id = env_or("SLURM_JOB_ID", "");
+    const char *v = getenv("SPANK_BERTH_CONTAINER_IMAGE");
+    if (v == NULL)
+        v = env_or("SPANK__SLURM_SPANK_OPTION_berth_container_image", "");
+    if (geteuid() != 0 || getuid() != 0 || !matches(job_id, 0) || target(socket_path, sizeof socket_path) != 0
+        || trim(v, strlen(v), image, sizeof image) != 0)
+        return fallback();
+    long timeout_ms = 300000;
+    char t[64];
+    if (trim_env("BERTH_EPILOG_TIMEOUT_SECONDS", t, sizeof t) == 0 && t[0] != '\0') {
+        char *end;
+        double sec = strtod(t, &end);
+        if (*end == '\0' && isfinite(sec) && sec > 0 && sec < 1)
+            return fallback();
+        if (*end == '\0' && isfinite(sec) && sec >= 1 && sec < 1e9)
+            timeout_ms = (long)floor(sec) * 1000;
+    }
+    struct pb_buf req = { 0 };
+    pb_string(&req, 1, job_id);
+    if (req.failed)
+        return fallback();
+    struct grpc_result r;
+    grpc_unary(socket_path, SERVICE "JobEpilogue", req.data, req.len, timeout_ms, &r);
+    pb_free(&req);
+    free(r.body);
+    if (r.outcome == GRPC_TIMEOUT) {
+        setenv("BERTH_EPILOG_TIMEOUT_SECONDS", "1", 1);
+        return fallback();
+    }
+    if (r.outcome != GRPC_ANSWERED || (r.status != 0 && retryable(&r)) || (r.status == 4 && !r.berth_code[0])
+        || (r.status == 14 && unreachable_details(r.message)))
+        return fallback();
+    if (r.status == 0)
+        return 0;
+    static char quoted[4200];
+    snprintf(quoted, sizeof quoted, "'%s'", image);
+    int named = strstr(r.message, quoted) != NULL;
+    char bare[64];
+    snprintf(bare, sizeof bare, "%d %s: ", r.status, status_name(r.status)); /* grpc-js's message without details */
+    fprintf(stderr, "berth epilog: job %s on %s%s%s: %s\n", job_id, node, named ? "" : ", image ", named ? "" : quoted, r.message[0] ? r.message : bare);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -577,7 +648,7 @@ int main(int argc, char **argv)
         /* the epilog also runs for a job whose steps had containers of their own */
         if (no_container_image() && !(strcmp(kind, "epilog") == 0 && has_step_files()))
             return 0;
-        return fallback();
+        return strcmp(kind, "epilog") == 0 ? job_epilogue() : fallback();
     }
     int prolog = kind && strcmp(kind, "step-prolog") == 0;
     if (kind == NULL || (!prolog && strcmp(kind, "step-epilog") != 0)) {
@@ -589,19 +660,10 @@ int main(int argc, char **argv)
     /* not root (the user socket wants munge), or ids the Node hook refuses: it says why */
     if (geteuid() != 0 || getuid() != 0 || !matches(job_id, 0) || !matches(step, 1))
         return fallback();
-    const char *n = env_or("SLURMD_NODENAME", "");
-    if (*n) {
-        snprintf(node, sizeof node, "%s", n);
-    } else {
-        if (gethostname(node, sizeof node) != 0)
-            return fallback();
-        node[sizeof node - 1] = '\0';
-        node[strcspn(node, ".")] = '\0';
-    }
-    snprintf(where, sizeof where, "job %s step %s on %s", job_id, step, node);
-    const char *run_dir = env_or("BERTH_RUN_DIR", "");
     char socket_path[4096];
-    snprintf(socket_path, sizeof socket_path, "%s/%s/admin.sock", *run_dir ? run_dir : "/run/berth", node);
+    if (target(socket_path, sizeof socket_path) != 0)
+        return fallback();
+    snprintf(where, sizeof where, "job %s step %s on %s", job_id, step, node);
 
     struct pb_buf req = { 0 };
     if ((prolog ? step_prologue_request(&req) : step_epilogue_request(&req)) != 0) {

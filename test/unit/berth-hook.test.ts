@@ -50,7 +50,7 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
         cb({ code: a.error.code, details: a.error.details, metadata: md, name: 'Error', message: a.error.details });
       } else cb(null, a.value ?? {});
     };
-    server.addService(def, { StepPrologue: serve('StepPrologue'), StepEpilogue: serve('StepEpilogue') });
+    server.addService(def, { StepPrologue: serve('StepPrologue'), StepEpilogue: serve('StepEpilogue'), JobEpilogue: serve('JobEpilogue') });
     await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${path.join(dir, 'run', 'n9', 'admin.sock')}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
   });
 
@@ -77,7 +77,7 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
   }
 
   /** what berthd decodes from the Node hook's request for ENV */
-  const asNodeSends = (method: 'StepPrologue' | 'StepEpilogue', req: object) => def[method]!.requestDeserialize(def[method]!.requestSerialize(req));
+  const asNodeSends = (method: 'StepPrologue' | 'StepEpilogue' | 'JobEpilogue', req: object) => def[method]!.requestDeserialize(def[method]!.requestSerialize(req));
 
   const prologEnvs: Record<string, string>[] = [
     { BERTH_STEP_ARGV: 'true' },
@@ -198,14 +198,43 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
       ['epilog', { SLURM_JOB_ID: '7' }],
       ['epilog', { SLURM_JOB_ID: '70' }],
     ];
+    handlers = {};
     for (const [kind, extra] of cases) {
+      calls.length = 0;
       const env = { ...baseEnv(), ...extra };
       const nodeLoadsTheHook = containerImage(env) !== '' || (kind === 'epilog' && hasStepFiles(env));
-      // a berth that is not there: handing over fails, saying so
+      // a berth that is not there: handing over fails, saying so; the epilog asks berthd itself
       const r = await run(kind, env, path.join(dir, 'no-berth'));
-      assert.equal(r.code, nodeLoadsTheHook ? 1 : 0, `${kind} ${JSON.stringify(extra)}: ${r.stderr}`);
-      if (nodeLoadsTheHook) assert.match(r.stderr, /cannot run .*no-berth/);
+      const handsOver = nodeLoadsTheHook && kind === 'prolog';
+      assert.equal(r.code, handsOver ? 1 : 0, `${kind} ${JSON.stringify(extra)}: ${r.stderr}`);
+      if (handsOver) assert.match(r.stderr, /cannot run .*no-berth/);
+      assert.deepEqual(calls.map((c) => c.method), nodeLoadsTheHook && kind === 'epilog' ? ['JobEpilogue'] : []);
     }
+  });
+
+  it('sends the Node hook\'s JobEpilogue and says berthd\'s refusal as it does', async () => {
+    const env = { ...baseEnv(), SPANK_BERTH_CONTAINER_IMAGE: ' alpine:3 ' };
+    calls.length = 0;
+    handlers = {};
+    assert.deepEqual(await run('epilog', env), { code: 0, stdout: '', stderr: '' });
+    assert.deepEqual(calls.map((c) => c.req), [asNodeSends('JobEpilogue', { jobId: '5' })]);
+    for (const details of ['dockerd could not remove container berth-5-n9', "image 'alpine:3' is still in use"]) {
+      calls.length = 0;
+      handlers = { JobEpilogue: () => ({ error: { code: grpc.status.INTERNAL, details, metadata: { 'x-berth-error-code': 'ENGINE_FAILED', 'x-berth-fault': 'node' } } }) };
+      const r = await run('epilog', env);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `berth epilog: job 5 on n9${details.includes("'alpine:3'") ? '' : ", image 'alpine:3'"}: ${details}\n`);
+      assert.equal(calls.length, 1);
+    }
+  });
+
+  it('hands a recovering berthd at the epilog to the Node hook, which asks again', async () => {
+    calls.length = 0;
+    let n = 0;
+    handlers = { JobEpilogue: () => (n++ === 0 ? { error: { code: grpc.status.UNAVAILABLE, details: 'berthd on n9 is recovering', metadata: { 'x-berth-error-code': 'AGENT_UNAVAILABLE' } } } : { value: {} }) };
+    const r = await run('epilog', { ...baseEnv(), SPANK_BERTH_CONTAINER_IMAGE: 'alpine:3' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(calls.map((c) => c.method), ['JobEpilogue', 'JobEpilogue']);
   });
 
   it('begins a node fault\'s drain reason with the causes of shared/fault-class.ts (berth_faults.h is current)', () => {
