@@ -157,6 +157,49 @@ static int reserved(const char *t)
     return 0;
 }
 
+/* mountFlags(): FLAGS joined with '+': ro or rw, and for a bind one propagation (rbind allowed
+ * and meaningless); a tmpfs also takes nosuid and nodev (it is both anyway); -1 for what Node refuses */
+static int mount_flags(const char *text, int tmpfs, int *read_only, const char **propagation)
+{
+    static const char *const props[] = { "private", "rprivate", "slave", "rslave" };
+    *read_only = -1;
+    *propagation = "";
+    char buf[256];
+    if (strlen(text) >= sizeof buf)
+        return -1;
+    snprintf(buf, sizeof buf, "%s", text);
+    for (char *flag = buf, *next; flag != NULL; flag = next) {
+        char *plus = strchr(flag, '+');
+        next = plus ? plus + 1 : NULL;
+        if (plus)
+            *plus = '\0';
+        if (strcmp(flag, "ro") == 0 || strcmp(flag, "rw") == 0) {
+            int ro = strcmp(flag, "ro") == 0;
+            if (*read_only >= 0 && *read_only != ro)
+                return -1;
+            *read_only = ro;
+            continue;
+        }
+        if (tmpfs && (strcmp(flag, "nosuid") == 0 || strcmp(flag, "nodev") == 0))
+            continue;
+        if (tmpfs || strcmp(flag, "rbind") == 0) {
+            if (tmpfs)
+                return -1;
+            continue;
+        }
+        const char *p = NULL;
+        for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+            if (strcmp(flag, props[i]) == 0)
+                p = props[i];
+        if (p == NULL || (**propagation && strcmp(*propagation, p) != 0))
+            return -1; /* '' , unknown, refused, or a second propagation */
+        *propagation = p;
+    }
+    if (*read_only < 0)
+        *read_only = 0;
+    return 0;
+}
+
 /* parseMounts: Mount messages (field 1 of ContainerOptions) into o; -1 where Node refuses the text */
 static int mounts(const char *text, struct pb_buf *o)
 {
@@ -186,10 +229,15 @@ static int mounts(const char *text, struct pb_buf *o)
         for (int i = 1; i < nf; i++)
             if (f[i][0] == '\0')
                 return -1;
-        const char *flags = nf == 3 ? f[2] : "rw";
-        if (strcmp(flags, "ro") != 0 && strcmp(flags, "rw") != 0)
+        int tmpfs = strcmp(f[0], "tmpfs") == 0, read_only;
+        const char *propagation;
+        if ((tmpfs && nf < 2) || mount_flags(nf == 3 ? f[2] : "rw", tmpfs, &read_only, &propagation) != 0)
             return -1;
-        if (absolute(f[0], src, sizeof src) != 0 || absolute(nf > 1 ? f[1] : f[0], dst, sizeof dst) != 0 || reserved(dst))
+        if (tmpfs)
+            snprintf(src, sizeof src, "tmpfs");
+        else if (absolute(f[0], src, sizeof src) != 0)
+            return -1;
+        if (absolute(nf > 1 ? f[1] : f[0], dst, sizeof dst) != 0 || reserved(dst))
             return -1;
         for (int i = 0; i < count; i++)
             if (strcmp(targets[i], dst) == 0)
@@ -198,7 +246,8 @@ static int mounts(const char *text, struct pb_buf *o)
         struct pb_buf m = { 0 };
         pb_string(&m, 1, src);
         pb_string(&m, 2, dst);
-        pb_uint(&m, 3, strcmp(flags, "ro") == 0);
+        pb_uint(&m, 3, (unsigned)read_only);
+        pb_string(&m, 4, propagation);
         pb_message(o, 1, &m);
         pb_free(&m);
         raw = comma ? comma + 1 : NULL;
@@ -282,6 +331,19 @@ static int options(struct pb_buf *o)
         return -1;
     if (trim_env("BERTH_CONTAINER_NAME", name, sizeof name) != 0)
         return -1;
+    /* NAME[:FLAG], pyxis's flags; auto is the default and not sent */
+    const char *name_flag = "";
+    char *colon = strchr(name, ':');
+    if (colon != NULL) {
+        *colon = '\0';
+        const char *flag = colon + 1;
+        if (strcmp(flag, "create") == 0 || strcmp(flag, "exec") == 0 || strcmp(flag, "no_exec") == 0)
+            name_flag = flag;
+        else if (strcmp(flag, "auto") != 0)
+            return -1;
+        if (name[0] == '\0')
+            return -1;
+    }
     size_t n = strlen(name);
     if (n > 64 || (n > 0 && !isalnum((unsigned char)name[0])))
         return -1;
@@ -289,6 +351,7 @@ static int options(struct pb_buf *o)
         if (!(isalnum((unsigned char)*c) || *c == '_' || *c == '.' || *c == '-') || (unsigned char)*c >= 0x80)
             return -1;
     pb_string(o, 4, name);
+    pb_string(o, 7, name_flag);
     int home = toggle("BERTH_CONTAINER_MOUNT_HOME"), ro = toggle("BERTH_CONTAINER_READONLY");
     if (home < 0 || ro < 0)
         return -1;

@@ -91,6 +91,11 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
       BERTH_CONTAINER_MOUNT_HOME: 'Yes', BERTH_CONTAINER_READONLY: '0', BERTH_STEP_ARGV: 'true',
     },
     { BERTH_CONTAINER_MOUNT_HOME: 'off', BERTH_CONTAINER_READONLY: ' on ', BERTH_CONTAINER_ENV: ' ', BERTH_CONTAINER_MOUNTS: '' },
+    // pyxis's mount and name flags
+    { BERTH_CONTAINER_MOUNTS: '/a:/b:ro+rslave,/c:/d:rbind+private+rw,tmpfs:/scratch,tmpfs:/t2:ro+nosuid+nodev,/e:/f:ro+ro', BERTH_CONTAINER_NAME: 'n1:exec' },
+    { BERTH_CONTAINER_NAME: 'n1:auto' },
+    { BERTH_CONTAINER_NAME: 'n1:no_exec' },
+    { BERTH_CONTAINER_NAME: 'n1:create', BERTH_CONTAINER_MOUNTS: '/x:/y:slave' },
   ];
 
   for (const extra of prologEnvs) {
@@ -177,11 +182,18 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
   });
 
   it('hands a --container-* value the Node hook refuses to it, without asking berthd', async () => {
-    calls.length = 0;
-    const r = await run('step-prolog', { ...baseEnv(), BERTH_CONTAINER_MOUNTS: 'relative:/data', BERTH_STEP_ARGV: 'true' });
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /^berth: job 5 step 0 on n9: mount source 'relative' is not an absolute path/);
-    assert.equal(calls.length, 0);
+    const refused: Record<string, string>[] = [
+      { BERTH_CONTAINER_MOUNTS: 'relative:/data' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:ro+rw' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:slave+private' },
+      { BERTH_CONTAINER_MOUNTS: '/a:/b:shared' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:ro+' }, { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:rslave' },
+      { BERTH_CONTAINER_MOUNTS: 'tmpfs' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:nosuid' }, { BERTH_CONTAINER_NAME: 'n1:no_create' }, { BERTH_CONTAINER_NAME: ':exec' },
+    ];
+    for (const extra of refused) {
+      calls.length = 0;
+      const r = await run('step-prolog', { ...baseEnv(), ...extra, BERTH_STEP_ARGV: 'true' });
+      assert.equal(r.code, 1, JSON.stringify(extra));
+      assert.match(r.stderr, /^berth: job 5 step 0 on n9: (mount|--container)/, JSON.stringify(extra));
+      assert.equal(calls.length, 0);
+    }
   });
 
   it('answers slurmd\'s prolog and epilog of a job without a container itself, as berth\'s CLI does, and hands any other to berth hook', async () => {
