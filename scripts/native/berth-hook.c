@@ -658,8 +658,11 @@ static int job_epilogue(void)
     const char *v = getenv("SPANK_BERTH_CONTAINER_IMAGE");
     if (v == NULL)
         v = env_or("SPANK__SLURM_SPANK_OPTION_berth_container_image", "");
+    /* --container-save: its image goes in the request of the job's first node only, by the
+     * expanded node list (hook.ts saveOnNode), which the Node hook reads */
+    char save[8];
     if (geteuid() != 0 || getuid() != 0 || !matches(job_id, 0) || target(socket_path, sizeof socket_path) != 0
-        || trim(v, strlen(v), image, sizeof image) != 0)
+        || trim(v, strlen(v), image, sizeof image) != 0 || trim_env("SPANK_BERTH_CONTAINER_SAVE", save, sizeof save) != 0 || save[0] != '\0')
         return fallback();
     long timeout_ms = 300000;
     char t[64];

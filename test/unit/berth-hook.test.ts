@@ -240,6 +240,15 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     }
   });
 
+  it('hands the epilog of a job with --container-save to the Node hook (the first node of the job saves)', async () => {
+    calls.length = 0;
+    handlers = {};
+    const env = { ...baseEnv(), SPANK_BERTH_CONTAINER_IMAGE: 'alpine:3', SPANK_BERTH_CONTAINER_SAVE: ' registry.example/me/saved:1 ', SLURM_JOB_NODELIST: 'n[9-10]' };
+    const r = await run('epilog', env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(calls.map((c) => c.req), [asNodeSends('JobEpilogue', { jobId: '5', saveImage: 'registry.example/me/saved:1' })]);
+  });
+
   it('hands a recovering berthd at the epilog to the Node hook, which asks again', async () => {
     calls.length = 0;
     let n = 0;
