@@ -100,7 +100,7 @@ describe('berth exec steps are their Slurm step\'s', { timeout: 180_000 }, () =>
       `berth exec -- sh -c '${hold(250)}'`,
       `srun berth exec -- sh -c '${BURN}'`,
     ].join('\n');
-    const sub = run('sbatch', ['-N1', '-c1', '--mem=400M', '--acctg-freq=task=1', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out`, '--wrap', script],
+    const sub = run('sbatch', ['-N1', '-c1', '--mem=400M', '--acctg-freq=task=1', '--no-container-batch', `--container-image=${sandbox().demoImage}`, '-o', `${dir}/out`, '--wrap', script],
       { user: 'alice', cwd: dir, env: { PATH } });
     assert.equal(sub.code, 0, sub.stderr);
     const jobId = jobIdFrom(sub.stdout);
