@@ -86,11 +86,11 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
   it('takes the options from BERTH_CONTAINER_* variables, with the command line winning', () => {
     const dir = jobDir('alice', 'options-env');
     const out = path.join(dir, 'out.txt');
-    const s = run('sbatch', ['-N1', '--wait', '--container-workdir=/opt', '-o', out, '--wrap', `srun berth exec -- sh -c 'echo "pwd=$(pwd)"; test -f /home/alice/.berth-home-marker && echo home-mounted; echo root=$(grep \" / \" /proc/mounts | cut -d\" \" -f4 | cut -d, -f1)'`],
+    const s = run('sbatch', ['-N1', '--wait', '--container-workdir=/etc', '-o', out, '--wrap', `srun berth exec -- sh -c 'echo "pwd=$(pwd)"; test -f /home/alice/.berth-home-marker && echo home-mounted; echo root=$(grep \" / \" /proc/mounts | cut -d\" \" -f4 | cut -d, -f1)'`],
       { user: 'alice', cwd: dir, env: { PATH, BERTH_CONTAINER_IMAGE: image, BERTH_CONTAINER_WORKDIR: '/tmp', BERTH_CONTAINER_MOUNT_HOME: '1', BERTH_CONTAINER_BATCH: '0' }, timeoutMs: 180_000 });
     const text = readFileSync(out, 'utf8');
     assert.equal(s.code, 0, `${s.stderr}\n${text}`);
-    assert.match(text, /^pwd=\/opt$/m, 'the command line wins over BERTH_CONTAINER_WORKDIR');
+    assert.match(text, /^pwd=\/etc$/m, 'the command line wins over BERTH_CONTAINER_WORKDIR');
     assert.match(text, /^home-mounted$/m);
     assert.match(text, /^root=rw$/m, 'writable unless asked otherwise');
   });

@@ -218,5 +218,8 @@ describe('--container-workdir missing from the image', () => {
     h.engine.existingPaths.add('/work');
     const ok = await h.jobs.prologue(prologueInput({ jobId: '43', options: { mounts: [], workdir: '/work', envNames: [], name: '' } }));
     assert.equal(ok.job.state, 'RUNNING');
+    const made = [...h.engine.containers.values()];
+    assert.equal(made.length, 1, 'the container the directory was looked for in is removed');
+    assert.equal(made[0]!.body.WorkingDir, '/work', "the job's container starts in the --container-workdir");
   });
 });

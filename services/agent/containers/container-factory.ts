@@ -257,12 +257,23 @@ export class ContainerFactory {
     let startLatencyMillis = 0;
     try {
       const createdAt = Date.now();
+      // dockerd makes a missing WorkingDir itself when it creates the container, as root (in a
+      // mounted host directory too), so --container-workdir is looked for in a container made
+      // the same way but starting in /, which is removed before the real one is made
+      if (applied.workdir) {
+        const probeId = await engine.create({ name, body: { ...body, WorkingDir: '/' } });
+        let found: boolean;
+        try {
+          found = await engine.pathExists(probeId, applied.workdir);
+        } finally {
+          await engine.remove(probeId);
+        }
+        if (!found) {
+          throw new BerthError('WORKDIR_MISSING', `job ${req.jobId}: --container-workdir ${applied.workdir}: No such file or directory in image ${req.requestedImage || image.ref.text} nor in a mount; give a directory the image has, or one you mount (--container-mounts)`);
+        }
+      }
       containerId = await engine.create({ name, body });
       lap('createMillis');
-      // dockerd would make a missing working directory itself, as root (in a mounted host directory too)
-      if (applied.workdir && !(await engine.pathExists(containerId, applied.workdir))) {
-        throw new BerthError('WORKDIR_MISSING', `job ${req.jobId}: --container-workdir ${applied.workdir}: No such file or directory in image ${req.requestedImage || image.ref.text} nor in a mount; give a directory the image has, or one you mount (--container-mounts)`);
-      }
       this.d.runtime?.owners.expect(containerId, {
         jobId: req.jobId, uid: req.uid, gid: req.gid, gids: user.groups.map((g) => g.gid), role: req.for.role,
         limits: { cpus, memoryBytes, pids: this.d.runtime.jobPidsLimit, ...(cpuset !== undefined ? { cpuset } : {}) },

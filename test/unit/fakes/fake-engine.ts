@@ -75,8 +75,14 @@ export class FakeEngine implements Engine {
       devices: ((spec.body.HostConfig as { Devices?: { PathOnHost: string }[] } | undefined)?.Devices ?? []).map((d) => d.PathOnHost),
       pid: 0, env: ['PATH=/usr/local/bin:/usr/bin:/bin', ...((spec.body.Env as string[] | undefined) ?? [])],
     });
+    // as dockerd does at create: a WorkingDir the image lacks is made (as root)
+    const wd = spec.body.WorkingDir;
+    if (typeof wd === 'string' && wd !== '') this.madeWorkingDirs.set(id, wd);
     return id;
   }
+
+  /** the WorkingDir each container's create made, as dockerd makes a missing one */
+  madeWorkingDirs = new Map<string, string>();
 
   async start(id: string): Promise<void> {
     this.calls.push(`start ${id}`);
@@ -117,8 +123,8 @@ export class FakeEngine implements Engine {
 
   existingPaths = new Set(['/', '/tmp']);
 
-  async pathExists(_id: string, file: string): Promise<boolean> {
-    return this.existingPaths.has(file);
+  async pathExists(id: string, file: string): Promise<boolean> {
+    return this.existingPaths.has(file) || this.madeWorkingDirs.get(this.find(id)?.id ?? id) === file;
   }
 
   async readFile(id: string, file: string): Promise<Buffer | undefined> {
