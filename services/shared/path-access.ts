@@ -26,7 +26,8 @@ export function reachablePath(p: string, who: Who, what = 'mount source'): strin
     real = realpathSync.native(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new OptionError(`${what} ${p} does not exist; create it first, or fix the path`);
+    // pyxis's words (its tests grep them): "source path does not exist", then the path
+    if (code === 'ENOENT') throw new OptionError(`${what} does not exist: ${p}; create it first, or fix the path`);
     if (code === 'EACCES') throw new OptionError(`${what} ${p} cannot be reached by uid ${who.uid} (permission denied on the way)`);
     throw new OptionError(`${what} ${p} cannot be resolved: ${(err as Error).message}`);
   }

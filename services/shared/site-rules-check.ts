@@ -100,7 +100,7 @@ export function judgeMounts(mounts: readonly UserMount[], rules: SiteRules, who:
         }
       }
     }
-    const reached = probe.reachable(m.source, who, `${text}: the source`);
+    const reached = probe.reachable(m.source, who, `${text}: the source path`);
     return { ...m, source: reached };
   });
 }

@@ -29,7 +29,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
     const cases: [string[], Record<string, string>, RegExp][] = [
       [[`--container-image=${image}`, '--container-mounts=data:/in'], {}, /mount source 'data' is not an absolute path/],
       [[`--container-image=${image}`, '--container-mounts=/root:/in'], {}, /--container-mounts=\/root:\/in: the source \/root is under \/root, which this site does not let jobs mount \(site rules \/etc\/berth\/site\.json, userMounts\.deniedPrefixes\)/],
-      [[`--container-image=${image}`, `--container-mounts=${closed}:/in`], {}, new RegExp(`--container-mounts=${closed}:/in: the source ${closed} is not readable by uid \\d+ \\(mode 700`)],
+      [[`--container-image=${image}`, `--container-mounts=${closed}:/in`], {}, new RegExp(`--container-mounts=${closed}:/in: the source path ${closed} is not readable by uid \\d+ \\(mode 700`)],
       [[`--container-image=${image}`, '--container-mounts=/tmp:/proc/x'], {}, /under \/proc, which berth or the kernel provides/],
       [[`--container-image=${image}`, '--container-workdir=work'], {}, /--container-workdir 'work' is not an absolute path/],
       [[`--container-image=${image}`, '--container-env=A=1'], {}, /'A=1' is not an environment variable name/],

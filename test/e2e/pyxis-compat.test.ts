@@ -64,4 +64,15 @@ describe('scripts written for pyxis', { timeout: 240_000 }, () => {
     assert.notEqual(sq.code, 0);
     assert.match(sq.stderr, /is a file: berth runs Docker images from a registry, not squashfs files/);
   });
+
+  it("fails as pyxis's own tests expect: a --container-workdir the image lacks, a mount source that does not exist", () => {
+    // dockerd would make /pyxis itself, as root, when it creates the container (pyxis's workdir.bats)
+    const w = srun(['--container-workdir=/pyxis', `--container-image=${TAG}`, 'true']);
+    assert.notEqual(w.code, 0, 'a missing --container-workdir fails the step');
+    assert.match(w.stderr, /\/pyxis: No such file or directory/);
+    // pyxis's mounts.bats greps these words and the path
+    const m = srun(['--container-mounts=/nonexistent/path/foo:/mnt', `--container-image=${TAG}`, 'true']);
+    assert.notEqual(m.code, 0);
+    assert.match(m.stderr, /source path does not exist: \/nonexistent\/path\/foo/);
+  });
 });
