@@ -314,22 +314,32 @@ static int toggle(const char *name)
     return -1;
 }
 
-/* optionsFromEnv(env) as the ContainerOptions message */
-static int options(struct pb_buf *o)
+/* PREFIX + NAME: the step hooks read BERTH_CONTAINER_*, the job's prolog SPANK_BERTH_CONTAINER_* */
+static const char *option_var(const char *prefix, const char *name)
+{
+    static char buf[8][128];
+    static int next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof buf[0], "%s%s", prefix, name);
+    return b;
+}
+
+/* optionsFromEnv(env, PREFIX) as the ContainerOptions message */
+static int options(struct pb_buf *o, const char *prefix)
 {
     static const char *const vars[] = { "BERTH_CONTAINER_MOUNTS", "BERTH_CONTAINER_WORKDIR", "BERTH_CONTAINER_ENV", "BERTH_CONTAINER_NAME" };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        if (!utf8_ok(env_or(vars[i], "")))
+        if (!utf8_ok(env_or(option_var(prefix, vars[i]), "")))
             return -1;
     char workdir[4096] = "", wd[4096], name[128];
-    if (mounts(env_or("BERTH_CONTAINER_MOUNTS", ""), o) != 0)
+    if (mounts(env_or(option_var(prefix, "BERTH_CONTAINER_MOUNTS"), ""), o) != 0)
         return -1;
-    if (trim_env("BERTH_CONTAINER_WORKDIR", wd, sizeof wd) != 0 || (wd[0] && absolute(wd, workdir, sizeof workdir) != 0))
+    if (trim_env(option_var(prefix, "BERTH_CONTAINER_WORKDIR"), wd, sizeof wd) != 0 || (wd[0] && absolute(wd, workdir, sizeof workdir) != 0))
         return -1;
     pb_string(o, 2, workdir);
-    if (env_names(env_or("BERTH_CONTAINER_ENV", ""), o) != 0)
+    if (env_names(env_or(option_var(prefix, "BERTH_CONTAINER_ENV"), ""), o) != 0)
         return -1;
-    if (trim_env("BERTH_CONTAINER_NAME", name, sizeof name) != 0)
+    if (trim_env(option_var(prefix, "BERTH_CONTAINER_NAME"), name, sizeof name) != 0)
         return -1;
     /* NAME[:FLAG], pyxis's flags; auto is the default and not sent */
     const char *name_flag = "";
@@ -352,7 +362,7 @@ static int options(struct pb_buf *o)
             return -1;
     pb_string(o, 4, name);
     pb_string(o, 7, name_flag);
-    int home = toggle("BERTH_CONTAINER_MOUNT_HOME"), ro = toggle("BERTH_CONTAINER_READONLY");
+    int home = toggle(option_var(prefix, "BERTH_CONTAINER_MOUNT_HOME")), ro = toggle(option_var(prefix, "BERTH_CONTAINER_READONLY"));
     if (home < 0 || ro < 0)
         return -1;
     pb_uint(o, 5, (unsigned)home);
@@ -389,7 +399,7 @@ static int step_prologue_request(struct pb_buf *b)
     pb_string(b, 6, image);
     pb_string(b, 7, requested);
     struct pb_buf o = { 0 };
-    int rc = options(&o);
+    int rc = options(&o, "");
     pb_message(b, 8, &o);
     pb_free(&o);
     if (rc != 0)
@@ -480,11 +490,20 @@ static void drain_reason(const char *code, const char *reason, char *out, size_t
     out[o] = '\0';
 }
 
-static pid_t scontrol(const char *arg1, const char *arg2, const char *arg3, const char *arg4)
+/* scontrol ARGS in a child, its stderr on *err_fd (-1: not wanted) */
+static pid_t scontrol(const char *arg1, const char *arg2, const char *arg3, const char *arg4, int *err_fd)
 {
+    int p[2] = { -1, -1 };
+    if (err_fd != NULL && pipe(p) != 0)
+        p[0] = p[1] = -1;
     pid_t pid = fork();
-    if (pid != 0)
+    if (pid != 0) {
+        if (p[1] >= 0)
+            close(p[1]);
+        if (err_fd != NULL)
+            *err_fd = pid > 0 ? p[0] : (p[0] >= 0 ? close(p[0]), -1 : -1);
         return pid;
+    }
     const char *path = getenv("PATH");
     char full[4096];
     snprintf(full, sizeof full, "%s%s%s", path ? path : "", path ? ":" : "", SLURM_PATH);
@@ -493,29 +512,72 @@ static pid_t scontrol(const char *arg1, const char *arg2, const char *arg3, cons
     if (null >= 0) {
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
+        dup2(p[1] >= 0 ? p[1] : null, STDERR_FILENO);
     }
     alarm(SCONTROL_TIMEOUT_S); /* kept across exec: a hung scontrol ends there */
     execlp("scontrol", "scontrol", arg1, arg2, arg3, arg4, (char *)NULL);
     _exit(127);
 }
 
-/* drainForNodeFault, in Slurm's hooks only: the node drained and the job's AdminComment set */
-static void drain(const char *node, const char *job, const char *reason)
+/*
+ * drainForNodeFault, in Slurm's hooks only: the node drained and the job's AdminComment set.
+ * PROBLEM gets what could not be done, in the Node hook's words ('' when drained).
+ */
+static void drain(const char *node, const char *job, const char *reason, char *problem, size_t size)
 {
     const char *ctx = env_or("BERTH_HOOK_CONTEXT", ""), *script = env_or("SLURM_SCRIPT_CONTEXT", "");
-    if (strcmp(ctx, "slurmstepd") != 0 && strcmp(script, "prolog_slurmd") != 0)
-        return;
+    static char out[2048];
+    const char *why = NULL;
+    out[0] = '\0';
     char nodename[512], state_reason[700], jobid[64], comment[1100];
     snprintf(nodename, sizeof nodename, "nodename=%s", node);
     snprintf(state_reason, sizeof state_reason, "reason=%s", reason);
-    snprintf(jobid, sizeof jobid, "jobid=%s", job);
-    snprintf(comment, sizeof comment, "admincomment=%s", reason);
-    pid_t a = scontrol("update", nodename, "state=drain", state_reason);
-    pid_t b = scontrol("update", jobid, comment, NULL);
-    while (a > 0 && waitpid(a, NULL, 0) < 0 && errno == EINTR) {
+    if (strcmp(ctx, "slurmstepd") != 0 && strcmp(script, "prolog_slurmd") != 0) {
+        why = "the hook was not run by slurmd or slurmstepd"; /* scontrolFor() outside Slurm */
+    } else {
+        snprintf(jobid, sizeof jobid, "jobid=%s", job);
+        snprintf(comment, sizeof comment, "admincomment=%.1000s", reason);
+        int fd = -1;
+        pid_t a = scontrol("update", nodename, "state=drain", state_reason, &fd);
+        pid_t b = scontrol("update", jobid, comment, NULL, NULL);
+        size_t n = 0;
+        for (ssize_t k; fd >= 0 && (k = read(fd, out + n, sizeof out - 1 - n)) != 0; ) {
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0 || (n += (size_t)k) == sizeof out - 1)
+                break;
+        }
+        out[n] = '\0';
+        if (fd >= 0)
+            close(fd);
+        int status = 0;
+        while (a > 0 && waitpid(a, &status, 0) < 0 && errno == EINTR) {
+        }
+        while (b > 0 && waitpid(b, NULL, 0) < 0 && errno == EINTR) {
+        }
+        if (a < 0) {
+            why = "spawn scontrol EAGAIN";
+        } else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            /* execFile's error: scontrol's stderr trimmed, else its own message */
+            char *s = out, *e = out + strlen(out);
+            while (*s && isspace((unsigned char)*s)) s++;
+            while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+            static char failed_msg[1400];
+            if (*s)
+                why = s;
+            else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                why = "spawn scontrol ENOENT";
+            else {
+                snprintf(failed_msg, sizeof failed_msg, "Command failed: scontrol update %s state=drain %s\n", nodename, state_reason);
+                why = failed_msg;
+            }
+        }
     }
-    while (b > 0 && waitpid(b, NULL, 0) < 0 && errno == EINTR) {
+    if (problem != NULL && size > 0) {
+        if (why != NULL)
+            snprintf(problem, size, "could not drain %s with berth's reason (%s); slurmd drains it with \"Prolog error\"", node, why);
+        else
+            problem[0] = '\0';
     }
 }
 
@@ -531,7 +593,7 @@ static int failed(const char *reason, const char *code, int job_fault)
         static char text[8192], why[600];
         snprintf(text, sizeof text, "%s: %s", where, reason);
         drain_reason(code, text, why, sizeof why);
-        drain(node, job_id, why);
+        drain(node, job_id, why, NULL, 0);
     }
     return 1;
 }
@@ -700,6 +762,351 @@ static int job_epilogue(void)
     return 1;
 }
 
+/* ---- the job's prologue (services/cli/hook.ts runHook('prolog'), prologueRequest) ---- */
+
+/*
+ * Number(text) of JavaScript for what Slurm writes (decimal numbers, '' as 0, anything else
+ * NaN); -1 for what this does not read as Node would (0x.., 0o.., 0b.., bytes past ASCII).
+ */
+static int js_number(const char *text, double *v)
+{
+    char t[256];
+    if (trim(text, strlen(text), t, sizeof t) != 0)
+        return -1;
+    for (const char *c = t; *c; c++)
+        if ((unsigned char)*c >= 0x80)
+            return -1;
+    const char *d = t[0] == '+' || t[0] == '-' ? t + 1 : t;
+    if (t[0] == '0' && strchr("xXoObB", t[1]) != NULL && t[1] != '\0')
+        return -1;
+    if (t[0] == '\0') {
+        *v = 0;
+        return 0;
+    }
+    if (strcmp(d, "Infinity") == 0) {
+        *v = INFINITY;
+        return 0;
+    }
+    /* [+-](digits[.digits]|.digits)([eE][+-]digits) */
+    const char *c = d;
+    size_t int_digits = strspn(c, "0123456789");
+    c += int_digits;
+    size_t frac_digits = 0;
+    if (*c == '.') {
+        frac_digits = strspn(c + 1, "0123456789");
+        c += 1 + frac_digits;
+    }
+    int ok = int_digits + frac_digits > 0;
+    if (ok && (*c == 'e' || *c == 'E')) {
+        const char *e = c + 1 + (c[1] == '+' || c[1] == '-');
+        size_t exp_digits = strspn(e, "0123456789");
+        ok = exp_digits > 0;
+        c = e + exp_digits;
+    }
+    *v = ok && *c == '\0' ? strtod(t, NULL) : NAN;
+    return 0;
+}
+
+/* num() of hook.ts: a positive finite number, floored, else 0; -1 as js_number */
+static int num_env(const char *name, double *v)
+{
+    double n;
+    if (js_number(env_or(name, ""), &n) != 0)
+        return -1;
+    *v = isfinite(n) && n > 0 ? floor(n) : 0;
+    return 0;
+}
+
+/*
+ * The position of NAME in expandHostlist(LIST) (services/shared/hostlist.ts), or -1 when it is
+ * not there; -2 for a form this does not read (more than one bracket in a name, nested or
+ * unbalanced brackets, a range that is not digits or digits-digits), which goes to Node.
+ * Slurm writes "n[1-3,7],gpu[01-02],login": a range keeps the width of its first number.
+ */
+static long hostlist_index(const char *list, const char *name)
+{
+    long index = 0;
+    for (const char *item = list; ; ) {
+        const char *end = item;
+        int depth = 0;
+        for (; *end && !(*end == ',' && depth == 0); end++) {
+            if (*end == '[' && ++depth > 1)
+                return -2;
+            if (*end == ']' && --depth < 0)
+                return -2;
+        }
+        if (depth != 0)
+            return -2;
+        char t[1024];
+        if (trim(item, (size_t)(end - item), t, sizeof t) != 0)
+            return -2;
+        for (const char *c = t; *c; c++)
+            if ((unsigned char)*c >= 0x80)
+                return -2;
+        char *open = strchr(t, '[');
+        if (t[0] == '\0') {
+            /* an empty item is dropped */
+        } else if (open == NULL) {
+            if (strcmp(t, name) == 0)
+                return index;
+            index++;
+        } else {
+            char *close = strchr(open, ']');
+            if (close == open + 1 || strchr(close + 1, '[') != NULL || strchr(close + 1, ']') != NULL)
+                return -2;
+            *open = '\0';
+            *close = '\0';
+            const char *prefix = t, *suffix = close + 1;
+            size_t plen = strlen(prefix);
+            for (char *r = open + 1, *next; r != NULL; r = next) {
+                char *comma = strchr(r, ',');
+                next = comma ? comma + 1 : NULL;
+                if (comma)
+                    *comma = '\0';
+                char *dash = strchr(r, '-');
+                const char *lo = r, *hi = r;
+                if (dash) {
+                    *dash = '\0';
+                    hi = dash + 1;
+                }
+                size_t width = strlen(lo);
+                if (width == 0 || width > 15 || strspn(lo, "0123456789") != width || *hi == '\0' || strlen(hi) > 15 || strspn(hi, "0123456789") != strlen(hi))
+                    return -2;
+                long long l = strtoll(lo, NULL, 10), h = strtoll(hi, NULL, 10);
+                if (h < l || h - l > 1000000)
+                    return -2;
+                /* the name's number, when it has this prefix and suffix */
+                size_t nlen = strlen(name), slen = strlen(suffix);
+                long long want = -1;
+                if (nlen > plen + slen && strncmp(name, prefix, plen) == 0 && strcmp(name + nlen - slen, suffix) == 0) {
+                    size_t dlen = nlen - plen - slen;
+                    const char *digits = name + plen;
+                    if (dlen <= 15 && strspn(digits, "0123456789") >= dlen) {
+                        char buf[16];
+                        memcpy(buf, digits, dlen);
+                        buf[dlen] = '\0';
+                        long long n = strtoll(buf, NULL, 10);
+                        char formatted[32];
+                        snprintf(formatted, sizeof formatted, "%0*lld", (int)width, n);
+                        if (strcmp(formatted, buf) == 0)
+                            want = n;
+                    }
+                }
+                if (want >= l && want <= h)
+                    return index + (long)(want - l);
+                index += (long)(h - l + 1);
+            }
+        }
+        if (*end == '\0')
+            return -1;
+        item = end + 1;
+    }
+}
+
+/* expandCounts(SLURM_JOB_CPUS_PER_NODE)[INDEX] ?? 0 ("2(x3),1": counts per node in node-list order); -1 as js_number */
+static int count_at(const char *text, long index, double *v)
+{
+    *v = 0;
+    for (const char *c = text; *c; c++)
+        if ((unsigned char)*c >= 0x80)
+            return -1;
+    for (const char *part = text; part != NULL; ) {
+        const char *comma = strchr(part, ',');
+        size_t len = comma ? (size_t)(comma - part) : strlen(part);
+        char t[64];
+        int too_long = trim(part, len, t, sizeof t) != 0;
+        part = comma ? comma + 1 : NULL;
+        size_t d = too_long ? 16 : strspn(t, "0123456789");
+        if (d > 15)
+            return -1; /* past what a double holds exactly: Node reads it */
+        if (d == 0)
+            continue;
+        long long n = strtoll(t, NULL, 10), times = 1;
+        if (t[d] == '(') {
+            if (t[d + 1] != 'x')
+                continue;
+            size_t k = strspn(t + d + 2, "0123456789");
+            if (k > 15)
+                return -1;
+            if (k == 0 || strcmp(t + d + 2 + k, ")") != 0)
+                continue;
+            times = strtoll(t + d + 2, NULL, 10);
+        } else if (t[d] != '\0') {
+            continue;
+        }
+        if (index < times) {
+            *v = (double)n;
+            return 0;
+        }
+        index -= (long)times;
+    }
+    return 0;
+}
+
+/* allocationOnNode() of hook.ts: CPUs and memory the job holds here, as the prolog environment tells */
+static int allocation(double *cpus, double *memory_bytes)
+{
+    double per_node, per_cpu;
+    if (num_env("SLURM_CPUS_ON_NODE", cpus) != 0 || num_env("SLURM_MEM_PER_NODE", &per_node) != 0 || num_env("SLURM_MEM_PER_CPU", &per_cpu) != 0)
+        return -1;
+    if (*cpus == 0) {
+        const char *list = getenv("SLURM_JOB_NODELIST");
+        if (list == NULL)
+            list = env_or("SLURM_NODELIST", "");
+        long index = hostlist_index(list, env_or("SLURMD_NODENAME", ""));
+        if (index == -2)
+            return -1;
+        if (count_at(env_or("SLURM_JOB_CPUS_PER_NODE", ""), index < 0 ? 0 : index, cpus) != 0)
+            return -1;
+    }
+    double mb = per_node != 0 ? per_node : per_cpu * *cpus;
+    /* beyond what the request's fields carry as Node encodes them: Node says what it does */
+    if (*cpus > 4294967295.0 || mb > 1099511627776.0)
+        return -1;
+    *memory_bytes = mb * 1024 * 1024;
+    return 0;
+}
+
+static int job_prologue_request(struct pb_buf *b, const char *image)
+{
+    uint64_t uid, gid;
+    char requested[4096];
+    double cpus, memory_bytes, num_nodes;
+    if (uint32_env("SLURM_JOB_UID", &uid) != 0 || uint32_env("SLURM_JOB_GID", &gid) != 0)
+        return -1; /* the Node hook says why and drains the node */
+    if (trim_env("SPANK_BERTH_CONTAINER_IMAGE_REQUESTED", requested, sizeof requested) != 0 || allocation(&cpus, &memory_bytes) != 0
+        || num_env("SLURM_JOB_NUM_NODES", &num_nodes) != 0 || num_nodes > 4294967295.0)
+        return -1;
+    const char *list = getenv("SLURM_JOB_NODELIST");
+    if (list == NULL)
+        list = env_or("SLURM_NODELIST", "");
+    const char *user = env_or("SLURM_JOB_USER", ""), *work_dir = env_or("SLURM_JOB_WORK_DIR", ""), *partition = env_or("SLURM_JOB_PARTITION", ""),
+               *account = env_or("SLURM_JOB_ACCOUNT", "");
+    const char *const texts[] = { user, image, requested, work_dir, list, partition, account };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (!utf8_ok(texts[i]))
+            return -1;
+    pb_string(b, 1, env_or("SLURM_JOB_ID", ""));
+    pb_uint(b, 2, uid);
+    pb_uint(b, 3, gid);
+    pb_string(b, 4, user);
+    pb_string(b, 5, image);
+    pb_string(b, 6, work_dir);
+    pb_uint(b, 7, (uint64_t)cpus);
+    pb_uint(b, 8, (uint64_t)memory_bytes);
+    pb_string(b, 9, list);
+    pb_uint(b, 10, (uint64_t)num_nodes);
+    pb_string(b, 11, partition);
+    pb_string(b, 12, account);
+    pb_string(b, 13, requested);
+    struct pb_buf o = { 0 };
+    int rc = options(&o, "SPANK_");
+    pb_message(b, 14, &o);
+    pb_free(&o);
+    return rc != 0 || b->failed ? -1 : 0;
+}
+
+/* secondsFromEnv(NAME, DEFAULT) of hook-retry.ts in ms; -1 for a timeout under a second (0 ms in Node: the Node hook's affair) */
+static long timeout_env(const char *name, long default_ms)
+{
+    char t[64];
+    if (trim_env(name, t, sizeof t) == 0 && t[0] != '\0') {
+        char *end;
+        double s = strtod(t, &end);
+        if (*end == '\0' && isfinite(s) && s > 0 && s < 1)
+            return -1;
+        if (*end == '\0' && isfinite(s) && s >= 1 && s < 1e9)
+            return (long)floor(s) * 1000;
+    }
+    return default_ms;
+}
+
+/* prologFailed() of hook.ts: a job fault exits 0, the node in service; a node fault drains the node and exits 1 */
+static int prolog_failed(const char *image, const char *reason, const char *code, int job_fault)
+{
+    static char quoted[4200], line[24000];
+    snprintf(quoted, sizeof quoted, "'%s'", image);
+    int named = strstr(reason, quoted) != NULL;
+    snprintf(line, sizeof line, "job %s on %s%s%s: %s", job_id, node, named ? "" : ", image ", named ? "" : quoted, reason);
+    if (job_fault) {
+        fprintf(stderr, "berth prolog: %s [a job fault (%s): the job's steps fail with this reason; the node stays in service]\n", line, code);
+        return 0;
+    }
+    static char text[17000], why[600], problem[3000];
+    char head[64];
+    snprintf(head, sizeof head, "job %s: ", job_id);
+    snprintf(text, sizeof text, "%s (job %s)", strncmp(reason, head, strlen(head)) == 0 ? reason + strlen(head) : reason, job_id);
+    drain_reason(code, text, why, sizeof why);
+    drain(node, job_id, why, problem, sizeof problem);
+    fprintf(stderr, "berth prolog: %s [a node fault (%s): the node is drained%s%s]\n", line, code, problem[0] ? "; " : "", problem);
+    return 1;
+}
+
+/*
+ * The job's prologue (runHook('prolog') of hook.ts): the same JobPrologueRequest, and its
+ * answer as the Node hook gives it: done, exit 0 and nothing said; a job fault's line, exit 0;
+ * a node fault's line after draining the node, exit 1 (berthd's refusal, or no answer within
+ * BERTH_PROLOG_TIMEOUT_SECONDS). A node fault is not handed over: JobPrologue is not
+ * idempotent for a job whose prologue failed (a second one makes the container again), and
+ * the Node hook would ask again. What the Node hook would ask again itself goes to it, as it
+ * would: berthd not reachable (nothing was sent), recovering (AGENT_UNAVAILABLE, refused
+ * before the prologue runs), or the call cut off mid-flight (a repeat shares the run under way,
+ * or returns the running container, or makes again the one whose prologue was cut). So does
+ * everything it refuses before it asks (a malformed id, SLURM_JOB_UID/GID missing, an option
+ * it refuses) and a form of the environment this does not read as it does.
+ */
+static int job_prologue(void)
+{
+    char socket_path[4096], image[4096];
+    job_id = env_or("SLURM_JOB_ID", "");
+    const char *v = getenv("SPANK_BERTH_CONTAINER_IMAGE");
+    if (v == NULL)
+        v = env_or("SPANK__SLURM_SPANK_OPTION_berth_container_image", "");
+    if (geteuid() != 0 || getuid() != 0 || !matches(job_id, 0) || target(socket_path, sizeof socket_path) != 0 || trim(v, strlen(v), image, sizeof image) != 0)
+        return fallback();
+    long timeout_ms = timeout_env("BERTH_PROLOG_TIMEOUT_SECONDS", 600000);
+    struct pb_buf req = { 0 };
+    if (timeout_ms < 0 || job_prologue_request(&req, image) != 0) {
+        pb_free(&req);
+        return fallback();
+    }
+    struct grpc_result r;
+    grpc_unary(socket_path, SERVICE "JobPrologue", req.data, req.len, timeout_ms, &r);
+    pb_free(&req);
+    free(r.body);
+    static char reason[16384];
+    switch (r.outcome) {
+    case GRPC_UNREACHABLE:
+        return fallback();
+    case GRPC_CUT:
+        if (!no_retry())
+            return fallback();
+        snprintf(reason, sizeof reason, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r.error);
+        return prolog_failed(image, reason, "AGENT_UNAVAILABLE", 0);
+    case GRPC_TIMEOUT:
+        snprintf(reason, sizeof reason, "berthd on %s did not answer in time (%s)", node, r.error);
+        return prolog_failed(image, reason, "TIMEOUT", 0);
+    case GRPC_ANSWERED:
+        break;
+    }
+    if (r.status == 0)
+        return 0;
+    if (retryable(&r) && !no_retry())
+        return fallback();
+    /* describeGrpcError() of agent-client.ts, hookFailure() of hook-faults.ts */
+    int unreachable = r.status == 14 && unreachable_details(r.message);
+    const char *code = r.berth_code[0] ? r.berth_code : unreachable ? "AGENT_UNAVAILABLE" : r.status == 4 ? "TIMEOUT" : "UNKNOWN";
+    if (unreachable)
+        snprintf(reason, sizeof reason, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r.message);
+    else if (r.status == 4)
+        snprintf(reason, sizeof reason, "berthd on %s did not answer in time (%s)", node, r.message);
+    else if (r.message[0])
+        snprintf(reason, sizeof reason, "%s", r.message);
+    else
+        snprintf(reason, sizeof reason, "%d %s: ", r.status, status_name(r.status)); /* grpc-js's message without details */
+    return prolog_failed(image, reason, code, strcmp(r.fault, "job") == 0);
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -714,7 +1121,7 @@ int main(int argc, char **argv)
         /* the epilog also runs for a job whose steps had containers of their own */
         if (no_container_image() && !(strcmp(kind, "epilog") == 0 && has_step_files()))
             return 0;
-        return strcmp(kind, "epilog") == 0 ? job_epilogue() : fallback();
+        return strcmp(kind, "epilog") == 0 ? job_epilogue() : job_prologue();
     }
     int prolog = kind && strcmp(kind, "step-prolog") == 0;
     if (kind == NULL || (!prolog && strcmp(kind, "step-epilog") != 0)) {

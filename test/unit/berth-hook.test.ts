@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { serviceDefinition } from '../../services/shared/service-definition';
 import { SERVICE_NAME } from '../../services/shared/proto-names';
-import { stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
+import { prologueRequest, stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
 import { containerImage, hasStepFiles } from '../../services/cli/slurm-env';
 import { FAULTS_HEADER_PATH, renderFaultsHeader } from '../../scripts/gen-hook-faults';
 
@@ -50,8 +50,12 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
         cb({ code: a.error.code, details: a.error.details, metadata: md, name: 'Error', message: a.error.details });
       } else cb(null, a.value ?? {});
     };
-    server.addService(def, { StepPrologue: serve('StepPrologue'), StepEpilogue: serve('StepEpilogue'), JobEpilogue: serve('JobEpilogue') });
-    await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${path.join(dir, 'run', 'n9', 'admin.sock')}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    server.addService(def, { StepPrologue: serve('StepPrologue'), StepEpilogue: serve('StepEpilogue'), JobEpilogue: serve('JobEpilogue'), JobPrologue: serve('JobPrologue') });
+    // n09 and n10: nodes with zero-padded and two-digit names, for the job's prologue
+    for (const n of ['n9', 'n09', 'n10']) {
+      mkdirSync(path.join(dir, 'run', n), { recursive: true });
+      await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${path.join(dir, 'run', n, 'admin.sock')}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    }
   });
 
   after(() => {
@@ -64,9 +68,10 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     SLURM_JOB_USER: 'alice', SLURMD_NODENAME: 'n9', BERTH_RUN_DIR: path.join(dir, 'run'),
   });
 
-  function run(kind: string, env: Record<string, string>, berth = path.join(dir, 'berth')): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function run(kind: string, env: Record<string, string>, berth = path.join(dir, 'berth'), node = false): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const c = spawn(hook, [`--berth=${berth}`, kind], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      // node: the Node hook itself (`berth hook KIND`), to compare with
+      const c = node ? spawn(berth, ['hook', kind], { env, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(hook, [`--berth=${berth}`, kind], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       c.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
@@ -77,7 +82,7 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
   }
 
   /** what berthd decodes from the Node hook's request for ENV */
-  const asNodeSends = (method: 'StepPrologue' | 'StepEpilogue' | 'JobEpilogue', req: object) => def[method]!.requestDeserialize(def[method]!.requestSerialize(req));
+  const asNodeSends = (method: 'StepPrologue' | 'StepEpilogue' | 'JobEpilogue' | 'JobPrologue', req: object) => def[method]!.requestDeserialize(def[method]!.requestSerialize(req));
 
   const prologEnvs: Record<string, string>[] = [
     { BERTH_STEP_ARGV: 'true' },
@@ -196,7 +201,7 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     }
   });
 
-  it('answers slurmd\'s prolog and epilog of a job without a container itself, as berth\'s CLI does, and hands any other to berth hook', async () => {
+  it('answers slurmd\'s prolog and epilog of a job without a container itself, as berth\'s CLI does, and asks berthd for any other', async () => {
     mkdirSync(path.join(dir, 'run', 'n9', 'tasks'), { recursive: true });
     writeFileSync(path.join(dir, 'run', 'n9', 'tasks', '7.0'), '{}');
     const cases: [string, Record<string, string>][] = [
@@ -217,10 +222,8 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
       const nodeLoadsTheHook = containerImage(env) !== '' || (kind === 'epilog' && hasStepFiles(env));
       // a berth that is not there: handing over fails, saying so; the epilog asks berthd itself
       const r = await run(kind, env, path.join(dir, 'no-berth'));
-      const handsOver = nodeLoadsTheHook && kind === 'prolog';
-      assert.equal(r.code, handsOver ? 1 : 0, `${kind} ${JSON.stringify(extra)}: ${r.stderr}`);
-      if (handsOver) assert.match(r.stderr, /cannot run .*no-berth/);
-      assert.deepEqual(calls.map((c) => c.method), nodeLoadsTheHook && kind === 'epilog' ? ['JobEpilogue'] : []);
+      assert.equal(r.code, 0, `${kind} ${JSON.stringify(extra)}: ${r.stderr}`);
+      assert.deepEqual(calls.map((c) => c.method), nodeLoadsTheHook ? [kind === 'epilog' ? 'JobEpilogue' : 'JobPrologue'] : []);
     }
   });
 
@@ -256,6 +259,143 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     const r = await run('epilog', { ...baseEnv(), SPANK_BERTH_CONTAINER_IMAGE: 'alpine:3' });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(calls.map((c) => c.method), ['JobEpilogue', 'JobEpilogue']);
+  });
+
+  // ---- the job's prologue (hook.ts runHook('prolog')) ----
+  const jobEnv = (extra: Record<string, string> = {}): Record<string, string> => {
+    const env: Record<string, string> = { ...baseEnv(), SPANK_BERTH_CONTAINER_IMAGE: ' alpine:3 ', ...extra };
+    delete env.SLURM_STEP_ID;
+    return env;
+  };
+
+  const jobPrologEnvs: Record<string, string>[] = [
+    {},
+    { SLURM_JOB_NODELIST: 'n9', SLURM_JOB_NUM_NODES: '1', SLURM_JOB_CPUS_PER_NODE: '4', SLURM_MEM_PER_NODE: '2048', SLURM_JOB_WORK_DIR: '/home/alice/w', SLURM_JOB_PARTITION: 'batch', SLURM_JOB_ACCOUNT: 'physics' },
+    // this node's count by its place in the node list: n9 is the 4th of n[1-3,9],m7
+    { SLURM_JOB_NODELIST: 'n[1-3,9],m7', SLURM_JOB_NUM_NODES: '5', SLURM_JOB_CPUS_PER_NODE: '2(x3),6,1', SLURM_MEM_PER_CPU: '100' },
+    { SLURM_JOB_NODELIST: 'm7,n[8-10]', SLURM_JOB_CPUS_PER_NODE: '2(x2),1,3' },
+    { SLURM_JOB_NODELIST: ' a1 , n[07-10] ', SLURMD_NODENAME: 'n09', SLURM_JOB_CPUS_PER_NODE: '1,2(x2),8', SLURM_MEM_PER_CPU: '512.7' },
+    { SLURM_JOB_NODELIST: 'n[07-10]', SLURMD_NODENAME: 'n9', SLURM_JOB_CPUS_PER_NODE: '3,2(x2),8' },
+    { SLURM_JOB_NODELIST: 'n[1-010]', SLURMD_NODENAME: 'n10', SLURM_JOB_CPUS_PER_NODE: '1(x9),7' },
+    { SLURM_JOB_NODELIST: 'gpu[1-2]-ib,n[9]', SLURM_JOB_CPUS_PER_NODE: '1(x2),5', SLURM_MEM_PER_NODE: '0', SLURM_MEM_PER_CPU: '10' },
+    { SLURM_NODELIST: 'x,n9', SLURM_JOB_CPUS_PER_NODE: '7,junk,9' },
+    { SLURM_JOB_NODELIST: '', SLURM_NODELIST: 'x,n9', SLURM_JOB_CPUS_PER_NODE: '7,9' },
+    { SLURM_JOB_NODELIST: 'other[1-4]', SLURM_JOB_CPUS_PER_NODE: '5,6' },
+    { SLURM_CPUS_ON_NODE: ' 12 ', SLURM_JOB_CPUS_PER_NODE: '2', SLURM_MEM_PER_CPU: '1e3', SLURM_JOB_NUM_NODES: '2.9' },
+    { SLURM_CPUS_ON_NODE: '-3', SLURM_JOB_CPUS_PER_NODE: '2(x0),4', SLURM_MEM_PER_NODE: 'Infinity', SLURM_MEM_PER_CPU: '7', SLURM_JOB_NUM_NODES: 'two' },
+    { SLURM_JOB_CPUS_PER_NODE: '2(x', SLURM_MEM_PER_NODE: '.5e4' },
+    {
+      SPANK_BERTH_CONTAINER_IMAGE: 'registry.example/img@sha256:' + 'b'.repeat(64), SPANK_BERTH_CONTAINER_IMAGE_REQUESTED: ' img:1 ', SLURM_JOB_USER: 'jösé',
+      SPANK_BERTH_CONTAINER_MOUNTS: '/scratch//me/:/data:ro,/opt,tmpfs:/t', SPANK_BERTH_CONTAINER_WORKDIR: '/w/', SPANK_BERTH_CONTAINER_ENV: 'A,B,A',
+      SPANK_BERTH_CONTAINER_NAME: 'c1:exec', SPANK_BERTH_CONTAINER_MOUNT_HOME: 'no', SPANK_BERTH_CONTAINER_READONLY: 'Y',
+      // the step hooks' variables are not the job's
+      BERTH_CONTAINER_MOUNTS: '/x:/y', BERTH_CONTAINER_NAME: 'other',
+    },
+    { SPANK_BERTH_CONTAINER_IMAGE: undefined as unknown as string, SPANK__SLURM_SPANK_OPTION_berth_container_image: 'busybox' },
+  ];
+
+  for (const extra of jobPrologEnvs) {
+    it(`sends the Node hook's JobPrologue request for ${JSON.stringify(extra)}`, async () => {
+      calls.length = 0;
+      handlers = {};
+      const env = jobEnv(extra);
+      for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+      const r = await run('prolog', env, path.join(dir, 'no-berth'));
+      assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+      assert.equal(calls.length, 1);
+      assert.deepEqual(calls[0]!.req, asNodeSends('JobPrologue', prologueRequest(env)));
+    });
+  }
+
+  it('hands a node list or figure it does not read as Node does to the Node hook, before asking', async () => {
+    const odd: Record<string, string>[] = [
+      { SLURM_JOB_NODELIST: 'r[1-2]n[1-2]' }, { SLURM_JOB_NODELIST: 'n[1-3' }, { SLURM_JOB_NODELIST: 'n[a-c]' }, { SLURM_JOB_NODELIST: 'n[3-1]' },
+      { SLURM_JOB_CPUS_PER_NODE: '1234567890123456' }, { SLURM_MEM_PER_NODE: '0x10' }, { SLURM_JOB_UID: '' }, { SLURM_JOB_ID: '5a' },
+      { SPANK_BERTH_CONTAINER_MOUNTS: 'relative:/x' }, { BERTH_PROLOG_TIMEOUT_SECONDS: '0.5' },
+    ];
+    handlers = {};
+    for (const extra of odd) {
+      calls.length = 0;
+      const r = await run('prolog', jobEnv(extra), path.join(dir, 'no-berth'));
+      assert.equal(r.code, 1, JSON.stringify(extra));
+      assert.match(r.stderr, /cannot run .*no-berth/, JSON.stringify(extra));
+      assert.equal(calls.length, 0, JSON.stringify(extra));
+    }
+  });
+
+  /** berth-hook and the Node hook, each against the same answers: what they print and how they exit */
+  async function bothHooks(env: Record<string, string>, answer: () => Handler) {
+    calls.length = 0;
+    handlers = { JobPrologue: answer() };
+    const native = await run('prolog', env);
+    const nativeCalls = calls.length;
+    calls.length = 0;
+    handlers = { JobPrologue: answer() };
+    const node = await run('prolog', env, path.join(dir, 'berth'), true);
+    return { native, node, nativeCalls, nodeCalls: calls.length };
+  }
+
+  it('says a job fault as the Node hook does and exits 0 (the node stays in service), asking once', async () => {
+    for (const details of ["image 'alpine:3' not found in registry.example (manifest unknown)", 'job 5: you may not use this image (100%, ü)', '']) {
+      const error = { code: grpc.status.FAILED_PRECONDITION, details, metadata: { 'x-berth-error-code': 'IMAGE_NOT_FOUND', 'x-berth-fault': 'job' } };
+      const { native, node, nativeCalls } = await bothHooks(jobEnv(), () => () => ({ error }));
+      assert.deepEqual(native, node);
+      assert.equal(native.code, 0);
+      assert.match(native.stderr, /^berth prolog: job 5 on n9.*\[a job fault \(IMAGE_NOT_FOUND\): the job's steps fail with this reason; the node stays in service\]\n$/);
+      assert.equal(nativeCalls, 1);
+    }
+  });
+
+  it('drains the node for a node fault as the Node hook does and exits 1, without asking again', async () => {
+    const answers: Answer['error'][] = [
+      { code: grpc.status.INTERNAL, details: 'job 5: dockerd refused to create the container', metadata: { 'x-berth-error-code': 'ENGINE_FAILED', 'x-berth-fault': 'node' } },
+      { code: grpc.status.FAILED_PRECONDITION, details: "n9 is drained for container jobs: maintenance; image 'alpine:3'", metadata: { 'x-berth-error-code': 'NODE_DRAINED' } },
+      { code: grpc.status.INTERNAL, details: 'no berth code' },
+      { code: grpc.status.DEADLINE_EXCEEDED, details: 'pull took too long', metadata: { 'x-berth-error-code': 'TIMEOUT' } },
+    ];
+    for (const error of answers) {
+      const { native, node, nativeCalls, nodeCalls } = await bothHooks(jobEnv(), () => () => ({ error }));
+      assert.deepEqual(native, node, error!.details);
+      assert.equal(native.code, 1);
+      // outside Slurm neither touches the node: the line says so
+      assert.match(native.stderr, /\[a node fault \([A-Z_]+\): the node is drained; could not drain n9 with berth's reason \(the hook was not run by slurmd or slurmstepd\); slurmd drains it with "Prolog error"\]\n$/);
+      assert.equal(nativeCalls, 1);
+      assert.equal(nodeCalls, 1);
+    }
+  });
+
+  it('hands a recovering berthd (AGENT_UNAVAILABLE) at the prolog to the Node hook, which asks again with the same request', async () => {
+    calls.length = 0;
+    let n = 0;
+    handlers = { JobPrologue: () => (n++ === 0 ? { error: { code: grpc.status.UNAVAILABLE, details: 'berthd on n9 is recovering', metadata: { 'x-berth-error-code': 'AGENT_UNAVAILABLE', 'x-berth-fault': 'node' } } } : { value: {} }) };
+    const r = await run('prolog', jobEnv({ SLURM_JOB_NODELIST: 'n[8-9]', SLURM_JOB_CPUS_PER_NODE: '1,3' }));
+    assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+    assert.deepEqual(calls.map((c) => c.method), ['JobPrologue', 'JobPrologue']);
+    assert.deepEqual(calls[1]!.req, calls[0]!.req);
+  });
+
+  it('with no retry fails a recovering berthd at the prolog itself, as the Node hook does, asking once', async () => {
+    const error = { code: grpc.status.UNAVAILABLE, details: 'berthd on n9 is recovering', metadata: { 'x-berth-error-code': 'AGENT_UNAVAILABLE' } };
+    const { native, node, nativeCalls } = await bothHooks(jobEnv({ BERTH_HOOK_RETRY_SECONDS: '0' }), () => () => ({ error }));
+    assert.deepEqual(native, node);
+    assert.equal(native.code, 1);
+    assert.equal(nativeCalls, 1);
+  });
+
+  it('hands an unreachable berthd at the prolog to the Node hook (nothing was sent)', async () => {
+    const r = await run('prolog', jobEnv({ SLURMD_NODENAME: 'n8', BERTH_HOOK_RETRY_SECONDS: '0' }));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^berth prolog: job 5 on n8, image 'alpine:3': berthd on n8 is not reachable at .*n8\/admin\.sock \(No connection established.*\[a node fault \(AGENT_UNAVAILABLE\)/);
+  });
+
+  it('hands SLURM_JOB_UID missing to the Node hook, which says why', async () => {
+    calls.length = 0;
+    const env = jobEnv();
+    delete env.SLURM_JOB_UID;
+    const r = await run('prolog', env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^berth prolog: job 5: SLURM_JOB_UID\/SLURM_JOB_GID missing/);
+    assert.equal(calls.length, 0);
   });
 
   it('begins a node fault\'s drain reason with the causes of shared/fault-class.ts (berth_faults.h is current)', () => {
