@@ -2,7 +2,8 @@
 // (or plain Slurm) side by side, interleaved, medians of N (no assertions, figures only):
 //   1. srun -N2 --ntasks-per-node=8 --container-image=IMAGE true in a container job ÷ srun true
 //   2. a step container (srun --container-image in a plain allocation) − srun true ÷ docker run -d
-//   3. the prolog hook with a cached image ÷ docker run -d of the same container
+//   3. the prolog hook with a cached image ÷ docker run -d of the same container: the hook slurmd
+//      runs (scripts/slurm/prolog: berth-hook), and `berth hook prolog` (Node.js) beside it
 //   4. the epilog of a job with 8 containers ÷ 8 parallel docker rm -f
 //   5. berth exec -- true ÷ docker exec true
 //   6. the submit check of an srun in a job naming the job's image (in srun's plugin) vs the
@@ -26,6 +27,8 @@ const image = sandbox().demoImage;
 const uid = uidOf('alice');
 const docker = ['docker', '-H', `unix://${node(NODE).dockerSocket}`];
 const berth = '/usr/local/bin/berth';
+/** what scripts/slurm/prolog and epilog run: the native hook, which hands what is unusual to `berth hook` */
+const hook = (kind: 'prolog' | 'epilog'): string[] => ['/usr/local/lib/berth/berth-hook', `--berth=${berth}`, kind];
 const pinned = spawnSync(berth, ['resolve', image], { encoding: 'utf8' }).stdout.trim();
 const containerArgs = ['--network', 'host', '--user', `${uid}:${uid}`, '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
   '-v', '/usr/local/lib/berth/berth-init:/.berth/init:ro', '-v', '/home/alice:/home/alice', '--entrypoint', '/.berth/init', image, 'pause'];
@@ -122,16 +125,21 @@ done`);
   sh([berth, 'hook', 'prolog'], hookEnv('799999'));
   sh([berth, 'hook', 'epilog'], hookEnv('799999'));
   const prolog: number[] = [];
+  const prologNode: number[] = [];
   const dockerRun: number[] = [];
   const epilog: number[] = [];
   const rmf: number[] = [];
   for (let i = 0; i < runs; i++) {
     const id = String(820000 + i);
-    prolog.push(sh([berth, 'hook', 'prolog'], hookEnv(id)));
+    // the Node hook's prolog of a job of its own, interleaved: the figure before berth-hook's
+    const nodeId = String(830000 + i);
+    prologNode.push(sh([berth, 'hook', 'prolog'], hookEnv(nodeId)));
+    sh(hook('epilog'), hookEnv(nodeId));
+    prolog.push(sh(hook('prolog'), hookEnv(id)));
     // seven more containers of the job, as its user's own docker run would leave them
     await parallel(Array.from({ length: 7 }, (_, k) => [...docker, 'run', '-d', '--name', `berth-bench-hot-${id}-${k}`,
       '--label', `io.berth.job.id=${id}`, '--label', 'io.berth.role=user', ...containerArgs]));
-    epilog.push(sh([berth, 'hook', 'epilog'], hookEnv(id)));
+    epilog.push(sh(hook('epilog'), hookEnv(id)));
     const names = Array.from({ length: 8 }, (_, k) => `berth-bench-hot-plain-${i}-${k}`);
     const t0 = performance.now();
     await parallel(names.map((n) => [...docker, 'run', '-d', '--name', n, ...containerArgs]));
@@ -146,6 +154,7 @@ done`);
     sh([...docker, 'rm', '-f', name]);
   }
   rows.push({ what: 'prolog hook, cached image ÷ docker run -d', berth: median(prolog), base: median(single), goal: '≤ 1.1' });
+  rows.push({ what: '  the same by `berth hook prolog` (Node.js)', berth: median(prologNode), base: median(single), goal: '(for comparison)' });
   rows.push({ what: 'epilog, 8 containers ÷ 8 parallel docker rm -f', berth: median(epilog), base: median(rmf), goal: '≤ 1.0' });
 
   const id = '829999';
