@@ -22,7 +22,9 @@
  * For slurmd's prolog and epilog (scripts/slurm/prolog, epilog) it answers the job without a
  * container, as services/cli/main.ts does before it loads anything: exit 0, no Node.js start
  * for the many jobs that are not berth's. The epilog of any other job sends JobEpilogue as
- * the Node hook does (job_epilogue); the prolog of one goes to `berth hook prolog`.
+ * the Node hook does (job_epilogue), its prolog JobPrologue (job_prologue): a job fault's line
+ * and exit 0, a node fault's drain and exit 1, as hook.ts prologFailed; berthd away,
+ * recovering or cut off goes to `berth hook prolog`, which asks again as it would itself.
  *
  *   berth-hook [--berth=/usr/local/bin/berth] step-prolog|step-epilog|prolog|epilog
  */
