@@ -326,6 +326,36 @@ static const char *option_var(const char *prefix, const char *name)
     return b;
 }
 
+/* parseUnshare: NS[,NS...] of net, ipc, uts, sent in that order, each once; -1 for anything else */
+static int unshare(const char *name, struct pb_buf *o)
+{
+    char t[256];
+    if (trim_env(name, t, sizeof t) != 0)
+        return -1;
+    if (t[0] == '\0')
+        return 0;
+    static const char *const known[] = { "net", "ipc", "uts" };
+    int given[3] = { 0, 0, 0 };
+    for (const char *raw = t; raw != NULL; ) {
+        const char *comma = strchr(raw, ',');
+        size_t len = comma ? (size_t)(comma - raw) : strlen(raw);
+        char ns[16];
+        if (trim(raw, len, ns, sizeof ns) != 0 || ns[0] == '\0')
+            return -1;
+        int i = 0;
+        while (i < 3 && strcmp(ns, known[i]) != 0)
+            i++;
+        if (i == 3)
+            return -1;
+        given[i] = 1;
+        raw = comma ? comma + 1 : NULL;
+    }
+    for (int i = 0; i < 3; i++)
+        if (given[i])
+            pb_string(o, 8, known[i]);
+    return 0;
+}
+
 /* optionsFromEnv(env, PREFIX) as the ContainerOptions message */
 static int options(struct pb_buf *o, const char *prefix)
 {
@@ -369,7 +399,7 @@ static int options(struct pb_buf *o, const char *prefix)
         return -1;
     pb_uint(o, 5, (unsigned)home);
     pb_uint(o, 6, (unsigned)ro);
-    return 0;
+    return unshare(option_var(prefix, "BERTH_CONTAINER_UNSHARE"), o);
 }
 
 /* Number(SLURM_JOB_UID) as a uint32, when it is plain digits */

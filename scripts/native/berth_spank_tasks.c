@@ -165,6 +165,7 @@ struct task_file {
     long pid;
     unsigned long long start;
     long uid;                 /* JOB.job only; -1 when absent */
+    int net, uts;             /* ns=net, ns=uts: the container's own namespaces the tasks join too (--container-unshare) */
     const char *workdir, *container;
     char *text;
 };
@@ -202,6 +203,8 @@ static int read_task_file(const struct berth_args *a, const char *key, struct ta
     tf->pid = 0;
     tf->start = 0;
     tf->uid = -1;
+    tf->net = 0;
+    tf->uts = 0;
     tf->workdir = "";
     tf->container = "?";
     tf->text = text;
@@ -214,6 +217,10 @@ static int read_task_file(const struct berth_args *a, const char *key, struct ta
             tf->start = strtoull(line + 6, NULL, 10);
         else if (strncmp(line, "uid=", 4) == 0)
             tf->uid = strtol(line + 4, NULL, 10);
+        else if (strncmp(line, "ns=net\n", 7) == 0 || strcmp(line, "ns=net") == 0)
+            tf->net = 1;
+        else if (strncmp(line, "ns=uts\n", 7) == 0 || strcmp(line, "ns=uts") == 0)
+            tf->uts = 1;
     }
     return 0;
 }
@@ -645,6 +652,11 @@ int berth_tasks_join(spank_t sp, const struct berth_args *a)
         slurm_error("berth: cannot set no_new_privs: %s", strerror(errno));
         return -1;
     }
+    /* the network and UTS namespaces only when the container has its own (--container-unshare);
+     * else the tasks keep the host's, as pyxis's do. Before the mount namespace, whose /proc is
+     * the container's. */
+    if ((tf.net && join_ns(pid, "net", CLONE_NEWNET) != 0) || (tf.uts && join_ns(pid, "uts", CLONE_NEWUTS) != 0))
+        return -1;
     if (join_ns(pid, "ipc", CLONE_NEWIPC) != 0 || join_ns(pid, "mnt", CLONE_NEWNS) != 0)
         return -1;
     const char *dir = workdir[0] ? workdir : cwd;

@@ -27,6 +27,7 @@ function optionFields(o: ContainerOptions) {
       nameFlag: o.nameFlag ?? '',
       mountHome: TOGGLE(o.mountHome),
       readOnly: TOGGLE(o.readOnly),
+      unshare: [...(o.unshare ?? [])],
     },
   };
 }

@@ -51,7 +51,7 @@ async function checkSave(save: string, env: Record<string, string | undefined>, 
 }
 
 function anyOptionSet(o: ContainerOptions): boolean {
-  return o.mounts.length > 0 || o.workdir !== '' || o.envNames.length > 0 || o.name !== '' || o.mountHome !== undefined || o.readOnly !== undefined;
+  return o.mounts.length > 0 || o.workdir !== '' || o.envNames.length > 0 || o.name !== '' || o.mountHome !== undefined || o.readOnly !== undefined || (o.unshare?.length ?? 0) > 0;
 }
 
 /**

@@ -26,6 +26,14 @@ export const isTmpfs = (m: Pick<UserMount, 'source'>): boolean => m.source === T
 export const NAME_FLAGS = ['auto', 'create', 'exec', 'no_exec'] as const;
 export type NameFlag = (typeof NAME_FLAGS)[number];
 
+/**
+ * pyxis's --container-unshare namespaces: net (a network namespace with only loopback), ipc (a
+ * private IPC namespace: berth's containers always have one, pyxis's share the host's unless
+ * asked) and uts (the container's own hostname and domain name, starting as the host's)
+ */
+export const UNSHARE_NAMESPACES = ['net', 'ipc', 'uts'] as const;
+export type UnshareNamespace = (typeof UNSHARE_NAMESPACES)[number];
+
 export interface ContainerOptions {
   mounts: UserMount[];
   /** working directory inside the container; '' = the step's own (the client's cwd) */
@@ -40,6 +48,8 @@ export interface ContainerOptions {
   mountHome?: boolean;
   /** read-only root file system; undefined = the site's default (writable) */
   readOnly?: boolean;
+  /** --container-unshare: namespaces of the container's own, in UNSHARE_NAMESPACES's order; undefined = none */
+  unshare?: readonly UnshareNamespace[];
 }
 
 /**
@@ -58,6 +68,7 @@ export const OPTION_ENV = {
   name: 'BERTH_CONTAINER_NAME',
   mountHome: 'BERTH_CONTAINER_MOUNT_HOME',
   readOnly: 'BERTH_CONTAINER_READONLY',
+  unshare: 'BERTH_CONTAINER_UNSHARE',
 } as const;
 
 const MAX_MOUNTS = 64;
@@ -176,6 +187,21 @@ export function formatContainerName(o: Pick<ContainerOptions, 'name' | 'nameFlag
   return o.name && o.nameFlag ? `${o.name}:${o.nameFlag}` : o.name;
 }
 
+/** "NS[,NS...]", each one of UNSHARE_NAMESPACES (pyxis's names); '' = none; in UNSHARE_NAMESPACES's order, each once */
+export function parseUnshare(text: string): UnshareNamespace[] {
+  const t = text.trim();
+  if (!t) return [];
+  const accepted = UNSHARE_NAMESPACES.join(', ');
+  const names = new Set<string>();
+  for (const raw of t.split(',')) {
+    const n = raw.trim();
+    if (!n) throw new OptionError(`--container-unshare '${text}' has an empty namespace; separate namespaces with single commas, e.g. --container-unshare=net,uts`);
+    if (!(UNSHARE_NAMESPACES as readonly string[]).includes(n)) throw new OptionError(`--container-unshare: unknown namespace '${n}'; berth takes ${accepted}, separated by commas`);
+    names.add(n);
+  }
+  return UNSHARE_NAMESPACES.filter((n) => names.has(n));
+}
+
 /** 1/0, true/false, yes/no, on/off; '' = not set */
 export function parseToggle(text: string | undefined, what: string): boolean | undefined {
   const t = (text ?? '').trim().toLowerCase();
@@ -197,7 +223,13 @@ export function optionsFromEnv(env: Record<string, string | undefined>, prefix =
     ...(flag ? { nameFlag: flag } : {}),
     mountHome: parseToggle(get('mountHome'), prefix + OPTION_ENV.mountHome),
     readOnly: parseToggle(get('readOnly'), prefix + OPTION_ENV.readOnly),
+    ...unshareField(parseUnshare(get('unshare'))),
   };
+}
+
+/** the unshare field of ContainerOptions: left out when there is nothing to unshare */
+export function unshareField(ns: readonly UnshareNamespace[]): Pick<ContainerOptions, 'unshare'> {
+  return ns.length ? { unshare: ns } : {};
 }
 
 /** One mount as --container-mounts takes it: SRC:DST, then ro and the propagation joined with '+'. */
@@ -219,5 +251,6 @@ export function optionsToEnv(o: ContainerOptions): Record<string, string> {
   if (o.name) out[OPTION_ENV.name] = formatContainerName(o);
   if (o.mountHome !== undefined) out[OPTION_ENV.mountHome] = o.mountHome ? '1' : '0';
   if (o.readOnly !== undefined) out[OPTION_ENV.readOnly] = o.readOnly ? '1' : '0';
+  if (o.unshare?.length) out[OPTION_ENV.unshare] = o.unshare.join(',');
   return out;
 }

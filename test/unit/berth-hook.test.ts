@@ -101,6 +101,10 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     { BERTH_CONTAINER_NAME: 'n1:auto' },
     { BERTH_CONTAINER_NAME: 'n1:no_exec' },
     { BERTH_CONTAINER_NAME: 'n1:create', BERTH_CONTAINER_MOUNTS: '/x:/y:slave' },
+    // pyxis's --container-unshare: sent in net, ipc, uts order, each once
+    { BERTH_CONTAINER_UNSHARE: 'uts, net,uts' },
+    { BERTH_CONTAINER_UNSHARE: ' ipc ', BERTH_CONTAINER_NAME: 'n2' },
+    { BERTH_CONTAINER_UNSHARE: ' ' },
   ];
 
   for (const extra of prologEnvs) {
@@ -191,6 +195,7 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
       { BERTH_CONTAINER_MOUNTS: 'relative:/data' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:ro+rw' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:slave+private' },
       { BERTH_CONTAINER_MOUNTS: '/a:/b:shared' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:ro+' }, { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:rslave' },
       { BERTH_CONTAINER_MOUNTS: 'tmpfs' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:nosuid' }, { BERTH_CONTAINER_NAME: 'n1:no_create' }, { BERTH_CONTAINER_NAME: ':exec' },
+      { BERTH_CONTAINER_UNSHARE: 'foo' }, { BERTH_CONTAINER_UNSHARE: 'net,foo' }, { BERTH_CONTAINER_UNSHARE: 'net,' }, { BERTH_CONTAINER_UNSHARE: 'network' },
     ];
     for (const extra of refused) {
       calls.length = 0;
@@ -288,8 +293,9 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
       SPANK_BERTH_CONTAINER_IMAGE: 'registry.example/img@sha256:' + 'b'.repeat(64), SPANK_BERTH_CONTAINER_IMAGE_REQUESTED: ' img:1 ', SLURM_JOB_USER: 'jösé',
       SPANK_BERTH_CONTAINER_MOUNTS: '/scratch//me/:/data:ro,/opt,tmpfs:/t', SPANK_BERTH_CONTAINER_WORKDIR: '/w/', SPANK_BERTH_CONTAINER_ENV: 'A,B,A',
       SPANK_BERTH_CONTAINER_NAME: 'c1:exec', SPANK_BERTH_CONTAINER_MOUNT_HOME: 'no', SPANK_BERTH_CONTAINER_READONLY: 'Y',
+      SPANK_BERTH_CONTAINER_UNSHARE: 'uts,ipc,net',
       // the step hooks' variables are not the job's
-      BERTH_CONTAINER_MOUNTS: '/x:/y', BERTH_CONTAINER_NAME: 'other',
+      BERTH_CONTAINER_MOUNTS: '/x:/y', BERTH_CONTAINER_NAME: 'other', BERTH_CONTAINER_UNSHARE: 'net',
     },
     { SPANK_BERTH_CONTAINER_IMAGE: undefined as unknown as string, SPANK__SLURM_SPANK_OPTION_berth_container_image: 'busybox' },
   ];
@@ -311,7 +317,7 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     const odd: Record<string, string>[] = [
       { SLURM_JOB_NODELIST: 'r[1-2]n[1-2]' }, { SLURM_JOB_NODELIST: 'n[1-3' }, { SLURM_JOB_NODELIST: 'n[a-c]' }, { SLURM_JOB_NODELIST: 'n[3-1]' },
       { SLURM_JOB_CPUS_PER_NODE: '1234567890123456' }, { SLURM_MEM_PER_NODE: '0x10' }, { SLURM_JOB_UID: '' }, { SLURM_JOB_ID: '5a' },
-      { SPANK_BERTH_CONTAINER_MOUNTS: 'relative:/x' }, { BERTH_PROLOG_TIMEOUT_SECONDS: '0.5' },
+      { SPANK_BERTH_CONTAINER_MOUNTS: 'relative:/x' }, { SPANK_BERTH_CONTAINER_UNSHARE: 'pid' }, { BERTH_PROLOG_TIMEOUT_SECONDS: '0.5' },
     ];
     handlers = {};
     for (const extra of odd) {

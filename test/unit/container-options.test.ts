@@ -126,7 +126,7 @@ describe('the other options', () => {
       SPANK_BERTH_CONTAINER_NAME: 'box', SPANK_BERTH_CONTAINER_MOUNT_HOME: '0',
     });
     assert.deepEqual(req.options, {
-      mounts: [{ source: '/data', target: '/in', readOnly: true, propagation: '' }], workdir: '/in', envNames: ['FOO'], name: 'box', nameFlag: '', mountHome: 'TOGGLE_OFF', readOnly: 'TOGGLE_UNSPECIFIED',
+      mounts: [{ source: '/data', target: '/in', readOnly: true, propagation: '' }], workdir: '/in', envNames: ['FOO'], name: 'box', nameFlag: '', mountHome: 'TOGGLE_OFF', readOnly: 'TOGGLE_UNSPECIFIED', unshare: [],
     });
   });
 });

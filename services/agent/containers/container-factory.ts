@@ -3,6 +3,7 @@
 // steps' services both use it; it knows neither. What it made (name, mounts, devices, image,
 // figures) comes back as values.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BerthError, errorMessage } from '../../shared/errors';
 import { OptionError } from '../../shared/container-options';
@@ -233,6 +234,7 @@ export class ContainerFactory {
       readOnly: applied.readOnly,
       workingDir: applied.workdir,
       hostFiles: [config.taskProlog, config.slurmdSpoolDir, ...gpuFiles].filter((f) => existsSync(f)),
+      ...(req.options?.unshare?.length ? { unshare: req.options.unshare, hostname: os.hostname() } : {}),
     });
     if (this.d.admit) {
       const verdict = this.d.admit(policyView(spec.body), {

@@ -2,9 +2,9 @@
 // devices, no capabilities, no new privileges, the job's allocation as limits, the working
 // directory and site mounts. PID 1 is berth-init, bind-mounted read-only, which keeps the
 // container up for the job's lifetime and reaps orphans, whatever the image holds.
-import { isTmpfs, type Propagation } from '../../shared/container-options';
+import { isTmpfs, type Propagation, UNSHARE_NAMESPACES, type UnshareNamespace } from '../../shared/container-options';
 import type { ContainerCreateSpec } from '../docker/engine';
-import { type JobIdentity, jobContainerName, jobLabels } from './labels';
+import { type JobIdentity, jobContainerName, jobLabels, LABEL } from './labels';
 
 export const INIT_PATH = '/.berth/init';
 
@@ -56,6 +56,19 @@ export interface JobContainerInput {
   workingDir?: string;
   /** host paths bind-mounted read-only at their own path (Slurm's TaskProlog, slurmd's spool) */
   hostFiles?: readonly string[];
+  /** --container-unshare: the namespaces the container and its tasks have of their own */
+  unshare?: readonly UnshareNamespace[];
+  /** the node's hostname: a container with a network namespace of its own starts with it in its UTS namespace, as pyxis's */
+  hostname?: string;
+}
+
+/** the label that records a container's --container-unshare (net,ipc,uts), for the steps that join it */
+export const UNSHARE_LABEL = LABEL.unshare;
+
+/** the namespaces a container was made with of its own (its UNSHARE_LABEL); unknown names are dropped */
+export function unsharedOf(labels: Readonly<Record<string, string>>): UnshareNamespace[] {
+  const given = (labels[UNSHARE_LABEL] ?? '').split(',');
+  return UNSHARE_NAMESPACES.filter((n) => given.includes(n));
 }
 
 /** The create request, with the mounts and devices it was built from as values (binds are their text). */
@@ -85,8 +98,10 @@ export function buildJobContainerSpec(input: JobContainerInput): JobContainerSpe
   if (input.readOnly) tmpfs['/tmp'] = 'rw,nosuid,nodev,mode=1777';
   // the user's tmpfs mounts, a /tmp of theirs in place of berth's
   for (const m of userMounts) if (isTmpfs(m)) tmpfs[m.target] = userTmpfsOptions(m, id.uid, id.gid, input.memoryBytes);
+  const unshare = new Set(input.unshare ?? []);
   const hostConfig: Record<string, unknown> = {
-    NetworkMode: 'host',
+    // --container-unshare=net: a network namespace with only loopback, as pyxis's (enroot's)
+    NetworkMode: unshare.has('net') ? 'none' : 'host',
     // the host's PID namespace, as for any Slurm task (and enroot/pyxis containers): tasks that
     // join the container natively keep their host PIDs, and /proc/self must be theirs
     PidMode: 'host',
@@ -102,6 +117,10 @@ export function buildJobContainerSpec(input: JobContainerInput): JobContainerSpe
     AutoRemove: false,
     Init: false,
   };
+  // Docker gives every container an IPC namespace of its own (the daemon's default mode); asked
+  // for, it is one no other container may join. The host's is never shared (its /dev/shm is
+  // every job's), so pyxis's default of the host's IPC namespace is not berth's.
+  if (unshare.has('ipc')) hostConfig.IpcMode = 'private';
   if (input.readOnly) hostConfig.ReadonlyRootfs = true;
   if (Object.keys(tmpfs).length) hostConfig.Tmpfs = tmpfs;
   if (input.cpus > 0) hostConfig.NanoCpus = input.cpus * 1_000_000_000;
@@ -120,7 +139,9 @@ export function buildJobContainerSpec(input: JobContainerInput): JobContainerSpe
       User: `${id.uid}:${id.gid}`,
       WorkingDir: input.workingDir || id.workDir || '/',
       Env: [`BERTH_JOB_ID=${id.jobId}`, `SLURM_JOB_ID=${id.jobId}`, ...Object.entries(input.deviceEnv ?? {}).map(([k, v]) => `${k}=${v}`)],
-      Labels: jobLabels(id),
+      Labels: { ...jobLabels(id), ...(unshare.size ? { [UNSHARE_LABEL]: UNSHARE_NAMESPACES.filter((n) => unshare.has(n)).join(',') } : {}) },
+      // Docker names a container without the host's network after its id: the node's name instead, as pyxis keeps it
+      ...(unshare.has('net') && input.hostname ? { Hostname: input.hostname } : {}),
       AttachStdin: false,
       AttachStdout: false,
       AttachStderr: false,

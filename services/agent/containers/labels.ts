@@ -18,6 +18,8 @@ export const LABEL = {
   envNames: 'io.berth.container.env',
   name: 'io.berth.container.name',
   mountTargets: 'io.berth.container.mount-targets',
+  /** --container-unshare: net,ipc,uts, the namespaces it has of its own (job-container-spec.ts) */
+  unshare: 'io.berth.container.unshare',
   stepId: 'io.berth.step.id',
   agentVersion: 'io.berth.agent.version',
 } as const;

@@ -1,7 +1,7 @@
 // Checks a JobPrologue request before anything is made for it.
 import path from 'node:path';
 import { BerthError } from '../../shared/errors';
-import { type ContainerOptions, formatContainerName, formatMounts, OptionError, parseContainerName, parseEnvNames, parseMounts, parseWorkdir } from '../../shared/container-options';
+import { type ContainerOptions, formatContainerName, formatMounts, OptionError, parseContainerName, parseEnvNames, parseMounts, parseUnshare, parseWorkdir } from '../../shared/container-options';
 import { isJobId } from '../../shared/ids';
 
 export interface PrologueInput {
@@ -40,6 +40,7 @@ export function checkPrologueRequest(req: PrologueInput): void {
       parseWorkdir(o.workdir);
       parseEnvNames(o.envNames.join(','));
       parseContainerName(formatContainerName(o));
+      parseUnshare((o.unshare ?? []).join(','));
     } catch (err) {
       if (err instanceof OptionError) throw new BerthError('OPTIONS_INVALID', `job ${req.jobId}: ${err.message}`);
       throw err;

@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BerthError } from '../../shared/errors';
 import { FAULT_METADATA_KEY, faultOf } from '../../shared/fault-class';
-import type { ContainerOptions, NameFlag, Propagation } from '../../shared/container-options';
+import type { ContainerOptions, NameFlag, Propagation, UnshareNamespace } from '../../shared/container-options';
 import type { ContainerOptions__Output } from '../../shared/gen/berth/v1/ContainerOptions';
 import type { ExecStart__Output } from '../../shared/gen/berth/v1/ExecStart';
 import type { Job } from '../../shared/gen/berth/v1/Job';
@@ -93,6 +93,8 @@ export function fromProtoOptions(o: ContainerOptions__Output | null): ContainerO
     workdir: o?.workdir ?? '', envNames: o?.envNames ?? [], name: o?.name ?? '',
     ...(o?.nameFlag ? { nameFlag: o.nameFlag as NameFlag } : {}),
     mountHome: fromToggle(o?.mountHome ?? ''), readOnly: fromToggle(o?.readOnly ?? ''),
+    // checked where the request is (jobs/prologue-request.ts, steps/step-containers.ts)
+    ...(o?.unshare?.length ? { unshare: o.unshare as UnshareNamespace[] } : {}),
   };
 }
 

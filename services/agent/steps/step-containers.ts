@@ -14,7 +14,8 @@
 // The job's own container is also published in the task file JOB.job (task-files.ts) as soon as
 // it runs: the steps that join it as it is read that, and this prologue is not asked for them.
 import { BerthError, errorMessage } from '../../shared/errors';
-import { type ContainerOptions, formatContainerName, OptionError, parseContainerName } from '../../shared/container-options';
+import { type ContainerOptions, formatContainerName, OptionError, parseContainerName, parseUnshare, type UnshareNamespace } from '../../shared/container-options';
+import { unsharedOf } from '../containers/job-container-spec';
 import type { ContainerEngine } from '../docker/engine';
 import { readBerthContainer } from '../containers/berth-containers';
 import type { ContainerFactory } from '../containers/container-factory';
@@ -40,6 +41,19 @@ export interface StepPrologueResult {
   imageDigest: string;
   /** what the container runs without, and why: task 0 prints it */
   warnings: string[];
+}
+
+const NAMESPACE_NAMES: Record<UnshareNamespace, string> = { net: 'network', ipc: 'IPC', uts: 'UTS' };
+
+/** what of --container-unshare a container lacks (each berth container has an IPC namespace of its own) */
+function missingNamespaces(labels: Readonly<Record<string, string>>, wanted: readonly UnshareNamespace[] | undefined): UnshareNamespace[] {
+  const has = unsharedOf(labels);
+  return (wanted ?? []).filter((n) => n !== 'ipc' && !has.includes(n));
+}
+
+/** the namespaces of the container's own that its tasks join besides IPC and mount (which they always join) */
+function joinedNamespaces(labels: Readonly<Record<string, string>>): ('net' | 'uts')[] {
+  return unsharedOf(labels).filter((n): n is 'net' | 'uts' => n === 'net' || n === 'uts');
 }
 
 interface Target {
@@ -88,6 +102,7 @@ export class StepContainers {
     const o: ContainerOptions = req.options ?? { mounts: [], workdir: '', envNames: [], name: '' };
     try {
       parseContainerName(formatContainerName(o));
+      parseUnshare((o.unshare ?? []).join(','));
     } catch (err) {
       if (err instanceof OptionError) throw new BerthError('OPTIONS_INVALID', `job ${req.jobId} step ${req.stepId}: ${err.message}`);
       throw err;
@@ -139,7 +154,12 @@ export class StepContainers {
     }
     const details = await this.d.engine.inspect(target.id);
     if (!details?.running) throw new BerthError('JOB_NOT_RUNNING', `job ${req.jobId}: container ${target.name} on ${this.d.node} is not running`);
+    const missing = missingNamespaces(details.labels, o.unshare);
+    if (missing.length) {
+      throw new BerthError('NO_CONTAINER', `job ${req.jobId}: --container-unshare=${missing.join(',')} was given, but container ${target.name} is not in a separate ${missing.map((n) => NAMESPACE_NAMES[n]).join(' or ')} namespace: its namespaces were set when it was made; give --container-unshare to the srun that makes it, or use another --container-name`);
+    }
     this.d.files.write(req.jobId, req.stepId, {
+      namespaces: joinedNamespaces(details.labels),
       pid: details.pid,
       container: target.name,
       workdir: o.workdir || target.workdir,
@@ -195,8 +215,9 @@ export class StepContainers {
     this.d.files.removeJobFile(jobId);
   }
 
-  private writeJobFile(jobId: string, target: Target, details: { pid: number; env: string[] }): void {
+  private writeJobFile(jobId: string, target: Target, details: { pid: number; env: string[]; labels: Record<string, string> }): void {
     this.d.files.writeJob(jobId, {
+      namespaces: joinedNamespaces(details.labels),
       pid: details.pid, container: target.name, workdir: target.workdir, env: details.env, keepEnv: [...OWN_ENV, ...target.envNames],
       uid: target.uid, digest: target.digest, warnings: this.d.table.get(jobId)?.warnings ?? [],
     });
@@ -233,7 +254,12 @@ export class StepContainers {
       };
       return sameImage(t.digest) ? t : mismatch(t);
     }
-    if (job && (!req.image || sameImage(job.digest)) && !ownMounts) return job;
+    if (job && (!req.image || sameImage(job.digest)) && !ownMounts) {
+      // a step that asks for namespaces the job's container lacks gets a container of its own (with an image)
+      if (!req.image || !o.unshare?.length) return job;
+      const c = await this.d.engine.inspect(job.id);
+      if (c && missingNamespaces(c.labels, o.unshare).length === 0) return job;
+    }
     return undefined;
   }
 }

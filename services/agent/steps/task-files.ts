@@ -6,6 +6,8 @@
 //            recycled PID is never joined
 //   workdir= where tasks start ('' = the directory srun gave them)
 //   container= the container's name, for messages
+//   ns=      net or uts, one per line: a namespace of the container's own that tasks join too
+//            (--container-unshare); they always join its IPC and mount namespaces
 //   env=     NAME=VALUE, one per line: the container's environment (the image's, then berth's);
 //            tasks take these over the host's, except the names in --container-env
 // A file JOB.name-NAME marks a named container the job keeps after the step (--container-name).
@@ -34,6 +36,8 @@ export interface TaskTarget {
   env: readonly string[];
   /** host variables that keep their value (--container-env) */
   keepEnv: readonly string[];
+  /** the container's own network and UTS namespaces (--container-unshare), which its tasks join */
+  namespaces?: readonly ('net' | 'uts')[];
 }
 
 export interface JobTaskTarget extends TaskTarget {
@@ -90,7 +94,7 @@ export class TaskFiles {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const start = processStartTime(t.pid);
     if (!start) throw new Error(`the container ${t.container} has no running process (pid ${t.pid})`);
-    const lines = [`pid=${t.pid}`, `start=${start}`, `workdir=${t.workdir}`, `container=${t.container}`, ...extra];
+    const lines = [`pid=${t.pid}`, `start=${start}`, `workdir=${t.workdir}`, `container=${t.container}`, ...(t.namespaces ?? []).map((n) => `ns=${n}`), ...extra];
     // an image without PATH gets Docker's default, as `docker run` would give it
     if (!t.env.some((kv) => kv.startsWith('PATH='))) lines.push(`env=${DOCKER_DEFAULT_PATH}`);
     const names = new Set<string>();
