@@ -279,7 +279,8 @@ describe('policy engine: hpc-default against every bypass class', () => {
     it(`${c.expect === 'allow' ? 'allows' : 'denies'} ${c.name}`, () => check(engine.decide(c.req, c.ctx ?? ALICE), c.expect));
   }
 
-  it("allows berthd's own job container with berth's names and labels, and only for berthd", () => {
+  /** berthd's own job container, as its create request and the context berthd judges it in */
+  function ownContainer(over: Partial<Parameters<typeof buildJobContainerSpec>[0]> = {}) {
     const files = path.join(root, 'state', 'jobs', '42');
     mkdirSync(files, { recursive: true });
     for (const f of ['passwd', 'group', 'berth-init']) writeFileSync(path.join(files, f), '');
@@ -287,28 +288,24 @@ describe('policy engine: hpc-default against every bypass class', () => {
       identity: { jobId: '42', node: 'n1', uid: 2001, gid: 2001, user: 'alice', imageRef: '127.0.0.1:5000/berth/demo:1.0', imageDigest: `127.0.0.1:5000/berth/demo@sha256:${'a'.repeat(64)}`, workDir: `${home}/run`, startTime: '2026-11-29T00:00:00.000Z' },
       image: `127.0.0.1:5000/berth/demo@sha256:${'a'.repeat(64)}`, supplementaryGids: [2001, 2100], cpus: 2, memoryBytes: GiB,
       devices: ['/dev/infiniband/uverbs0'], mounts: [], initBinary: path.join(files, 'berth-init'), memlockBytes: -1,
-      userFiles: { passwd: path.join(files, 'passwd'), group: path.join(files, 'group') },
+      userFiles: { passwd: path.join(files, 'passwd'), group: path.join(files, 'group') }, ...over,
     });
     const ctx: PolicyContext = { ...ALICE, job: { ...ALICE.job!, mountPrefixes: [home, files] } };
     const req: PolicyRequest = { action: 'container_create', body: policyView(spec.body), query: { name: spec.name }, agent: true };
+    return { spec, ctx, req };
+  }
+
+  it("allows berthd's own job container with berth's names and labels, and only for berthd", () => {
+    const { ctx, req } = ownContainer();
     check(engine.decide(req, ctx), 'allow');
     check(engine.decide({ ...req, agent: false }, ctx), B(/the container name berth-n1-job-42 is not allowed: .*; the labels io\.berth\.role, io\.berth\.node, .* are not allowed/));
   });
 
   it("allows berthd's own container with --container-unshare=net,ipc,uts (no network but loopback, private IPC, the node's hostname)", () => {
-    const files = path.join(root, 'state', 'jobs', '43');
-    mkdirSync(files, { recursive: true });
-    for (const f of ['passwd', 'group', 'berth-init']) writeFileSync(path.join(files, f), '');
-    const spec = buildJobContainerSpec({
-      identity: { jobId: '42', node: 'n1', uid: 2001, gid: 2001, user: 'alice', imageRef: '127.0.0.1:5000/berth/demo:1.0', imageDigest: `127.0.0.1:5000/berth/demo@sha256:${'a'.repeat(64)}`, workDir: `${home}/run`, startTime: '2026-11-29T00:00:00.000Z' },
-      image: `127.0.0.1:5000/berth/demo@sha256:${'a'.repeat(64)}`, supplementaryGids: [2001], cpus: 2, memoryBytes: GiB,
-      devices: [], mounts: [], initBinary: path.join(files, 'berth-init'), memlockBytes: -1,
-      userFiles: { passwd: path.join(files, 'passwd'), group: path.join(files, 'group') }, unshare: ['net', 'ipc', 'uts'], hostname: 'n1.example',
-    });
+    const { spec, ctx, req } = ownContainer({ unshare: ['net', 'ipc', 'uts'], hostname: 'n1.example' });
     const hc = spec.body.HostConfig as Record<string, unknown>;
     assert.deepEqual([hc.NetworkMode, hc.IpcMode, spec.body.Hostname], ['none', 'private', 'n1.example']);
-    const ctx: PolicyContext = { ...ALICE, job: { ...ALICE.job!, mountPrefixes: [home, files] } };
-    check(engine.decide({ action: 'container_create', body: policyView(spec.body), query: { name: spec.name }, agent: true }, ctx), 'allow');
+    check(engine.decide(req, ctx), 'allow');
   });
 
   it('maps, then decides: an encoded path reaches the rules of the action dockerd runs', () => {
