@@ -3,17 +3,13 @@
 // `npm run gen`, or `node --import tsx scripts/gen-hook-faults.ts`. Checked in like
 // berth_options.h, so scripts/build-native.sh needs gcc alone; test/unit/berth-hook.test.ts
 // fails when it is not what this writes.
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { cString as quote, writeHeaderIfMain } from './c-header';
 import { FAULTS, faultCause } from '../services/shared/fault-class';
 
 export const FAULTS_HEADER_PATH = path.join(import.meta.dirname, 'native', 'berth_faults.h');
 
-function cString(s: string): string {
-  if (!/^[\x20-\x7e]*$/.test(s)) throw new Error(`gen-hook-faults: ${JSON.stringify(s)} has a character outside printable ASCII`);
-  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-}
+const cString = (s: string): string => quote(s, 'gen-hook-faults');
 
 export function renderFaultsHeader(): string {
   const rows = Object.entries(FAULTS).filter(([, e]) => e.cause !== undefined).map(([code, e]) => `    { ${cString(code)}, ${cString(e.cause!)} }, \\`);
@@ -34,7 +30,4 @@ export function renderFaultsHeader(): string {
   ].join('\n');
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  writeFileSync(FAULTS_HEADER_PATH, renderFaultsHeader());
-  console.log(`gen-hook-faults: wrote ${FAULTS_HEADER_PATH}`);
-}
+writeHeaderIfMain(import.meta.url, FAULTS_HEADER_PATH, 'gen-hook-faults', renderFaultsHeader);

@@ -3,18 +3,13 @@
 // `node --import tsx scripts/gen-spank-options.ts`.
 // The header is checked in so that the plugin builds with gcc alone (scripts/build-native.sh
 // needs no node); test/unit/spank-options.test.ts fails when it is not what this writes.
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { cString as quote, writeHeaderIfMain } from './c-header';
 import { PYXIS_ALIASES, SPANK_OPTIONS, STEP_PROLOG_VARS, type SpankOption } from '../services/shared/spank-options';
 
 export const HEADER_PATH = path.join(import.meta.dirname, 'native', 'berth_options.h');
 
-/** a C string literal; only printable ASCII is allowed in the table */
-function cString(s: string): string {
-  if (!/^[\x20-\x7e]*$/.test(s)) throw new Error(`gen-spank-options: ${JSON.stringify(s)} has a character outside printable ASCII`);
-  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-}
+const cString = (s: string): string => quote(s, 'gen-spank-options');
 
 /** OPT_IMAGE for BERTH_CONTAINER_IMAGE */
 function enumName(env: string): string {
@@ -78,7 +73,4 @@ export function renderOptionsHeader(options: readonly SpankOption[] = SPANK_OPTI
   ].join('\n');
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  writeFileSync(HEADER_PATH, renderOptionsHeader());
-  console.log(`gen-spank-options: wrote ${HEADER_PATH}`);
-}
+writeHeaderIfMain(import.meta.url, HEADER_PATH, 'gen-spank-options', renderOptionsHeader);
