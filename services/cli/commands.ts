@@ -115,12 +115,12 @@ async function parse(args: string[]): Promise<number> {
     .command('resolve <image>', 'Print IMAGE pinned to its digest (REGISTRY/NAME@sha256:...), as sbatch --container-image does', (y) => y
       .positional('image', { type: 'string', demandOption: true })
       .option('site-registries', { type: 'string', describe: 'comma-separated registries only the node agents hold credentials for: their images are printed unpinned (default $BERTH_SITE_REGISTRIES)' }), async (a) => {
-      const { runResolve, siteRegistriesFromEnv } = await import('./resolve');
+      const { runResolve, siteRegistriesFromEnv } = await import('../shared/images/resolve');
       const siteRegistries = siteRegistriesFromEnv(a['site-registries'] !== undefined ? { BERTH_SITE_REGISTRIES: a['site-registries'] } : env);
       code = await runResolve(a.image, out, (s) => void process.stderr.write(s), { siteRegistries });
     })
     .command('submit-check', 'Check --container-* options as sbatch/salloc/srun do (run by the SPANK plugin): reads BERTH_CONTAINER_* variables, prints NAME=VALUE lines for the prolog', (y) => y, async () => {
-      const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('./submit-check'), import('./resolve')]);
+      const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('../shared/submit-check'), import('../shared/images/resolve')]);
       code = await runSubmitCheck(env, out, (s) => void process.stderr.write(s), { resolve: { siteRegistries: siteRegistriesFromEnv(env) } });
     })
     .command('site-rules', 'Show the site rules berth submit-check applies on this host, with their sha256 (compare with RULES in berth status)', (y) => y

@@ -26,11 +26,11 @@ async function main(args: string[]): Promise<number> {
     return runExec(command, process.env, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }, { tty });
   }
   if (args[0] === 'resolve' && args.length === 2 && !args[1]!.startsWith('-')) {
-    const { runResolve, siteRegistriesFromEnv } = await import('./resolve');
+    const { runResolve, siteRegistriesFromEnv } = await import('../shared/images/resolve');
     return runResolve(args[1]!, (s) => process.stdout.write(s), (s) => process.stderr.write(s), { siteRegistries: siteRegistriesFromEnv(process.env) });
   }
   if (args[0] === 'submit-check' && args.length === 1) {
-    const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('./submit-check'), import('./resolve')]);
+    const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('../shared/submit-check'), import('../shared/images/resolve')]);
     return runSubmitCheck(process.env, (s) => process.stdout.write(s), (s) => process.stderr.write(s), { resolve: { siteRegistries: siteRegistriesFromEnv(process.env) } });
   }
   const { runCli } = await import('./commands');

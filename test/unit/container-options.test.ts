@@ -9,7 +9,7 @@ import { applyUserOptions, type UserOptionRules } from '../../services/agent/con
 import { buildJobContainerSpec } from '../../services/agent/containers/job-container-spec';
 import { stepEnv } from '../../services/agent/steps/step-env';
 import { prologueRequest, stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
-import { runSubmitCheck, WRITABLE_WARNING } from '../../services/cli/submit-check';
+import { runSubmitCheck, WRITABLE_WARNING } from '../../services/shared/submit-check';
 import { BerthError } from '../../services/shared/errors';
 import { builtinSiteRules } from '../../services/shared/site-rules';
 

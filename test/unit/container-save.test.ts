@@ -6,7 +6,7 @@ import { accountingRecords } from '../../services/agent/accounting/accounting-re
 import { ContainerSaver, type SaveEngine } from '../../services/agent/images/container-save';
 import type { JobRecord } from '../../services/agent/jobs/job-record';
 import { silentLogger } from '../../services/agent/logger';
-import { runSubmitCheck } from '../../services/cli/submit-check';
+import { runSubmitCheck } from '../../services/shared/submit-check';
 import { saveOnNode } from '../../services/cli/hook';
 import type { RegistryAuth } from '../../services/shared/images/credentials';
 import { builtinSiteRules } from '../../services/shared/site-rules';

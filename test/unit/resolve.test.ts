@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runResolve } from '../../services/cli/resolve';
+import { runResolve } from '../../services/shared/images/resolve';
 
 async function resolve(ref: string): Promise<{ code: number; out: string; err: string }> {
   let out = '';

@@ -11,7 +11,7 @@ import { applyUserOptions } from '../../services/agent/containers/user-options';
 import { ConfigError, loadConfig } from '../../services/agent/config';
 import { BerthError } from '../../services/shared/errors';
 import { loadSiteRules, parseSiteRules, type SiteRules, SiteRulesError } from '../../services/shared/site-rules';
-import { runSubmitCheck } from '../../services/cli/submit-check';
+import { runSubmitCheck } from '../../services/shared/submit-check';
 import { runSiteRules } from '../../services/cli/site-rules';
 
 const REPO = path.join(import.meta.dirname, '..', '..');

@@ -14,7 +14,7 @@ import { fromProtoOptions } from '../../services/agent/server/proto-mapping';
 import { StepContainers } from '../../services/agent/steps/step-containers';
 import { TaskFiles } from '../../services/agent/steps/task-files';
 import { prologueRequest } from '../../services/cli/hook';
-import { runSubmitCheck } from '../../services/cli/submit-check';
+import { runSubmitCheck } from '../../services/shared/submit-check';
 import { BerthError } from '../../services/shared/errors';
 import { harness, prologueInput } from './fakes/helpers';
 

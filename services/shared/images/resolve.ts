@@ -15,10 +15,10 @@
 // node's agent resolves them with the site's credentials at the prolog.
 import os from 'node:os';
 import path from 'node:path';
-import { fileCredentials, registryKey } from '../shared/images/credentials';
-import { parseJobImageReference, pinned } from '../shared/images/reference';
-import { type DigestResolver, RegistryClient, RegistryError } from '../shared/images/registry-client';
-import { classifyRegistryError } from '../shared/images/registry-errors';
+import { fileCredentials, registryKey } from './credentials';
+import { parseJobImageReference, pinned } from './reference';
+import { type DigestResolver, RegistryClient, RegistryError } from './registry-client';
+import { classifyRegistryError } from './registry-errors';
 
 export interface ResolveOptions {
   /** registries the site's agents hold credentials for */

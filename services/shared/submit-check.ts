@@ -8,14 +8,14 @@
 // file berthd reads) with the functions berthd uses, so what berthd would refuse at the
 // prolog is refused here. A bad value exits 1 with one line saying what was wrong and what to do.
 import os from 'node:os';
-import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, optionsToEnv, parseToggle } from '../shared/container-options';
-import { reachablePath } from '../shared/path-access';
-import { DEFAULT_SITE_RULES_FILE, loadSiteRules, type SiteRules, SiteRulesError } from '../shared/site-rules';
-import { judgeImageRegistry, judgeMounts, judgeSaveTarget, type PathProbe } from '../shared/site-rules-check';
-import { BATCH_ENV, optionsNeedingImage, PYXIS_ENV, REQUESTED_IMAGE_ENV, SAVE_ENV } from '../shared/spank-options';
-import { type CredentialLookup, fileCredentials, registryKey } from '../shared/images/credentials';
+import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, optionsToEnv, parseToggle } from './container-options';
+import { reachablePath } from './path-access';
+import { DEFAULT_SITE_RULES_FILE, loadSiteRules, type SiteRules, SiteRulesError } from './site-rules';
+import { judgeImageRegistry, judgeMounts, judgeSaveTarget, type PathProbe } from './site-rules-check';
+import { BATCH_ENV, optionsNeedingImage, PYXIS_ENV, REQUESTED_IMAGE_ENV, SAVE_ENV } from './spank-options';
+import { type CredentialLookup, fileCredentials, registryKey } from './images/credentials';
 import path from 'node:path';
-import { runResolve, type ResolveOptions } from './resolve';
+import { runResolve, type ResolveOptions } from './images/resolve';
 
 export interface SubmitCheckDeps {
   resolve?: ResolveOptions;
