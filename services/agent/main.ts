@@ -18,6 +18,7 @@ import { DrainStore } from './admin/drain-store';
 import { listManagedContainers } from './admin/managed-containers';
 import { nodeStatus } from './admin/node-status';
 import { checkDockerRuntime, checkNode, NodeCheck } from './admin/node-check';
+import { SubmitChecker } from './submit/submit-checker';
 import { loadSiteRules, type SiteRules, SiteRulesError, siteRulesFileHash } from '../shared/site-rules';
 import { RemoteAccessPolicy } from './auth/remote-access';
 import { ImageUserFilesCache } from './containers/image-user-files';
@@ -295,6 +296,7 @@ async function main(): Promise<void> {
   if (authzPlugin && prepared) prepared.dockerAccess.useDefaults(authzPlugin.containerDefaults);
   const servers = await startServers(config.runDir, {
     jobs, steps, auth, identities, node: config.node, stopGraceMs: config.stopGraceMs, lifecycle, log,
+    submitCheck: new SubmitChecker({ identities, siteRules: () => siteRules }),
     dockerOf: prepared ? (jobId) => prepared.dockerAccess.connection(jobId) : undefined,
     imageCache,
     images,

@@ -3,7 +3,11 @@
 // root, so a user's --container-mounts source is checked this way first: a readable file
 // under a directory the user cannot enter must stay out of reach. The check runs on the
 // real path (symbolic links resolved), which is also what is mounted.
-import { realpathSync, statSync, type Stats } from 'node:fs';
+// berthd answers the submit check for a user (SubmitCheck) as root: there the path is resolved
+// as that user's own lookup would resolve it (realpathAs), so that root's reach neither answers
+// differently from `berth submit-check` run as the user nor tells the user where a link they
+// could not follow leads.
+import { lstatSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { OptionError } from './container-options';
 
@@ -19,11 +23,70 @@ function allows(st: Stats, who: Who, bit: 4 | 1): boolean {
   return (st.mode & bit) !== 0;
 }
 
-/** The real path of `p` if `who` may read it (and enter every directory above it); else an OptionError saying where it stops. */
-export function reachablePath(p: string, who: Who, what = 'mount source'): string {
+function lookupError(code: 'EACCES' | 'ENOENT' | 'ENOTDIR' | 'ELOOP', text: string, p: string): NodeJS.ErrnoException {
+  // the words and code realpathSync.native's error has
+  const e: NodeJS.ErrnoException = new Error(`${code}: ${text}, realpath '${p}'`);
+  e.code = code;
+  e.syscall = 'realpath';
+  e.path = p;
+  return e;
+}
+
+const MAX_LINKS = 40; // the kernel's limit on symbolic links in one lookup
+
+/**
+ * realpath(3) of the absolute path `p` as `who`'s own lookup would resolve it: every directory
+ * searched must let `who` search it (mode bits, as allows() reads them), links are followed
+ * as the kernel follows them. Throws as realpathSync.native does (EACCES, ENOENT, ENOTDIR, ELOOP).
+ * A caller that is `who` (or root for root) gets realpathSync.native itself.
+ */
+export function realpathAs(p: string, who: Who): string {
+  if (who.uid === (process.getuid?.() ?? -1)) return realpathSync.native(p);
+  if (!p.startsWith('/')) throw new Error(`realpathAs: ${p} is not an absolute path`);
+  const pending = p.split('/').filter(Boolean);
+  const done: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift()!;
+    if (part === '.') continue;
+    const dir = `/${done.join('/')}`;
+    if (!allows(statSync(dir), who, 1)) throw lookupError('EACCES', 'permission denied', p);
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const next = path.join(dir, part);
+    let st: Stats;
+    try {
+      st = lstatSync(next);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw lookupError(code, code === 'ENOENT' ? 'no such file or directory' : 'not a directory', p);
+      throw err;
+    }
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) throw lookupError('ELOOP', 'too many symbolic links encountered', p);
+      const target = readlinkSync(next);
+      if (target.startsWith('/')) done.length = 0;
+      pending.unshift(...target.split('/').filter(Boolean));
+      continue;
+    }
+    if (pending.length > 0 && !st.isDirectory()) throw lookupError('ENOTDIR', 'not a directory', p);
+    done.push(part);
+  }
+  return `/${done.join('/')}`;
+}
+
+/**
+ * The real path of `p` if `who` may read it (and enter every directory above it); else an
+ * OptionError saying where it stops. `resolve` finds the real path: the process's own lookup
+ * (the CLI as the user; berthd as root, which then judges each directory's mode), or
+ * realpathAs for a user berthd answers for.
+ */
+export function reachablePath(p: string, who: Who, what = 'mount source', resolve: (p: string) => string = realpathSync.native): string {
   let real: string;
   try {
-    real = realpathSync.native(p);
+    real = resolve(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // pyxis's words (its tests grep them): "source path does not exist", then the path

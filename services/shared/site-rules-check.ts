@@ -6,7 +6,7 @@ import { realpathSync } from 'node:fs';
 import { isTmpfs, OptionError, type UserMount } from './container-options';
 import { registryKey } from './images/credentials';
 import { parseJobImageReference } from './images/reference';
-import { reachablePath, type Who } from './path-access';
+import { reachablePath, realpathAs, type Who } from './path-access';
 import { ruleSource, type SiteRules } from './site-rules';
 
 /** How a path is resolved and checked; the real file system unless a test gives its own. */
@@ -27,6 +27,24 @@ export const REAL_PATHS: PathProbe = {
   },
   reachable: reachablePath,
 };
+
+/**
+ * The paths as `who` reaches them, for a process that is not `who` (berthd, root, answering
+ * SubmitCheck for a user): every lookup as that user's own would go (path-access.ts realpathAs).
+ */
+export function pathsAs(who: Who): PathProbe {
+  const resolve = (p: string): string => realpathAs(p, who);
+  return {
+    realpath: (p) => {
+      try {
+        return resolve(p);
+      } catch {
+        return undefined;
+      }
+    },
+    reachable: (p, w, what) => reachablePath(p, w, what, resolve),
+  };
+}
 
 /** A mount as the user writes it: SRC, SRC:DST, SRC:DST:ro+rslave, tmpfs:DST. */
 export function mountText(m: UserMount): string {

@@ -9,9 +9,8 @@
 // prolog is refused here. A bad value exits 1 with one line saying what was wrong and what to do.
 import os from 'node:os';
 import { type ContainerOptions, OPTION_ENV, OptionError, optionsFromEnv, optionsToEnv, parseToggle } from './container-options';
-import { reachablePath } from './path-access';
 import { DEFAULT_SITE_RULES_FILE, loadSiteRules, type SiteRules, SiteRulesError } from './site-rules';
-import { judgeImageRegistry, judgeMounts, judgeSaveTarget, type PathProbe } from './site-rules-check';
+import { judgeImageRegistry, judgeMounts, judgeSaveTarget, type PathProbe, REAL_PATHS } from './site-rules-check';
 import { BATCH_ENV, optionsNeedingImage, PYXIS_ENV, REQUESTED_IMAGE_ENV, SAVE_ENV } from './spank-options';
 import { type CredentialLookup, fileCredentials, registryKey } from './images/credentials';
 import path from 'node:path';
@@ -108,7 +107,7 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
     if (opts.mountHome) {
       const home = deps.home ?? os.userInfo().homedir;
       if (!home) throw new OptionError('--container-mount-home: you have no home directory');
-      if (home !== '/') reachablePath(home, who, '--container-mount-home: your home directory');
+      if (home !== '/') (deps.probe ?? REAL_PATHS).reachable(home, who, '--container-mount-home: your home directory');
     }
   } catch (e) {
     if (e instanceof SiteRulesError) {

@@ -81,6 +81,7 @@ function harness(opts: { serving?: boolean; drained?: boolean } = {}) {
     },
     status: maybeFail('status', { node: NODE, state: 'SERVING', drain: { drained: false, reason: '', since: '', by: '' } }),
     containers: maybeFail('containers', []),
+    submitCheck: { check: maybeFail('submitCheck.check', { exitCode: 0, stdout: '', stderr: '' }) },
   };
   return { deps, reached, logged, jobs, failWith: (err: unknown) => { failWith = err; } };
 }

@@ -134,6 +134,16 @@ export const METHODS: MethodTable = Object.freeze({
     },
   },
 
+  SubmitCheck: {
+    // `berth submit-check` for the caller (berth-hook submit-check in an srun of a job): the
+    // answer is the command's exit code and output; any error answer sends the client to the command
+    kind: 'unary', role: 'user', phase: 'any', scope: 'node',
+    handle: async (d, { caller }, r) => {
+      if (!d.submitCheck) throw new BerthError('NOT_SERVED_ON_NODE', 'this berthd does not answer submit checks');
+      return d.submitCheck.check(caller, r.env);
+    },
+  },
+
   PullImage: {
     kind: 'server-stream', role: 'admin', phase: 'serving', scope: 'node', remote: 'admin',
     handle: async (d, _ctx, req, call) => {

@@ -19,6 +19,7 @@ import type { Lifecycle } from '../lifecycle';
 import type { HookMetrics } from '../metrics/agent-metrics';
 import type { StepContainers } from '../steps/step-containers';
 import type { StepRunner } from '../steps/step-runner';
+import type { SubmitChecker } from '../submit/submit-checker';
 
 /** what the handlers log to: berthd's winston logger, or a fake in tests */
 export interface ServiceLog {
@@ -46,6 +47,8 @@ export interface AgentServiceDeps {
   dockerOf?: (jobId: JobId) => { host: string; certPath: string };
   /** containers for natively launched steps (SPANK plugin) */
   stepContainers?: Pick<StepContainers, 'prologue' | 'epilogue'>;
+  /** `berth submit-check` answered for the caller (SubmitCheck) */
+  submitCheck?: Pick<SubmitChecker, 'check'>;
   drain: Pick<DrainStore, 'assertAccepting' | 'drain' | 'resume' | 'get'>;
   status: () => Promise<NodeStatus>;
   containers: () => Promise<ManagedContainerView[]>;

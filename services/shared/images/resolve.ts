@@ -15,7 +15,7 @@
 // node's agent resolves them with the site's credentials at the prolog.
 import os from 'node:os';
 import path from 'node:path';
-import { fileCredentials, registryKey } from './credentials';
+import { type CredentialLookup, fileCredentials, registryKey } from './credentials';
 import { parseJobImageReference, pinned } from './reference';
 import { type DigestResolver, RegistryClient, RegistryError } from './registry-client';
 import { classifyRegistryError } from './registry-errors';
@@ -26,6 +26,8 @@ export interface ResolveOptions {
   /** the docker config file to read the user's logins from (default ~/.docker/config.json) */
   dockerConfig?: string;
   uid?: number;
+  /** the user's logins, when not read from dockerConfig by this process (berthd's SubmitCheck) */
+  logins?: CredentialLookup;
   client?: DigestResolver;
 }
 
@@ -47,7 +49,7 @@ export async function runResolve(image: string, out: (s: string) => void, err: (
   const client = opts.client ?? new RegistryClient(20_000);
   const site = (opts.siteRegistries ?? []).includes(registry);
   try {
-    const auth = await fileCredentials(file, uid)(registry);
+    const auth = await (opts.logins ?? fileCredentials(file, uid))(registry);
     if (ref.digest) {
       // already pinned: still ask whether it exists and this user may read it, so that a
       // wrong digest or a private image fails here rather than at the prolog
