@@ -7,7 +7,7 @@ set -euo pipefail
 die() { echo "install-deps: $*" >&2; exit 1; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(docker.io docker-registry nginx busybox-static apache2-utils time openssl slurmctld slurmd slurmdbd slurm-client munge mariadb-server mariadb-client libslurm-dev gcc libc6-dev libnghttp2-dev)
+PACKAGES=(docker.io docker-registry nginx busybox-static apache2-utils time openssl slurmctld slurmd slurmdbd slurm-client munge mariadb-server mariadb-client libslurm-dev gcc libc6-dev libnghttp2-dev libmunge-dev)
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (apt-get needs it); try: sudo $0"
 command -v dpkg-query >/dev/null || die "dpkg-query not found: this script supports Debian 12 only"

@@ -26,7 +26,10 @@
  * and exit 0, a node fault's drain and exit 1, as hook.ts prologFailed; berthd away,
  * recovering or cut off goes to `berth hook prolog`, which asks again as it would itself.
  *
- *   berth-hook [--berth=/usr/local/bin/berth] step-prolog|step-epilog|prolog|epilog
+ * `berth-hook submit-check`, run as the user by the plugin at an srun in a job, is `berth
+ * submit-check` answered by berthd's SubmitCheck over the user socket (berth_submit_check.c).
+ *
+ *   berth-hook [--berth=/usr/local/bin/berth] step-prolog|step-epilog|prolog|epilog|submit-check
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <ctype.h>
@@ -45,6 +48,8 @@
 #include "berth_faults.h"
 #include "berth_grpc.h"
 #include "berth_pb.h"
+#include "berth_submit_check.h"
+#include "berth_utf8.h"
 
 #define SERVICE "/berth.v1.NodeAgentService/"
 #define MAX_MOUNTS 64
@@ -71,29 +76,6 @@ static const char *env_or(const char *name, const char *dflt)
 }
 
 /* ---- the request's values, read as services/shared/container-options.ts reads them ---- */
-
-/* Whether s is UTF-8 that Node decodes and encodes back to the same bytes. */
-static int utf8_ok(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p, n, min;
-        if (c < 0x80) { p++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; c &= 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; c &= 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; c &= 0x07; }
-        else return 0;
-        for (unsigned i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return 0;
-            c = c << 6 | (p[i] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return 0;
-        p += n + 1;
-    }
-    return 1;
-}
 
 /*
  * JavaScript's trim() into out: ASCII white space here; a value with other bytes at either
@@ -1149,6 +1131,8 @@ int main(int argc, char **argv)
         else
             kind = "";
     }
+    if (kind != NULL && strcmp(kind, "submit-check") == 0)
+        return submit_check(berth);
     if (kind != NULL && (strcmp(kind, "prolog") == 0 || strcmp(kind, "epilog") == 0)) {
         /* the epilog also runs for a job whose steps had containers of their own */
         if (no_container_image() && !(strcmp(kind, "epilog") == 0 && has_step_files()))
@@ -1157,7 +1141,7 @@ int main(int argc, char **argv)
     }
     int prolog = kind && strcmp(kind, "step-prolog") == 0;
     if (kind == NULL || (!prolog && strcmp(kind, "step-epilog") != 0)) {
-        fprintf(stderr, "usage: berth-hook [--berth=PATH] step-prolog|step-epilog|prolog|epilog\n");
+        fprintf(stderr, "usage: berth-hook [--berth=PATH] step-prolog|step-epilog|prolog|epilog|submit-check\n");
         return 2;
     }
     job_id = env_or("SLURM_JOB_ID", "");

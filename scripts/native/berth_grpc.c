@@ -210,7 +210,7 @@ static int connect_unix(const char *path, struct grpc_result *r)
     return fd;
 }
 
-void grpc_unary(const char *socket_path, const char *path, const uint8_t *req, size_t req_len, long timeout_ms, struct grpc_result *r)
+static void unary(const char *socket_path, const char *path, const char *md_name, const char *md_value, const uint8_t *req, size_t req_len, long timeout_ms, struct grpc_result *r)
 {
     memset(r, 0, sizeof *r);
     long end = now_ms() + timeout_ms;
@@ -258,10 +258,12 @@ void grpc_unary(const char *socket_path, const char *path, const uint8_t *req, s
         HDR(":method", "POST"), HDR(":scheme", "http"), HDR(":path", path), HDR(":authority", "localhost"),
         HDR("content-type", "application/grpc"), HDR("te", "trailers"), HDR("grpc-timeout", timeout),
         HDR("user-agent", "berth-hook"),
+        { (uint8_t *)(md_name ? md_name : ""), (uint8_t *)(md_value ? md_value : ""), md_name ? strlen(md_name) : 0, md_value ? strlen(md_value) : 0, NGHTTP2_NV_FLAG_NONE },
     };
 #undef HDR
+    size_t nhdrs = sizeof hdrs / sizeof hdrs[0] - (md_name ? 0 : 1);
     nghttp2_data_provider body = { .read_callback = read_request };
-    c.stream = nghttp2_submit_request(s, NULL, hdrs, sizeof hdrs / sizeof hdrs[0], &body, &c);
+    c.stream = nghttp2_submit_request(s, NULL, hdrs, nhdrs, &body, &c);
     if (c.stream < 0) {
         set_error(r, GRPC_UNREACHABLE, "nghttp2: %s", nghttp2_strerror(c.stream));
         goto out;
@@ -315,4 +317,14 @@ out:
     close(c.fd);
     free(c.data);
     free(framed);
+}
+
+void grpc_unary(const char *socket_path, const char *path, const uint8_t *req, size_t req_len, long timeout_ms, struct grpc_result *r)
+{
+    unary(socket_path, path, NULL, NULL, req, req_len, timeout_ms, r);
+}
+
+void grpc_unary_md(const char *socket_path, const char *path, const char *md_name, const char *md_value, const uint8_t *req, size_t req_len, long timeout_ms, struct grpc_result *r)
+{
+    unary(socket_path, path, md_name, md_value, req, req_len, timeout_ms, r);
 }

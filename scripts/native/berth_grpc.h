@@ -1,6 +1,7 @@
 /* One unary gRPC call over a unix socket (berth_grpc.c): HTTP/2 without TLS (prior knowledge,
  * as berthd's admin socket speaks it), with libnghttp2. What berth-hook needs and no more: no
- * metadata of its own (root on the admin socket needs none), one request, one answer. */
+ * metadata of its own (root on the admin socket needs none) but grpc_unary_md's one entry, one
+ * request, one answer. */
 #ifndef BERTH_GRPC_H
 #define BERTH_GRPC_H
 #include <stddef.h>
@@ -27,4 +28,8 @@ struct grpc_result {
 /* Calls PATH ("/berth.v1.NodeAgentService/StepPrologue") on the socket with the encoded
  * request; the result says how it ended. */
 void grpc_unary(const char *socket_path, const char *path, const uint8_t *req, size_t req_len, long timeout_ms, struct grpc_result *r);
+
+/* grpc_unary with one metadata entry of its own (MD_NAME: MD_VALUE, lowercase name): the munge
+ * credential of a call on the user socket (berth-hook submit-check). */
+void grpc_unary_md(const char *socket_path, const char *path, const char *md_name, const char *md_value, const uint8_t *req, size_t req_len, long timeout_ms, struct grpc_result *r);
 #endif

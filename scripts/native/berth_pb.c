@@ -124,3 +124,40 @@ int pb_each_bytes(const uint8_t *p, size_t n, unsigned field, void (*each)(const
     }
     return 0;
 }
+
+int pb_last_uint(const uint8_t *p, size_t n, unsigned field, uint64_t *out)
+{
+    size_t at = 0;
+    *out = 0; /* proto3: absent is 0 */
+    while (at < n) {
+        uint64_t key, v;
+        if (read_varint(p, n, &at, &key) != 0)
+            return -1;
+        switch (key & 7) {
+        case 0:
+            if (read_varint(p, n, &at, &v) != 0)
+                return -1;
+            if ((key >> 3) == field)
+                *out = v;
+            break;
+        case 1:
+            if (n - at < 8)
+                return -1;
+            at += 8;
+            break;
+        case 5:
+            if (n - at < 4)
+                return -1;
+            at += 4;
+            break;
+        case 2:
+            if (read_varint(p, n, &at, &v) != 0 || v > n - at)
+                return -1;
+            at += (size_t)v;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -25,4 +25,8 @@ void pb_message(struct pb_buf *b, unsigned field, const struct pb_buf *m);
 /* Calls each(field's bytes) for every length-delimited occurrence of FIELD in a message; 0, or
  * -1 when the message is malformed. */
 int pb_each_bytes(const uint8_t *p, size_t n, unsigned field, void (*each)(const uint8_t *, size_t, void *), void *ctx);
+
+/* The varint FIELD of a message into out (its last occurrence; 0 when absent, as proto3
+ * reads it): 0, or -1 when the message is malformed. An int32 is its low 32 bits. */
+int pb_last_uint(const uint8_t *p, size_t n, unsigned field, uint64_t *out);
 #endif

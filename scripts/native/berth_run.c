@@ -122,3 +122,15 @@ int berth_run_hook(const struct berth_args *a, const char *kind, const char *con
     const char *argv[] = { "hook", kind, NULL };
     return berth_run(a->berth, argv, env, out, out_size);
 }
+
+int berth_run_submit_check(const struct berth_args *a, const char *const env[], char *out, size_t out_size)
+{
+    if (a->hook[0] != '\0' && access(a->hook, X_OK) == 0) {
+        char berth[4096 + 8];
+        snprintf(berth, sizeof berth, "--berth=%s", a->berth);
+        const char *argv[] = { berth, "submit-check", NULL };
+        return berth_run(a->hook, argv, env, out, out_size);
+    }
+    const char *argv[] = { "submit-check", NULL };
+    return berth_run(a->berth, argv, env, out, out_size);
+}

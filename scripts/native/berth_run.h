@@ -24,4 +24,9 @@ int berth_run(const char *berth, const char *const argv[], const char *const env
  * there (no Node.js start; it hands what it does not handle to `berth hook KIND`), else
  * `berth hook KIND`. */
 int berth_run_hook(const struct berth_args *a, const char *kind, const char *const env[], char *out, size_t out_size);
+
+/* Runs `berth submit-check` as berth_run does, through berth-hook when it is there: it asks
+ * berthd's SubmitCheck on the node's user socket (no Node.js start) and execs `berth
+ * submit-check` itself whenever berthd cannot answer. ENV should hold BERTH_RUN_DIR. */
+int berth_run_submit_check(const struct berth_args *a, const char *const env[], char *out, size_t out_size);
 #endif

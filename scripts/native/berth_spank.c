@@ -201,7 +201,8 @@ static int reuse_job_image(const int explicit[OPT_COUNT])
 
 /*
  * Allocator and local context: checks the options as the user (`berth submit-check`), which
- * pins the image and prints NAME=VALUE lines. For a new job they go to the prolog and epilog
+ * pins the image and prints NAME=VALUE lines; at an srun in a job, berthd on the node answers
+ * the same check (`berth-hook submit-check`, berth_run_submit_check), without a Node.js start. For a new job they go to the prolog and epilog
  * (job control env, SPANK_NAME there); an srun that names a container also sets them, with
  * BERTH_STEP_CONTAINER=1, in its own environment, which its tasks get and the remote side reads.
  * Inside an allocation only srun's own command line counts: the job's options, which Slurm
@@ -225,7 +226,7 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
         }
         return 0;
     }
-    const char *env[2 * OPT_COUNT + 5];
+    const char *env[2 * OPT_COUNT + 7];
     int n = 0;
     int any = 0;
     for (int i = 0; i < OPT_COUNT; i++) {
@@ -245,10 +246,16 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
         env[n++] = "BERTH_SITE_REGISTRIES";
         env[n++] = a->site_registries;
     }
+    env[n++] = "BERTH_RUN_DIR";
+    env[n++] = a->run_dir;
     env[n] = NULL;
     static char result[BERTH_OUT_MAX];
     const char *argv[] = { "submit-check", NULL };
-    if (berth_run(a->berth, argv, env, result, sizeof result) != 0) {
+    /* an srun in a job, on a node: berthd there answers the check (berth-hook submit-check,
+     * no Node.js start; it runs `berth submit-check` itself when berthd cannot answer) */
+    int rc = in_job && step_container ? berth_run_submit_check(a, env, result, sizeof result)
+                                      : berth_run(a->berth, argv, env, result, sizeof result);
+    if (rc != 0) {
         slurm_error("%s", result);
         return -1;
     }

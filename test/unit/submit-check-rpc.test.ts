@@ -92,7 +92,7 @@ describe('SubmitCheck answers as berth submit-check run by the user', { skip: pr
     ['--container-name with an image', { BERTH_CONTAINER_NAME: 'c1:create', BERTH_CONTAINER_IMAGE: img(), BERTH_SUBMIT_FOR: 'step' }],
     ['a bad --container-name flag', { BERTH_CONTAINER_NAME: 'c1:sideways', BERTH_SUBMIT_FOR: 'step' }],
     ['options without an image', { BERTH_CONTAINER_WORKDIR: '/x', BERTH_SUBMIT_FOR: 'job' }],
-    ['--container-remap-root', { BERTH_CONTAINER_IMAGE: img(), PYXIS_CONTAINER_REMAP_ROOT: '1', BERTH_SUBMIT_FOR: 'step' }],
+    ['--container-remap-root', { BERTH_CONTAINER_IMAGE: img(), BERTH_CONTAINER_REMAP_ROOT: '1', BERTH_SUBMIT_FOR: 'step' }],
     ['--container-save at a step', { BERTH_CONTAINER_IMAGE: img(), BERTH_CONTAINER_SAVE: `${host}/nobody/x:1`, BERTH_SUBMIT_FOR: 'step' }],
     ['a site-credentialed registry', { BERTH_CONTAINER_IMAGE: '127.0.0.1:1/team/app:1', BERTH_SITE_REGISTRIES: '127.0.0.1:1', BERTH_SUBMIT_FOR: 'step' }],
     ['nothing asked', { BERTH_SUBMIT_FOR: 'step' }],
@@ -122,8 +122,8 @@ describe('SubmitCheck answers as berth submit-check run by the user', { skip: pr
 
 describe('SubmitCheck request variables', () => {
   it('passes on only the names a submit check reads', () => {
-    assert.deepEqual(checkedEnv([{ name: 'BERTH_CONTAINER_IMAGE', value: 'a' }, { name: 'PYXIS_CONTAINER_REMAP_ROOT', value: '1' }, { name: 'SLURM_JOB_ID', value: '3' }, { name: 'LD_PRELOAD', value: 'x' }, { name: 'HOME', value: '/root' }]),
-      { BERTH_CONTAINER_IMAGE: 'a', PYXIS_CONTAINER_REMAP_ROOT: '1', SLURM_JOB_ID: '3' });
+    assert.deepEqual(checkedEnv([{ name: 'BERTH_CONTAINER_IMAGE', value: 'a' }, { name: 'PYXIS_CONTAINER_IMAGE', value: '1' }, { name: 'SLURM_JOB_ID', value: '3' }, { name: 'LD_PRELOAD', value: 'x' }, { name: 'HOME', value: '/root' }]),
+      { BERTH_CONTAINER_IMAGE: 'a', PYXIS_CONTAINER_IMAGE: '1', SLURM_JOB_ID: '3' });
   });
   it('refuses a request larger than a submit check can be', () => {
     assert.throws(() => checkedEnv(Array.from({ length: 300 }, (_, i) => ({ name: `BERTH_X${i}`, value: '' }))), /300 variables/);
