@@ -7,6 +7,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { sandbox, uidOf } from '../support/stack';
+import { BerthdLog } from '../support/berthd';
 import { jobDir, run } from '../support/slurm';
 
 /** a file in alice's home outside any job directory: seen in a container only when home is mounted */
@@ -48,6 +49,34 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
     const srun = run('srun', ['-N1', `--container-image=${image}`, '--container-workdir=rel', 'true'], { user: 'alice', cwd: dir, env: { PATH } });
     assert.notEqual(srun.code, 0);
     assert.match(srun.stderr, /--container-workdir 'rel' is not an absolute path/);
+    assert.equal(run('sinfo', ['-h', '-t', 'drain', '-o', '%N']).stdout.trim(), '', 'no node drained');
+    rmSync(closed, { recursive: true, force: true });
+  });
+
+  it("refuses a bad option at an srun in a job with berth submit-check's own words, answered by the node's berthd (berth-hook submit-check)", () => {
+    const dir = jobDir('alice', 'in-job-refusal');
+    // root's own directory, which alice may not read: the answer depends on whose check it is
+    const closed = mkdtempSync('/tmp/berth-e2e-closed-');
+    const cases: [string, string][] = [['workdir', '--container-workdir=rel'], ['closed', `--container-mounts=${closed}:/in`], ['remap', '--container-remap-root']];
+    const script = path.join(dir, 'steps.sh');
+    writeFileSync(script, `#!/bin/sh\n${cases.map(([name, opt]) => `srun -N1 --container-image=${image} ${opt} true 2> ${dir}/${name}.err; echo $? > ${dir}/${name}.code`).join('\n')}\necho $SLURMD_NODENAME > ${dir}/node\n`, { mode: 0o755 });
+    chownSync(script, uidOf('alice'), uidOf('alice'));
+    const logs = Object.fromEntries(sandbox().nodes.map((n) => [n.name, new BerthdLog(n.name)]));
+    const sub = run('sbatch', ['-N1', '--wait', '-o', path.join(dir, 'out.txt'), script], { user: 'alice', cwd: dir, env: { PATH }, timeoutMs: 120_000 });
+    assert.equal(sub.code, 0, sub.stderr);
+    const nodeName = readFileSync(path.join(dir, 'node'), 'utf8').trim();
+    const refused = logs[nodeName]!.lines().filter((l) => l.message === 'submit check refused');
+    for (const [name, opt] of cases) {
+      assert.notEqual(readFileSync(path.join(dir, `${name}.code`), 'utf8').trim(), '0', `srun ${opt} ran`);
+      // the words berth submit-check prints for the same values, as alice
+      const cli = run('berth', ['submit-check'], { user: 'alice', cwd: dir, env: { PATH, BERTH_CONTAINER_IMAGE: image, BERTH_SUBMIT_FOR: 'step', SLURM_JOB_ID: '1',
+        ...(name === 'workdir' ? { BERTH_CONTAINER_WORKDIR: 'rel' } : name === 'closed' ? { BERTH_CONTAINER_MOUNTS: `${closed}:/in` } : { BERTH_CONTAINER_REMAP_ROOT: '1' }) } });
+      assert.equal(cli.code, 1);
+      const words = cli.stderr.trim();
+      assert.match(words, /^berth: /);
+      assert.ok(readFileSync(path.join(dir, `${name}.err`), 'utf8').includes(words), `srun ${opt} told the user: ${words}`);
+      assert.ok(refused.some((l) => l.reason === words && l.by === `uid ${uidOf('alice')}`), `berthd on ${nodeName} answered the check of srun ${opt}`);
+    }
     assert.equal(run('sinfo', ['-h', '-t', 'drain', '-o', '%N']).stdout.trim(), '', 'no node drained');
     rmSync(closed, { recursive: true, force: true });
   });

@@ -140,7 +140,10 @@ export const METHODS: MethodTable = Object.freeze({
     kind: 'unary', role: 'user', phase: 'any', scope: 'node',
     handle: async (d, { caller }, r) => {
       if (!d.submitCheck) throw new BerthError('NOT_SERVED_ON_NODE', 'this berthd does not answer submit checks');
-      return d.submitCheck.check(caller, r.env);
+      const res = await d.submitCheck.check(caller, r.env);
+      // what the user was told at their srun, for the admins (a check that passes is not logged)
+      if (res.exitCode !== 0) d.log.info('submit check refused', { by: callerName(caller), exitCode: res.exitCode, reason: res.stderr.trim().split('\n')[0] });
+      return res;
     },
   },
 
