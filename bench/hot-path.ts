@@ -1,7 +1,8 @@
 // The hot path (issue 15), every row of its table in one run, berth and the plain Docker CLI
 // (or plain Slurm) side by side, interleaved, medians of N (no assertions, figures only):
 //   1. srun -N2 --ntasks-per-node=8 --container-image=IMAGE true in a container job ÷ srun true
-//   2. a step container (srun --container-image in a plain allocation) − srun true ÷ docker run -d
+//   2. a step container (srun --container-image in a plain allocation) − srun true ÷ docker run -d,
+//      and its submit check alone: berth-hook submit-check (berthd's SubmitCheck) ÷ berth submit-check
 //   3. the prolog hook with a cached image ÷ docker run -d of the same container: the hook slurmd
 //      runs (scripts/slurm/prolog: berth-hook), and `berth hook prolog` (Node.js) beside it
 //   4. the epilog of a job with 8 containers ÷ 8 parallel docker rm -f
@@ -28,7 +29,8 @@ const uid = uidOf('alice');
 const docker = ['docker', '-H', `unix://${node(NODE).dockerSocket}`];
 const berth = '/usr/local/bin/berth';
 /** what scripts/slurm/prolog and epilog run: the native hook, which hands what is unusual to `berth hook` */
-const hook = (kind: 'prolog' | 'epilog'): string[] => ['/usr/local/lib/berth/berth-hook', `--berth=${berth}`, kind];
+const hookBin = '/usr/local/lib/berth/berth-hook';
+const hook = (kind: 'prolog' | 'epilog'): string[] => [hookBin, `--berth=${berth}`, kind];
 const pinned = spawnSync(berth, ['resolve', image], { encoding: 'utf8' }).stdout.trim();
 const containerArgs = ['--network', 'host', '--user', `${uid}:${uid}`, '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
   '-v', '/usr/local/lib/berth/berth-init:/.berth/init:ro', '-v', '/home/alice:/home/alice', '--entrypoint', '/.berth/init', image, 'pause'];
@@ -108,6 +110,11 @@ i=0
 while [ $i -lt ${runs} ]; do
   t0=$(ms); srun true; t1=$(ms); srun --container-image=${pinned} true; t2=$(ms)
   echo "plain $((t1 - t0))"; echo "step $((t2 - t1))"
+  # the step's submit check alone, as the plugin runs it in srun: berthd's answer, then the command's
+  export BERTH_CONTAINER_IMAGE=${pinned} BERTH_SUBMIT_FOR=step
+  t3=$(ms); ${hookBin} --berth=${berth} submit-check >/dev/null; t4=$(ms); ${berth} submit-check >/dev/null; t5=$(ms)
+  unset BERTH_CONTAINER_IMAGE BERTH_SUBMIT_FOR
+  echo "hook-check $((t4 - t3))"; echo "node-check $((t5 - t4))"
   i=$((i + 1))
 done`);
   const runsMs: number[] = [];
@@ -118,6 +125,7 @@ done`);
   }
   const added = col(cols, 'step') - col(cols, 'plain');
   rows.push({ what: 'step container − srun true ÷ docker run -d', berth: added, base: median(runsMs), goal: '≤ 1.3' });
+  rows.push({ what: '  its submit check: berth-hook submit-check ÷ berth submit-check', berth: col(cols, 'hook-check'), base: col(cols, 'node-check'), goal: '(no Node.js start)' });
 }
 
 // 3, 4, 5: the hooks and berth exec on n1, interleaved with the Docker CLI
