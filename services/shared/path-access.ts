@@ -35,6 +35,29 @@ function lookupError(code: 'EACCES' | 'ENOENT' | 'ENOTDIR' | 'ELOOP', text: stri
 const MAX_LINKS = 40; // the kernel's limit on symbolic links in one lookup
 
 /**
+ * A path the process itself may not look at (root on a root-squashed NFS home, say): what the
+ * user could reach there cannot be told from here. realpathAs throws it; whoever answers for
+ * the user must then let the user's own process answer (berth-hook runs `berth submit-check`).
+ */
+export class CannotLookAs extends Error {
+  override readonly name = 'CannotLookAs';
+  constructor(readonly path: string, cause: unknown) {
+    super(`${path} cannot be looked at by uid ${process.getuid?.() ?? '?'} itself (${(cause as Error).message})`, { cause });
+  }
+}
+
+/** FN's result; an EACCES or EPERM of the process's own (not of who's) as CannotLookAs */
+export function asProcess<T>(p: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new CannotLookAs(p, err);
+    throw err;
+  }
+}
+
+/**
  * realpath(3) of the absolute path `p` as `who`'s own lookup would resolve it: every directory
  * searched must let `who` search it (mode bits, as allows() reads them), links are followed
  * as the kernel follows them. Throws as realpathSync.native does (EACCES, ENOENT, ENOTDIR, ELOOP).
@@ -50,7 +73,7 @@ export function realpathAs(p: string, who: Who): string {
     const part = pending.shift()!;
     if (part === '.') continue;
     const dir = `/${done.join('/')}`;
-    if (!allows(statSync(dir), who, 1)) throw lookupError('EACCES', 'permission denied', p);
+    if (!allows(asProcess(dir, () => statSync(dir)), who, 1)) throw lookupError('EACCES', 'permission denied', p);
     if (part === '..') {
       done.pop();
       continue;
@@ -58,7 +81,7 @@ export function realpathAs(p: string, who: Who): string {
     const next = path.join(dir, part);
     let st: Stats;
     try {
-      st = lstatSync(next);
+      st = asProcess(next, () => lstatSync(next));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') throw lookupError(code, code === 'ENOENT' ? 'no such file or directory' : 'not a directory', p);
@@ -66,7 +89,7 @@ export function realpathAs(p: string, who: Who): string {
     }
     if (st.isSymbolicLink()) {
       if (++links > MAX_LINKS) throw lookupError('ELOOP', 'too many symbolic links encountered', p);
-      const target = readlinkSync(next);
+      const target = asProcess(next, () => readlinkSync(next));
       if (target.startsWith('/')) done.length = 0;
       pending.unshift(...target.split('/').filter(Boolean));
       continue;
@@ -88,6 +111,7 @@ export function reachablePath(p: string, who: Who, what = 'mount source', resolv
   try {
     real = resolve(p);
   } catch (err) {
+    if (err instanceof CannotLookAs) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     // pyxis's words (its tests grep them): "source path does not exist", then the path
     if (code === 'ENOENT') throw new OptionError(`${what} does not exist: ${p}; create it first, or fix the path`);

@@ -6,7 +6,7 @@ import { realpathSync } from 'node:fs';
 import { isTmpfs, OptionError, type UserMount } from './container-options';
 import { registryKey } from './images/credentials';
 import { parseJobImageReference } from './images/reference';
-import { reachablePath, realpathAs, type Who } from './path-access';
+import { CannotLookAs, reachablePath, realpathAs, type Who } from './path-access';
 import { ruleSource, type SiteRules } from './site-rules';
 
 /** How a path is resolved and checked; the real file system unless a test gives its own. */
@@ -38,10 +38,12 @@ export function pathsAs(who: Who): PathProbe {
     realpath: (p) => {
       try {
         return resolve(p);
-      } catch {
+      } catch (err) {
+        if (err instanceof CannotLookAs) throw err;
         return undefined;
       }
     },
+    // realpathAs stat'ed every directory on the way as this process: reachablePath's own stats see them too
     reachable: (p, w, what) => reachablePath(p, w, what, resolve),
   };
 }

@@ -5,7 +5,7 @@
 // enter, and links there, are where root's own reach would answer otherwise.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import os from 'node:os';
@@ -24,7 +24,7 @@ const DIGEST = 'sha256:' + 'a'.repeat(64);
 function asUser(siteRulesFile: string, cases: Record<string, string>[]): Promise<{ code: number; out: string; err: string }[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'test/support/submit-check-process.ts')], {
-      cwd: REPO, uid: NOBODY, gid: NOGROUP, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent', TSX_TSCONFIG_PATH: path.join(REPO, 'tsconfig.json') }, stdio: ['pipe', 'pipe', 'pipe'],
+      cwd: REPO, uid: NOBODY, gid: NOGROUP, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent', }, stdio: ['pipe', 'pipe', 'pipe'],
     });
     let out = '';
     let err = '';
@@ -33,6 +33,22 @@ function asUser(siteRulesFile: string, cases: Record<string, string>[]): Promise
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`the CLI's check as uid ${NOBODY} exited ${code}: ${err}`))));
     child.stdin.end(JSON.stringify({ siteRulesFile, cases }));
+  });
+}
+
+/** berthd's checker in a process of uid UID */
+function checkerAs(uid: number, input: object): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'test/support/submit-checker-process.ts')], {
+      cwd: REPO, uid, gid: NOGROUP, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' }, stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`the checker as uid ${uid} exited ${code}: ${err}`))));
+    child.stdin.end(JSON.stringify(input));
   });
 }
 
@@ -110,6 +126,18 @@ describe('SubmitCheck answers as berth submit-check run by the user', { skip: pr
     assert.ok(cli.some((r) => r.code === 0 && r.out.includes(`@${DIGEST}`)), 'an image was pinned');
     assert.ok(cli.some((r) => /cannot be reached by uid 65534/.test(r.err)), 'a path refused on the way');
     assert.ok(cli.some((r) => /not readable by uid 65534/.test(r.err)), 'a file refused');
+  });
+
+  it('refuses to answer (NOT_SERVED_ON_NODE, so the user\'s own command does) where berthd itself may not look', async () => {
+    // berthd as nobody, answering for daemon (uid 1) about daemon's private directory: as root on a root-squashed home
+    const own = path.join(dir, 'daemons');
+    mkdirSync(path.join(own, 'data'), { recursive: true });
+    chownSync(own, 1, 1);
+    chownSync(path.join(own, 'data'), 1, 1);
+    chmodSync(own, 0o700);
+    const got = await checkerAs(NOBODY, { siteRulesFile, caller: { kind: 'user', uid: 1, gid: 1 }, env: { BERTH_CONTAINER_IMAGE: img(), BERTH_CONTAINER_MOUNTS: `${own}/data:/x`, BERTH_SUBMIT_FOR: 'step' } });
+    assert.equal(got.code, 'NOT_SERVED_ON_NODE', JSON.stringify(got));
+    assert.match(String(got.error), /cannot be looked at by uid 65534 itself .*berth submit-check checks this as you/);
   });
 
   it("answers a root caller as root's own check: the same paths, root's home", async () => {

@@ -11,10 +11,12 @@
 //                   could (a link to another's directory is not followed), the file itself
 //                   opened as credentials.ts opens it (the user's own, no symlink, private)
 //   site rules      the rules berthd holds in force (the file the CLI reads)
+// Where root itself may not look (a root-squashed NFS home) berthd cannot tell what the user
+// sees: it answers NOT_SERVED_ON_NODE, and berth-hook runs the user's own `berth submit-check`.
 // A root caller (admin socket, or munge uid 0) is answered as root's `berth submit-check` is.
+import { closeSync, constants, openSync } from 'node:fs';
 import path from 'node:path';
-import type { Who } from '../../shared/path-access';
-import { realpathAs } from '../../shared/path-access';
+import { asProcess, CannotLookAs, realpathAs, type Who } from '../../shared/path-access';
 import { type CredentialLookup, fileCredentials } from '../../shared/images/credentials';
 import { BerthError } from '../../shared/errors';
 import { siteRegistriesFromEnv } from '../../shared/images/resolve';
@@ -64,6 +66,7 @@ function loginsAs(file: string, who: Who): CredentialLookup {
   try {
     dir = realpathAs(path.dirname(file), who);
   } catch (err) {
+    if (err instanceof CannotLookAs) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     // as the user: ENOENT/ENOTDIR is no file (anonymous), EACCES the open's refusal (credentials.ts readPrivateFile)
     if (code === 'EACCES') unreachable = new BerthError('CREDENTIALS_UNSAFE', `registry credentials ${file} cannot be read by root (a root-squashed home directory?); berth will not use them: ask the site admins to use site credentials for this registry`);
@@ -76,7 +79,17 @@ function loginsAs(file: string, who: Who): CredentialLookup {
     };
   }
   if (dir === undefined) return async () => undefined;
-  return fileCredentials(path.join(dir, path.basename(file)), who.uid);
+  const real = path.join(dir, path.basename(file));
+  // a file root may not open (a root-squashed home) is one the user's own check would read
+  asProcess(real, () => {
+    try {
+      closeSync(openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EACCES') return; // credentials.ts says what else is wrong
+      throw err;
+    }
+  });
+  return fileCredentials(real, who.uid);
 }
 
 export class SubmitChecker {
@@ -90,14 +103,20 @@ export class SubmitChecker {
     const primary = caller.kind === 'root' ? user.gid : caller.gid;
     const gids = [primary, ...user.groups.map((g) => g.gid).filter((g) => g !== primary)];
     const who = { uid, gids };
-    const dockerConfig = path.join(user.home, '.docker', 'config.json');
-    const logins = loginsAs(dockerConfig, who);
     let stdout = '';
     let stderr = '';
-    const exitCode = await runSubmitCheck(env, (s) => (stdout += s), (s) => (stderr += s), {
-      who, home: user.home, userName: user.name, siteRules: this.d.siteRules(), probe: pathsAs(who), logins,
-      resolve: { siteRegistries: siteRegistriesFromEnv(env), uid, dockerConfig, logins, ...(this.d.registry ? { client: this.d.registry } : {}) },
-    });
-    return { exitCode, stdout, stderr };
+    try {
+      const dockerConfig = path.join(user.home, '.docker', 'config.json');
+      const logins = loginsAs(dockerConfig, who);
+      const exitCode = await runSubmitCheck(env, (s) => (stdout += s), (s) => (stderr += s), {
+        who, home: user.home, userName: user.name, siteRules: this.d.siteRules(), probe: pathsAs(who), logins,
+        resolve: { siteRegistries: siteRegistriesFromEnv(env), uid, dockerConfig, logins, ...(this.d.registry ? { client: this.d.registry } : {}) },
+      });
+      return { exitCode, stdout, stderr };
+    } catch (err) {
+      // berthd cannot see what the user sees there: their own `berth submit-check` answers (berth-hook runs it on an error)
+      if (err instanceof CannotLookAs) throw new BerthError('NOT_SERVED_ON_NODE', `SubmitCheck: ${err.message}; berth submit-check checks this as you`);
+      throw err;
+    }
   }
 }
