@@ -5,6 +5,7 @@
 #   berth-init      a static helper bind-mounted into job containers (if its source exists)
 #   berth-runc      the OCI runtime dockerd runs containers with: asks berthd, pins binds, then runc
 #   berth-hook      the step hooks the plugin runs per container step and node, without Node.js
+#   berth-exec      `berth exec` (srun runs it per task) without Node.js: ExecStep with libmunge
 set -euo pipefail
 
 die() { echo "build-native: $*" >&2; exit 1; }
@@ -44,6 +45,15 @@ gcc "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-hook.tmp" "${HOOK_SRC[@]/#/$SRC/}" -lng
   || die "compiling $SRC/berth-hook.c (with ${HOOK_SRC[*]:1}) failed (see above)"
 mv -f "$OUT/berth-hook.tmp" "$OUT/berth-hook"
 echo "build-native: $OUT/berth-hook"
+
+# berth-exec: the ExecStep stream over the user socket (berth_grpc.c), its credential from
+# libmunge (munge_encode, as `munge -s` makes it, without a process of its own: linked, as
+# every call of berth-exec by a user needs it)
+EXEC_SRC=(berth-exec.c berth_grpc.c berth_pb.c berth_utf8.c)
+gcc "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-exec.tmp" "${EXEC_SRC[@]/#/$SRC/}" -lnghttp2 -lmunge \
+  || die "compiling $SRC/berth-exec.c (with ${EXEC_SRC[*]:1}) failed (see above)"
+mv -f "$OUT/berth-exec.tmp" "$OUT/berth-exec"
+echo "build-native: $OUT/berth-exec"
 
 if [ -f "$SRC/berth-init.c" ]; then
   gcc -static "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-init.tmp" "$SRC/berth-init.c" \

@@ -2,8 +2,8 @@
 # Installs the built berth onto this machine (run `npm run build` and scripts/build-native.sh
 # first):
 #   PREFIX/lib/berth/        dist/* (berth.js, berthd.js, ...), build/native/* (berth_spank.so,
-#                            berth-init, berth-hook), hooks/{prolog,epilog,task-prolog} for slurm.conf
-#   PREFIX/bin/berth         wrapper: exec NODE PREFIX/lib/berth/berth.js
+#                            berth-init, berth-hook, berth-exec), hooks/{prolog,epilog,task-prolog} for slurm.conf
+#   PREFIX/bin/berth         wrapper: exec NODE PREFIX/lib/berth/berth.js (`berth exec`: berth-exec)
 #   PREFIX/sbin/berthd       wrapper: exec NODE PREFIX/lib/berth/berthd.js
 #   PREFIX/share/berth/      examples/ (site.json, berthd.json, daemon.json, slurm.conf and plugstack.conf
 #                            lines, logrotate, Prometheus) and systemd/ (berthd.service and
@@ -50,6 +50,7 @@ done
 [ -f "$REPO/build/native/berth_spank.so" ] || die "$REPO/build/native/berth_spank.so is missing; run scripts/build-native.sh first"
 [ -f "$REPO/build/native/berth-init" ] || echo "install: warning: build/native/berth-init missing; job containers need it" >&2
 [ -f "$REPO/build/native/berth-hook" ] || echo "install: warning: build/native/berth-hook missing; container steps run the Node.js berth hook instead" >&2
+[ -f "$REPO/build/native/berth-exec" ] || echo "install: warning: build/native/berth-exec missing; berth exec runs the Node.js client instead" >&2
 
 umask 022
 mkdir -p "$LIB/hooks" "$PREFIX/bin" "$PREFIX/sbin"
@@ -113,7 +114,10 @@ for hook in prolog epilog task-prolog; do
   sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@RUNDIR@|$RUN_DIR|g" "$REPO/scripts/slurm/$hook" | write 0755 "$LIB/hooks/$hook"
 done
 
-printf '#!/bin/sh\nexec %s %s "$@"\n' "$NODE_BIN" "$LIB/berth.js" | write 0755 "$PREFIX/bin/berth"
+# `berth exec` (srun runs it once per task) goes to the native client when it is installed; it
+# hands what it does not handle itself back to `NODE berth.js exec ...`
+printf '#!/bin/sh\nif [ "$1" = exec ] && [ -x %s ]; then exec %s --node=%s --berth-js=%s "$@"; fi\nexec %s %s "$@"\n' \
+  "$LIB/berth-exec" "$LIB/berth-exec" "$NODE_BIN" "$LIB/berth.js" "$NODE_BIN" "$LIB/berth.js" | write 0755 "$PREFIX/bin/berth"
 # a small young generation: the agent is mostly idle and its bursts are small (RSS budget 80 MB);
 # two malloc arenas: libuv's worker threads (TLS keys, fs) would each grow one of their own, and
 # the soak showed RSS creeping while V8's heap stayed flat (docs/benchmarks.md, "Soak")

@@ -1,5 +1,6 @@
 /* A unary gRPC call over a unix socket with libnghttp2 (berth_grpc.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <stdio.h>
@@ -327,4 +328,384 @@ void grpc_unary(const char *socket_path, const char *path, const uint8_t *req, s
 void grpc_unary_md(const char *socket_path, const char *path, const char *md_name, const char *md_value, const uint8_t *req, size_t req_len, long timeout_ms, struct grpc_result *r)
 {
     unary(socket_path, path, md_name, md_value, req, req_len, timeout_ms, r);
+}
+
+/* ---- a bidirectional stream (berth_grpc.h grpc_stream_*) ---- */
+
+struct grpc_stream {
+    int fd;
+    nghttp2_session *s;
+    int32_t id;
+    uint8_t *out;           /* framed messages not yet taken by nghttp2: out[out_head..out_len) */
+    size_t out_head, out_len, out_cap;
+    int ending;             /* half-close once out is empty */
+    int deferred;           /* the data provider said DEFERRED: resume it when there is more */
+    uint8_t *in;            /* DATA bytes of the response message being read */
+    size_t in_len, in_cap;
+    int closed;
+    uint32_t reset;
+    int have_status;
+    int http_status;
+    int broken;             /* the connection failed: r->error says how */
+    int bad_message;        /* a response message we cannot read: r->status/message say why */
+    grpc_on_message on_message;
+    void *ctx;
+    struct grpc_result *r;
+};
+
+static ssize_t stream_send_cb(nghttp2_session *s, const uint8_t *p, size_t n, int flags, void *u)
+{
+    (void)s;
+    (void)flags;
+    struct grpc_stream *st = u;
+    for (;;) {
+        ssize_t w = send(st->fd, p, n, MSG_NOSIGNAL);
+        if (w >= 0)
+            return w;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return NGHTTP2_ERR_WOULDBLOCK;
+        if (errno != EINTR)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+}
+
+static ssize_t stream_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t n, uint32_t *flags, nghttp2_data_source *src, void *u)
+{
+    (void)s;
+    (void)id;
+    (void)src;
+    struct grpc_stream *st = u;
+    size_t left = st->out_len - st->out_head;
+    if (left == 0) {
+        if (st->ending) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            return 0;
+        }
+        st->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t k = left < n ? left : n;
+    memcpy(buf, st->out + st->out_head, k);
+    st->out_head += k;
+    if (st->out_head == st->out_len)
+        st->out_head = st->out_len = 0;
+    if (st->out_head == st->out_len && st->ending)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)k;
+}
+
+static int stream_header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen, const uint8_t *v, size_t vlen, uint8_t flags, void *u)
+{
+    (void)s;
+    (void)flags;
+    struct grpc_stream *st = u;
+    if (f->hd.type != NGHTTP2_HEADERS || f->hd.stream_id != st->id)
+        return 0;
+    char num[16];
+    if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
+        copy_value(v, vlen, num, sizeof num);
+        st->http_status = atoi(num);
+    } else if (nlen == 11 && memcmp(name, "grpc-status", 11) == 0) {
+        copy_value(v, vlen, num, sizeof num);
+        if (!st->bad_message)
+            st->r->status = atoi(num);
+        st->have_status = 1;
+    } else if (nlen == 12 && memcmp(name, "grpc-message", 12) == 0) {
+        if (!st->bad_message)
+            percent_decode(v, vlen, st->r->message, sizeof st->r->message);
+    } else if (nlen == 18 && memcmp(name, "x-berth-error-code", 18) == 0) {
+        copy_value(v, vlen, st->r->berth_code, sizeof st->r->berth_code);
+    } else if (nlen == 13 && memcmp(name, "x-berth-fault", 13) == 0) {
+        copy_value(v, vlen, st->r->fault, sizeof st->r->fault);
+    }
+    return 0;
+}
+
+static void bad_message(struct grpc_stream *st, int status, const char *why)
+{
+    if (st->bad_message)
+        return;
+    st->bad_message = 1;
+    st->r->status = status;
+    snprintf(st->r->message, sizeof st->r->message, "%s", why);
+    nghttp2_submit_rst_stream(st->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+}
+
+/* DATA bytes: whole length-prefixed messages go to on_message as they complete */
+static int stream_data_cb(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *p, size_t n, void *u)
+{
+    (void)s;
+    (void)flags;
+    struct grpc_stream *st = u;
+    if (id != st->id || st->bad_message)
+        return 0;
+    if (st->in_len + n > st->in_cap) {
+        size_t cap = st->in_cap ? st->in_cap : 16384;
+        while (cap < st->in_len + n)
+            cap *= 2;
+        uint8_t *d = realloc(st->in, cap);
+        if (d == NULL) {
+            bad_message(st, 8, "berth exec: out of memory reading berthd's answer");
+            return 0;
+        }
+        st->in = d;
+        st->in_cap = cap;
+    }
+    memcpy(st->in + st->in_len, p, n);
+    st->in_len += n;
+    size_t at = 0;
+    while (st->in_len - at >= 5 && !st->bad_message) {
+        const uint8_t *m = st->in + at;
+        uint32_t len = (uint32_t)m[1] << 24 | (uint32_t)m[2] << 16 | (uint32_t)m[3] << 8 | m[4];
+        if (m[0] != 0) {
+            bad_message(st, 13, "berthd's answer is compressed, which berth exec does not read");
+            break;
+        }
+        if (len > MAX_RESPONSE) {
+            /* as grpc-js says it (RESOURCE_EXHAUSTED) */
+            char why[128];
+            snprintf(why, sizeof why, "Received message larger than max (%u vs. %u)", len, MAX_RESPONSE);
+            bad_message(st, 8, why);
+            break;
+        }
+        if (st->in_len - at - 5 < len)
+            break;
+        st->on_message(m + 5, len, st->ctx);
+        at += 5 + (size_t)len;
+    }
+    memmove(st->in, st->in + at, st->in_len - at);
+    st->in_len -= at;
+    return 0;
+}
+
+static int stream_close_cb(nghttp2_session *s, int32_t id, uint32_t code, void *u)
+{
+    (void)s;
+    struct grpc_stream *st = u;
+    if (id == st->id) {
+        st->closed = 1;
+        st->reset = code;
+    }
+    return 0;
+}
+
+/* berthd's side ended (its trailers, END_STREAM): the call is over for the client, as for
+ * grpc-js, though this side may not have half-closed yet */
+static int stream_frame_cb(nghttp2_session *s, const nghttp2_frame *f, void *u)
+{
+    (void)s;
+    struct grpc_stream *st = u;
+    if (f->hd.stream_id == st->id && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        st->closed = 1;
+    return 0;
+}
+
+static void resume(struct grpc_stream *st)
+{
+    if (st->deferred) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->s, st->id);
+    }
+}
+
+int grpc_stream_send(struct grpc_stream *st, const uint8_t *msg, size_t n)
+{
+    if (st->out_head > 0) {
+        memmove(st->out, st->out + st->out_head, st->out_len - st->out_head);
+        st->out_len -= st->out_head;
+        st->out_head = 0;
+    }
+    if (st->out_len + n + 5 > st->out_cap) {
+        size_t cap = st->out_cap ? st->out_cap : 4096;
+        while (cap < st->out_len + n + 5)
+            cap *= 2;
+        uint8_t *d = realloc(st->out, cap);
+        if (d == NULL)
+            return -1;
+        st->out = d;
+        st->out_cap = cap;
+    }
+    uint8_t *o = st->out + st->out_len;
+    o[0] = 0;
+    o[1] = (uint8_t)(n >> 24);
+    o[2] = (uint8_t)(n >> 16);
+    o[3] = (uint8_t)(n >> 8);
+    o[4] = (uint8_t)n;
+    if (n)
+        memcpy(o + 5, msg, n);
+    st->out_len += n + 5;
+    resume(st);
+    return 0;
+}
+
+void grpc_stream_end(struct grpc_stream *st)
+{
+    st->ending = 1;
+    resume(st);
+}
+
+size_t grpc_stream_queued(const struct grpc_stream *st)
+{
+    return st->out_len - st->out_head;
+}
+
+int grpc_stream_fd(const struct grpc_stream *st)
+{
+    return st->fd;
+}
+
+short grpc_stream_events(const struct grpc_stream *st)
+{
+    short ev = 0;
+    if (nghttp2_session_want_read(st->s))
+        ev |= POLLIN;
+    if (nghttp2_session_want_write(st->s))
+        ev |= POLLOUT;
+    return ev ? ev : POLLIN;
+}
+
+/* How the stream ended, in R: 1 */
+static int stream_ended(struct grpc_stream *st)
+{
+    struct grpc_result *r = st->r;
+    if (st->bad_message || st->have_status) {
+        r->outcome = GRPC_ANSWERED;
+        return 1;
+    }
+    if (st->broken) {
+        r->outcome = GRPC_CUT;
+        return 1;
+    }
+    char why[64];
+    snprintf(why, sizeof why, st->reset ? "RST_STREAM with code %u" : "HTTP status %u", st->reset ? st->reset : (unsigned)st->http_status);
+    set_error(r, GRPC_CUT, "the stream ended without a grpc-status (%s)", why);
+    return 1;
+}
+
+int grpc_stream_io(struct grpc_stream *st, short revents)
+{
+    if (st->closed || st->broken)
+        return stream_ended(st);
+    if (revents & (POLLIN | POLLHUP | POLLERR)) {
+        for (;;) {
+            uint8_t buf[65536];
+            ssize_t n = read(st->fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (n <= 0) {
+                set_error(st->r, GRPC_CUT, "Connection dropped (%s)", n < 0 ? strerror(errno) : "berthd closed it");
+                st->broken = 1;
+                return stream_ended(st);
+            }
+            ssize_t used = nghttp2_session_mem_recv(st->s, buf, (size_t)n);
+            if (used < 0) {
+                set_error(st->r, GRPC_CUT, "berthd's HTTP/2 stream could not be read: %s", nghttp2_strerror((int)used));
+                st->broken = 1;
+                return stream_ended(st);
+            }
+            if (st->closed)
+                return stream_ended(st);
+            if ((size_t)n < sizeof buf)
+                break;
+        }
+    }
+    int rc = nghttp2_session_send(st->s);
+    if (rc != 0) {
+        set_error(st->r, GRPC_CUT, "writing to berthd: %s", nghttp2_strerror(rc));
+        st->broken = 1;
+        return stream_ended(st);
+    }
+    if (st->closed)
+        return stream_ended(st);
+    if (!nghttp2_session_want_read(st->s) && !nghttp2_session_want_write(st->s)) {
+        set_error(st->r, GRPC_CUT, "%s", "Connection dropped (berthd ended the HTTP/2 session)");
+        st->broken = 1;
+        return stream_ended(st);
+    }
+    return 0;
+}
+
+struct grpc_stream *grpc_stream_open(const char *socket_path, const char *path, const struct grpc_header *extra, size_t n_extra,
+                                     const char *user_agent, grpc_on_message on_message, void *ctx, struct grpc_result *r)
+{
+    memset(r, 0, sizeof *r);
+    struct grpc_stream *st = calloc(1, sizeof *st);
+    if (st)
+        st->fd = -1;
+    nghttp2_nv *hdrs = calloc(7 + n_extra, sizeof *hdrs);
+    nghttp2_session_callbacks *cb = NULL;
+    if (st == NULL || hdrs == NULL || nghttp2_session_callbacks_new(&cb) != 0) {
+        set_error(r, GRPC_UNREACHABLE, "%s", "out of memory");
+        goto fail;
+    }
+    st->r = r;
+    st->on_message = on_message;
+    st->ctx = ctx;
+    st->fd = connect_unix(socket_path, r);
+    if (st->fd < 0)
+        goto fail;
+    int fl = fcntl(st->fd, F_GETFL);
+    if (fl < 0 || fcntl(st->fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        set_error(r, GRPC_UNREACHABLE, "fcntl: %s", strerror(errno));
+        goto fail;
+    }
+    nghttp2_session_callbacks_set_send_callback(cb, stream_send_cb);
+    nghttp2_session_callbacks_set_on_header_callback(cb, stream_header_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, stream_data_cb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, stream_close_cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, stream_frame_cb);
+    int rc = nghttp2_session_client_new(&st->s, cb, st);
+    nghttp2_session_callbacks_del(cb);
+    cb = NULL;
+    if (rc != 0) {
+        set_error(r, GRPC_UNREACHABLE, "nghttp2: %s", nghttp2_strerror(rc));
+        goto fail;
+    }
+    nghttp2_settings_entry settings[] = { { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 } };
+    nghttp2_submit_settings(st->s, NGHTTP2_FLAG_NONE, settings, 1);
+    size_t k = 0;
+#define NV(n, v) (nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE }
+    hdrs[k++] = NV(":method", "POST");
+    hdrs[k++] = NV(":scheme", "http");
+    hdrs[k++] = NV(":path", path);
+    hdrs[k++] = NV(":authority", "localhost");
+    hdrs[k++] = NV("content-type", "application/grpc");
+    hdrs[k++] = NV("te", "trailers");
+    hdrs[k++] = NV("user-agent", user_agent);
+    for (size_t i = 0; i < n_extra; i++)
+        hdrs[k++] = NV(extra[i].name, extra[i].value);
+#undef NV
+    nghttp2_data_provider body = { .read_callback = stream_read_cb };
+    st->id = nghttp2_submit_request(st->s, NULL, hdrs, k, &body, st);
+    free(hdrs);
+    hdrs = NULL;
+    if (st->id < 0) {
+        set_error(r, GRPC_UNREACHABLE, "nghttp2: %s", nghttp2_strerror(st->id));
+        goto fail;
+    }
+    return st;
+fail:
+    if (cb)
+        nghttp2_session_callbacks_del(cb);
+    free(hdrs);
+    if (st) {
+        r->outcome = GRPC_UNREACHABLE;
+        grpc_stream_free(st);
+    }
+    return NULL;
+}
+
+void grpc_stream_free(struct grpc_stream *st)
+{
+    if (st == NULL)
+        return;
+    if (st->s)
+        nghttp2_session_del(st->s);
+    if (st->fd >= 0)
+        close(st->fd);
+    free(st->out);
+    free(st->in);
+    free(st);
 }

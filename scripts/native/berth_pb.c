@@ -161,3 +161,38 @@ int pb_last_uint(const uint8_t *p, size_t n, unsigned field, uint64_t *out)
     }
     return 0;
 }
+
+int pb_next(const uint8_t *p, size_t n, size_t *at, struct pb_field *f)
+{
+    if (*at >= n)
+        return 0;
+    uint64_t key, v;
+    if (read_varint(p, n, at, &key) != 0 || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+        return -1;
+    memset(f, 0, sizeof *f);
+    f->number = (unsigned)(key >> 3);
+    f->wire = (unsigned)(key & 7);
+    switch (f->wire) {
+    case 0:
+        return read_varint(p, n, at, &f->varint) == 0 ? 1 : -1;
+    case 1:
+        if (n - *at < 8)
+            return -1;
+        *at += 8;
+        return 1;
+    case 5:
+        if (n - *at < 4)
+            return -1;
+        *at += 4;
+        return 1;
+    case 2:
+        if (read_varint(p, n, at, &v) != 0 || v > n - *at)
+            return -1;
+        f->bytes = p + *at;
+        f->len = (size_t)v;
+        *at += (size_t)v;
+        return 1;
+    default:
+        return -1;
+    }
+}

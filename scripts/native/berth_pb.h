@@ -29,4 +29,18 @@ int pb_each_bytes(const uint8_t *p, size_t n, unsigned field, void (*each)(const
 /* The varint FIELD of a message into out (its last occurrence; 0 when absent, as proto3
  * reads it): 0, or -1 when the message is malformed. An int32 is its low 32 bits. */
 int pb_last_uint(const uint8_t *p, size_t n, unsigned field, uint64_t *out);
+
+/* One field of a message, as pb_next reads it: a varint's value, or a length-delimited
+ * field's bytes (fixed32 and fixed64 fields are skipped over, their value unread). */
+struct pb_field {
+    unsigned number;
+    unsigned wire; /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
+    uint64_t varint;
+    const uint8_t *bytes;
+    size_t len;
+};
+
+/* Reads the field at *at and moves *at past it: 1 when one was read, 0 at the end of the
+ * message, -1 when it is malformed. */
+int pb_next(const uint8_t *p, size_t n, size_t *at, struct pb_field *f);
 #endif
