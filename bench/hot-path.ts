@@ -6,7 +6,8 @@
 //   3. the prolog hook with a cached image ÷ docker run -d of the same container: the hook slurmd
 //      runs (scripts/slurm/prolog: berth-hook), and `berth hook prolog` (Node.js) beside it
 //   4. the epilog of a job with 8 containers ÷ 8 parallel docker rm -f
-//   5. berth exec -- true ÷ docker exec true
+//   5. berth exec -- true ÷ docker exec true: the installed berth (berth-exec), and the Node
+//      client (`node berth.js exec`) beside it
 //   6. the submit check of an srun in a job naming the job's image (in srun's plugin) vs the
 //      berth submit-check process it replaced
 //   7. an idle berthd (the sandbox's on n3: no jobs, no scrapes): CPU per hour and RSS
@@ -169,13 +170,18 @@ done`);
   sh([berth, 'hook', 'prolog'], hookEnv(id));
   const envArgs = [`PATH=/usr/local/bin:/usr/bin:/bin`, `SLURM_JOB_ID=${id}`, `SLURMD_NODENAME=${NODE}`];
   const exec: number[] = [];
+  const nodeExec: number[] = [];
   const dexec: number[] = [];
   for (let i = 0; i < runs; i++) {
+    // the installed berth: the native client (berth-exec) where it is installed
     exec.push(sh(['runuser', '-u', 'alice', '--', 'env', ...envArgs, berth, 'exec', '--', 'true']));
+    // the Node client it hands the unusual to, interleaved: the figure before berth-exec
+    nodeExec.push(sh(['runuser', '-u', 'alice', '--', 'env', ...envArgs, 'node', '/usr/local/lib/berth/berth.js', 'exec', '--', 'true']));
     dexec.push(sh([...docker, 'exec', '-u', `${uid}:${uid}`, `berth-${NODE}-job-${id}`, 'true']));
   }
   sh([berth, 'hook', 'epilog'], hookEnv(id));
   rows.push({ what: 'berth exec -- true ÷ docker exec true', berth: median(exec), base: median(dexec), goal: '≤ 1.5' });
+  rows.push({ what: '  the same by `node berth.js exec` (Node.js)', berth: median(nodeExec), base: median(dexec), goal: '(for comparison)' });
 }
 
 // 7: the sandbox's berthd on n3, which the rows above leave alone: no jobs, nobody scraping
