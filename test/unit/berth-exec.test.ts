@@ -283,6 +283,47 @@ describe('berth-exec, the native berth exec', { skip: !root && 'the fake berthd 
     assert.equal(c.status, 42, c.stderr.toString());
   });
 
+  it('with a terminal: its size at the start and on SIGWINCH, raw while attached, keys as bytes, the terminal put back', async () => {
+    script = (call, _got, m) => {
+      if (m.msg === 'start') {
+        call.write({ started: { execId: 'e1' } });
+        call.write({ stdout: Buffer.from('$ ') });
+      }
+      if (m.msg === 'resize') call.write({ stdout: Buffer.from(`size ${m.resize!.rows}x${m.resize!.cols}\r\n`) });
+      if (m.msg === 'stdin' && m.stdin?.includes(0x03)) {
+        call.write({ exit: { exitCode: 3, signal: '' } });
+        call.end();
+      }
+    };
+    calls.length = 0;
+    const modes = path.join(dir, 'modes');
+    const env = baseEnv();
+    const shell = `stty -g > ${modes}.before; "$0" --node="$1" --berth-js="$2" exec -- sh; rc=$?; stty -g > ${modes}.after; exit $rc`;
+    const spec = path.join(dir, 'pty.json');
+    writeFileSync(spec, JSON.stringify({
+      argv: ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'sh', '-c', shell, bin, process.execPath, fakeJs], rows: 40, cols: 100, timeout: 20,
+      steps: [{ expect: '\\$ ' }, { resize: [50, 132] }, { expect: 'size 50x132' }, { send: 'echo hi\u0003' }],
+    }));
+    const out = await new Promise<string>((resolve, reject) => {
+      const c = spawn('/usr/bin/python3', [path.join(REPO, 'test/support/pty-driver.py'), spec], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      c.stdout.on('data', (b: Buffer) => { text += b.toString(); });
+      c.once('error', reject);
+      c.once('close', () => resolve(text));
+    });
+    const r = JSON.parse(out) as { exit_code: number; failed: unknown; transcript: string };
+    assert.equal(r.failed, null, r.transcript);
+    assert.equal(r.exit_code, 3, r.transcript);
+    const got = calls[0]!.got;
+    const start = got[0]!.start!;
+    assert.deepEqual([start.tty, start.rows, start.cols], [true, 40, 100]);
+    assert.deepEqual(got.filter((g) => g.msg === 'resize').map((g) => [g.resize!.rows, g.resize!.cols]), [[50, 132]]);
+    const typed = Buffer.concat(got.filter((g) => g.msg === 'stdin').map((g) => g.stdin!));
+    assert.equal(typed.toString(), 'echo hi\u0003', 'raw: keys and Ctrl-C go to the step as bytes, not echoed or acted on here');
+    assert.doesNotMatch(r.transcript, /echo hi/, 'nothing echoed by the client\'s terminal');
+    assert.equal(readFileSync(`${modes}.after`, 'utf8'), readFileSync(`${modes}.before`, 'utf8'), 'the terminal is put back as it was');
+  });
+
   it('as a user, sends a munge credential bound to ExecStep and the job on the user socket', { skip: spawnSync('munge', ['-n']).status !== 0 && 'munged is not running' }, async () => {
     script = answer;
     calls.length = 0;
