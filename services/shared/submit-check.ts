@@ -29,6 +29,8 @@ export interface SubmitCheckDeps {
   userName?: string;
   /** the user's own registry logins (default: ~/.docker/config.json) */
   logins?: CredentialLookup;
+  /** where relative mount sources (./data) are taken from: the directory sbatch, salloc or srun runs in (default: this process's) */
+  cwd?: string;
 }
 
 /**
@@ -87,7 +89,7 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   // srun making one, even from inside another job) or for a step of a running job
   const forStep = env.BERTH_SUBMIT_FOR ? env.BERTH_SUBMIT_FOR === 'step' : Boolean(env.SLURM_JOB_ID);
   try {
-    opts = optionsFromEnv(env);
+    opts = optionsFromEnv(env, '', deps.cwd ?? process.cwd());
     batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
     const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
     refusePyxisOnly(env, who.uid);
