@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "berth_options.h"
 #include "berth_run.h"
 #include "berth_spank_tasks.h"
@@ -286,7 +287,7 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
         }
         return 0;
     }
-    const char *env[2 * OPT_COUNT + 7];
+    const char *env[2 * OPT_COUNT + 9];
     int n = 0;
     int any = 0;
     for (int i = 0; i < OPT_COUNT; i++) {
@@ -305,6 +306,13 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
     }
     env[n++] = "BERTH_RUN_DIR";
     env[n++] = a->run_dir;
+    /* where relative mount sources (./data) are taken from, as pyxis takes them: the directory
+     * sbatch, salloc or srun runs in (berthd, answering an in-job srun's check, has its own) */
+    static char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) != NULL) {
+        env[n++] = "BERTH_SUBMIT_CWD";
+        env[n++] = cwd;
+    }
     env[n] = NULL;
     static char result[BERTH_OUT_MAX];
     const char *argv[] = { "submit-check", NULL };

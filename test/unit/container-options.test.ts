@@ -303,6 +303,11 @@ describe('berth submit-check', () => {
     const lines = r.out.trim().split('\n');
     assert.ok(lines.includes(`BERTH_CONTAINER_MOUNTS=${tmp}/in:/m,${tmp}/in/a.txt:/a.txt:ro`), r.out);
     assert.ok(lines.includes('BERTH_CONTAINER_WORKDIR=/'), r.out);
+    // berthd answering an in-job srun's check has a directory of its own: the plugin's BERTH_SUBMIT_CWD says the srun's
+    const told = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: './a.txt:/a.txt', BERTH_SUBMIT_CWD: path.join(tmp, 'in') });
+    assert.ok(told.out.split('\n').includes(`BERTH_CONTAINER_MOUNTS=${tmp}/in/a.txt:/a.txt`), told.err);
+    const untold = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: './a.txt:/a.txt' });
+    assert.match(untold.err, /mount source '\.\/a\.txt' is not an absolute path/, 'with no directory given, none is guessed');
     const missing = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: './nothing:/m' }, tmp);
     assert.equal(missing.code, 1);
     assert.match(missing.err, new RegExp(`the source path does not exist: ${tmp}/nothing`));
