@@ -57,7 +57,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
     const dir = jobDir('alice', 'in-job-refusal');
     // root's own directory, which alice may not read: the answer depends on whose check it is
     const closed = mkdtempSync('/tmp/berth-e2e-closed-');
-    const cases: [string, string][] = [['workdir', '--container-workdir=rel'], ['closed', `--container-mounts=${closed}:/in`], ['remap', '--container-remap-root']];
+    const cases: [string, string][] = [['tmpfs', '--container-mounts=tmpfs:/t:uid=0'], ['closed', `--container-mounts=${closed}:/in`], ['remap', '--container-remap-root']];
     const script = path.join(dir, 'steps.sh');
     writeFileSync(script, `#!/bin/sh\n${cases.map(([name, opt]) => `srun -N1 --container-image=${image} ${opt} true 2> ${dir}/${name}.err; echo $? > ${dir}/${name}.code`).join('\n')}\necho $SLURMD_NODENAME > ${dir}/node\n`, { mode: 0o755 });
     chownSync(script, uidOf('alice'), uidOf('alice'));
@@ -70,7 +70,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
       assert.notEqual(readFileSync(path.join(dir, `${name}.code`), 'utf8').trim(), '0', `srun ${opt} ran`);
       // the words berth submit-check prints for the same values, as alice
       const cli = run('berth', ['submit-check'], { user: 'alice', cwd: dir, env: { PATH, BERTH_CONTAINER_IMAGE: image, BERTH_SUBMIT_FOR: 'step', SLURM_JOB_ID: '1',
-        ...(name === 'workdir' ? { BERTH_CONTAINER_WORKDIR: 'rel' } : name === 'closed' ? { BERTH_CONTAINER_MOUNTS: `${closed}:/in` } : { BERTH_CONTAINER_REMAP_ROOT: '1' }) } });
+        ...(name === 'tmpfs' ? { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:uid=0' } : name === 'closed' ? { BERTH_CONTAINER_MOUNTS: `${closed}:/in` } : { BERTH_CONTAINER_REMAP_ROOT: '1' }) } });
       assert.equal(cli.code, 1);
       const words = cli.stderr.trim();
       assert.match(words, /^berth: /);
