@@ -141,13 +141,50 @@ static int reserved(const char *t)
     return 0;
 }
 
+/* TMPFS_OPTIONS's keys, in its order (the order Node writes them in) */
+static const char *const tmpfs_keys[] = { "size", "nr_inodes", "mode" };
+enum { N_TMPFS_KEYS = sizeof tmpfs_keys / sizeof tmpfs_keys[0] };
+
+/* TMPFS_OPTIONS's valid: the value of key k is of its form */
+static int tmpfs_value_ok(int k, const char *v)
+{
+    size_t n = strlen(v);
+    if (k == 0 || k == 1) { /* size, nr_inodes: [1-9][0-9]{0,15}[kmg]? */
+        size_t digits = strspn(v, "0123456789");
+        return digits >= 1 && digits <= 16 && v[0] != '0' && (n == digits || (n == digits + 1 && strchr("kmgKMG", v[digits]) != NULL));
+    }
+    /* mode: 0?[0-7]{3} */
+    return (n == 3 || (n == 4 && v[0] == '0')) && strspn(v, "01234567") == n;
+}
+
+/* a tmpfs's KEY=VALUE flag into opts[key's index]; -1 where Node's TMPFS_OPTIONS refuse it or a key comes twice */
+static int tmpfs_option(const char *flag, char opts[N_TMPFS_KEYS][64])
+{
+    const char *eq = strchr(flag, '=');
+    if (eq == NULL || strlen(flag) >= 64)
+        return -1;
+    for (int k = 0; k < N_TMPFS_KEYS; k++) {
+        if (strlen(tmpfs_keys[k]) != (size_t)(eq - flag) || strncmp(flag, tmpfs_keys[k], (size_t)(eq - flag)) != 0)
+            continue;
+        if (!tmpfs_value_ok(k, eq + 1))
+            return -1;
+        if (opts[k][0] != '\0' && strcmp(opts[k], flag) != 0)
+            return -1;
+        snprintf(opts[k], 64, "%s", flag);
+        return 0;
+    }
+    return -1;
+}
+
 /* mountFlags(): FLAGS joined with '+': ro or rw, and for a bind one propagation (rbind allowed
- * and meaningless); a tmpfs also takes nosuid and nodev (it is both anyway); -1 for what Node refuses */
-static int mount_flags(const char *text, int tmpfs, int *read_only, const char **propagation)
+ * and meaningless); a tmpfs also takes nosuid and nodev (it is both anyway) and its KEY=VALUE
+ * options (tmpfs_option, into opts); -1 for what Node refuses */
+static int mount_flags(const char *text, int tmpfs, int *read_only, const char **propagation, char opts[N_TMPFS_KEYS][64])
 {
     static const char *const props[] = { "private", "rprivate", "slave", "rslave" };
     *read_only = -1;
     *propagation = "";
+    memset(opts, 0, sizeof(char[N_TMPFS_KEYS][64]));
     char buf[256];
     if (strlen(text) >= sizeof buf)
         return -1;
@@ -166,6 +203,11 @@ static int mount_flags(const char *text, int tmpfs, int *read_only, const char *
         }
         if (tmpfs && (strcmp(flag, "nosuid") == 0 || strcmp(flag, "nodev") == 0))
             continue;
+        if (tmpfs && strchr(flag, '=') != NULL) {
+            if (tmpfs_option(flag, opts) != 0)
+                return -1;
+            continue;
+        }
         if (tmpfs || strcmp(flag, "rbind") == 0) {
             if (tmpfs)
                 return -1;
@@ -215,7 +257,8 @@ static int mounts(const char *text, struct pb_buf *o)
                 return -1;
         int tmpfs = strcmp(f[0], "tmpfs") == 0, read_only;
         const char *propagation;
-        if ((tmpfs && nf < 2) || mount_flags(nf == 3 ? f[2] : "rw", tmpfs, &read_only, &propagation) != 0)
+        char opts[N_TMPFS_KEYS][64];
+        if ((tmpfs && nf < 2) || mount_flags(nf == 3 ? f[2] : "rw", tmpfs, &read_only, &propagation, opts) != 0)
             return -1;
         if (tmpfs)
             snprintf(src, sizeof src, "tmpfs");
@@ -232,6 +275,9 @@ static int mounts(const char *text, struct pb_buf *o)
         pb_string(&m, 2, dst);
         pb_uint(&m, 3, (unsigned)read_only);
         pb_string(&m, 4, propagation);
+        for (int k = 0; k < N_TMPFS_KEYS; k++)
+            if (opts[k][0] != '\0')
+                pb_string(&m, 5, opts[k]);
         pb_message(o, 1, &m);
         pb_free(&m);
         raw = comma ? comma + 1 : NULL;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "berth_options.h"
 #include "berth_run.h"
 #include "berth_spank_tasks.h"
@@ -147,20 +148,52 @@ static void srun_explicit(int explicit[OPT_COUNT])
     }
 }
 
+static const struct { const char *name; int opt; int invert; } aliases[] = BERTH_PYXIS_ALIASES;
+enum { N_ALIASES = sizeof aliases / sizeof aliases[0] };
+
+/*
+ * What a new job records of the option variables it was made with, one job control variable
+ * each (SUBMIT_ENV_PREFIX + the variable's name = its value): Slurm hands them to every process
+ * of the job as SLURM_SPANK_<that>, so an srun inside the job can tell a variable the job's
+ * environment carries (exported for sbatch or salloc, and so in the batch script's and every
+ * srun's environment) from one the user set for that srun.
+ */
+#define SUBMIT_ENV_PREFIX "BERTH_SUBMIT_ENV_"
+
+/* 1 when variable name has value in the job's environment as it was made */
+static int from_job_env(const char *name, const char *value)
+{
+    char key[128];
+    if (snprintf(key, sizeof key, "SLURM_SPANK_" SUBMIT_ENV_PREFIX "%s", name) >= (int)sizeof key)
+        return 0;
+    const char *recorded = getenv(key);
+    return recorded != NULL && strcmp(recorded, value) == 0;
+}
+
+/* a variable that counts: set, not empty, and (in_job) not what the job was made with */
+static const char *own_var(const char *name, int in_job)
+{
+    const char *v = getenv(name);
+    if (v == NULL || v[0] == '\0' || (in_job && from_job_env(name, v)))
+        return NULL;
+    return v;
+}
+
 /*
  * An option's variable when the command line does not give it: BERTH_CONTAINER_*, else pyxis's
  * PYXIS_CONTAINER_* (PYXIS_CONTAINER_WRITABLE=1 is BERTH_CONTAINER_READONLY=0). NULL when
  * neither is set; a value of an inverted alias that is not yes/no is handed on as it is, and
- * `berth submit-check` refuses it (as BERTH_CONTAINER_READONLY's).
+ * `berth submit-check` refuses it (as BERTH_CONTAINER_READONLY's). For an srun inside a job
+ * (in_job), pyxis's way: the variables set for that srun count, not those the job was made
+ * with (from_job_env), which every srun of the job inherits.
  */
-static const char *env_value(int opt)
+static const char *env_value(int opt, int in_job)
 {
-    const char *v = getenv(opt_env[opt]);
-    if (v != NULL && v[0] != '\0')
+    const char *v = own_var(opt_env[opt], in_job);
+    if (v != NULL)
         return v;
-    static const struct { const char *name; int opt; int invert; } aliases[] = BERTH_PYXIS_ALIASES;
-    for (size_t k = 0; k < sizeof aliases / sizeof aliases[0]; k++) {
-        if (aliases[k].opt != opt || (v = getenv(aliases[k].name)) == NULL || v[0] == '\0')
+    for (size_t k = 0; k < N_ALIASES; k++) {
+        if (aliases[k].opt != opt || (v = own_var(aliases[k].name, in_job)) == NULL)
             continue;
         if (!aliases[k].invert)
             return v;
@@ -184,12 +217,12 @@ static const char *env_value(int opt)
  * job's image and asks for nothing else of its own).
  * Returns 1 when the job's pinned image was taken.
  */
-static int reuse_job_image(const int explicit[OPT_COUNT])
+static int reuse_job_image(const char *const given[OPT_COUNT])
 {
     for (int i = 0; i < OPT_COUNT; i++)
-        if (i != OPT_IMAGE && explicit[i])
+        if (i != OPT_IMAGE && given[i] != NULL)
             return 0;
-    const char *asked = opt_value[OPT_IMAGE];
+    const char *asked = given[OPT_IMAGE];
     const char *pinned = getenv("SLURM_SPANK_" BERTH_VAR_IMAGE);
     const char *requested = getenv("SLURM_SPANK_" BERTH_VAR_IMAGE "_REQUESTED");
     if (asked == NULL || pinned == NULL || requested == NULL || strchr(pinned, '@') == NULL)
@@ -199,26 +232,54 @@ static int reuse_job_image(const int explicit[OPT_COUNT])
     return setenv(BERTH_VAR_IMAGE, pinned, 1) == 0 && setenv(BERTH_VAR_IMAGE "_REQUESTED", requested, 1) == 0;
 }
 
+/* a new job's record of the option variables it was made with (from_job_env reads it) */
+static int record_job_env(spank_t sp)
+{
+    char key[128];
+    for (int i = 0; i < OPT_COUNT + N_ALIASES; i++) {
+        const char *name = i < OPT_COUNT ? opt_env[i] : aliases[i - OPT_COUNT].name;
+        const char *v = getenv(name);
+        if (v == NULL || v[0] == '\0')
+            continue;
+        spank_err_t rc = ESPANK_BAD_ARG;
+        if (snprintf(key, sizeof key, SUBMIT_ENV_PREFIX "%s", name) < (int)sizeof key)
+            rc = spank_job_control_setenv(sp, key, v, 1);
+        if (rc != ESPANK_SUCCESS) {
+            slurm_error("berth: cannot record %s for the job's steps: %s", name, spank_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /*
  * Allocator and local context: checks the options as the user (`berth submit-check`), which
  * pins the image and prints NAME=VALUE lines; at an srun in a job, berthd on the node answers
  * the same check (`berth-hook submit-check`, berth_run_submit_check), without a Node.js start. For a new job they go to the prolog and epilog
  * (job control env, SPANK_NAME there); an srun that names a container also sets them, with
  * BERTH_STEP_CONTAINER=1, in its own environment, which its tasks get and the remote side reads.
- * Inside an allocation only srun's own command line counts: the job's options, which Slurm
- * passes on to every srun, and BERTH_CONTAINER_* variables exported for sbatch, do not make
- * every step a container step.
+ * Inside an allocation an srun's own command line counts, and, as in pyxis, the variables set
+ * for it; not the job's options, which Slurm passes on to every srun, nor the variables the job
+ * was made with (exported for sbatch or salloc, and so in every srun's environment): those do
+ * not make every step a container step.
  */
 static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
 {
     int in_job = ctx == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL;
     int explicit[OPT_COUNT];
     srun_explicit(explicit);
+    /* what counts for each option: the command line's, else the variable's (env_value) */
+    const char *given[OPT_COUNT];
+    for (int i = 0; i < OPT_COUNT; i++) {
+        given[i] = in_job && !explicit[i] ? NULL : opt_value[i];
+        if (given[i] == NULL)
+            given[i] = env_value(i, in_job);
+    }
     /* an srun of its own (not in a job) runs its tasks in the container it asks for */
-    int step_container = ctx == S_CTX_LOCAL && (!in_job || explicit[OPT_IMAGE] || explicit[OPT_NAME]);
+    int step_container = ctx == S_CTX_LOCAL && (!in_job || given[OPT_IMAGE] != NULL || given[OPT_NAME] != NULL);
     if (in_job && !step_container)
         return 0;
-    if (in_job && explicit[OPT_IMAGE] && reuse_job_image(explicit)) {
+    if (in_job && given[OPT_IMAGE] != NULL && reuse_job_image(given)) {
         /* the job's container as it is: berthd would choose it for this step too (step-containers.ts) */
         if (setenv("BERTH_STEP_CONTAINER", "job", 1) != 0) {
             slurm_error("berth: cannot mark the step for its container: %s", strerror(errno));
@@ -226,16 +287,13 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
         }
         return 0;
     }
-    const char *env[2 * OPT_COUNT + 7];
+    const char *env[2 * OPT_COUNT + 9];
     int n = 0;
     int any = 0;
     for (int i = 0; i < OPT_COUNT; i++) {
-        const char *v = in_job && !explicit[i] ? NULL : opt_value[i];
-        if (v == NULL && !in_job)
-            v = env_value(i);
         env[n++] = opt_env[i];
-        env[n++] = v != NULL ? v : "";
-        any |= v != NULL;
+        env[n++] = given[i] != NULL ? given[i] : "";
+        any |= given[i] != NULL;
     }
     if (!any)
         return 0;
@@ -248,6 +306,13 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
     }
     env[n++] = "BERTH_RUN_DIR";
     env[n++] = a->run_dir;
+    /* where relative mount sources (./data) are taken from, as pyxis takes them: the directory
+     * sbatch, salloc or srun runs in (berthd, answering an in-job srun's check, has its own) */
+    static char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) != NULL) {
+        env[n++] = "BERTH_SUBMIT_CWD";
+        env[n++] = cwd;
+    }
     env[n] = NULL;
     static char result[BERTH_OUT_MAX];
     const char *argv[] = { "submit-check", NULL };
@@ -266,6 +331,8 @@ static int submit(spank_t sp, const struct berth_args *a, spank_context_t ctx)
         slurm_error("berth: cannot mark the step for its container: %s", strerror(errno));
         return -1;
     }
+    if (!in_job && record_job_env(sp) != 0)
+        return -1;
     char *save = NULL;
     for (char *line = strtok_r(result, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         /* submit-check's warnings go to the user's terminal */

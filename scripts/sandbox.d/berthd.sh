@@ -50,7 +50,8 @@ berthd_site_ca() {
 # what a running berthd was started from: its code (the install manifest names every hashed
 # chunk) and its config; `up` restarts a berthd whose stamp no longer matches
 berthd_stamp() {
-  cat "$BERTH_LIB/berthd.js" "$BERTH_LIB/.dist-manifest" "$(berthd_config "$1")" "$BERTH_SITE_RULES" 2>/dev/null | sha256sum | cut -d' ' -f1
+  # gres.conf too: berthd reads the node's GPU files from it once, at start
+  cat "$BERTH_LIB/berthd.js" "$BERTH_LIB/.dist-manifest" "$(berthd_config "$1")" "$BERTH_SITE_RULES" "$GRES_CONF" 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 
 # the shipped example's rules, with the sandbox's own directories protected and its registries
@@ -123,6 +124,8 @@ berthd_up() {
   [ -x "$PREFIX/sbin/berthd" ] || die "$PREFIX/sbin/berthd is missing; run scripts/install.sh"
   berthd_site_ca
   berthd_write_site_rules
+  # gres.conf before berthd starts (it reads it once); slurm_up restarts Slurm when it changed
+  slurm_write_file "$GRES_CONF" "$(gres_conf_text)"
   for n in "${NODES[@]}"; do
     install -d -m 0755 "$LOG_DIR/$n" "$RUN_DIR/$n"
     berthd_write_config "$n"

@@ -121,7 +121,8 @@ async function parse(args: string[]): Promise<number> {
     })
     .command('submit-check', 'Check --container-* options as sbatch/salloc/srun do (run by the SPANK plugin): reads BERTH_CONTAINER_* variables, prints NAME=VALUE lines for the prolog', (y) => y, async () => {
       const [{ runSubmitCheck }, { siteRegistriesFromEnv }] = await Promise.all([import('../shared/submit-check'), import('../shared/images/resolve')]);
-      code = await runSubmitCheck(env, out, (s) => void process.stderr.write(s), { resolve: { siteRegistries: siteRegistriesFromEnv(env) } });
+      // run by the plugin as the user, in the submit's directory (which BERTH_SUBMIT_CWD names too)
+      code = await runSubmitCheck(env, out, (s) => void process.stderr.write(s), { cwd: process.cwd(), resolve: { siteRegistries: siteRegistriesFromEnv(env) } });
     })
     .command('site-rules', 'Show the site rules berth submit-check applies on this host, with their sha256 (compare with RULES in berth status)', (y) => y
       .option('file', { type: 'string', describe: 'the site rules file (default /etc/berth/site.json)' })

@@ -20,7 +20,7 @@ import { outcomeOfWaitStatus } from '../shared/wait-status';
 function optionFields(o: ContainerOptions) {
   return {
     options: {
-      mounts: o.mounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly, propagation: m.propagation ?? '' })),
+      mounts: o.mounts.map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly, propagation: m.propagation ?? '', tmpfsOptions: m.tmpfsOptions ?? [] })),
       workdir: o.workdir,
       envNames: o.envNames,
       name: o.name,

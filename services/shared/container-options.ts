@@ -15,6 +15,33 @@ export interface UserMount {
   readOnly: boolean;
   /** bind propagation; undefined = Docker's default (rprivate) */
   propagation?: Propagation;
+  /** a tmpfs's own options, KEY=VALUE in TMPFS_OPTIONS's order (size, nr_inodes, mode); undefined = none */
+  tmpfsOptions?: string[];
+}
+
+/**
+ * the tmpfs options berth takes from tmpfs:DST:FLAGS (pyxis hands them to the mount), each with
+ * the values it may have: those dockerd takes for a tmpfs. The tmpfs is always the job user's,
+ * nosuid and nodev, and at most the job's memory on the node (berthd checks size= there, where
+ * it knows that memory)
+ */
+export const TMPFS_OPTIONS: Readonly<Record<string, { form: string; valid: RegExp }>> = Object.freeze({
+  size: { form: 'bytes with k, m or g, e.g. size=512m', valid: /^[1-9][0-9]{0,15}[kmg]?$/i },
+  nr_inodes: { form: 'a count with k, m or g, e.g. nr_inodes=100k', valid: /^[1-9][0-9]{0,15}[kmg]?$/i },
+  mode: { form: 'octal permissions of its root, e.g. mode=0700', valid: /^0?[0-7]{3}$/ },
+});
+
+/** tmpfs options pyxis passes on that no berth tmpfs can have, and why */
+const REFUSED_TMPFS_OPTIONS: Record<string, string> = {
+  huge: "dockerd makes berth's tmpfs mounts and takes no huge= for them (only size=, nr_inodes= and mode=); leave it out (the tmpfs uses the node's default, /sys/kernel/mm/transparent_hugepage/shmem_enabled)",
+  mpol: 'a tmpfs of a job keeps the node\'s memory policy; leave it out (numactl in the step sets one for its own memory)',
+};
+
+/** a tmpfs's size= in bytes (size is TMPFS_OPTIONS's form) */
+export function tmpfsSizeBytes(size: string): number {
+  const m = /^([0-9]+)([kmg]?)$/i.exec(size);
+  if (!m) return Number.NaN;
+  return Number(m[1]) * 1024 ** ({ '': 0, k: 1, m: 2, g: 3 }[m[2]!.toLowerCase() as ''] ?? 0);
 }
 
 /** the source that makes a mount a tmpfs at its target, as pyxis and enroot write it */
@@ -85,6 +112,13 @@ function absolute(p: string, what: string, example: string): string {
   return norm.length > 1 ? norm.replace(/\/$/, '') : norm;
 }
 
+/** pyxis's relative mount source (one that starts with '.') made absolute from base; any other text as it is */
+function relativeSource(src: string, base: string | undefined): string {
+  if (base === undefined || !src.startsWith('.') || !base.startsWith('/')) return src;
+  if (/[\0\n]/.test(src)) return src;
+  return path.posix.resolve(base, src);
+}
+
 const FORM = "SRC[:DST[:FLAGS]] or tmpfs:DST (FLAGS joined with '+', e.g. ro+rslave)";
 
 /** pyxis's mount flags that Docker or berth's rules cannot honour, and what to do instead */
@@ -99,12 +133,32 @@ const REFUSED_FLAGS: Record<string, string> = {
   noexec: "berth cannot set it on a mount; leave the flag out",
 };
 
-function mountFlags(spec: string, text: string, tmpfs: boolean): { readOnly: boolean; propagation?: Propagation } {
+/** one KEY=VALUE flag of tmpfs:DST:FLAGS, checked against TMPFS_OPTIONS */
+function tmpfsOption(spec: string, flag: string, seen: Map<string, string>): void {
+  const eq = flag.indexOf('=');
+  const key = flag.slice(0, eq);
+  const value = flag.slice(eq + 1);
+  const known = TMPFS_OPTIONS[key];
+  const list = Object.keys(TMPFS_OPTIONS).map((k) => `${k}=`).join(', ');
+  if (key === 'uid' || key === 'gid') throw new OptionError(`--container-mounts entry '${spec}': '${flag}': a tmpfs of a job is always its user's; leave ${key}= out`);
+  if (REFUSED_TMPFS_OPTIONS[key]) throw new OptionError(`--container-mounts entry '${spec}': '${flag}': ${REFUSED_TMPFS_OPTIONS[key]}`);
+  if (!known) throw new OptionError(`--container-mounts entry '${spec}': unknown tmpfs option '${flag}'; a tmpfs takes ro, rw, ${list}, joined with '+'`);
+  if (!known.valid.test(value)) throw new OptionError(`--container-mounts entry '${spec}': '${flag}': ${key} is ${known.form}`);
+  if (seen.has(key) && seen.get(key) !== value) throw new OptionError(`--container-mounts entry '${spec}' gives ${key}= twice; give it once`);
+  seen.set(key, value);
+}
+
+function mountFlags(spec: string, text: string, tmpfs: boolean): { readOnly: boolean; propagation?: Propagation; tmpfsOptions?: string[] } {
   let readOnly: boolean | undefined;
   let propagation: Propagation | undefined;
+  const options = new Map<string, string>();
   for (const flag of text.split('+')) {
     if (flag === '') throw new OptionError(`--container-mounts entry '${spec}' has an empty flag; join flags with single '+', e.g. ro+rslave`);
-    if (flag === 'ro' || flag === 'rw') {
+    if (tmpfs && flag.includes('=')) {
+      tmpfsOption(spec, flag, options);
+    } else if (!tmpfs && flag.includes('=')) {
+      throw new OptionError(`--container-mounts entry '${spec}': '${flag}': KEY=VALUE options are for a tmpfs (tmpfs:DST:size=1g); a bind takes ro, rw, private, rprivate, slave, rslave`);
+    } else if (flag === 'ro' || flag === 'rw') {
       if (readOnly !== undefined && readOnly !== (flag === 'ro')) throw new OptionError(`--container-mounts entry '${spec}' is both ro and rw; give one of them`);
       readOnly = flag === 'ro';
     } else if ((PROPAGATIONS as readonly string[]).includes(flag) || flag === 'rbind') {
@@ -115,19 +169,23 @@ function mountFlags(spec: string, text: string, tmpfs: boolean): { readOnly: boo
     } else if (REFUSED_FLAGS[flag] && !(tmpfs && (flag === 'nosuid' || flag === 'nodev'))) {
       throw new OptionError(`--container-mounts entry '${spec}': '${flag}': ${REFUSED_FLAGS[flag]}`);
     } else if (!(tmpfs && (flag === 'nosuid' || flag === 'nodev'))) {
-      throw new OptionError(`--container-mounts entry '${spec}': unknown flag '${flag}'; berth takes ro, rw${tmpfs ? '' : ', private, rprivate, slave, rslave'}, joined with '+'`);
+      throw new OptionError(`--container-mounts entry '${spec}': unknown flag '${flag}'; berth takes ro, rw${tmpfs ? `, ${Object.keys(TMPFS_OPTIONS).map((k) => `${k}=`).join(', ')}` : ', private, rprivate, slave, rslave'}, joined with '+'`);
     }
   }
-  return { readOnly: readOnly ?? false, ...(propagation ? { propagation } : {}) };
+  const tmpfsOptions = Object.keys(TMPFS_OPTIONS).filter((k) => options.has(k)).map((k) => `${k}=${options.get(k)}`);
+  return { readOnly: readOnly ?? false, ...(propagation ? { propagation } : {}), ...(tmpfsOptions.length ? { tmpfsOptions } : {}) };
 }
 
 /**
  * pyxis's forms, "SRC[:DST[:FLAGS]][,...]" and "tmpfs:DST[:FLAGS]": FLAGS joined with '+', ro or
  * rw (default rw) and a propagation that keeps mounts from reaching the host (private,
- * rprivate, slave, rslave); DST defaults to SRC. Both absolute; DST not one of berth's or the
- * kernel's paths; no DST twice.
+ * rprivate, slave, rslave), for a tmpfs its TMPFS_OPTIONS (size=, nr_inodes=, mode=);
+ * DST defaults to SRC. Both absolute; DST not one of berth's or the
+ * kernel's paths; no DST twice. With `base` (the directory sbatch, salloc or srun runs in, as
+ * `berth submit-check` knows it), a SRC that starts with '.' is taken from there, as pyxis takes
+ * it (./, ../data, ./input.txt); elsewhere (the prolog, berthd) only absolute paths arrive.
  */
-export function parseMounts(text: string): UserMount[] {
+export function parseMounts(text: string, base?: string): UserMount[] {
   const t = text.trim();
   if (!t) return [];
   const parts = t.split(',');
@@ -142,7 +200,7 @@ export function parseMounts(text: string): UserMount[] {
     const tmpfs = f[0] === TMPFS;
     if (tmpfs && f.length < 2) throw new OptionError(`--container-mounts entry '${spec}': a tmpfs needs the directory it goes at, e.g. tmpfs:/scratch`);
     const flags = mountFlags(spec, f[2] ?? 'rw', tmpfs);
-    const source = tmpfs ? TMPFS : absolute(f[0]!, 'mount source', '/scratch/project');
+    const source = tmpfs ? TMPFS : absolute(relativeSource(f[0]!, base), 'mount source', '/scratch/project');
     const target = absolute(f[1] || f[0]!, 'mount target', '/data');
     const reserved = RESERVED_TARGETS.find((r) => target === r || (r !== '/' && r !== '/etc/passwd' && r !== '/etc/group' && target.startsWith(r + '/')));
     if (reserved) throw new OptionError(`--container-mounts entry '${spec}': the target ${target} is ${reserved === '/' ? 'the root of the container' : `under ${reserved}, which berth or the kernel provides`}; mount somewhere else, e.g. /data`);
@@ -152,9 +210,16 @@ export function parseMounts(text: string): UserMount[] {
   return out;
 }
 
+/**
+ * --container-workdir: a path in the container. A relative one is taken from the container's
+ * root, as pyxis does (it changes directory after entering the container, where the process
+ * starts in /): work → /work, ../ → /. '.' and '..' are resolved the same way.
+ */
 export function parseWorkdir(text: string): string {
   const t = text.trim();
-  return t ? absolute(t, '--container-workdir', '/work') : '';
+  if (!t) return '';
+  if (/[\0\n]/.test(t)) throw new OptionError('--container-workdir contains a NUL or newline');
+  return path.posix.resolve('/', t);
 }
 
 export function parseEnvNames(text: string): string[] {
@@ -211,12 +276,15 @@ export function parseToggle(text: string | undefined, what: string): boolean | u
   throw new OptionError(`${what}='${text}' is not a yes/no value; use 1 or 0`);
 }
 
-/** Reads the options from variables named `${prefix}BERTH_CONTAINER_*` (prefix 'SPANK_' in the prolog). */
-export function optionsFromEnv(env: Record<string, string | undefined>, prefix = ''): ContainerOptions {
+/**
+ * Reads the options from variables named `${prefix}BERTH_CONTAINER_*` (prefix 'SPANK_' in the
+ * prolog); cwd: where relative mount sources are taken from (submit-check only).
+ */
+export function optionsFromEnv(env: Record<string, string | undefined>, prefix = '', cwd?: string): ContainerOptions {
   const get = (k: keyof typeof OPTION_ENV): string => env[prefix + OPTION_ENV[k]] ?? '';
   const { name, flag } = parseContainerName(get('name'));
   return {
-    mounts: parseMounts(get('mounts')),
+    mounts: parseMounts(get('mounts'), cwd),
     workdir: parseWorkdir(get('workdir')),
     envNames: parseEnvNames(get('env')),
     name,
@@ -232,9 +300,9 @@ export function unshareField(ns: readonly UnshareNamespace[]): Pick<ContainerOpt
   return ns.length ? { unshare: ns } : {};
 }
 
-/** One mount as --container-mounts takes it: SRC:DST, then ro and the propagation joined with '+'. */
+/** One mount as --container-mounts takes it: SRC:DST, then ro, the propagation and a tmpfs's options joined with '+'. */
 export function formatMount(m: UserMount): string {
-  const flags = [...(m.readOnly ? ['ro'] : []), ...(m.propagation ? [m.propagation] : [])];
+  const flags = [...(m.readOnly ? ['ro'] : []), ...(m.propagation ? [m.propagation] : []), ...(m.tmpfsOptions ?? [])];
   return `${m.source}:${m.target}${flags.length ? `:${flags.join('+')}` : ''}`;
 }
 

@@ -50,7 +50,7 @@ export function pathsAs(who: Who): PathProbe {
 
 /** A mount as the user writes it: SRC, SRC:DST, SRC:DST:ro+rslave, tmpfs:DST. */
 export function mountText(m: UserMount): string {
-  const flags = [...(m.readOnly ? ['ro'] : []), ...(m.propagation ? [m.propagation] : [])];
+  const flags = [...(m.readOnly ? ['ro'] : []), ...(m.propagation ? [m.propagation] : []), ...(m.tmpfsOptions ?? [])];
   return `${m.source}${m.target !== m.source || flags.length ? `:${m.target}` : ''}${flags.length ? `:${flags.join('+')}` : ''}`;
 }
 

@@ -16,6 +16,9 @@ import { type CredentialLookup, fileCredentials, registryKey } from './images/cr
 import path from 'node:path';
 import { runResolve, type ResolveOptions } from './images/resolve';
 
+/** the directory the submitting sbatch, salloc or srun runs in, as the SPANK plugin gives it */
+export const SUBMIT_CWD_ENV = 'BERTH_SUBMIT_CWD';
+
 export interface SubmitCheckDeps {
   resolve?: ResolveOptions;
   who?: { uid: number; gids: number[] };
@@ -29,6 +32,11 @@ export interface SubmitCheckDeps {
   userName?: string;
   /** the user's own registry logins (default: ~/.docker/config.json) */
   logins?: CredentialLookup;
+  /**
+   * where relative mount sources (./data) are taken from when the plugin does not say
+   * (BERTH_SUBMIT_CWD, the directory sbatch, salloc or srun runs in); none: they are refused
+   */
+  cwd?: string;
 }
 
 /**
@@ -87,7 +95,7 @@ export async function runSubmitCheck(env: Record<string, string | undefined>, ou
   // srun making one, even from inside another job) or for a step of a running job
   const forStep = env.BERTH_SUBMIT_FOR ? env.BERTH_SUBMIT_FOR === 'step' : Boolean(env.SLURM_JOB_ID);
   try {
-    opts = optionsFromEnv(env);
+    opts = optionsFromEnv(env, '', env[SUBMIT_CWD_ENV] || deps.cwd);
     batch = parseToggle(env[BATCH_ENV], BATCH_ENV);
     const who = deps.who ?? { uid: process.getuid?.() ?? 0, gids: [process.getgid?.() ?? 0, ...(process.getgroups?.() ?? [])] };
     refusePyxisOnly(env, who.uid);

@@ -32,7 +32,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
       [[`--container-image=${image}`, '--container-mounts=/root:/in'], {}, /--container-mounts=\/root:\/in: the source \/root is under \/root, which this site does not let jobs mount \(site rules \/etc\/berth\/site\.json, userMounts\.deniedPrefixes\)/],
       [[`--container-image=${image}`, `--container-mounts=${closed}:/in`], {}, new RegExp(`--container-mounts=${closed}:/in: the source path ${closed} is not readable by uid \\d+ \\(mode 700`)],
       [[`--container-image=${image}`, '--container-mounts=/tmp:/proc/x'], {}, /under \/proc, which berth or the kernel provides/],
-      [[`--container-image=${image}`, '--container-workdir=work'], {}, /--container-workdir 'work' is not an absolute path/],
+      [[`--container-image=${image}`, '--container-mounts=tmpfs:/t:huge=within_size'], {}, /'huge=within_size': dockerd makes berth's tmpfs mounts and takes no huge=/],
       [[`--container-image=${image}`, '--container-env=A=1'], {}, /'A=1' is not an environment variable name/],
       [[`--container-image=${image}`, '--container-name=../x'], {}, /--container-name '\.\.\/x' is not a valid name/],
       [[`--container-image=${image}`, '--container-readonly', '--container-writable'], {}, /--container-writable and --container-readonly are given together/],
@@ -46,9 +46,9 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
       assert.doesNotMatch(s.stdout, /Submitted batch job/);
       assert.match(s.stderr, re, `sbatch ${args.join(' ')}`);
     }
-    const srun = run('srun', ['-N1', `--container-image=${image}`, '--container-workdir=rel', 'true'], { user: 'alice', cwd: dir, env: { PATH } });
+    const srun = run('srun', ['-N1', `--container-image=${image}`, '--container-mounts=tmpfs:/t:uid=0', 'true'], { user: 'alice', cwd: dir, env: { PATH } });
     assert.notEqual(srun.code, 0);
-    assert.match(srun.stderr, /--container-workdir 'rel' is not an absolute path/);
+    assert.match(srun.stderr, /'uid=0': a tmpfs of a job is always its user's/);
     assert.equal(run('sinfo', ['-h', '-t', 'drain', '-o', '%N']).stdout.trim(), '', 'no node drained');
     rmSync(closed, { recursive: true, force: true });
   });
@@ -57,7 +57,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
     const dir = jobDir('alice', 'in-job-refusal');
     // root's own directory, which alice may not read: the answer depends on whose check it is
     const closed = mkdtempSync('/tmp/berth-e2e-closed-');
-    const cases: [string, string][] = [['workdir', '--container-workdir=rel'], ['closed', `--container-mounts=${closed}:/in`], ['remap', '--container-remap-root']];
+    const cases: [string, string][] = [['tmpfs', '--container-mounts=tmpfs:/t:uid=0'], ['closed', `--container-mounts=${closed}:/in`], ['remap', '--container-remap-root']];
     const script = path.join(dir, 'steps.sh');
     writeFileSync(script, `#!/bin/sh\n${cases.map(([name, opt]) => `srun -N1 --container-image=${image} ${opt} true 2> ${dir}/${name}.err; echo $? > ${dir}/${name}.code`).join('\n')}\necho $SLURMD_NODENAME > ${dir}/node\n`, { mode: 0o755 });
     chownSync(script, uidOf('alice'), uidOf('alice'));
@@ -70,7 +70,7 @@ describe('--container-* options through Slurm', { timeout: 300_000 }, () => {
       assert.notEqual(readFileSync(path.join(dir, `${name}.code`), 'utf8').trim(), '0', `srun ${opt} ran`);
       // the words berth submit-check prints for the same values, as alice
       const cli = run('berth', ['submit-check'], { user: 'alice', cwd: dir, env: { PATH, BERTH_CONTAINER_IMAGE: image, BERTH_SUBMIT_FOR: 'step', SLURM_JOB_ID: '1',
-        ...(name === 'workdir' ? { BERTH_CONTAINER_WORKDIR: 'rel' } : name === 'closed' ? { BERTH_CONTAINER_MOUNTS: `${closed}:/in` } : { BERTH_CONTAINER_REMAP_ROOT: '1' }) } });
+        ...(name === 'tmpfs' ? { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:uid=0' } : name === 'closed' ? { BERTH_CONTAINER_MOUNTS: `${closed}:/in` } : { BERTH_CONTAINER_REMAP_ROOT: '1' }) } });
       assert.equal(cli.code, 1);
       const words = cli.stderr.trim();
       assert.match(words, /^berth: /);

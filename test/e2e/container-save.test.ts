@@ -4,15 +4,12 @@
 // another node runs the saved image and finds the file. Targets the site does not allow, and a
 // user without a login, are refused at submit.
 import assert from 'node:assert/strict';
-import { existsSync, renameSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { node, privateLogin, sandbox, uidOf, writeDockerLogin } from '../support/stack';
 import { jobDir, run, waitFor } from '../support/slurm';
+import { loginFile, stashLogins } from '../support/docker-logins';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
-const homeOf = (user: string) => run('getent', ['passwd', user]).stdout.split(':')[5]!;
-const loginFile = (user: string) => path.join(homeOf(user), '.docker', 'config.json');
 
 /** the registry's manifest of REPO:TAG, read with alice's login: its digest, or undefined */
 async function manifestDigest(address: string, repo: string, tag: string): Promise<string | undefined> {
@@ -39,22 +36,15 @@ describe('--container-save', { timeout: 300_000 }, () => {
   const registry = () => sandbox().privateRegistry.address;
   const tag = `t${Date.now()}`;
   const target = () => `${registry()}/alice/saved:${tag}`;
-  const saved: string[] = [];
+  let restoreLogins = (): void => {};
 
   before(() => {
-    for (const u of ['alice', 'bob']) {
-      const f = loginFile(u);
-      if (existsSync(f)) {
-        renameSync(f, `${f}.berth-test-saved`);
-        saved.push(f);
-      }
-    }
+    restoreLogins = stashLogins(['alice', 'bob']);
     writeDockerLogin(loginFile('alice'), 'alice', uidOf('alice'));
   });
 
   after(() => {
-    for (const u of ['alice', 'bob']) rmSync(loginFile(u), { force: true });
-    for (const f of saved) renameSync(`${f}.berth-test-saved`, f);
+    restoreLogins();
   });
 
   it('saves a job\'s container at its end, with the user\'s login, and leaves no image of it on the node; a new job runs the saved image', async () => {

@@ -3,14 +3,12 @@
 // node) and no node drains; a login others can read is refused with the chmod that fixes it;
 // bob with a login of his own runs the cached copy.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, renameSync, rmSync } from 'node:fs';
-import path from 'node:path';
+import { chmodSync, existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { node, sandbox, writeDockerLogin } from '../support/stack';
 import { containersOfJob, jobDir, jobIdFrom, jobState, run, waitFor } from '../support/slurm';
+import { loginFile, stashLogins } from '../support/docker-logins';
 
-const homeOf = (user: string) => run('getent', ['passwd', user]).stdout.split(':')[5]!;
-const loginFile = (user: string) => path.join(homeOf(user), '.docker', 'config.json');
 
 function nodeState(name: string): string {
   return run('sinfo', ['-h', '-n', name, '-o', '%T']).stdout.trim();
@@ -18,16 +16,10 @@ function nodeState(name: string): string {
 
 describe('private images through Slurm', { timeout: 180_000 }, () => {
   const image = () => sandbox().privateRegistry.image;
-  const saved: string[] = [];
+  let restoreLogins = (): void => {};
 
   before(() => {
-    for (const u of ['alice', 'bob']) {
-      const f = loginFile(u);
-      if (existsSync(f)) {
-        renameSync(f, `${f}.berth-test-saved`);
-        saved.push(f);
-      }
-    }
+    restoreLogins = stashLogins(['alice', 'bob']);
     writeDockerLogin(loginFile('alice'), 'alice', 2001);
     // start from an n3 without the image, so that alice's job pulls it with her login
     const sock = `unix://${node('n3').dockerSocket}`;
@@ -36,8 +28,7 @@ describe('private images through Slurm', { timeout: 180_000 }, () => {
   });
 
   after(() => {
-    for (const u of ['alice', 'bob']) rmSync(loginFile(u), { force: true });
-    for (const f of saved) renameSync(`${f}.berth-test-saved`, f);
+    restoreLogins();
   });
 
   const srun = (user: string, ref: string) =>

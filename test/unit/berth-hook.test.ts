@@ -101,6 +101,8 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     { BERTH_CONTAINER_NAME: 'n1:auto' },
     { BERTH_CONTAINER_NAME: 'n1:no_exec' },
     { BERTH_CONTAINER_NAME: 'n1:create', BERTH_CONTAINER_MOUNTS: '/x:/y:slave' },
+    // a tmpfs's own options, sent in size, nr_inodes, mode order
+    { BERTH_CONTAINER_MOUNTS: 'tmpfs:/h:nr_inodes=2m,tmpfs:/s:mode=0700+ro+size=64m+nr_inodes=10k,tmpfs:/m:mode=750+mode=750' },
     // pyxis's --container-unshare: sent in net, ipc, uts order, each once
     { BERTH_CONTAINER_UNSHARE: 'uts, net,uts' },
     { BERTH_CONTAINER_UNSHARE: ' ipc ', BERTH_CONTAINER_NAME: 'n2' },
@@ -194,7 +196,10 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     const refused: Record<string, string>[] = [
       { BERTH_CONTAINER_MOUNTS: 'relative:/data' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:ro+rw' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:slave+private' },
       { BERTH_CONTAINER_MOUNTS: '/a:/b:shared' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:ro+' }, { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:rslave' },
-      { BERTH_CONTAINER_MOUNTS: 'tmpfs' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:nosuid' }, { BERTH_CONTAINER_NAME: 'n1:no_create' }, { BERTH_CONTAINER_NAME: ':exec' },
+      { BERTH_CONTAINER_MOUNTS: 'tmpfs' }, { BERTH_CONTAINER_MOUNTS: '/a:/b:nosuid' },
+      { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:huge=within_size' }, { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:size=0' }, { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:size=50%' },
+      { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:uid=0' }, { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:mode=8777' }, { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:size=1m+size=2m' },
+      { BERTH_CONTAINER_MOUNTS: '/a:/b:size=1m' }, { BERTH_CONTAINER_MOUNTS: 'tmpfs:/t:size=' }, { BERTH_CONTAINER_NAME: 'n1:no_create' }, { BERTH_CONTAINER_NAME: ':exec' },
       { BERTH_CONTAINER_UNSHARE: 'foo' }, { BERTH_CONTAINER_UNSHARE: 'net,foo' }, { BERTH_CONTAINER_UNSHARE: 'net,' }, { BERTH_CONTAINER_UNSHARE: 'network' },
     ];
     for (const extra of refused) {

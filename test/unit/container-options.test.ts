@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { formatMounts, OptionError, optionsFromEnv, optionsToEnv, parseContainerName, parseEnvNames, parseMounts, parseToggle, parseWorkdir } from '../../services/shared/container-options';
 import { reachablePath } from '../../services/shared/path-access';
 import { applyUserOptions, type UserOptionRules } from '../../services/agent/containers/user-options';
-import { buildJobContainerSpec } from '../../services/agent/containers/job-container-spec';
+import { buildJobContainerSpec, userTmpfsOptions, userTmpfsProblem } from '../../services/agent/containers/job-container-spec';
 import { stepEnv } from '../../services/agent/steps/step-env';
 import { prologueRequest, stepEpilogueRequest, stepPrologueRequest } from '../../services/cli/hook';
 import { runSubmitCheck, WRITABLE_WARNING } from '../../services/shared/submit-check';
@@ -40,6 +40,17 @@ describe('--container-mounts', () => {
 });
 
 describe("pyxis's --container-mounts forms", () => {
+  it("takes a source that starts with '.' from the directory the submit runs in, as pyxis does", () => {
+    assert.deepEqual(parseMounts('./:/m,./in/data.txt:/d.txt:ro,../up:/u', '/home/alice/run'), [
+      { source: '/home/alice/run', target: '/m', readOnly: false },
+      { source: '/home/alice/run/in/data.txt', target: '/d.txt', readOnly: true },
+      { source: '/home/alice/up', target: '/u', readOnly: false },
+    ]);
+    assert.throws(() => parseMounts('./in:/m'), /mount source '\.\/in' is not an absolute path/, 'without the directory (the prolog, berthd) only absolute sources');
+    assert.throws(() => parseMounts('in:/m', '/home/alice'), /mount source 'in' is not an absolute path/, "pyxis too takes only ./ and ../ as relative");
+    assert.throws(() => parseMounts('./in', '/home/alice'), /mount target '\.\/in' is not an absolute path/, 'a relative target is not taken');
+  });
+
   it("takes flags joined with '+': ro or rw and a propagation that keeps mounts off the host", () => {
     assert.deepEqual(parseMounts('/a:/b:ro+rprivate,/c:/d:rslave+rw,/e:/f:slave+rbind,/g:/h:private'), [
       { source: '/a', target: '/b', readOnly: true, propagation: 'rprivate' },
@@ -57,6 +68,34 @@ describe("pyxis's --container-mounts forms", () => {
     ]);
     assert.throws(() => parseMounts('tmpfs'), /a tmpfs needs the directory it goes at, e\.g\. tmpfs:\/scratch/);
     assert.throws(() => parseMounts('tmpfs:/x:rslave'), /'rslave' applies to a bind, not a tmpfs/);
+  });
+
+  it("takes a tmpfs's own options that dockerd takes (size=, nr_inodes=, mode=), in one order, and refuses the rest saying why", () => {
+    assert.deepEqual(parseMounts('tmpfs:/m:nr_inodes=1k,tmpfs:/s:mode=0700+ro+size=64m+nr_inodes=10k'), [
+      { source: 'tmpfs', target: '/m', readOnly: false, tmpfsOptions: ['nr_inodes=1k'] },
+      { source: 'tmpfs', target: '/s', readOnly: true, tmpfsOptions: ['size=64m', 'nr_inodes=10k', 'mode=0700'] },
+    ]);
+    assert.equal(formatMounts(parseMounts('tmpfs:/s:mode=0700+ro+size=64m')), 'tmpfs:/s:ro+size=64m+mode=0700');
+    const bad: [string, RegExp][] = [
+      ['tmpfs:/mytmpfs:huge=within_size', /'huge=within_size': dockerd makes berth's tmpfs mounts and takes no huge= for them \(only size=, nr_inodes= and mode=\); leave it out/],
+      ['tmpfs:/t:mpol=local', /'mpol=local': a tmpfs of a job keeps the node's memory policy/],
+      ['tmpfs:/t:size=50%', /'size=50%': size is bytes with k, m or g/],
+      ['tmpfs:/t:size=0', /size is bytes/],
+      ['tmpfs:/t:uid=0', /a tmpfs of a job is always its user's; leave uid= out/],
+      ['tmpfs:/t:nr_blocks=1', /unknown tmpfs option 'nr_blocks=1'; a tmpfs takes ro, rw, size=, nr_inodes=, mode=/],
+      ['tmpfs:/t:size=1m+size=2m', /gives size= twice/],
+      ['/a:/b:size=1m', /KEY=VALUE options are for a tmpfs/],
+    ];
+    for (const [text, re] of bad) assert.throws(() => parseMounts(text), (e: unknown) => e instanceof OptionError && re.test(e.message), text);
+  });
+
+  it("gives a tmpfs the size asked for within the job's memory, and says so when it is more", () => {
+    const m = { readOnly: false, tmpfsOptions: ['size=64m', 'nr_inodes=1k', 'mode=0700'] };
+    assert.equal(userTmpfsOptions(m, 4242, 4243, 1024 ** 3), 'rw,nosuid,nodev,exec,size=64m,nr_inodes=1k,mode=0700,uid=4242,gid=4243');
+    assert.equal(userTmpfsOptions({ readOnly: true }, 1, 2, 1000), 'ro,nosuid,nodev,exec,size=1000,mode=0755,uid=1,gid=2');
+    assert.equal(userTmpfsProblem(m, 64 * 1024 ** 2), undefined);
+    assert.match(userTmpfsProblem(m, 64 * 1024 ** 2 - 1) ?? '', /^size=64m is more than the job's memory on this node, 67108863 bytes; ask for less, or give the job more memory \(--mem\)/);
+    assert.match(userTmpfsProblem({ tmpfsOptions: ['size=2g'] }, 0) ?? '', /more than 1073741824 bytes, a tmpfs's size in a job without a memory limit/);
   });
 
   it('refuses shared propagation, which would carry mounts onto the host, and what Docker cannot do, saying what to use instead', () => {
@@ -100,7 +139,11 @@ describe("pyxis's --container-name flags", () => {
 describe('the other options', () => {
   it('checks workdir, env names, container names and yes/no values', () => {
     assert.equal(parseWorkdir('/work/'), '/work');
-    assert.throws(() => parseWorkdir('work'), /--container-workdir 'work' is not an absolute path/);
+    // pyxis changes directory once in the container, where it starts in /: a relative path is from there
+    assert.equal(parseWorkdir('work'), '/work');
+    assert.equal(parseWorkdir('../'), '/');
+    assert.equal(parseWorkdir('/a/./b/../c'), '/a/c');
+    assert.throws(() => parseWorkdir('/a\nb'), /NUL or newline/);
     assert.deepEqual(parseEnvNames('OMP_NUM_THREADS, MY_VAR,OMP_NUM_THREADS'), ['OMP_NUM_THREADS', 'MY_VAR']);
     assert.throws(() => parseEnvNames('A=1'), /'A=1' is not an environment variable name/);
     assert.deepEqual(parseContainerName('train-1.a'), { name: 'train-1.a' });
@@ -126,7 +169,7 @@ describe('the other options', () => {
       SPANK_BERTH_CONTAINER_NAME: 'box', SPANK_BERTH_CONTAINER_MOUNT_HOME: '0',
     });
     assert.deepEqual(req.options, {
-      mounts: [{ source: '/data', target: '/in', readOnly: true, propagation: '' }], workdir: '/in', envNames: ['FOO'], name: 'box', nameFlag: '', mountHome: 'TOGGLE_OFF', readOnly: 'TOGGLE_UNSPECIFIED', unshare: [],
+      mounts: [{ source: '/data', target: '/in', readOnly: true, propagation: '', tmpfsOptions: [] }], workdir: '/in', envNames: ['FOO'], name: 'box', nameFlag: '', mountHome: 'TOGGLE_OFF', readOnly: 'TOGGLE_UNSPECIFIED', unshare: [],
     });
   });
 });
@@ -226,11 +269,11 @@ describe('--container-env in steps', () => {
 });
 
 /** berth submit-check as uid 4242 with the built-in site rules, against a registry that has every digest (submit checks a pinned one too: resolve.test.ts) */
-async function submitCheck(env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
+async function submitCheck(env: Record<string, string>, cwd?: string): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const client = { resolveDigest: async () => 'sha256:' + 'b'.repeat(64), checkAccess: async () => undefined };
-  const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules(), resolve: { client } });
+  const code = await runSubmitCheck(env, (s) => (out += s), (s) => (err += s), { who: { uid: 4242, gids: [4242] }, siteRules: builtinSiteRules(), resolve: { client }, ...(cwd ? { cwd } : {}) });
   return { code, out, err };
 }
 
@@ -250,6 +293,26 @@ describe('berth submit-check', () => {
     ]);
   });
 
+  it("writes a relative mount source as the directory the submit runs in holds it, and a relative workdir from the container's /", async () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'berth-sc-'));
+    chmodSync(tmp, 0o755);
+    mkdirSync(path.join(tmp, 'in'), { mode: 0o755 });
+    writeFileSync(path.join(tmp, 'in', 'a.txt'), 'a\n', { mode: 0o644 });
+    const r = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: './:/m,./a.txt:/a.txt:ro', BERTH_CONTAINER_WORKDIR: '../' }, path.join(tmp, 'in'));
+    assert.equal(r.err, '');
+    const lines = r.out.trim().split('\n');
+    assert.ok(lines.includes(`BERTH_CONTAINER_MOUNTS=${tmp}/in:/m,${tmp}/in/a.txt:/a.txt:ro`), r.out);
+    assert.ok(lines.includes('BERTH_CONTAINER_WORKDIR=/'), r.out);
+    // berthd answering an in-job srun's check has a directory of its own: the plugin's BERTH_SUBMIT_CWD says the srun's
+    const told = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: './a.txt:/a.txt', BERTH_SUBMIT_CWD: path.join(tmp, 'in') });
+    assert.ok(told.out.split('\n').includes(`BERTH_CONTAINER_MOUNTS=${tmp}/in/a.txt:/a.txt`), told.err);
+    const untold = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: './a.txt:/a.txt' });
+    assert.match(untold.err, /mount source '\.\/a\.txt' is not an absolute path/, 'with no directory given, none is guessed');
+    const missing = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: './nothing:/m' }, tmp);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, new RegExp(`the source path does not exist: ${tmp}/nothing`));
+  });
+
   it("writes where the batch script runs for every job: the container (pyxis's default, --container-batch), or the host (--no-container-batch)", async () => {
     const batch = async (env: Record<string, string>) => (await run({ BERTH_CONTAINER_IMAGE: digest, ...env })).out.split('\n').filter((l) => l.startsWith('BERTH_CONTAINER_BATCH='));
     assert.deepEqual(await batch({}), ['BERTH_CONTAINER_BATCH=1']);
@@ -263,9 +326,9 @@ describe('berth submit-check', () => {
   });
 
   it('fails with one reason for a bad value, a source out of reach, or options without an image', async () => {
-    const a = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_WORKDIR: 'rel' });
+    const a = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: 'rel:/x' });
     assert.deepEqual([a.code, a.out], [1, '']);
-    assert.match(a.err, /^berth: --container-workdir 'rel' is not an absolute path/);
+    assert.match(a.err, /^berth: mount source 'rel' is not an absolute path/);
     const b = await run({ BERTH_CONTAINER_IMAGE: digest, BERTH_CONTAINER_MOUNTS: '/no/such/dir:/x' });
     assert.match(b.err, /--container-mounts=\/no\/such\/dir:\/x: the source path does not exist: \/no\/such\/dir;/);
     const c = await run({ BERTH_CONTAINER_MOUNTS: '/tmp:/x' });

@@ -138,4 +138,14 @@ describe('a propagation the node cannot give', () => {
     assert.equal(faultOf(e.code), 'job');
     assert.match(e.message, /\/home\/alice\/x is on the host mount \/, which is private on this node, so slave propagation \(slave, rslave\) cannot be had for it; leave the propagation out/);
   });
+
+  it("takes a tmpfs option dockerd refuses as the job's (the node stays in service)", async () => {
+    const { containerFailure } = await import('../../services/agent/docker/engine-errors');
+    const { faultOf } = await import('../../services/shared/fault-class');
+    const err = Object.assign(new Error('(HTTP code 400) unexpected - invalid tmpfs option ["huge" "within_size"]'), { statusCode: 400 });
+    const e = containerFailure('42', 'i@sha256:' + 'a'.repeat(64), err, []);
+    assert.equal(e.code, 'MOUNT_REFUSED');
+    assert.equal(faultOf(e.code), 'job');
+    assert.match(e.message, /^job 42: --container-mounts: dockerd on this node refuses a tmpfs option \(.*invalid tmpfs option \["huge" "within_size"\]\); leave the option out/);
+  });
 });

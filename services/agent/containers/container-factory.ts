@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BerthError, errorMessage } from '../../shared/errors';
-import { OptionError } from '../../shared/container-options';
+import { isTmpfs, OptionError } from '../../shared/container-options';
 import { reachablePath } from '../../shared/path-access';
 import { agentJobStateDir } from '../../shared/paths';
 import { builtinSiteRules, type SiteRules } from '../../shared/site-rules';
-import { judgeImageRegistry } from '../../shared/site-rules-check';
+import { judgeImageRegistry, mountText } from '../../shared/site-rules-check';
 import type { AgentConfig } from '../config';
 import { type ContainerEngine, engineMessage } from '../docker/engine';
 import { containerFailure } from '../docker/engine-errors';
@@ -29,7 +29,7 @@ import type { ContainerOwners } from '../runtime/runtime-gate';
 import { listBerthContainers } from './berth-containers';
 import { expandDevices } from './devices';
 import type { ImageUserFilesCache } from './image-user-files';
-import { buildJobContainerSpec, policyView, type SiteMount } from './job-container-spec';
+import { buildJobContainerSpec, policyView, type SiteMount, userTmpfsProblem } from './job-container-spec';
 import { type JobIdentity, jobContainerName, stepContainerName } from './labels';
 import { mergeGroup, mergePasswd } from './passwd';
 import type { ContainerSeal } from './seal';
@@ -217,6 +217,10 @@ export class ContainerFactory {
       throw new BerthError('NODE_CONFIG', `job ${req.jobId}: ${errorMessage(err)}`, { fault: 'node' });
     }
     const memoryBytes = alloc?.memoryBytes || req.memoryBytes;
+    for (const m of applied.mounts) {
+      const problem = isTmpfs(m) ? userTmpfsProblem(m, memoryBytes) : undefined;
+      if (problem) throw new BerthError('MOUNT_REFUSED', `job ${req.jobId}: --container-mounts=${mountText(m)}: ${problem}`);
+    }
     const spec = buildJobContainerSpec({
       identity,
       name,

@@ -2,7 +2,7 @@
 // devices, no capabilities, no new privileges, the job's allocation as limits, the working
 // directory and site mounts. PID 1 is berth-init, bind-mounted read-only, which keeps the
 // container up for the job's lifetime and reaps orphans, whatever the image holds.
-import { isTmpfs, type Propagation, UNSHARE_NAMESPACES, type UnshareNamespace } from '../../shared/container-options';
+import { isTmpfs, type Propagation, tmpfsSizeBytes, UNSHARE_NAMESPACES, type UnshareNamespace } from '../../shared/container-options';
 import type { ContainerCreateSpec } from '../docker/engine';
 import { type JobIdentity, jobContainerName, jobLabels, LABEL } from './labels';
 
@@ -15,14 +15,33 @@ export interface SiteMount {
   readOnly: boolean;
   /** bind propagation; undefined = Docker's (rprivate) */
   propagation?: Propagation;
+  /** a user's tmpfs's own options (size=, nr_inodes=, mode=: TMPFS_OPTIONS, checked) */
+  tmpfsOptions?: string[];
 }
 
 /** a user's tmpfs is bounded by the job's memory on the node (its pages count there too), else by this */
 export const TMPFS_DEFAULT_BYTES = 1024 ** 3;
 
-/** HostConfig.Tmpfs options of a user's tmpfs: the job user's, never setuid or device files, bounded; programs run from it (as in pyxis's, where Docker's default is noexec) */
-export function userTmpfsOptions(m: Pick<SiteMount, 'readOnly'>, uid: number, gid: number, memoryBytes: number): string {
-  return `${m.readOnly ? 'ro' : 'rw'},nosuid,nodev,exec,size=${memoryBytes > 0 ? memoryBytes : TMPFS_DEFAULT_BYTES},mode=0755,uid=${uid},gid=${gid}`;
+/** what is wrong with a user's tmpfs on a node where the job has memoryBytes (0: unknown), or undefined */
+export function userTmpfsProblem(m: Pick<SiteMount, 'tmpfsOptions'>, memoryBytes: number): string | undefined {
+  const size = m.tmpfsOptions?.find((o) => o.startsWith('size='));
+  const limit = memoryBytes > 0 ? memoryBytes : TMPFS_DEFAULT_BYTES;
+  if (size && !(tmpfsSizeBytes(size.slice(5)) <= limit)) {
+    return `${size} is more than ${memoryBytes > 0 ? `the job's memory on this node, ${limit} bytes` : `${limit} bytes, a tmpfs's size in a job without a memory limit`}; ask for less, or give the job more memory (--mem)`;
+  }
+  return undefined;
+}
+
+/**
+ * HostConfig.Tmpfs options of a user's tmpfs: the job user's, never setuid or device files, bounded
+ * by the job's memory (or the size= they asked for, within it: userTmpfsProblem); programs run
+ * from it (as in pyxis's, where Docker's default is noexec); nr_inodes= and mode= as asked
+ */
+export function userTmpfsOptions(m: Pick<SiteMount, 'readOnly' | 'tmpfsOptions'>, uid: number, gid: number, memoryBytes: number): string {
+  const asked = new Map((m.tmpfsOptions ?? []).map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]));
+  const size = asked.get('size') ?? String(memoryBytes > 0 ? memoryBytes : TMPFS_DEFAULT_BYTES);
+  const extra = ['nr_inodes'].filter((k) => asked.has(k)).map((k) => `,${k}=${asked.get(k)}`).join('');
+  return `${m.readOnly ? 'ro' : 'rw'},nosuid,nodev,exec,size=${size}${extra},mode=${asked.get('mode') ?? '0755'},uid=${uid},gid=${gid}`;
 }
 
 function bindText(m: SiteMount): string {

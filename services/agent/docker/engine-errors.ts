@@ -63,6 +63,10 @@ export function containerFailure(jobId: string, image: string, err: unknown, use
   if (notShared) {
     return new BerthError('MOUNT_REFUSED', `job ${jobId}: --container-mounts: ${notShared[1]} is on the host mount ${notShared[2]}, which is private on this node, so slave propagation (slave, rslave) cannot be had for it; leave the propagation out (rprivate)`, { cause: err });
   }
+  // berth checks a tmpfs's options at submit; one this dockerd still refuses came from the user's --container-mounts
+  if (/invalid tmpfs option/i.test(msg)) {
+    return new BerthError('MOUNT_REFUSED', `job ${jobId}: --container-mounts: dockerd on this node refuses a tmpfs option (${msg}); leave the option out of tmpfs:DST:FLAGS`, { cause: err });
+  }
   if (/Conflict\. The container name .* is already in use/.test(msg)) {
     return new BerthError('NAME_CLASH', `job ${jobId}: ${msg}; another container holds the name berth gives this one: run the step again, or use another --container-name`, { cause: err });
   }

@@ -37,7 +37,10 @@ export function checkPrologueRequest(req: PrologueInput): void {
     try {
       const o = req.options;
       parseMounts(formatMounts(o.mounts));
-      parseWorkdir(o.workdir);
+      // submit-check makes a relative --container-workdir absolute (pyxis's: from /); here it must already be
+      if (o.workdir && parseWorkdir(o.workdir) !== o.workdir.replace(/(.)\/+$/, '$1')) {
+        throw new OptionError(`--container-workdir '${o.workdir}' is not an absolute path without '.' or '..', as berth submit-check writes it`);
+      }
       parseEnvNames(o.envNames.join(','));
       parseContainerName(formatContainerName(o));
       parseUnshare((o.unshare ?? []).join(','));

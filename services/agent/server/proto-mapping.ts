@@ -89,7 +89,11 @@ function fromToggle(t: string): boolean | undefined {
 /** the --container-* options of a JobPrologue or StepPrologue request */
 export function fromProtoOptions(o: ContainerOptions__Output | null): ContainerOptions {
   return {
-    mounts: (o?.mounts ?? []).map((m) => ({ source: m.source, target: m.target, readOnly: m.readOnly, ...(m.propagation ? { propagation: m.propagation as Propagation } : {}) })),
+    mounts: (o?.mounts ?? []).map((m) => ({
+      source: m.source, target: m.target, readOnly: m.readOnly,
+      ...(m.propagation ? { propagation: m.propagation as Propagation } : {}),
+      ...(m.tmpfsOptions?.length ? { tmpfsOptions: [...m.tmpfsOptions] } : {}),
+    })),
     workdir: o?.workdir ?? '', envNames: o?.envNames ?? [], name: o?.name ?? '',
     ...(o?.nameFlag ? { nameFlag: o.nameFlag as NameFlag } : {}),
     mountHome: fromToggle(o?.mountHome ?? ''), readOnly: fromToggle(o?.readOnly ?? ''),
