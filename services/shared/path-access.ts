@@ -35,9 +35,11 @@ function lookupError(code: 'EACCES' | 'ENOENT' | 'ENOTDIR' | 'ELOOP', text: stri
 const MAX_LINKS = 40; // the kernel's limit on symbolic links in one lookup
 
 /**
- * A path the process itself may not look at (root on a root-squashed NFS home, say): what the
- * user could reach there cannot be told from here. realpathAs throws it; whoever answers for
- * the user must then let the user's own process answer (berth-hook runs `berth submit-check`).
+ * outside the catalogue: converted at its one boundary, agent/submit/submit-checker.ts, into
+ * NOT_SERVED_ON_NODE. A path the process itself may not look at (root on a root-squashed NFS
+ * home, say): what the user could reach there cannot be told from here. realpathAs throws it;
+ * whoever answers for the user must then let the user's own process answer (berth-hook runs
+ * `berth submit-check`).
  */
 export class CannotLookAs extends Error {
   override readonly name = 'CannotLookAs';
