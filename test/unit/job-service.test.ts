@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { AccountingLog } from '../../services/agent/accounting/accounting-log';
+import type { IssuedClientCertificate } from '../../services/agent/certs/node-ca';
+import { JobService } from '../../services/agent/jobs/job-service';
 import { JobTable } from '../../services/agent/jobs/job-table';
 import { BerthError } from '../../services/shared/errors';
 import { harness, prologueInput } from './fakes/helpers';
@@ -94,6 +97,57 @@ describe('job prologue', () => {
     const second = await h.jobs.prologue(prologueInput());
     assert.notEqual(second.job.containerId, first.job.containerId);
     assert.equal(h.engine.containers.size, 1);
+  });
+});
+
+describe("the job user's Docker certificate at the prologue", () => {
+  /** a JobService over the harness with Docker access whose issue and grant are logged among the engine's calls */
+  function withAccess(notAfter: Date = new Date(Date.now() + 3_600_000)) {
+    const h = harness();
+    const granted: string[] = [];
+    const dockerAccess = {
+      issue: async (job: { jobId: string }): Promise<IssuedClientCertificate> => {
+        h.engine.calls.push(`issue ${job.jobId}`);
+        return { certPem: 'CERT', keyPem: 'KEY', serial: '01', notBefore: new Date(), notAfter };
+      },
+      grant: async (job: { jobId: string }, _end: Date, issued?: Promise<IssuedClientCertificate>) => {
+        if (!issued) throw new Error('grant was not given the certificate issue made');
+        await issued;
+        h.engine.calls.push(`grant ${job.jobId}`);
+        granted.push(job.jobId);
+      },
+      revoke: () => undefined,
+    };
+    const jobs = new JobService({ config: h.config, engine: h.engine, factory: h.factory, ledger: h.ledger, table: h.table, accounting: new AccountingLog(h.config.accountingFile), log: h.log, dockerAccess });
+    return { h, jobs, granted };
+  }
+
+  it('is made while dockerd creates the container, and handed out only once it has started', async () => {
+    const { h, jobs, granted } = withAccess();
+    const res = await jobs.prologue(prologueInput());
+    const calls = h.engine.calls.filter((c) => /^(issue|create berth-n1-job-42$|start|grant)/.test(c));
+    assert.deepEqual(calls, ['issue 42', 'create berth-n1-job-42', `start ${res.job.containerId}`, 'grant 42']);
+    assert.deepEqual(granted, ['42']);
+  });
+
+  it('is not handed out when the container does not start', async () => {
+    const { h, jobs, granted } = withAccess();
+    h.engine.failOn.set('start', new Error('OCI runtime create failed'));
+    await assert.rejects(jobs.prologue(prologueInput()));
+    assert.deepEqual(granted, []);
+    assert.equal(h.engine.containers.size, 0);
+  });
+
+  it('made ahead but run out by the time the container started (the job cancelled meanwhile): the container is removed', async () => {
+    const { h, jobs } = withAccess(new Date(Date.now() - 1000));
+    // the real grant refuses such a certificate (authz/docker-access.ts); this one stands for it
+    const real = (jobs as unknown as { d: { dockerAccess: { grant: (...a: unknown[]) => Promise<void> } } }).d.dockerAccess;
+    real.grant = async (_job, _end, issued) => {
+      const c = await (issued as Promise<IssuedClientCertificate>);
+      if (c.notAfter.getTime() <= Date.now()) throw new BerthError('JOB_NOT_RUNNING', 'born expired');
+    };
+    await assert.rejects(jobs.prologue(prologueInput()), /could not grant Docker access: born expired/);
+    assert.equal(h.engine.containers.size, 0);
   });
 });
 

@@ -6,7 +6,8 @@
 // anyway, because its job no longer runs.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { NodeCertificateAuthority } from '../certs/node-ca';
+import type { IssuedClientCertificate, NodeCertificateAuthority } from '../certs/node-ca';
+import { BerthError } from '../../shared/errors';
 import { removeJobClientBundle, writeJobClientBundle } from '../certs/job-bundle';
 import type { Logger } from '../logger';
 import type { ContainerDefaults } from './container-defaults';
@@ -50,8 +51,23 @@ export class DockerAccess {
     return path.join(this.jobsDir, jobId);
   }
 
-  async grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date): Promise<void> {
-    const issued = await this.ca.issueClientCertificate({ user: job.user, uid: job.uid, jobId: job.jobId, notAfter });
+  /**
+   * The job user's certificate, made but not handed out (nothing is written): the prologue has it
+   * made while dockerd creates and starts the job's container (5-13 ms of key generation and
+   * signing that would follow the start otherwise), and gives it to grant.
+   */
+  issue(job: { jobId: string; user: string; uid: number }, notAfter: Date): Promise<IssuedClientCertificate> {
+    return this.ca.issueClientCertificate({ user: job.user, uid: job.uid, jobId: job.jobId, notAfter });
+  }
+
+  /** Hands the job's user their certificate (made now, or by issue before) and serves the job's Docker endpoint. */
+  async grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date, made?: Promise<IssuedClientCertificate>): Promise<void> {
+    const issued = await (made ?? this.issue(job, notAfter));
+    // made before the container started, it may have run out since (the job cancelled meanwhile):
+    // the same refusal issuing it now would give
+    if (issued.notAfter.getTime() <= Date.now()) {
+      throw new BerthError('JOB_NOT_RUNNING', `Docker client certificate for job ${job.jobId}: the job's end (${issued.notAfter.toISOString()}) is already past; a certificate would be born expired`);
+    }
     writeJobClientBundle(this.bundleDir(job.jobId), { caPem: this.ca.certPem, certPem: issued.certPem, keyPem: issued.keyPem }, { uid: job.uid, gid: job.gid });
     this.log.info('issued the job user a Docker client certificate', { job: job.jobId, user: job.user, serial: issued.serial, notAfter: issued.notAfter.toISOString() });
     await this.open(job);

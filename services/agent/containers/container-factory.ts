@@ -12,7 +12,7 @@ import { agentJobStateDir } from '../../shared/paths';
 import { builtinSiteRules, type SiteRules } from '../../shared/site-rules';
 import { judgeImageRegistry, mountText } from '../../shared/site-rules-check';
 import type { AgentConfig } from '../config';
-import { type ContainerEngine, engineMessage } from '../docker/engine';
+import { type ContainerEngine, engineMessage, engineStatus } from '../docker/engine';
 import { containerFailure } from '../docker/engine-errors';
 import type { IdentityResolver } from '../identity/nss';
 import type { ImageService } from '../images/image-service';
@@ -38,6 +38,11 @@ import { applyUserOptions } from './user-options';
 /** What to make: the job's container, or one for a step (another image, or a --container-name of its own). */
 export interface ContainerRequest extends PrologueInput {
   for: { role: 'job' } | { role: 'step'; stepId: string };
+}
+
+export interface MakeHooks {
+  /** the container passed the site policy and is about to be created: what it will be, and the job's end when Slurm said */
+  admitted?: (identity: JobIdentity, endTime: Date | undefined) => void;
 }
 
 export interface MadeContainer {
@@ -128,7 +133,7 @@ export class ContainerFactory {
    * Resolves and pulls the image, checks the user's options and the site policy, then creates
    * and starts the container: nothing is left behind when any part fails.
    */
-  async make(req: ContainerRequest, log: Logger, lap: (phase: string) => void = () => undefined): Promise<MadeContainer> {
+  async make(req: ContainerRequest, log: Logger, lap: (phase: string) => void = () => undefined, hooks: MakeHooks = {}): Promise<MadeContainer> {
     const { config, engine } = this.d;
     const name = this.nameOf(req);
     const dir = req.for.role === 'job' ? this.jobDir(req.jobId) : path.join(this.jobDir(req.jobId), name);
@@ -258,7 +263,9 @@ export class ContainerFactory {
       }
     }
     const body = this.d.seal ? { ...spec.body, Labels: this.d.seal.seal(name, spec.body.Labels as Record<string, string>) } : spec.body;
-    await this.removeStale(name, log);
+    lap('policyMillis');
+    // what may be done while dockerd creates and starts the container (its work is lost if that fails)
+    hooks.admitted?.(identity, alloc?.endTime);
     let containerId = '';
     let startLatencyMillis = 0;
     try {
@@ -267,7 +274,7 @@ export class ContainerFactory {
       // mounted host directory too), so --container-workdir is looked for in a container made
       // the same way but starting in /, which is removed before the real one is made
       if (applied.workdir) {
-        const probeId = await engine.create({ name, body: { ...body, WorkingDir: '/' } });
+        const probeId = await this.createFresh(name, { ...body, WorkingDir: '/' }, log);
         let found: boolean;
         try {
           found = await engine.pathExists(probeId, applied.workdir);
@@ -278,7 +285,7 @@ export class ContainerFactory {
           throw new BerthError('WORKDIR_MISSING', `job ${req.jobId}: --container-workdir ${applied.workdir}: No such file or directory in image ${req.requestedImage || image.ref.text} nor in a mount; give a directory the image has, or one you mount (--container-mounts)`);
         }
       }
-      containerId = await engine.create({ name, body });
+      containerId = await this.createFresh(name, body, log);
       lap('createMillis');
       this.d.runtime?.owners.expect(containerId, {
         jobId: req.jobId, uid: req.uid, gid: req.gid, gids: user.groups.map((g) => g.gid), role: req.for.role,
@@ -385,6 +392,21 @@ export class ContainerFactory {
   }
 
   /** A container left under the name (a failed or interrupted earlier prologue) is removed. */
+  /**
+   * Creates the container NAME; a stale one left under that name by an earlier prologue (dockerd
+   * answers 409) is removed first and the create asked again. Asking dockerd for the name before
+   * every create cost a round trip (through the AuthZ plugin) on every prologue.
+   */
+  private async createFresh(name: string, body: Record<string, unknown>, log: Logger): Promise<string> {
+    try {
+      return await this.d.engine.create({ name, body });
+    } catch (err) {
+      if (engineStatus(err) !== 409) throw err;
+    }
+    await this.removeStale(name, log);
+    return this.d.engine.create({ name, body });
+  }
+
   private async removeStale(name: string, log: Logger): Promise<void> {
     const c = await this.d.engine.inspect(name);
     if (!c) return;

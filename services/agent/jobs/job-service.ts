@@ -7,6 +7,7 @@ import type { AccountingLog } from '../accounting/accounting-log';
 import { type AccountingSave, accountingRecords, faultedJobRecord } from '../accounting/accounting-record';
 import type { AgentConfig } from '../config';
 import { listBerthContainers } from '../containers/berth-containers';
+import type { IssuedClientCertificate } from '../certs/node-ca';
 import type { ContainerFactory } from '../containers/container-factory';
 import { jobContainerName } from '../containers/labels';
 import type { ContainerSeal } from '../containers/seal';
@@ -65,7 +66,12 @@ export interface JobServiceDeps {
   /** recovery trusts only the containers berthd sealed (containers/seal.ts) */
   seal?: Pick<ContainerSeal, 'verify'>;
   /** Docker API access for the job's user (authz/docker-access.ts), when the site enables it */
-  dockerAccess?: { grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date): Promise<void>; revoke(jobId: string): void };
+  dockerAccess?: {
+    /** the certificate grant hands out, made ahead (while dockerd starts the container) */
+    issue?(job: { jobId: string; user: string; uid: number }, notAfter: Date): Promise<IssuedClientCertificate>;
+    grant(job: { jobId: string; user: string; uid: number; gid: number }, notAfter: Date, issued?: Promise<IssuedClientCertificate>): Promise<void>;
+    revoke(jobId: string): void;
+  };
   /**
    * the job's native task files (steps/task-files.ts), removed with the job; the job's own
    * container published for the steps that join it (JOB.job, steps/step-containers.ts)
@@ -201,11 +207,21 @@ export class JobService {
         return { job: existing, alreadyPrepared: true, pullMillis: 0 };
       }
     }
-    const made = await this.d.factory.make({ ...req, for: { role: 'job' } }, log, lap);
+    // without a time limit the certificate lasts a week; the AuthZ plugin still refuses it once the job ends
+    const certificateEnd = (end: Date | undefined): Date => end ?? new Date(Date.now() + 7 * 86_400_000);
+    let issuing: Promise<IssuedClientCertificate> | undefined;
+    const made = await this.d.factory.make({ ...req, for: { role: 'job' } }, log, lap, {
+      // the job's certificate is made while dockerd creates and starts the container (the policy
+      // has admitted it); it is handed out only once the container runs, and dropped if it does not
+      admitted: (identity, endTime) => {
+        issuing = this.d.dockerAccess?.issue?.(identity, certificateEnd(endTime));
+        issuing?.catch(() => undefined);
+      },
+    });
     const { identity, containerId, image } = made;
     try {
-      // without a time limit the certificate lasts a week; the AuthZ plugin still refuses it once the job ends
-      await this.d.dockerAccess?.grant(identity, made.endTime ?? new Date(Date.now() + 7 * 86_400_000));
+      await this.d.dockerAccess?.grant(identity, certificateEnd(made.endTime), issuing);
+      lap('grantMillis');
     } catch (err) {
       await this.d.factory.discard(made);
       try {
@@ -241,6 +257,7 @@ export class JobService {
     if (made.warnings.length && this.d.tellUser) {
       void this.d.tellUser(req.jobId, made.warnings.join(' ')).catch((err: unknown) => log.warn('could not tell the user', { error: errorMessage(err) }));
     }
+    lap('recordMillis');
     log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
     return { job, alreadyPrepared: false, pullMillis: image.millis };
   }
