@@ -151,6 +151,42 @@ describe("the job user's Docker certificate at the prologue", () => {
   });
 });
 
+describe("the job's file for its steps", () => {
+  it('is written after the prologue has answered; the epilogue and the next prologue wait for it', async () => {
+    const h = harness();
+    const events: string[] = [];
+    let publish!: () => void;
+    const tasks = {
+      removeJob: () => events.push('removeJob'),
+      withdrawJob: () => events.push('withdraw'),
+      publishJob: () => (events.includes('published') ? Promise.resolve() : new Promise<void>((resolve) => {
+        events.push('publish begun');
+        publish = () => {
+          events.push('published');
+          resolve();
+        };
+      })),
+    };
+    const jobs = new JobService({ config: h.config, engine: h.engine, factory: h.factory, ledger: h.ledger, table: h.table, accounting: new AccountingLog(h.config.accountingFile), log: h.log, tasks });
+    const res = await jobs.prologue(prologueInput());
+    assert.equal(res.job.state, 'RUNNING');
+    assert.deepEqual(events, ['publish begun'], 'the prologue answered before the file was written');
+    let again = false;
+    const second = jobs.prologue(prologueInput()).then((r) => {
+      again = true;
+      return r;
+    });
+    const ending = jobs.epilogue('42', { stepWaitMs: 0 });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(again, false, 'the next prologue waits for the file');
+    assert.ok(!events.includes('withdraw') && !events.includes('removeJob'), events.join(', '));
+    publish();
+    await second;
+    await ending;
+    assert.equal(events[1], 'published');
+  });
+});
+
 describe('job epilogue', () => {
   it('stops and removes the job containers, writes a job record and a step record, and forgets the job', async () => {
     const h = harness();

@@ -133,7 +133,7 @@ export class ContainerFactory {
    * Resolves and pulls the image, checks the user's options and the site policy, then creates
    * and starts the container: nothing is left behind when any part fails.
    */
-  async make(req: ContainerRequest, log: Logger, lap: (phase: string) => void = () => undefined, hooks: MakeHooks = {}): Promise<MadeContainer> {
+  async make(req: ContainerRequest, log: Logger, lap: (phase: string, millis?: number) => void = () => undefined, hooks: MakeHooks = {}): Promise<MadeContainer> {
     const { config, engine } = this.d;
     const name = this.nameOf(req);
     const dir = req.for.role === 'job' ? this.jobDir(req.jobId) : path.join(this.jobDir(req.jobId), name);
@@ -147,7 +147,13 @@ export class ContainerFactory {
     }
     // independent look-ups, side by side: NSS then the registry (and a pull) with the user's
     // credentials, and slurmctld
-    const userLookup = this.d.identities.lookup(req.uid, req.user);
+    const lookingUp = Date.now();
+    /** each look-up's own time, in the log line beside lookupMillis (theirs side by side) */
+    const timed = <T>(name: string, p: Promise<T>): Promise<T> => p.then((v) => {
+      lap(name, Date.now() - lookingUp);
+      return v;
+    });
+    const userLookup = timed('userMillis', this.d.identities.lookup(req.uid, req.user));
     const [user, image, alloc, jobDevices] = await Promise.all([
       userLookup,
       userLookup.then(async (u) => {
@@ -162,7 +168,7 @@ export class ContainerFactory {
           throw err;
         }
       }),
-      this.d.allocations?.allocation(req.jobId, config.node),
+      timed('allocationMillis', Promise.resolve(this.d.allocations?.allocation(req.jobId, config.node))),
       this.d.jobDevices?.(req.jobId).catch((err: unknown) => {
         // Slurm gave GPUs this node's gres.conf does not name: the node's configuration
         throw new BerthError('NODE_CONFIG', `job ${req.jobId}: ${errorMessage(err)}; check gres.conf (berthd config gresConf: ${config.gresConf}) against slurm.conf's Gres= for ${config.node}`, { fault: 'node' });

@@ -88,6 +88,8 @@ export interface JobServiceDeps {
 
 export class JobService {
   private readonly inProgress = new Map<string, Promise<PrologueResult>>();
+  /** the job's file for its steps being written after its prologue's reply, by job id */
+  private readonly publishing = new Map<string, Promise<void>>();
   /** epilogues under way: a repeated or concurrent one (hook retry, sweep, spool) shares the run */
   private readonly ending = new Map<string, Promise<EpilogueResult>>();
   private readonly now: () => Date;
@@ -182,18 +184,38 @@ export class JobService {
     }
     const running = this.inProgress.get(req.jobId);
     if (running) return running;
-    const p = this.runPrologue(req).finally(() => this.inProgress.delete(req.jobId));
+    // the job's file for its steps (publishJob: a container inspect, 3-4 ms) is written after the
+    // reply; a step that comes before it asks berthd, as when it could not be written. The next
+    // prologue of the job and its epilogue wait for it.
+    const publishing = this.publishing.get(req.jobId);
+    const p = (publishing ? publishing.then(() => this.runPrologue(req)) : this.runPrologue(req)).then(({ result, published }) => {
+      if (published) {
+        const settled: Promise<void> = published.catch(() => undefined).finally(() => {
+          if (this.publishing.get(req.jobId) === settled) this.publishing.delete(req.jobId);
+        });
+        this.publishing.set(req.jobId, settled);
+      }
+      return result;
+    }).finally(() => this.inProgress.delete(req.jobId));
     this.inProgress.set(req.jobId, p);
     return p;
   }
 
-  private async runPrologue(req: PrologueInput): Promise<PrologueResult> {
+  private async runPrologue(req: PrologueInput): Promise<{ result: PrologueResult; published?: Promise<void> }> {
     const { config, engine, table } = this.d;
     const log = this.d.log.child({ job: req.jobId });
     const began = Date.now();
     const phases: Record<string, number> = {};
-    const lap = (name: string): void => {
-      phases[name] = Date.now() - began - Object.values(phases).reduce((a, b) => a + b, 0);
+    let lapped = began;
+    /** the time since the last lap as NAME; or MILLIS as NAME, measured apart (a part of a phase) */
+    const lap = (name: string, millis?: number): void => {
+      if (millis !== undefined) {
+        phases[name] = millis;
+        return;
+      }
+      const now = Date.now();
+      phases[name] = now - lapped;
+      lapped = now;
     };
     const existing = table.get(req.jobId);
     if (existing?.state === 'RUNNING' && existing.containerId && !existing.prologueCut) {
@@ -204,7 +226,7 @@ export class JobService {
         }
         log.info('prologue repeated; job container already running', { container: c.id });
         await this.d.tasks?.publishJob?.(req.jobId);
-        return { job: existing, alreadyPrepared: true, pullMillis: 0 };
+        return { result: { job: existing, alreadyPrepared: true, pullMillis: 0 } };
       }
     }
     // without a time limit the certificate lasts a week; the AuthZ plugin still refuses it once the job ends
@@ -251,15 +273,15 @@ export class JobService {
     table.put(job);
     // a requeued job that failed here before has no fault any more
     this.d.faults?.clear(req.jobId);
+    lap('recordMillis');
     // the steps that join the job's container as it is need not ask berthd for it
-    await this.d.tasks?.publishJob?.(req.jobId);
+    const published = this.d.tasks?.publishJob?.(req.jobId);
     void this.d.factory.noteImageUse(image.localRef, log);
     if (made.warnings.length && this.d.tellUser) {
       void this.d.tellUser(req.jobId, made.warnings.join(' ')).catch((err: unknown) => log.warn('could not tell the user', { error: errorMessage(err) }));
     }
-    lap('recordMillis');
     log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
-    return { job, alreadyPrepared: false, pullMillis: image.millis };
+    return { result: { job, alreadyPrepared: false, pullMillis: image.millis }, published };
   }
 
   /**
@@ -279,6 +301,7 @@ export class JobService {
     const { table, factory, ledger } = this.d;
     const log = this.d.log.child({ job: jobId });
     await this.inProgress.get(jobId)?.catch(() => undefined);
+    await this.publishing.get(jobId);
     // no step joins the job's container from now on; the records its steps left are read first
     this.d.tasks?.withdrawJob?.(jobId);
     this.d.stepSpool?.drain(jobId);
