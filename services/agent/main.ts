@@ -4,8 +4,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import cron from 'node-cron';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import { AGENT_USAGE, type AgentArgs, parseAgentArgs } from './agent-args';
 import { UnmungeVerifier } from '../shared/munge';
 import { errorMessage } from '../shared/errors';
 import { AccountingLog } from './accounting/accounting-log';
@@ -69,22 +68,23 @@ import { JobFaults } from './jobs/job-faults';
 import { AGENT_VERSION } from '../shared/version';
 
 async function main(): Promise<void> {
-  const argv = await yargs(hideBin(process.argv))
-    .scriptName('berthd')
-    .usage('$0 --config FILE [flags]\n\nThe berth node agent. Flags override the config file.')
-    .option('config', { type: 'string', describe: 'JSON config file (see docs/configuration.md)' })
-    .option('node', { type: 'string', describe: 'Slurm node name this agent serves' })
-    .option('run-dir', { type: 'string', describe: 'directory for the sockets (RUN_DIR/NODE/admin.sock, user.sock)' })
-    .option('state-dir', { type: 'string', describe: 'directory for job checkpoints' })
-    .option('docker-host', { type: 'string', describe: 'dockerd socket, unix:///path' })
-    .option('accounting-file', { type: 'string', describe: 'JSON-lines accounting log' })
-    .option('log-file', { type: 'string', describe: 'JSON log file (logs also go to stderr)' })
-    .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'] })
-    .option('init-binary', { type: 'string', describe: 'path of berth-init on the host' })
-    .strict()
-    .version(AGENT_VERSION)
-    .help()
-    .parseAsync();
+  let argv: AgentArgs;
+  try {
+    const asked = parseAgentArgs(process.argv.slice(2));
+    if ('help' in asked) {
+      console.log(AGENT_USAGE);
+      return;
+    }
+    if ('version' in asked) {
+      console.log(AGENT_VERSION);
+      return;
+    }
+    argv = asked.args;
+  } catch (err) {
+    console.error(`berthd: ${errorMessage(err)}`);
+    process.exitCode = 2;
+    return;
+  }
 
   const startedAt = new Date();
   let config;
