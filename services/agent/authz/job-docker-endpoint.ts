@@ -17,6 +17,7 @@ import { mapAction } from '../docker-request/actions';
 import { BUNDLE_CA_FILE, BUNDLE_CERT_FILE, BUNDLE_KEY_FILE } from '../certs/job-bundle';
 import { addLabelFilter, USER_JOB_LABEL, USER_ROLE_LABEL } from './owner-filter';
 import { applyContainerDefaults, type ContainerDefaults } from './container-defaults';
+import { QUIET_HTTP } from '../quiet-http';
 
 /** dockerd takes bodies to 1 MiB into the plugin; a create or volume body over it is passed on as is (and refused). */
 const MAX_EDIT_BODY = 1024 * 1024;
@@ -81,7 +82,7 @@ export async function startJobEndpoint(o: JobEndpointOptions): Promise<JobEndpoi
     return out;
   };
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(QUIET_HTTP, (req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {

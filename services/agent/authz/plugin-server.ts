@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Logger } from '../logger';
 import type { Authorizer } from './authorizer';
 import { AUTHZ_REQUEST, AUTHZ_RESPONSE, type AuthzAnswer, parseAuthzRequest, PLUGIN_ACTIVATE } from './plugin-protocol';
+import { QUIET_HTTP } from '../quiet-http';
 
 /** dockerd forwards bodies up to 1 MiB; its own JSON around them is bounded well below this. */
 const MAX_PLUGIN_REQUEST = 4 * 1024 * 1024;
@@ -24,7 +25,7 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
 
 export async function startPluginServer(opts: { socket: string; specFile: string; authorizer: Authorizer; log: Logger; observe?: (uri: string) => void }): Promise<PluginServer> {
   const { socket, specFile, authorizer, log } = opts;
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(QUIET_HTTP, (req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {

@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentMetrics } from './agent-metrics';
+import { QUIET_HTTP } from '../quiet-http';
 
 export interface MetricsServer {
   /** host:port actually bound (the port is chosen by the kernel when the config says 0) */
@@ -17,7 +18,7 @@ export function splitListen(listen: string): { host: string; port: number } {
 }
 
 export function startMetricsServer(metrics: AgentMetrics, listen: string, onError: (err: unknown) => void): Promise<MetricsServer> {
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(QUIET_HTTP, (req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (url !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: berthd serves only /metrics\n');
