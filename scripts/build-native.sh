@@ -34,13 +34,15 @@ gcc "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-runc.tmp" "$SRC/berth-runc.c" \
 mv -f "$OUT/berth-runc.tmp" "$OUT/berth-runc"
 echo "build-native: $OUT/berth-runc"
 
-# berth-hook: a gRPC client of berthd's admin socket (and, for submit-check, the user socket
-# with a munge credential) over libnghttp2; the protobuf of its requests is written by hand
+# berth-hook (berth-hook.c names its files, berth_hook.h what they share): a gRPC client of
+# berthd's admin socket (and, for submit-check, the user socket with a munge credential) over
+# libnghttp2; the protobuf of its requests is written by hand
 # (berth_pb.c), the drain causes come from berth_faults.h (npm run gen). libmunge is loaded at
 # run time by submit-check only (dlopen: the step hooks never need it), its header checked here
 [ -f /usr/include/nghttp2/nghttp2.h ] || die "/usr/include/nghttp2/nghttp2.h not found; run scripts/install-deps.sh (installs libnghttp2-dev)"
 [ -f /usr/include/munge.h ] || die "/usr/include/munge.h not found; run scripts/install-deps.sh (installs libmunge-dev)"
-HOOK_SRC=(berth-hook.c berth_grpc.c berth_pb.c berth_submit_check.c berth_utf8.c)
+HOOK_SRC=(berth-hook.c berth_hook_step.c berth_hook_job.c berth_hook_allocation.c berth_hook_options.c berth_hook_env.c
+  berth_hook_faults.c berth_grpc.c berth_pb.c berth_submit_check.c berth_utf8.c)
 gcc "${CFLAGS_NATIVE[@]}" -o "$OUT/berth-hook.tmp" "${HOOK_SRC[@]/#/$SRC/}" -lnghttp2 -lm -ldl \
   || die "compiling $SRC/berth-hook.c (with ${HOOK_SRC[*]:1}) failed (see above)"
 mv -f "$OUT/berth-hook.tmp" "$OUT/berth-hook"

@@ -35,7 +35,8 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     hook = path.join(dir, 'berth-hook');
     // as scripts/build-native.sh builds it
     execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', hook,
-      ...['berth-hook.c', 'berth_grpc.c', 'berth_pb.c', 'berth_submit_check.c', 'berth_utf8.c'].map((f) => path.join(NATIVE, f)), '-lnghttp2', '-lm', '-ldl'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      ...['berth-hook.c', 'berth_hook_step.c', 'berth_hook_job.c', 'berth_hook_allocation.c', 'berth_hook_options.c', 'berth_hook_env.c',
+        'berth_hook_faults.c', 'berth_grpc.c', 'berth_pb.c', 'berth_submit_check.c', 'berth_utf8.c'].map((f) => path.join(NATIVE, f)), '-lnghttp2', '-lm', '-ldl'], { stdio: ['ignore', 'ignore', 'inherit'] });
     // the Node hook from source, for what berth-hook hands over
     writeFileSync(path.join(dir, 'berth'), `#!/bin/sh\nexec ${process.execPath} --import tsx ${path.join(REPO, 'services/cli/main.ts')} "$@"\n`);
     chmodSync(path.join(dir, 'berth'), 0o755);
