@@ -44,6 +44,9 @@ int unreachable_details(const char *d);
 int retryable(const struct grpc_result *r);
 int no_retry(void);
 const char *status_name(int code);
+/* berthd's refusal R as the Node hook words it (describeGrpcError, hookFailure): the reason in
+ * REASON, the berth code returned */
+const char *describe_answer(const struct grpc_result *r, const char *socket_path, char *reason, size_t size);
 
 /* berth_hook_step.c: step-prolog (PROLOG 1) or step-epilog, its exit status */
 int step_hook(int prolog);

@@ -181,3 +181,20 @@ const char *status_name(int code)
         "DATA_LOSS", "UNAUTHENTICATED" };
     return code >= 0 && code < (int)(sizeof names / sizeof names[0]) ? names[code] : "UNKNOWN";
 }
+
+const char *describe_answer(const struct grpc_result *r, const char *socket_path, char *reason, size_t size)
+{
+    /* describeGrpcError() of agent-client.ts, hookFailure() of hook-faults.ts: unreachable
+     * first, then a deadline whatever berthd's code, then berthd's own message */
+    int unreachable = r->status == 14 && unreachable_details(r->message);
+    const char *code = r->berth_code[0] ? r->berth_code : unreachable ? "AGENT_UNAVAILABLE" : r->status == 4 ? "TIMEOUT" : "UNKNOWN";
+    if (unreachable)
+        snprintf(reason, size, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r->message);
+    else if (r->status == 4)
+        snprintf(reason, size, "berthd on %s did not answer in time (%s)", node, r->message);
+    else if (r->message[0])
+        snprintf(reason, size, "%s", r->message);
+    else
+        snprintf(reason, size, "%d %s: ", r->status, status_name(r->status)); /* grpc-js's message without details */
+    return code;
+}

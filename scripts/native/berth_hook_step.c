@@ -164,16 +164,6 @@ int step_hook(int prolog)
     }
     if (retryable(&r) && !no_retry())
         return fallback();
-    const char *code = r.berth_code[0] ? r.berth_code
-                     : r.status == 14 && unreachable_details(r.message) ? "AGENT_UNAVAILABLE"
-                     : r.status == 4 ? "TIMEOUT" : "UNKNOWN";
-    if (r.status == 4 && !r.berth_code[0])
-        snprintf(reason, sizeof reason, "berthd on %s did not answer in time (%s)", node, r.message);
-    else if (r.status == 14 && unreachable_details(r.message))
-        snprintf(reason, sizeof reason, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r.message);
-    else if (r.message[0])
-        snprintf(reason, sizeof reason, "%s", r.message);
-    else
-        snprintf(reason, sizeof reason, "%d %s: ", r.status, status_name(r.status)); /* grpc-js's message without details */
+    const char *code = describe_answer(&r, socket_path, reason, sizeof reason);
     return failed(reason, code, strcmp(r.fault, "job") == 0);
 }

@@ -152,6 +152,20 @@ describe('berth-hook, the native step hooks', { skip: !root && 'berth-hook speak
     assert.equal(calls.length, 1);
   });
 
+  it('says berthd\'s own deadline (DEADLINE_EXCEEDED with a berth code) as the Node step hook does', async () => {
+    const error = { code: grpc.status.DEADLINE_EXCEEDED, details: 'the step container did not start in time', metadata: { 'x-berth-error-code': 'TIMEOUT', 'x-berth-fault': 'node' } };
+    const env = { ...baseEnv(), BERTH_STEP_ARGV: 'true' };
+    calls.length = 0;
+    handlers = { StepPrologue: () => ({ error }) };
+    const native = await run('step-prolog', env);
+    const nativeCalls = calls.length;
+    handlers = { StepPrologue: () => ({ error }) };
+    const node = await run('step-prolog', env, path.join(dir, 'berth'), true);
+    assert.deepEqual(native, node);
+    assert.match(native.stderr, /berthd on n9 did not answer in time \(the step container did not start in time\)/);
+    assert.equal(nativeCalls, 1);
+  });
+
   it('fails a node fault of the step epilogue without asking again', async () => {
     calls.length = 0;
     handlers = { StepEpilogue: () => ({ error: { code: grpc.status.INTERNAL, details: 'dockerd refused: no such container', metadata: { 'x-berth-error-code': 'ENGINE_FAILED', 'x-berth-fault': 'node' } } }) };
