@@ -9,12 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 #include "berth_hook.h"
+#include "berth_options.h"
 #include "berth_utf8.h"
 
 /* containerImage(env) of slurm-env.ts, untrimmed: the plugin's SPANK_ variable, else Slurm's own for the option */
 static const char *container_image(void)
 {
-    const char *v = getenv("SPANK_BERTH_CONTAINER_IMAGE");
+    const char *v = getenv("SPANK_" BERTH_VAR_IMAGE);
     return v != NULL ? v : env_or("SPANK__SLURM_SPANK_OPTION_berth_container_image", "");
 }
 
@@ -74,7 +75,7 @@ int job_epilogue(void)
      * expanded node list (hook.ts saveOnNode), which the Node hook reads */
     char save[8];
     if (job_target(socket_path, sizeof socket_path, image, sizeof image) != 0
-        || trim_env("SPANK_BERTH_CONTAINER_SAVE", save, sizeof save) != 0 || save[0] != '\0')
+        || trim_env("SPANK_" BERTH_VAR_SAVE, save, sizeof save) != 0 || save[0] != '\0')
         return fallback();
     long timeout_ms = timeout_env("BERTH_EPILOG_TIMEOUT_SECONDS", 300000);
     if (timeout_ms < 0)
@@ -112,7 +113,7 @@ static int job_prologue_request(struct pb_buf *b, const char *image)
     double cpus, memory_bytes, num_nodes;
     if (uint32_env("SLURM_JOB_UID", &uid) != 0 || uint32_env("SLURM_JOB_GID", &gid) != 0)
         return -1; /* the Node hook says why and drains the node */
-    if (trim_env("SPANK_BERTH_CONTAINER_IMAGE_REQUESTED", requested, sizeof requested) != 0 || allocation(&cpus, &memory_bytes) != 0
+    if (trim_env("SPANK_" BERTH_VAR_IMAGE "_REQUESTED", requested, sizeof requested) != 0 || allocation(&cpus, &memory_bytes) != 0
         || num_env("SLURM_JOB_NUM_NODES", &num_nodes) != 0 || num_nodes > 4294967295.0)
         return -1;
     const char *list = getenv("SLURM_JOB_NODELIST");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "berth_hook.h"
+#include "berth_options.h"
 #include "berth_utf8.h"
 
 #define MAX_MOUNTS 64
@@ -324,19 +325,19 @@ static int unshare(const char *name, struct pb_buf *o)
 /* optionsFromEnv(env, PREFIX) as the ContainerOptions message */
 int container_options(struct pb_buf *o, const char *prefix)
 {
-    static const char *const vars[] = { "BERTH_CONTAINER_MOUNTS", "BERTH_CONTAINER_WORKDIR", "BERTH_CONTAINER_ENV", "BERTH_CONTAINER_NAME" };
+    static const char *const vars[] = { BERTH_VAR_MOUNTS, BERTH_VAR_WORKDIR, BERTH_VAR_ENV, BERTH_VAR_NAME };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         if (!utf8_ok(env_or(option_var(prefix, vars[i]), "")))
             return -1;
     char workdir[4096] = "", wd[4096], name[128];
-    if (mounts(env_or(option_var(prefix, "BERTH_CONTAINER_MOUNTS"), ""), o) != 0)
+    if (mounts(env_or(option_var(prefix, BERTH_VAR_MOUNTS), ""), o) != 0)
         return -1;
-    if (trim_env(option_var(prefix, "BERTH_CONTAINER_WORKDIR"), wd, sizeof wd) != 0 || (wd[0] && absolute(wd, workdir, sizeof workdir) != 0))
+    if (trim_env(option_var(prefix, BERTH_VAR_WORKDIR), wd, sizeof wd) != 0 || (wd[0] && absolute(wd, workdir, sizeof workdir) != 0))
         return -1;
     pb_string(o, 2, workdir);
-    if (env_names(env_or(option_var(prefix, "BERTH_CONTAINER_ENV"), ""), o) != 0)
+    if (env_names(env_or(option_var(prefix, BERTH_VAR_ENV), ""), o) != 0)
         return -1;
-    if (trim_env(option_var(prefix, "BERTH_CONTAINER_NAME"), name, sizeof name) != 0)
+    if (trim_env(option_var(prefix, BERTH_VAR_NAME), name, sizeof name) != 0)
         return -1;
     /* NAME[:FLAG], pyxis's flags; auto is the default and not sent */
     const char *name_flag = "";
@@ -359,10 +360,10 @@ int container_options(struct pb_buf *o, const char *prefix)
             return -1;
     pb_string(o, 4, name);
     pb_string(o, 7, name_flag);
-    int home = toggle(option_var(prefix, "BERTH_CONTAINER_MOUNT_HOME")), ro = toggle(option_var(prefix, "BERTH_CONTAINER_READONLY"));
+    int home = toggle(option_var(prefix, BERTH_VAR_MOUNT_HOME)), ro = toggle(option_var(prefix, BERTH_VAR_READONLY));
     if (home < 0 || ro < 0)
         return -1;
     pb_uint(o, 5, (unsigned)home);
     pb_uint(o, 6, (unsigned)ro);
-    return unshare(option_var(prefix, "BERTH_CONTAINER_UNSHARE"), o);
+    return unshare(option_var(prefix, BERTH_VAR_UNSHARE), o);
 }

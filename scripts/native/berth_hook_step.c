@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "berth_hook.h"
+#include "berth_options.h"
 #include "berth_utf8.h"
 
 static int step_prologue_request(struct pb_buf *b)
@@ -16,7 +17,7 @@ static int step_prologue_request(struct pb_buf *b)
     char image[4096], requested[4096];
     if (uint32_env("SLURM_JOB_UID", &uid) != 0 || uint32_env("SLURM_JOB_GID", &gid) != 0)
         return -1;
-    if (trim_env("BERTH_CONTAINER_IMAGE", image, sizeof image) != 0 || trim_env("BERTH_CONTAINER_IMAGE_REQUESTED", requested, sizeof requested) != 0)
+    if (trim_env(BERTH_VAR_IMAGE, image, sizeof image) != 0 || trim_env(BERTH_VAR_IMAGE "_REQUESTED", requested, sizeof requested) != 0)
         return -1;
     const char *user = env_or("SLURM_JOB_USER", "");
     if (!utf8_ok(user) || !utf8_ok(image) || !utf8_ok(requested))
