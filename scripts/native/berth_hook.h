@@ -44,9 +44,12 @@ int unreachable_details(const char *d);
 int retryable(const struct grpc_result *r);
 int no_retry(void);
 const char *status_name(int code);
-/* berthd's refusal R as the Node hook words it (describeGrpcError, hookFailure): the reason in
- * REASON, the berth code returned */
-const char *describe_answer(const struct grpc_result *r, const char *socket_path, char *reason, size_t size);
+/* What a hook does with the call's result R, as the Node hook does (hook-retry.ts,
+ * describeGrpcError, hookFailure): ANSWER_OK (berthd said OK), ANSWER_HAND_OVER (give it to
+ * `berth hook`, which asks again or waits), or ANSWER_FAILED with the reason in REASON, the
+ * berth code in *CODE and *JOB_FAULT set when berthd named it the job's fault. */
+enum answer { ANSWER_OK, ANSWER_HAND_OVER, ANSWER_FAILED };
+enum answer judge_answer(const struct grpc_result *r, const char *socket_path, char *reason, size_t size, const char **code, int *job_fault);
 
 /* berth_hook_step.c: step-prolog (PROLOG 1) or step-epilog, its exit status */
 int step_hook(int prolog);

@@ -182,12 +182,33 @@ const char *status_name(int code)
     return code >= 0 && code < (int)(sizeof names / sizeof names[0]) ? names[code] : "UNKNOWN";
 }
 
-const char *describe_answer(const struct grpc_result *r, const char *socket_path, char *reason, size_t size)
+enum answer judge_answer(const struct grpc_result *r, const char *socket_path, char *reason, size_t size, const char **code, int *job_fault)
 {
+    *job_fault = 0;
+    switch (r->outcome) {
+    case GRPC_UNREACHABLE:
+        return ANSWER_HAND_OVER; /* nothing was sent */
+    case GRPC_CUT:
+        if (!no_retry())
+            return ANSWER_HAND_OVER;
+        snprintf(reason, size, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r->error);
+        *code = "AGENT_UNAVAILABLE";
+        return ANSWER_FAILED;
+    case GRPC_TIMEOUT:
+        snprintf(reason, size, "berthd on %s did not answer in time (%s)", node, r->error);
+        *code = "TIMEOUT";
+        return ANSWER_FAILED;
+    case GRPC_ANSWERED:
+        break;
+    }
+    if (r->status == 0)
+        return ANSWER_OK;
+    if (retryable(r) && !no_retry())
+        return ANSWER_HAND_OVER;
     /* describeGrpcError() of agent-client.ts, hookFailure() of hook-faults.ts: unreachable
      * first, then a deadline whatever berthd's code, then berthd's own message */
     int unreachable = r->status == 14 && unreachable_details(r->message);
-    const char *code = r->berth_code[0] ? r->berth_code : unreachable ? "AGENT_UNAVAILABLE" : r->status == 4 ? "TIMEOUT" : "UNKNOWN";
+    *code = r->berth_code[0] ? r->berth_code : unreachable ? "AGENT_UNAVAILABLE" : r->status == 4 ? "TIMEOUT" : "UNKNOWN";
     if (unreachable)
         snprintf(reason, size, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r->message);
     else if (r->status == 4)
@@ -196,5 +217,6 @@ const char *describe_answer(const struct grpc_result *r, const char *socket_path
         snprintf(reason, size, "%s", r->message);
     else
         snprintf(reason, size, "%d %s: ", r->status, status_name(r->status)); /* grpc-js's message without details */
-    return code;
+    *job_fault = strcmp(r->fault, "job") == 0;
+    return ANSWER_FAILED;
 }

@@ -195,24 +195,15 @@ int job_prologue(void)
     pb_free(&req);
     free(r.body);
     static char reason[16384];
-    switch (r.outcome) {
-    case GRPC_UNREACHABLE:
+    const char *code = NULL;
+    int job_fault;
+    switch (judge_answer(&r, socket_path, reason, sizeof reason, &code, &job_fault)) {
+    case ANSWER_OK:
+        return 0;
+    case ANSWER_HAND_OVER:
         return fallback();
-    case GRPC_CUT:
-        if (!no_retry())
-            return fallback();
-        snprintf(reason, sizeof reason, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r.error);
-        return prolog_failed(image, reason, "AGENT_UNAVAILABLE", 0);
-    case GRPC_TIMEOUT:
-        snprintf(reason, sizeof reason, "berthd on %s did not answer in time (%s)", node, r.error);
-        return prolog_failed(image, reason, "TIMEOUT", 0);
-    case GRPC_ANSWERED:
+    case ANSWER_FAILED:
         break;
     }
-    if (r.status == 0)
-        return 0;
-    if (retryable(&r) && !no_retry())
-        return fallback();
-    const char *code = describe_answer(&r, socket_path, reason, sizeof reason);
-    return prolog_failed(image, reason, code, strcmp(r.fault, "job") == 0);
+    return prolog_failed(image, reason, code, job_fault);
 }

@@ -141,21 +141,10 @@ int step_hook(int prolog)
     pb_free(&req);
 
     static char reason[16384];
-    switch (r.outcome) {
-    case GRPC_UNREACHABLE:
-        return fallback();
-    case GRPC_CUT:
-        if (!no_retry())
-            return fallback();
-        snprintf(reason, sizeof reason, "berthd on %s is not reachable at %s (%s); is berthd running? (systemctl status berthd, or scripts/sandbox status)", node, socket_path, r.error);
-        return failed(reason, "AGENT_UNAVAILABLE", 0);
-    case GRPC_TIMEOUT:
-        snprintf(reason, sizeof reason, "berthd on %s did not answer in time (%s)", node, r.error);
-        return failed(reason, "TIMEOUT", 0);
-    case GRPC_ANSWERED:
-        break;
-    }
-    if (r.status == 0) {
+    const char *code = NULL;
+    int job_fault;
+    switch (judge_answer(&r, socket_path, reason, sizeof reason, &code, &job_fault)) {
+    case ANSWER_OK: {
         int rc = 0;
         if (prolog && pb_each_bytes(r.body, r.body_len, 5, print_warning, NULL) != 0)
             rc = failed("berthd's answer could not be read (a malformed StepPrologueResponse)", "UNKNOWN", 0);
@@ -163,8 +152,10 @@ int step_hook(int prolog)
         fflush(stdout);
         return rc;
     }
-    if (retryable(&r) && !no_retry())
+    case ANSWER_HAND_OVER:
         return fallback();
-    const char *code = describe_answer(&r, socket_path, reason, sizeof reason);
-    return failed(reason, code, strcmp(r.fault, "job") == 0);
+    case ANSWER_FAILED:
+        break;
+    }
+    return failed(reason, code, job_fault);
 }

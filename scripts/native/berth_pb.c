@@ -92,74 +92,24 @@ static int read_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *v)
 int pb_each_bytes(const uint8_t *p, size_t n, unsigned field, void (*each)(const uint8_t *, size_t, void *), void *ctx)
 {
     size_t at = 0;
-    while (at < n) {
-        uint64_t key, v;
-        if (read_varint(p, n, &at, &key) != 0)
-            return -1;
-        switch (key & 7) {
-        case 0:
-            if (read_varint(p, n, &at, &v) != 0)
-                return -1;
-            break;
-        case 1:
-            if (n - at < 8)
-                return -1;
-            at += 8;
-            break;
-        case 5:
-            if (n - at < 4)
-                return -1;
-            at += 4;
-            break;
-        case 2:
-            if (read_varint(p, n, &at, &v) != 0 || v > n - at)
-                return -1;
-            if ((key >> 3) == field)
-                each(p + at, (size_t)v, ctx);
-            at += (size_t)v;
-            break;
-        default:
-            return -1;
-        }
-    }
-    return 0;
+    struct pb_field f;
+    int k;
+    while ((k = pb_next(p, n, &at, &f)) == 1)
+        if (f.number == field && f.wire == 2)
+            each(f.bytes, f.len, ctx);
+    return k;
 }
 
 int pb_last_uint(const uint8_t *p, size_t n, unsigned field, uint64_t *out)
 {
     size_t at = 0;
+    struct pb_field f;
+    int k;
     *out = 0; /* proto3: absent is 0 */
-    while (at < n) {
-        uint64_t key, v;
-        if (read_varint(p, n, &at, &key) != 0)
-            return -1;
-        switch (key & 7) {
-        case 0:
-            if (read_varint(p, n, &at, &v) != 0)
-                return -1;
-            if ((key >> 3) == field)
-                *out = v;
-            break;
-        case 1:
-            if (n - at < 8)
-                return -1;
-            at += 8;
-            break;
-        case 5:
-            if (n - at < 4)
-                return -1;
-            at += 4;
-            break;
-        case 2:
-            if (read_varint(p, n, &at, &v) != 0 || v > n - at)
-                return -1;
-            at += (size_t)v;
-            break;
-        default:
-            return -1;
-        }
-    }
-    return 0;
+    while ((k = pb_next(p, n, &at, &f)) == 1)
+        if (f.number == field && f.wire == 0)
+            *out = f.varint;
+    return k;
 }
 
 int pb_next(const uint8_t *p, size_t n, size_t *at, struct pb_field *f)
