@@ -62,7 +62,8 @@ export function openExecStep(d: AgentServiceDeps, call: grpc.ServerDuplexStream<
       else if (phase === 'starting') pending.push({ msg: 'stdinClose', stdinClose: true });
     },
     cancelled() {
-      if (step) {
+      // a client that hangs up after its exit was sent has nothing left to kill (its pid may be another's by now)
+      if (step && phase !== 'done') {
         d.log.warn('client went away; killing its step', { exec: step.execId });
         step.abort(d.stopGraceMs);
       }
