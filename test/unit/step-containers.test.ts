@@ -59,6 +59,32 @@ describe('containers of native steps', () => {
     assert.deepEqual([rec.state, rec.exitCode, rec.argv], ['EXITED', 3, ['sh', '-c', 'true']]);
   });
 
+  it("answers a step's epilogue without looking up the container it made; one made before a restart is looked up by its name", async () => {
+    const { h, steps, step } = setup();
+    await h.jobs.prologue(prologueInput());
+    const looked: string[] = [];
+    const inspect = h.engine.inspect.bind(h.engine);
+    h.engine.inspect = async (id: string) => {
+      looked.push(id);
+      return inspect(id);
+    };
+    const made = await steps.prologue(step({ image: OTHER }));
+    looked.length = 0;
+    assert.equal((await steps.epilogue('42', '0')).containerRemoved, true);
+    assert.deepEqual(looked, [], 'no look-up on the way to the answer');
+    await h.factory.removed('42');
+    assert.ok(![...h.engine.containers.values()].some((x) => x.name === made.containerName), 'removed in the background');
+    // berthd restarted between the step's prologue and its epilogue: nothing remembered
+    const second = await steps.prologue(step({ stepId: '1', image: OTHER }));
+    const restarted = new StepContainers({ factory: h.factory, ledger: h.ledger, table: h.table, engine: h.engine, files: new TaskFiles(path.join(h.dir, 'run', 'n1', 'tasks')), node: 'n1', log: h.log });
+    looked.length = 0;
+    assert.equal((await restarted.epilogue('42', '1')).containerRemoved, true);
+    assert.deepEqual(looked, [second.containerName]);
+    await h.factory.removed('42');
+    assert.ok(![...h.engine.containers.values()].some((x) => x.name === second.containerName));
+    assert.equal((await restarted.epilogue('42', '1')).containerRemoved, false, 'gone: nothing to remove');
+  });
+
   it('keeps a named step container for later steps, refuses another image under that name, and says when a name is unknown', async () => {
     const { steps, step, h } = setup();
     const named = { mounts: [], workdir: '', envNames: [], name: 'tools' };

@@ -334,11 +334,12 @@ export class ContainerFactory {
   /**
    * The step's own container (not a named one: that stays for the job's later steps), removed
    * in the background: the step's tasks have ended and srun waits for the answer. Whether there
-   * was one to remove.
+   * was one to remove. KNOWN: its id, where the caller made it (no look-up before the answer);
+   * otherwise (made before berthd restarted) it is looked up by its name.
    */
-  async removeStepContainer(jobId: string, stepId: string, log: Logger): Promise<boolean> {
+  async removeStepContainer(jobId: string, stepId: string, log: Logger, known?: string): Promise<boolean> {
     const name = stepContainerName(this.d.config.node, jobId, { stepId });
-    const c = await this.d.engine.inspect(name);
+    const c = known ? { id: known } : await this.d.engine.inspect(name);
     if (!c) return false;
     const removal = (async () => {
       try {
