@@ -51,7 +51,6 @@ import { readGresConf } from './devices/gpus';
 import { ContainerOwners, RuntimeGate } from './runtime/runtime-gate';
 import { JobTable } from './jobs/job-table';
 import { ScontrolAllocationSource } from './jobs/slurm-allocation';
-import { fullCollection, IdleMemory } from './idle-memory';
 import { Lifecycle } from './lifecycle';
 import { createLogger } from './logger';
 import { realHostPath } from './policy/host-paths';
@@ -262,11 +261,7 @@ async function main(): Promise<void> {
     saver: new ContainerSaver({ engine, ownLogin: (user) => credentials.ownLogin(user), homeOf: async (uid, user) => (await identities.lookup(uid, user)).home,
       siteRules: () => siteRules, push: { timeoutMs: config.pullTimeoutMs, inactivityMs: config.pullInactivityMs }, log }),
     dockerAccess: prepared?.dockerAccess,
-    jobEnded: () => idleMemory?.jobEnded(),
   });
-  const collect = fullCollection();
-  const idleMemory = collect ? new IdleMemory({ busy: () => table.list().length > 0, collect, log }) : undefined;
-  if (!collect) log.warn('V8 gives no full collection here: berthd keeps a busy spell\'s heap until V8 collects it itself');
   const imageCache = new ImageCache(engine, imageUses, ImageCache.diskOf(() => engine.dataRoot()), {
     highPercent: config.imageGc.highPercent, lowPercent: config.imageGc.lowPercent, minAgeMs: config.imageGc.minAgeMs, dryRun: config.imageGc.dryRun, budgetBytes,
   }, log.child({ component: 'image-gc' }));
@@ -391,7 +386,6 @@ async function main(): Promise<void> {
     stopping = true;
     log.info('berthd stopping; job containers keep running and are recovered at the next start', { signal });
     lifecycle.set('draining', signal);
-    idleMemory?.stop();
     void orphanTask.stop();
     void gcTask.stop();
     policy?.close();

@@ -50,8 +50,6 @@ export interface EpilogueOptions {
 }
 
 export interface JobServiceDeps {
-  /** told after each job's end (idle-memory.ts gives back a busy spell's heap once none is left) */
-  jobEnded?: () => void;
   config: AgentConfig;
   engine: ContainerEngine;
   /** makes and removes the job's containers */
@@ -362,7 +360,6 @@ export class JobService {
     ledger.forgetJob(jobId);
     this.d.tasks?.removeJob(jobId);
     this.d.stepSpool?.forgetJob(jobId);
-    this.d.jobEnded?.();
     return { containersRemoved: containers.length, wasKnown: job !== undefined || containers.length > 0 };
   }
 
