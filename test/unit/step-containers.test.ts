@@ -76,11 +76,12 @@ describe('containers of native steps', () => {
     assert.ok(![...h.engine.containers.values()].some((x) => x.name === made.containerName), 'removed in the background');
     // berthd restarted between the step's prologue and its epilogue: nothing remembered
     const second = await steps.prologue(step({ stepId: '1', image: OTHER }));
-    const restarted = new StepContainers({ factory: h.factory, ledger: h.ledger, table: h.table, engine: h.engine, files: new TaskFiles(path.join(h.dir, 'run', 'n1', 'tasks')), node: 'n1', log: h.log });
+    const node = h.newNode();
+    const restarted = new StepContainers({ factory: node.factory, ledger: node.ledger, table: h.table, engine: h.engine, files: new TaskFiles(path.join(h.dir, 'run', 'n1', 'tasks')), node: 'n1', log: h.log });
     looked.length = 0;
     assert.equal((await restarted.epilogue('42', '1')).containerRemoved, true);
     assert.deepEqual(looked, [second.containerName]);
-    await h.factory.removed('42');
+    await node.factory.removed('42');
     assert.ok(![...h.engine.containers.values()].some((x) => x.name === second.containerName));
     assert.equal((await restarted.epilogue('42', '1')).containerRemoved, false, 'gone: nothing to remove');
   });

@@ -112,6 +112,8 @@ export interface ContainerFactoryDeps {
 export class ContainerFactory {
   /** step containers being removed in the background, by job: the job's removal waits for them */
   private readonly removing = new Map<string, Set<Promise<void>>>();
+  /** the unnamed step containers this berthd made, by name: their epilogue needs no look-up */
+  private readonly stepContainerIds = new Map<string, string>();
   private readonly now: () => Date;
 
   constructor(private readonly d: ContainerFactoryDeps) {
@@ -299,6 +301,8 @@ export class ContainerFactory {
         ...(jobDevices ? { devices: jobDevices.devices } : {}),
       });
       await engine.start(containerId);
+      // an unnamed step's container, for its epilogue (a named one stays for the job's later steps)
+      if (req.for.role === 'step' && name === stepContainerName(config.node, req.jobId, { stepId: req.for.stepId })) this.stepContainerIds.set(name, containerId);
       lap('startMillis');
       startLatencyMillis = Date.now() - createdAt;
       this.d.metrics?.containerStarted(startLatencyMillis / 1000);
@@ -334,11 +338,13 @@ export class ContainerFactory {
   /**
    * The step's own container (not a named one: that stays for the job's later steps), removed
    * in the background: the step's tasks have ended and srun waits for the answer. Whether there
-   * was one to remove. KNOWN: its id, where the caller made it (no look-up before the answer);
-   * otherwise (made before berthd restarted) it is looked up by its name.
+   * was one to remove. One this berthd made is removed by the id it kept (no look-up before the
+   * answer); one made before berthd restarted is looked up by its name.
    */
-  async removeStepContainer(jobId: string, stepId: string, log: Logger, known?: string): Promise<boolean> {
+  async removeStepContainer(jobId: string, stepId: string, log: Logger): Promise<boolean> {
     const name = stepContainerName(this.d.config.node, jobId, { stepId });
+    const known = this.stepContainerIds.get(name);
+    this.stepContainerIds.delete(name);
     const c = known ? { id: known } : await this.d.engine.inspect(name);
     if (!c) return false;
     const removal = (async () => {
@@ -380,6 +386,8 @@ export class ContainerFactory {
   /** After the job's containers are gone: its files on this node, and what berth-runc's gate held for it. */
   forgetJob(jobId: string, log: Logger): void {
     rmSync(this.jobDir(jobId), { recursive: true, force: true });
+    const prefix = stepContainerName(this.d.config.node, jobId, { stepId: '' });
+    for (const name of this.stepContainerIds.keys()) if (name.startsWith(prefix)) this.stepContainerIds.delete(name);
     if (this.d.runtime) {
       this.d.runtime.owners.forgetJob(jobId);
       const left = this.d.runtime.cgroups.remove(jobId);

@@ -1,6 +1,7 @@
 // Job lifecycle on this node: prologue (the job's container, from containers/container-factory.ts),
 // epilogue (every container of the job removed, its accounting written once) and recovery from
 // the engine's labels after a restart. Steps are recorded by the step ledger (step-ledger.ts).
+import { phaseTimes } from '../phase-times';
 import type { SaveOutcome, SaveRequest } from '../images/container-save';
 import { BerthError, errorMessage } from '../../shared/errors';
 import type { AccountingLog } from '../accounting/accounting-log';
@@ -204,19 +205,7 @@ export class JobService {
   private async runPrologue(req: PrologueInput): Promise<{ result: PrologueResult; published?: Promise<void> }> {
     const { config, engine, table } = this.d;
     const log = this.d.log.child({ job: req.jobId });
-    const began = Date.now();
-    const phases: Record<string, number> = {};
-    let lapped = began;
-    /** the time since the last lap as NAME; or MILLIS as NAME, measured apart (a part of a phase) */
-    const lap = (name: string, millis?: number): void => {
-      if (millis !== undefined) {
-        phases[name] = millis;
-        return;
-      }
-      const now = Date.now();
-      phases[name] = now - lapped;
-      lapped = now;
-    };
+    const { lap, phases, elapsed } = phaseTimes();
     const existing = table.get(req.jobId);
     if (existing?.state === 'RUNNING' && existing.containerId && !existing.prologueCut) {
       const c = await engine.inspect(existing.containerId);
@@ -280,7 +269,7 @@ export class JobService {
     if (made.warnings.length && this.d.tellUser) {
       void this.d.tellUser(req.jobId, made.warnings.join(' ')).catch((err: unknown) => log.warn('could not tell the user', { error: errorMessage(err) }));
     }
-    log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: Date.now() - began, ...phases });
+    log.info('job container started', { container: containerId, image: image.digestRef, pulled: image.pulled, pullMillis: image.millis, millis: elapsed(), ...phases });
     return { result: { job, alreadyPrepared: false, pullMillis: image.millis }, published };
   }
 

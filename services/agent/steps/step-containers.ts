@@ -13,6 +13,7 @@
 //   sbatch --container-image (batch)     the job's container, unless --no-container-batch
 // The job's own container is also published in the task file JOB.job (task-files.ts) as soon as
 // it runs: the steps that join it as it is read that, and this prologue is not asked for them.
+import { phaseTimes } from '../phase-times';
 import { BerthError, errorMessage } from '../../shared/errors';
 import { type ContainerOptions, formatContainerName, OptionError, parseContainerName, parseUnshare, type UnshareNamespace } from '../../shared/container-options';
 import { unsharedOf } from '../containers/job-container-spec';
@@ -79,8 +80,6 @@ const OWN_ENV = ['HOME', 'USER', 'LOGNAME', 'HOSTNAME', 'TERM'];
 
 export class StepContainers {
   private readonly making = new Map<string, Promise<unknown>>();
-  /** JOB.STEP → the id of the unnamed step container made for it here, for its epilogue */
-  private readonly made = new Map<string, string>();
 
   constructor(private readonly d: {
     /** makes and removes step containers */
@@ -144,22 +143,14 @@ export class StepContainers {
       const input: PrologueInput = { ...req, workDir: '', cpus: 0, memoryBytes: 0, options: o };
       checkPrologueRequest(input);
       // each phase's time in the log line, as the job container's (for where a step's start goes)
-      const began = Date.now();
-      const phases: Record<string, number> = {};
-      let lapped = began;
-      const lap = (phase: string, millis?: number): void => {
-        const now = Date.now();
-        phases[phase] = millis ?? now - lapped;
-        if (millis === undefined) lapped = now;
-      };
+      const { lap, phases, elapsed } = phaseTimes();
       const making = this.d.factory.make({ ...input, for: { role: 'step', stepId: req.stepId } }, log, lap);
       this.making.set(name, making);
       const made = await making.finally(() => this.making.delete(name));
       target = { id: made.containerId, name, workdir: made.identity.containerWorkdir ?? '', envNames: made.identity.envNames ?? [], digest: made.image.digestRef, uid: req.uid };
       pullMillis = made.image.millis;
       stepContainer = true;
-      if (!o.name) this.made.set(`${req.jobId}.${req.stepId}`, made.containerId);
-      log.info('step container started', { container: made.containerId, image: made.image.digestRef, pulled: made.image.pulled, pullMillis, ...phases, millis: Date.now() - began });
+      log.info('step container started', { container: made.containerId, image: made.image.digestRef, pulled: made.image.pulled, pullMillis, ...phases, millis: elapsed() });
     }
     if (target.uid !== req.uid) {
       throw new BerthError('NAME_CLASH', `job ${req.jobId}: container ${target.name} belongs to uid ${target.uid}, not ${req.uid}; use another --container-name`);
@@ -197,10 +188,8 @@ export class StepContainers {
     if (!isJobId(jobId) || !STEP_ID.test(stepId)) throw new BerthError('INVALID_REQUEST', `'${jobId}.${stepId}' is not a Slurm job and step id`);
     this.d.files.remove(jobId, stepId);
     this.d.ledger.endNative(jobId, stepId, outcome);
-    const known = this.made.get(`${jobId}.${stepId}`);
-    this.made.delete(`${jobId}.${stepId}`);
     // the job's epilogue waits for a removal still under way before it removes the job's containers
-    return { containerRemoved: await this.d.factory.removeStepContainer(jobId, stepId, this.d.log.child({ job: jobId, step: stepId }), known) };
+    return { containerRemoved: await this.d.factory.removeStepContainer(jobId, stepId, this.d.log.child({ job: jobId, step: stepId })) };
   }
 
   /**
@@ -226,7 +215,6 @@ export class StepContainers {
 
   /** the job is ending: its steps ask berthd again (which answers that it has no container) */
   withdrawJob(jobId: string): void {
-    for (const key of this.made.keys()) if (key.startsWith(`${jobId}.`)) this.made.delete(key);
     this.d.files.removeJobFile(jobId);
   }
 
